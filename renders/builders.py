@@ -1,0 +1,186 @@
+"""Pure builders of FFmpeg argument lists and filter graphs.
+
+Nothing here runs a process or touches the disk: every function takes plain
+values (probe results, validated fields, the house format) and returns
+strings or lists, so it is unit-tested without FFmpeg. File names are the
+relative names the service chose inside the workspace.
+"""
+
+import re
+from dataclasses import dataclass
+
+from .probe import MediaInfo, input_options
+
+AUDIO_RATE = 48000
+
+
+@dataclass(frozen=True)
+class HouseFormat:
+    width: int
+    height: int
+    fps: int
+    preset: str = "veryfast"
+    crf: int = 20
+    audio_bitrate: str = "160k"
+
+    @property
+    def frame(self) -> float:
+        return 1.0 / self.fps
+
+
+def seconds(value: float) -> str:
+    """A time for FFmpeg: fixed point, no exponent, trailing zeros dropped."""
+    text = f"{max(0.0, value):.6f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def escape_filter_value(value: str) -> str:
+    """Escape a value for a filter option inside a filtergraph (both levels)."""
+    option_level = re.sub(r"([\\':])", r"\\\1", value)
+    return re.sub(r"([\\'\[\],;])", r"\\\1", option_level)
+
+
+def input_args(name: str, info: MediaInfo, *, start: float | None = None, duration: float | None = None) -> list[str]:
+    """One locked-down input: forced demuxer, local files only, optional seek."""
+    args = []
+    if start:
+        args += ["-ss", seconds(start)]
+    if duration is not None:
+        args += ["-t", seconds(duration)]
+    return args + input_options(info.demuxer) + ["-i", name]
+
+
+def house_video_chain(info: MediaInfo, house: HouseFormat, duration: float) -> str:
+    """Scale to fit, pad to the canvas, square pixels, constant frame rate."""
+    steps = []
+    if abs(info.sar - 1.0) > 0.01:
+        steps.append("scale=trunc(iw*sar/2)*2:ih,setsar=1")
+    w, h = house.width, house.height
+    steps += [
+        f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2",
+        f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black",
+        "setsar=1",
+        f"fps={house.fps}:start_time=0",
+        "format=yuv420p",
+        f"trim=end={seconds(duration)}",
+        "setpts=PTS-STARTPTS",
+    ]
+    return ",".join(steps)
+
+
+def house_audio_chain(duration: float) -> str:
+    """Resample to 48 kHz stereo, fill gaps, pad or cut to exactly `duration`."""
+    return ",".join(
+        [
+            f"aresample={AUDIO_RATE}:async=1:first_pts=0",
+            f"aformat=sample_fmts=fltp:sample_rates={AUDIO_RATE}:channel_layouts=stereo",
+            "apad",
+            f"atrim=end={seconds(duration)}",
+            "asetpts=PTS-STARTPTS",
+        ]
+    )
+
+
+def silence(duration: float) -> str:
+    return f"anullsrc=channel_layout=stereo:sample_rate={AUDIO_RATE}:duration={seconds(duration)},aformat=sample_fmts=fltp"
+
+
+def normalize_graph(
+    index: int,
+    info: MediaInfo,
+    house: HouseFormat,
+    duration: float,
+    *,
+    video_pre: str = "",
+    video_post: str = "",
+    audio_pre: str = "",
+    audio_post: str = "",
+    out_v: str = "v",
+    out_a: str = "a",
+) -> list[str]:
+    """Filter chains taking input `index` to house format, labelled [out_v]/[out_a].
+
+    `*_pre` filters run on the source (before scaling: e.g. speed changes),
+    `*_post` on the canvas (after scaling: e.g. text, fades).
+    """
+    vparts = [p for p in (video_pre, house_video_chain(info, house, duration), video_post) if p]
+    chains = [f"[{index}:v:0]{','.join(vparts)}[{out_v}]"]
+    if info.has_audio:
+        aparts = [p for p in (audio_pre, house_audio_chain(duration), audio_post) if p]
+        chains.append(f"[{index}:a:0]{','.join(aparts)}[{out_a}]")
+    else:
+        aparts = [p for p in (silence(duration), audio_post) if p]
+        chains.append(f"{','.join(aparts)}[{out_a}]")
+    return chains
+
+
+def house_output_args(house: HouseFormat, output: str, *, video: str = "[v]", audio: str = "[a]") -> list[str]:
+    """Encoder settings of the house format: same everywhere, so outputs join by copy."""
+    return [
+        "-map", video, "-map", audio,
+        "-c:v", "libx264", "-preset", house.preset, "-crf", str(house.crf),
+        "-profile:v", "high", "-pix_fmt", "yuv420p",
+        "-r", str(house.fps), "-fps_mode", "cfr", "-video_track_timescale", str(house.fps * 512),
+        "-g", str(house.fps * 2),
+        "-c:a", "aac", "-b:a", house.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2",
+        "-map_metadata", "-1", "-map_chapters", "-1",
+        "-movflags", "+faststart",
+        "-f", "mp4", output,
+    ]  # fmt: skip
+
+
+def graph_args(script_name: str) -> list[str]:
+    """Read the filter graph from a file in the workspace (no quoting on the command line)."""
+    return ["-/filter_complex", script_name]
+
+
+# ---- trim ---------------------------------------------------------------------
+
+
+def trim_accurate_args(src: str, info: MediaInfo, house: HouseFormat, start: float, length: float, graph: str, output: str) -> tuple[list[str], str]:
+    """Frame-accurate trim into the house format: (argv, filter graph text)."""
+    chains = normalize_graph(0, info, house, length)
+    return input_args(src, info, start=start, duration=length) + graph_args(graph) + house_output_args(house, output), ";\n".join(chains)
+
+
+FAST_VIDEO_CODECS = {"h264", "hevc", "mpeg4", "vp9", "av1"}
+FAST_AUDIO_CODECS = {"aac", "mp3", "opus", "ac3", "eac3", "alac", "flac"}
+
+
+def fast_trim_supported(info: MediaInfo) -> bool:
+    return info.video_codec in FAST_VIDEO_CODECS and (not info.has_audio or info.audio_codec in FAST_AUDIO_CODECS)
+
+
+def trim_fast_args(src: str, info: MediaInfo, keyframe: float, end: float, output: str) -> list[str]:
+    """Stream copy from the keyframe at `keyframe` (at or before the asked start) to `end`."""
+    maps = ["-map", "0:v:0"] + (["-map", "0:a:0"] if info.has_audio else [])
+    return (
+        input_args(src, info, start=keyframe if keyframe > 0 else None)
+        + ["-t", seconds(end - keyframe)]
+        + maps
+        + ["-c", "copy", "-avoid_negative_ts", "make_zero", "-map_metadata", "-1",
+           "-movflags", "+faststart", "-f", "mp4", output]
+    )  # fmt: skip
+
+
+def preview_mp4_args(src: str, info: MediaInfo, start: float, length: float, height: int, crf: int, output: str) -> list[str]:
+    """A small, fast-encoded clip at `height` (aspect kept)."""
+    vf = f"scale=-2:{height},format=yuv420p"
+    audio = (
+        ["-map", "0:a:0", "-c:a", "aac", "-b:a", "64k", "-ac", "2", "-ar", str(AUDIO_RATE)] if info.has_audio else []
+    )
+    return (
+        input_args(src, info, start=start, duration=length)
+        + ["-map", "0:v:0", "-vf", vf, "-c:v", "libx264", "-preset", "ultrafast", "-tune", "fastdecode",
+           "-crf", str(crf)]
+        + audio
+        + ["-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", output]
+    )  # fmt: skip
+
+
+def preview_jpg_args(src: str, info: MediaInfo, start: float, height: int, output: str) -> list[str]:
+    """The frame at `start`, scaled to `height`."""
+    return input_args(src, info, start=start) + [
+        "-map", "0:v:0", "-frames:v", "1", "-vf", f"scale=-2:{height}:flags=bicubic,format=yuvj420p",
+        "-q:v", "3", "-f", "image2", "-c:v", "mjpeg", output,
+    ]  # fmt: skip

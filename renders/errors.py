@@ -1,0 +1,156 @@
+"""The one JSON error shape of API.md, for every failure.
+
+    {"code": ..., "detail": ..., "fields": {...}, "render_id": ...}
+
+`detail` is for people: it never carries a server path or FFmpeg's stderr.
+"""
+
+import logging
+
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+logger = logging.getLogger("renders")
+
+
+class ServiceError(exceptions.APIException):
+    """An error of the contract: a status, a stable code, a human message."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid_input"
+    default_detail = "invalid input"
+    log_status = "rejected"  # RenderLog status for this error
+
+    def __init__(self, detail=None, fields=None, headers=None):
+        super().__init__(detail or self.default_detail, self.default_code)
+        self.fields = fields or {}
+        self.headers = headers or {}
+
+
+class InvalidInput(ServiceError):
+    pass
+
+
+def invalid(field, message):
+    """A 400 naming one field."""
+    return InvalidInput(f"{field}: {message}", fields={field: [message]})
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    default_code = "payload_too_large"
+    default_detail = "request body is over the size limit"
+
+
+class UnsupportedMedia(ServiceError):
+    status_code = 415
+    default_code = "unsupported_media"
+    default_detail = "the upload is not an accepted video"
+
+
+class UndecodableMedia(ServiceError):
+    status_code = 422
+    default_code = "undecodable_media"
+    default_detail = "the upload looks like a video but cannot be decoded"
+
+
+class Busy(ServiceError):
+    status_code = 503
+    default_code = "busy"
+    default_detail = "every render slot is busy; try again shortly"
+    log_status = "failed"
+
+
+class RenderFailed(ServiceError):
+    status_code = 500
+    default_code = "render_failed"
+    default_detail = "the render failed"
+    log_status = "failed"
+
+
+class RenderTimeout(ServiceError):
+    status_code = 504
+    default_code = "render_timeout"
+    default_detail = "the render took too long and was stopped"
+    log_status = "timeout"
+
+
+def _flatten(detail):
+    """DRF's nested ErrorDetail structure -> {field: [str, ...]}."""
+    if isinstance(detail, dict):
+        out = {}
+        for key, value in detail.items():
+            if isinstance(value, dict):
+                for sub, msgs in _flatten(value).items():
+                    out[f"{key}.{sub}"] = msgs
+            elif isinstance(value, list):
+                msgs = []
+                for item in value:
+                    if isinstance(item, dict):
+                        for sub, submsgs in _flatten(item).items():
+                            out[f"{key}.{sub}"] = submsgs
+                    else:
+                        msgs.append(str(item))
+                if msgs:
+                    out[key] = msgs
+            else:
+                out[key] = [str(value)]
+        return out
+    if isinstance(detail, list):
+        return {"non_field_errors": [str(item) for item in detail]}
+    return {"non_field_errors": [str(detail)]}
+
+
+def describe(exc):
+    """(status, code, detail, fields, headers) for any exception."""
+    if isinstance(exc, ServiceError):
+        return exc.status_code, exc.default_code, str(exc.detail), exc.fields, exc.headers
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        first_field, messages = next(iter(fields.items()), ("non_field_errors", ["invalid input"]))
+        detail = messages[0] if first_field == "non_field_errors" else f"{first_field}: {messages[0]}"
+        return 400, "invalid_input", detail, fields, {}
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        return 401, "not_authenticated", str(exc.detail), {}, {"WWW-Authenticate": 'Token realm="api"'}
+    if isinstance(exc, exceptions.Throttled):
+        headers = {"Retry-After": str(exc.wait or 1)} if exc.wait is not None else {}
+        return 429, "throttled", "request was throttled; try again later", {}, headers
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return 415, "unsupported_media", "send the request as multipart/form-data", {}, {}
+    if isinstance(exc, exceptions.ParseError):
+        return 400, "invalid_input", "the multipart body could not be parsed", {}, {}
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return 405, "method_not_allowed", str(exc.detail), {}, {"Allow": "POST"}
+    if isinstance(exc, (exceptions.PermissionDenied, PermissionDenied)):
+        return 403, "permission_denied", "you may not do that", {}, {}
+    if isinstance(exc, (exceptions.NotFound, Http404)):
+        return 404, "not_found", "not found", {}, {}
+    if isinstance(exc, SuspiciousOperation):
+        # Django's own request limits (too many fields or files).
+        return 400, "invalid_input", "the request has too many fields or files", {}, {}
+    if isinstance(exc, exceptions.APIException):
+        return exc.status_code, "error", str(exc.detail), {}, {}
+    return 500, "internal_error", "an internal error occurred", {}, {}
+
+
+def error_response(exc, render_id=None):
+    status_code, code, detail, fields, headers = describe(exc)
+    body = {"code": code, "detail": detail, "fields": fields}
+    if render_id:
+        body["render_id"] = str(render_id)
+    response = Response(body, status=status_code, headers=headers)
+    if render_id:
+        response["X-Render-Id"] = str(render_id)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def exception_handler(exc, context):
+    request = context.get("request")
+    render_id = getattr(request, "render_id", None) if request is not None else None
+    status_code = describe(exc)[0]
+    if status_code >= 500 and not isinstance(exc, ServiceError):
+        logger.exception("unexpected error render_id=%s", render_id, exc_info=exc)
+    return error_response(exc, render_id)

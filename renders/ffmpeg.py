@@ -1,0 +1,118 @@
+"""The FFmpeg runner: the only code in the project that starts a process.
+
+- argument lists only, never a shell;
+- ``-nostdin``, its own session/process group, and (on Linux) a parent-death
+  signal, so FFmpeg dies with the worker that started it;
+- a timeout that kills the whole process group;
+- stderr goes to a file in the workspace and only a bounded tail is kept;
+- the working directory is the render's workspace, so every file name in
+  the argument list is a relative name the service chose.
+"""
+
+import ctypes
+import functools
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+logger = logging.getLogger("renders.ffmpeg")
+
+STDERR_TAIL_BYTES = 16 * 1024
+PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def _binary_for(configured: str) -> str:
+    if configured:
+        return configured
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def ffmpeg_binary() -> str:
+    return _binary_for(settings.VIDEOAPI_FFMPEG)
+
+
+@dataclass
+class FFmpegResult:
+    argv: list[str]
+    returncode: int | None
+    stderr_tail: str
+    timed_out: bool
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.timed_out and self.returncode == 0
+
+
+def _die_with_parent():  # runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _tail(path: Path, limit: int = STDERR_TAIL_BYTES) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            data = handle.read()
+    except FileNotFoundError:
+        return ""
+    text = data.decode("utf-8", "replace")
+    if size > limit:
+        text = "[...]\n" + text.split("\n", 1)[-1]
+    return text
+
+
+def run(args: list[str], *, cwd: Path, timeout: float | None = None, log_name: str = "ffmpeg.log") -> FFmpegResult:
+    """Run ffmpeg with ``args`` in ``cwd``; never raises for FFmpeg's own failures."""
+    timeout = settings.VIDEOAPI_FFMPEG_TIMEOUT if timeout is None else timeout
+    argv = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning", "-y", *args]
+    log_path = Path(cwd) / log_name
+    started = time.monotonic()
+    timed_out = False
+    with open(log_path, "wb") as stderr:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if os.uname().sysname == "Linux" else None,
+            close_fds=True,
+        )
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+        except BaseException:
+            _kill_group(proc)
+            raise
+    seconds = time.monotonic() - started
+    result = FFmpegResult(argv, proc.returncode, _tail(log_path), timed_out, seconds)
+    log_path.unlink(missing_ok=True)
+    logger.debug("ffmpeg exit=%s timed_out=%s seconds=%.2f argv=%s", proc.returncode, timed_out, seconds, argv)
+    return result
+
+
+def _kill_group(proc: subprocess.Popen):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()

@@ -1,0 +1,177 @@
+"""Form fields shared by every endpoint's serializer."""
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from rest_framework import serializers
+from rest_framework.fields import empty
+
+from .probe import ImageInfo, MediaInfo, probe_image, probe_video
+from .uploads import WorkspaceFile
+
+CLOCK_RE = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d{1,6})?)$")
+NUMBER_RE = re.compile(r"^\d+(?:\.\d+)?$|^\.\d+$")
+
+
+def parse_time(raw) -> float:
+    """Seconds (``2``, ``2.5``) or clock form (``MM:SS``, ``HH:MM:SS``, ``.mmm``)."""
+    text = str(raw).strip()
+    if NUMBER_RE.match(text):
+        value = float(text)
+    else:
+        match = CLOCK_RE.match(text)
+        if not match:
+            raise ValueError("must be seconds (2.5) or a clock time (MM:SS or HH:MM:SS, optional .mmm)")
+        minutes, seconds = int(match["m"]), float(match["s"])
+        if match["h"] is not None and minutes >= 60:
+            raise ValueError("minutes must be below 60 in HH:MM:SS")
+        if seconds >= 60:
+            raise ValueError("seconds must be below 60 in clock form")
+        value = int(match["h"] or 0) * 3600 + minutes * 60 + seconds
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number of seconds")
+    return value
+
+
+class TimeField(serializers.Field):
+    default_error_messages = {"invalid": "{message}", "min": "must be at least {min} s", "max": "must be at most {max} s"}
+
+    def __init__(self, *, min_value=0.0, max_value=None, **kwargs):
+        self.min_value = min_value
+        self.max_value = max_value
+        super().__init__(**kwargs)
+
+    def get_value(self, dictionary):
+        value = super().get_value(dictionary)
+        if isinstance(value, str) and not value.strip():
+            return empty
+        return value
+
+    def to_internal_value(self, data):
+        if isinstance(data, (list, dict)):
+            self.fail("invalid", message="must be a single value")
+        try:
+            value = parse_time(data)
+        except ValueError as exc:
+            self.fail("invalid", message=str(exc))
+        if value < self.min_value:
+            self.fail("min", min=f"{self.min_value:g}")
+        if self.max_value is not None and value > self.max_value:
+            self.fail("max", max=f"{self.max_value:g}")
+        return value
+
+    def to_representation(self, value):
+        return value
+
+
+class TextField(serializers.CharField):
+    """Stripped UTF-8 text; empty counts as missing; no control characters."""
+
+    def __init__(self, *, max_length, multiline=False, **kwargs):
+        self.multiline = multiline
+        super().__init__(max_length=max_length, trim_whitespace=True, allow_blank=False, **kwargs)
+
+    def get_value(self, dictionary):
+        value = super().get_value(dictionary)
+        if isinstance(value, str) and not value.strip():
+            return empty
+        return value
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        data = data.replace("\r\n", "\n").replace("\r", "\n") if self.multiline else data
+        value = super().to_internal_value(data)
+        for char in value:
+            if char == "\n" and self.multiline:
+                continue
+            if unicodedata.category(char) in ("Cc", "Cs") or char in "\u2028\u2029":
+                raise serializers.ValidationError(
+                    "line breaks are not allowed here" if char in "\n\r\u2028\u2029" else "control characters are not allowed"
+                )
+        if self.multiline:
+            value = "\n".join(line.strip() for line in value.split("\n"))
+            value = re.sub(r"\n{3,}", "\n\n", value)
+        return value
+
+
+FILENAME_BAD = re.compile(r'[\x00-\x1f\x7f"\'`\\/:*?<>|;]+')
+
+
+def sanitize_filename(raw: str, extension: str) -> str:
+    """A safe basename with the right extension (at most 100 characters)."""
+    name = unicodedata.normalize("NFC", str(raw)).replace("\\", "/").split("/")[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C")
+    name = FILENAME_BAD.sub("_", name).strip(" ._")
+    stem, dot, ext = name.rpartition(".")
+    if dot and ext.lower() in {"mp4", "mov", "m4v", "mkv", "webm", "avi", "ts", "jpg", "jpeg", "png"}:
+        name = stem.rstrip(" ._")
+    name = name[: 100 - len(extension) - 1].rstrip(" ._")
+    return f"{name}.{extension}" if name else ""
+
+
+class FilenameField(serializers.CharField):
+    """`final_filename`: kept raw here; `download_name()` sanitises it."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        super().__init__(max_length=1000, allow_blank=True, trim_whitespace=True, **kwargs)
+
+
+@dataclass
+class ProbedVideo:
+    path: Path
+    field: str
+    info: MediaInfo
+
+    @property
+    def name(self):
+        return self.path.name
+
+    def summary(self):
+        return {"field": self.field, "kind": "video", **self.info.summary()}
+
+
+@dataclass
+class ProbedImage:
+    path: Path
+    field: str
+    info: ImageInfo
+
+    @property
+    def name(self):
+        return self.path.name
+
+    def summary(self):
+        return {"field": self.field, "kind": "image", **self.info.summary()}
+
+
+class UploadField(serializers.Field):
+    default_error_messages = {"required": "This field is required.", "invalid": "must be an uploaded file"}
+
+    def __init__(self, *, max_bytes=None, **kwargs):
+        self.max_bytes = max_bytes
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, WorkspaceFile):
+            self.fail("invalid")
+        if self.max_bytes is not None and data.size > self.max_bytes:
+            raise serializers.ValidationError(f"at most {self.max_bytes // (1024 * 1024)} MB")
+        return self.probe(data.path, self.field_name)
+
+    def to_representation(self, value):
+        return value.name
+
+
+class VideoField(UploadField):
+    def probe(self, path, field):
+        return ProbedVideo(Path(path), field, probe_video(Path(path), field))
+
+
+class ImageField(UploadField):
+    def probe(self, path, field):
+        return ProbedImage(Path(path), field, probe_image(Path(path), field))

@@ -1,0 +1,174 @@
+"""The life of one render (DESIGN.md): RenderLog, workspace, FFmpeg, cleanup.
+
+`Render.begin()` creates the RenderLog row and the locked workspace;
+`receive()` streams the uploads into it; `run_ffmpeg()` runs and records
+FFmpeg; `respond()` hands the output to a cleanup response; `abort()` is
+the one error path, deleting the workspace at once. Every RenderLog write
+is a single short UPDATE with no transaction held across FFmpeg or the
+download.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from . import ffmpeg
+from .errors import PayloadTooLarge, RenderFailed, RenderTimeout, ServiceError, describe
+from .models import RenderLog
+from .responses import CleanupFileResponse
+from .uploads import WorkspaceUploadHandler
+from .workspace import CleanupError, Workspace, temp_root
+
+logger = logging.getLogger("renders.lifecycle")
+
+STDERR_KEEP = 16 * 1024
+
+
+@dataclass
+class Output:
+    path: Path
+    filename: str  # final download name, extension included
+    content_type: str = "video/mp4"
+    headers: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+
+
+def client_address(request):
+    return request.META.get("REMOTE_ADDR") or None
+
+
+class Render:
+    def __init__(self, log: RenderLog, workspace: Workspace):
+        self.log = log
+        self.workspace = workspace
+        self._ffmpeg_runs = []
+
+    @property
+    def id(self):
+        return self.log.id
+
+    @classmethod
+    def begin(cls, request, endpoint: str) -> "Render":
+        render_id = uuid.uuid4()
+        user = request.user if getattr(request.user, "is_authenticated", False) else None
+        path = temp_root() / f"{endpoint}_{render_id}"
+        log = RenderLog.objects.create(
+            id=render_id, endpoint=endpoint, user=user, client_address=client_address(request), workspace=str(path)
+        )
+        request.render_id = render_id
+        try:
+            workspace = Workspace.create(endpoint, render_id)
+        except OSError as exc:
+            log.record(status=RenderLog.Status.FAILED, http_status=500, error_code="internal_error",
+                       error_message=f"could not create workspace: {exc}", cleanup_status=RenderLog.Cleanup.DELETED,
+                       cleanup_at=timezone.now())
+            raise
+        logger.info("render received render_id=%s endpoint=%s", render_id, endpoint)
+        return cls(log, workspace)
+
+    # -- receiving ----------------------------------------------------------
+
+    def receive(self, request):
+        """Stream the multipart body into the workspace (413 past the limit)."""
+        limit = settings.VIDEOAPI_MAX_UPLOAD_BYTES
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
+        request._request.upload_handlers = [WorkspaceUploadHandler(self.workspace, limit, request._request)]
+        return request.data  # parses now, into the workspace
+
+    def accepted(self, params: dict, inputs: list):
+        self.log.record(params=params, inputs=inputs)
+
+    # -- rendering ----------------------------------------------------------
+
+    def run_ffmpeg(self, args: list[str]) -> ffmpeg.FFmpegResult:
+        if not self._ffmpeg_runs:
+            self.log.record(status=RenderLog.Status.RENDERING, render_started_at=timezone.now())
+        result = ffmpeg.run(args, cwd=self.workspace.path)
+        self._ffmpeg_runs.append(result)
+        stderr = "\n".join(r.stderr_tail for r in self._ffmpeg_runs if r.stderr_tail)[-STDERR_KEEP:]
+        self.log.record(
+            ffmpeg_argv=[r.argv for r in self._ffmpeg_runs], ffmpeg_exit_code=result.returncode, ffmpeg_stderr=stderr
+        )
+        if result.timed_out:
+            raise RenderTimeout(
+                f"the render ran past the limit of {settings.VIDEOAPI_FFMPEG_TIMEOUT:g} s and was stopped"
+            )
+        if result.returncode != 0:
+            raise RenderFailed(f"FFmpeg failed (exit code {result.returncode})")
+        return result
+
+    @staticmethod
+    def require_output(path: Path):
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise RenderFailed("FFmpeg produced no output") from None
+        if size == 0:
+            raise RenderFailed("FFmpeg produced an empty output")
+        return size
+
+    # -- finishing ----------------------------------------------------------
+
+    def respond(self, output: Output) -> CleanupFileResponse:
+        size = self.require_output(output.path)
+        self.log.record(
+            status=RenderLog.Status.SUCCEEDED,
+            http_status=200,
+            output_size=size,
+            render_finished_at=timezone.now(),
+            details=output.details,
+        )
+        response = CleanupFileResponse(
+            open(output.path, "rb"),
+            as_attachment=True,
+            filename=output.filename,
+            content_type=output.content_type,
+            on_close=lambda: self.cleanup(response_closed=True),
+        )
+        response["Cache-Control"] = "no-store"
+        response["X-Render-Id"] = str(self.id)
+        for name, value in output.headers.items():
+            response[name] = value
+        logger.info("render streaming render_id=%s bytes=%s", self.id, size)
+        return response
+
+    def abort(self, exc: BaseException):
+        """Any failure before a response exists: record it, delete at once."""
+        status_code, code, detail, _fields, _headers = describe(exc)
+        status = exc.log_status if isinstance(exc, ServiceError) else RenderLog.Status.FAILED
+        now = timezone.now()
+        fields = dict(status=status, http_status=status_code, error_code=code, error_message=detail)
+        if self.log.render_started_at:
+            fields["render_finished_at"] = now
+        logger.info("render %s render_id=%s code=%s detail=%s", status, self.id, code, detail)
+        try:
+            self.log.record(**fields)
+        except Exception:
+            logger.exception("could not record the failure render_id=%s", self.id)
+        self.cleanup()
+
+    def cleanup(self, response_closed: bool = False):
+        """Delete the workspace and record the outcome; never raises."""
+        now = timezone.now()
+        fields = {"response_closed_at": now} if response_closed else {}
+        try:
+            self.workspace.delete()
+        except (CleanupError, OSError) as exc:
+            logger.error("cleanup failed render_id=%s path=%s error=%s", self.id, self.workspace.path, exc)
+            fields.update(cleanup_status=RenderLog.Cleanup.FAILED, cleanup_at=now, cleanup_error=str(exc)[:2000])
+        else:
+            logger.info("workspace deleted render_id=%s path=%s", self.id, self.workspace.path)
+            fields.update(cleanup_status=RenderLog.Cleanup.DELETED, cleanup_at=now)
+        try:
+            self.log.record(**fields)
+        except Exception:
+            logger.exception("could not record cleanup render_id=%s", self.id)

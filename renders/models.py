@@ -1,0 +1,75 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class RenderLog(models.Model):
+    """One row per request that reached a render endpoint and passed auth."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received"
+        RENDERING = "rendering"
+        SUCCEEDED = "succeeded"
+        REJECTED = "rejected"
+        FAILED = "failed"
+        TIMEOUT = "timeout"
+
+    class Cleanup(models.TextChoices):
+        PENDING = "pending"
+        DELETED = "deleted"
+        FAILED = "failed"
+        SWEPT = "swept"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    endpoint = models.CharField(max_length=40, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+
+    params = models.JSONField(default=dict, blank=True, help_text="validated form fields")
+    inputs = models.JSONField(default=list, blank=True, help_text="uploads: field, size, probe summary")
+    output_size = models.BigIntegerField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True, help_text="endpoint specifics, e.g. concat mode")
+
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    render_started_at = models.DateTimeField(null=True, blank=True)
+    render_finished_at = models.DateTimeField(null=True, blank=True)
+    response_closed_at = models.DateTimeField(null=True, blank=True)
+
+    ffmpeg_argv = models.JSONField(default=list, blank=True)
+    ffmpeg_exit_code = models.IntegerField(null=True, blank=True)
+    ffmpeg_stderr = models.TextField(blank=True, help_text="tail of FFmpeg's stderr (bounded)")
+
+    error_code = models.CharField(max_length=40, blank=True, db_index=True)
+    error_message = models.TextField(blank=True)
+
+    workspace = models.CharField(max_length=500, blank=True)
+    cleanup_status = models.CharField(max_length=16, choices=Cleanup.choices, default=Cleanup.PENDING, db_index=True)
+    cleanup_at = models.DateTimeField(null=True, blank=True)
+    cleanup_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["endpoint", "received_at"])]
+
+    def __str__(self):
+        return f"{self.endpoint} {self.id} ({self.status})"
+
+    @property
+    def render_seconds(self):
+        if self.render_started_at and self.render_finished_at:
+            return (self.render_finished_at - self.render_started_at).total_seconds()
+        return None
+
+    def record(self, **fields):
+        """Write the given fields at once, in one short autocommit UPDATE.
+
+        Never a read-modify-write and never inside a long transaction: the
+        render and the download run with no database lock held.
+        """
+        for name, value in fields.items():
+            setattr(self, name, value)
+        type(self).objects.filter(pk=self.pk).update(**fields)

@@ -1,0 +1,76 @@
+"""What each endpoint renders: validated data in, an `Output` back.
+
+Each function builds its FFmpeg arguments with the pure builders, runs
+them through the render (which records and checks them) and names the
+download. Views stay thin; templates live in `templates.py`.
+"""
+
+from django.conf import settings
+
+from . import builders
+from .errors import invalid
+from .fields import sanitize_filename
+from .lifecycle import Output, Render
+from .probe import keyframe_at_or_before
+
+
+def house_format() -> builders.HouseFormat:
+    width, height = settings.VIDEOAPI_CANVAS
+    return builders.HouseFormat(
+        width=width,
+        height=height,
+        fps=settings.VIDEOAPI_FPS,
+        preset=settings.VIDEOAPI_X264_PRESET,
+        crf=settings.VIDEOAPI_X264_CRF,
+        audio_bitrate=settings.VIDEOAPI_AUDIO_BITRATE,
+    )
+
+
+def download_name(data: dict, default_stem: str, extension: str) -> str:
+    return sanitize_filename(data.get("final_filename") or "", extension) or f"{default_stem}.{extension}"
+
+
+def write_graph(render: Render, chains) -> str:
+    """Write a filter graph into the workspace; returns its relative name."""
+    path = render.workspace.new_path("graph", ".txt")
+    path.write_text(chains if isinstance(chains, str) else ";\n".join(chains), encoding="utf-8")
+    return path.name
+
+
+def trim(render: Render, data: dict) -> Output:
+    video = data["video"]
+    output = render.workspace.new_path("output", ".mp4")
+    headers = {}
+    if data["mode"] == "fast":
+        if not builders.fast_trim_supported(video.info):
+            raise invalid("mode", f"fast mode cannot copy {video.info.video_codec}/{video.info.audio_codec} into MP4; use accurate")
+        keyframe = keyframe_at_or_before(video.path, video.info, data["start"])
+        render.run_ffmpeg(builders.trim_fast_args(video.name, video.info, keyframe, data["clip_end"], output.name))
+        headers["X-Trim-Start"] = builders.seconds(keyframe)
+        details = {"mode": "fast", "real_start": keyframe}
+    else:
+        graph = render.workspace.new_path("graph", ".txt")
+        args, text = builders.trim_accurate_args(
+            video.name, video.info, house_format(), data["start"], data["clip_length"], graph.name, output.name
+        )
+        graph.write_text(text, encoding="utf-8")
+        render.run_ffmpeg(args)
+        headers["X-Trim-Start"] = builders.seconds(data["start"])
+        details = {"mode": "accurate"}
+    return Output(output, download_name(data, "trim", "mp4"), headers=headers, details=details)
+
+
+def trim_preview(render: Render, data: dict) -> Output:
+    video = data["video"]
+    if data["format"] == "jpg":
+        output = render.workspace.new_path("preview", ".jpg")
+        render.run_ffmpeg(builders.preview_jpg_args(video.name, video.info, data["start"], data["height"], output.name))
+        return Output(output, download_name(data, "trim-preview", "jpg"), content_type="image/jpeg")
+    output = render.workspace.new_path("preview", ".mp4")
+    render.run_ffmpeg(
+        builders.preview_mp4_args(
+            video.name, video.info, data["start"], data["clip_length"], data["height"],
+            settings.VIDEOAPI_PREVIEW_CRF, output.name,
+        )
+    )  # fmt: skip
+    return Output(output, download_name(data, "trim-preview", "mp4"))

@@ -1,0 +1,241 @@
+"""Probing uploads: what is this file, really?
+
+The container is recognised from its first bytes (never from the client's
+file name or content type), and only then opened with PyAV with that one
+demuxer forced, local files only and an allow-list of demuxers, so a
+playlist or a file that embeds one can never make FFmpeg open anything
+else. The result is structured metadata (`MediaInfo`) that the renders and
+the RenderLog use; no regex over FFmpeg's banner.
+"""
+
+import logging
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from django.conf import settings
+
+from .errors import InvalidInput, UndecodableMedia, UnsupportedMedia
+
+logger = logging.getLogger("renders.probe")
+
+# Demuxers an upload may be read with, keyed by what its first bytes say.
+VIDEO_DEMUXERS = ("mov", "matroska", "avi", "mpegts")
+IMAGE_DEMUXERS = ("png_pipe", "jpeg_pipe", "webp_pipe")
+MAX_IMAGE_SIDE = 4096
+
+
+def input_options(demuxer: str) -> list[str]:
+    """FFmpeg input options that pin an input to one demuxer and local files."""
+    return ["-protocol_whitelist", "file", "-format_whitelist", demuxer, "-f", demuxer]
+
+
+def _container_options(demuxer: str) -> dict:
+    return {"protocol_whitelist": "file", "format_whitelist": demuxer}
+
+
+def sniff(path: Path) -> str | None:
+    """Name the demuxer for a file from its magic bytes, or None."""
+    with open(path, "rb") as handle:
+        head = handle.read(1024)
+    if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"):
+        return "mov"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "matroska"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    if len(head) >= 377 and head[0] == 0x47 and head[188] == 0x47 and head[376] == 0x47:
+        return "mpegts"
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png_pipe"
+    if head[:3] == b"\xff\xd8\xff":
+        return "jpeg_pipe"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp_pipe"
+    return None
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    demuxer: str
+    size: int
+    duration: float
+    video_codec: str
+    width: int  # as displayed (after rotation)
+    height: int
+    rotation: int
+    fps: float
+    sar: float
+    pix_fmt: str
+    audio_codec: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    video_start: float = 0.0
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_codec is not None
+
+    def summary(self) -> dict:
+        return asdict(self)
+
+
+def _describe_head(path: Path) -> str:
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    stripped = head.lstrip()
+    if stripped.startswith(b"#EXTM3U") or stripped.startswith(b"ffconcat") or stripped.startswith(b"file "):
+        return "a playlist or concat list is not a video"
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "a text file is not a video"
+    return "not a recognised video container (MP4/MOV, Matroska/WebM, AVI, MPEG-TS)"
+
+
+def _duration(container, stream) -> float | None:
+    if stream.duration is not None and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def probe_video(path: Path, field: str) -> MediaInfo:
+    """Probe an uploaded video or raise the API error that fits."""
+    size = path.stat().st_size
+    if size == 0:
+        raise UnsupportedMedia(f"{field}: the file is empty", fields={field: ["the file is empty"]})
+    demuxer = sniff(path)
+    if demuxer in IMAGE_DEMUXERS:
+        raise UnsupportedMedia(f"{field}: an image is not a video", fields={field: ["an image is not a video"]})
+    if demuxer not in VIDEO_DEMUXERS:
+        message = _describe_head(path)
+        raise UnsupportedMedia(f"{field}: {message}", fields={field: [message]})
+    undecodable = UndecodableMedia(
+        f"{field}: the video cannot be decoded (damaged or truncated?)",
+        fields={field: ["cannot be decoded (damaged or truncated?)"]},
+    )
+    try:
+        with av.open(str(path), format=demuxer, container_options=_container_options(demuxer)) as container:
+            if not container.streams.video:
+                raise UnsupportedMedia(f"{field}: the file has no video stream", fields={field: ["no video stream"]})
+            vstream = container.streams.video[0]
+            astream = container.streams.audio[0] if container.streams.audio else None
+            duration = _duration(container, vstream)
+            if duration is None or duration <= 0:
+                raise undecodable
+            max_seconds = settings.VIDEOAPI_MAX_INPUT_SECONDS
+            if duration > max_seconds:
+                message = f"the video is {duration:.1f} s long; at most {max_seconds:g} s is accepted"
+                raise InvalidInput(f"{field}: {message}", fields={field: [message]})
+            vstream.thread_type = "AUTO"
+            first = _first_frame(container, vstream)
+            if first is None:
+                raise undecodable
+            _check_tail(container, vstream, duration, undecodable)
+            rotation = int(getattr(first, "rotation", 0) or 0) % 360
+            width, height = first.width, first.height
+            if rotation in (90, 270):
+                width, height = height, width
+            rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate or Fraction(0)
+            sar = vstream.sample_aspect_ratio or Fraction(1)
+            start = float(vstream.start_time * vstream.time_base) if vstream.start_time is not None else 0.0
+            info = MediaInfo(
+                demuxer=demuxer,
+                size=size,
+                duration=round(duration, 6),
+                video_codec=vstream.codec_context.name,
+                width=width,
+                height=height,
+                rotation=rotation,
+                fps=round(float(rate), 3),
+                sar=round(float(sar), 6) if sar else 1.0,
+                pix_fmt=first.format.name,
+                audio_codec=astream.codec_context.name if astream else None,
+                sample_rate=astream.codec_context.sample_rate if astream else None,
+                channels=astream.codec_context.layout.nb_channels if astream else None,
+                video_start=start,
+            )
+    except (UnsupportedMedia, UndecodableMedia, InvalidInput):
+        raise
+    except (av.FFmpegError, ValueError, OverflowError, ZeroDivisionError) as exc:
+        logger.info("probe failed field=%s: %s", field, exc)
+        raise undecodable from exc
+    return info
+
+
+def _first_frame(container, vstream):
+    for index, frame in enumerate(container.decode(vstream)):
+        return frame
+    return None
+
+
+def _check_tail(container, vstream, duration, error):
+    """Decode near the end as well: a truncated file often opens and starts fine."""
+    if duration < 1.0:
+        return
+    target = duration - 0.5
+    try:
+        container.seek(int(target / vstream.time_base) + (vstream.start_time or 0), stream=vstream, backward=True)
+    except av.FFmpegError:
+        raise error from None
+    last = None
+    for frame in container.decode(vstream):
+        last = frame
+    if last is None or last.time is None:
+        raise error
+    start = float(vstream.start_time * vstream.time_base) if vstream.start_time is not None else 0.0
+    if last.time - start < duration - 1.5:
+        raise error
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    demuxer: str
+    size: int
+    width: int
+    height: int
+
+    def summary(self) -> dict:
+        return asdict(self)
+
+
+def probe_image(path: Path, field: str) -> ImageInfo:
+    size = path.stat().st_size
+    demuxer = sniff(path)
+    if demuxer not in IMAGE_DEMUXERS:
+        raise UnsupportedMedia(f"{field}: must be a PNG, JPEG or WebP image", fields={field: ["must be a PNG, JPEG or WebP image"]})
+    try:
+        with av.open(str(path), format=demuxer, container_options=_container_options(demuxer)) as container:
+            if not container.streams.video:
+                raise UndecodableMedia(f"{field}: the image cannot be decoded", fields={field: ["cannot be decoded"]})
+            frame = next(container.decode(video=0), None)
+    except av.FFmpegError as exc:
+        raise UndecodableMedia(f"{field}: the image cannot be decoded", fields={field: ["cannot be decoded"]}) from exc
+    if frame is None:
+        raise UndecodableMedia(f"{field}: the image cannot be decoded", fields={field: ["cannot be decoded"]})
+    if frame.width > MAX_IMAGE_SIDE or frame.height > MAX_IMAGE_SIDE:
+        message = f"the image is {frame.width}x{frame.height}; at most {MAX_IMAGE_SIDE} px a side"
+        raise InvalidInput(f"{field}: {message}", fields={field: [message]})
+    return ImageInfo(demuxer, size, frame.width, frame.height)
+
+
+def keyframe_at_or_before(path: Path, info: MediaInfo, target: float) -> float:
+    """Time of the last video keyframe at or before `target` (seconds from the start).
+
+    Reads packet headers only (no decoding). Times are relative to the
+    video's first timestamp, as FFmpeg's own seeking counts them.
+    """
+    best = 0.0
+    with av.open(str(path), format=info.demuxer, container_options=_container_options(info.demuxer)) as container:
+        stream = container.streams.video[0]
+        origin = container.start_time / av.time_base if container.start_time is not None else 0.0
+        for packet in container.demux(stream):
+            if packet.pts is None or not packet.is_keyframe:
+                continue
+            at = float(packet.pts * stream.time_base) - origin
+            if at <= target + 1e-6:
+                best = max(best, at)
+            elif at > target + 10:
+                break
+    return max(0.0, round(best, 6))

@@ -1,0 +1,86 @@
+"""Upload handling: stream every uploaded file straight into the workspace.
+
+Django's default handlers keep small files in memory and spill big ones
+into the system temp dir; for renders neither is wanted. The handler below
+writes each file, chunk by chunk, to a name the service chooses inside the
+render's workspace, and counts bytes against the size limit as they arrive
+(the Content-Length check comes first, in the view; the counter catches a
+body that is larger than its header says).
+"""
+
+import os
+
+from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler
+
+from .errors import PayloadTooLarge
+
+
+class WorkspaceFile(UploadedFile):
+    """An upload that lives in the workspace under a service-chosen name."""
+
+    def __init__(self, path, field_name, client_name, content_type, size):
+        super().__init__(open(path, "rb"), client_name, content_type, size)
+        self.path = path
+        self.field_name = field_name
+
+    def temporary_file_path(self):
+        return str(self.path)
+
+    def close(self):
+        try:
+            return self.file.close()
+        except FileNotFoundError:
+            pass
+
+
+class RefuseUploadHandler(FileUploadHandler):
+    """Default for every view that did not install its own: take no files.
+
+    Only the render views accept uploads, and they install
+    `WorkspaceUploadHandler`; anywhere else a file part is dropped unread.
+    """
+
+    def receive_data_chunk(self, raw_data, start):
+        return None
+
+    def file_complete(self, file_size):
+        return None
+
+
+class WorkspaceUploadHandler(FileUploadHandler):
+    chunk_size = 256 * 1024
+
+    def __init__(self, workspace, max_bytes, request=None):
+        super().__init__(request)
+        self.workspace = workspace
+        self.max_bytes = max_bytes
+        self.received = 0
+        self._handle = None
+        self._path = None
+
+    def new_file(self, field_name, file_name, content_type, content_length, charset=None, content_type_extra=None):
+        super().new_file(field_name, file_name, content_type, content_length, charset, content_type_extra)
+        self._path = self.workspace.new_path("upload", ".bin")
+        fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        self._handle = os.fdopen(fd, "wb")
+
+    def receive_data_chunk(self, raw_data, start):
+        self.received += len(raw_data)
+        if self.received > self.max_bytes:
+            self._close()
+            raise PayloadTooLarge(f"request body is over the limit of {self.max_bytes} bytes")
+        self._handle.write(raw_data)
+        return None
+
+    def file_complete(self, file_size):
+        self._close()
+        return WorkspaceFile(self._path, self.field_name, self.file_name, self.content_type, file_size)
+
+    def upload_interrupted(self):
+        self._close()
+
+    def _close(self):
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None

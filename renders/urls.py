@@ -1,0 +1,16 @@
+from django.urls import re_path
+
+from . import views
+
+app_name = "renders"
+
+
+def api(path, view):
+    """POST works with and without the trailing slash (no redirect)."""
+    return re_path(rf"^api/{path}/?$", view.as_view(), name=view.endpoint)
+
+
+urlpatterns = [
+    api("trim", views.TrimView),
+    api("trim/preview", views.TrimPreviewView),
+]

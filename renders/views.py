@@ -1,0 +1,46 @@
+"""The HTTP layer: parse, call one operation, return its response.
+
+All ten endpoints are `RenderView`s; they differ only in their endpoint
+name, serializer and operation.
+"""
+
+from rest_framework.parsers import MultiPartParser
+from rest_framework.views import APIView
+
+from . import operations
+from .lifecycle import Render
+from .serializers import TrimPreviewSerializer, TrimSerializer
+from .slots import render_slot
+
+
+class RenderView(APIView):
+    parser_classes = [MultiPartParser]
+    endpoint: str = ""
+    serializer_class = None
+    operation = None  # callable(render, validated_data) -> Output
+
+    def post(self, request, *args, **kwargs):
+        render = Render.begin(request, self.endpoint)
+        try:
+            render.receive(request)
+            serializer = self.serializer_class(data=request.data, context={"render": render})
+            serializer.is_valid(raise_exception=True)
+            render.accepted(serializer.params(), serializer.inputs())
+            with render_slot():
+                output = self.operation(render, serializer.validated_data)
+            return render.respond(output)
+        except BaseException as exc:
+            render.abort(exc)
+            raise
+
+
+class TrimView(RenderView):
+    endpoint = "trim"
+    serializer_class = TrimSerializer
+    operation = staticmethod(operations.trim)
+
+
+class TrimPreviewView(RenderView):
+    endpoint = "trim-preview"
+    serializer_class = TrimPreviewSerializer
+    operation = staticmethod(operations.trim_preview)

@@ -1,0 +1,148 @@
+"""A render's private temp directory: create, lock, name files, delete.
+
+Layout: ``<VIDEOAPI_TEMP_ROOT>/<endpoint>_<render_id>/`` (mode 0700) with a
+``.lock`` file on which the owning worker holds an exclusive ``flock`` for
+as long as the render and its download live. The lock dies with the
+process, so ``sweep_temp`` can tell a dead worker's leftovers (unlocked)
+from a live render (locked) without any shared bookkeeping.
+"""
+
+import errno
+import fcntl
+import logging
+import os
+import re
+import shutil
+import stat
+import sys
+from pathlib import Path
+
+from django.conf import settings
+
+logger = logging.getLogger("renders.workspace")
+
+LOCK_NAME = ".lock"
+NAME_RE = re.compile(r"^(?P<endpoint>[a-z][a-z-]*)_(?P<render_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+
+
+class CleanupError(Exception):
+    pass
+
+
+def temp_root() -> Path:
+    root = Path(settings.VIDEOAPI_TEMP_ROOT)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return root.resolve()
+
+
+class Workspace:
+    def __init__(self, path: Path, lock_fd: int | None):
+        self.path = path
+        self._lock_fd = lock_fd
+        self._counter = 0
+        self.deleted = False
+
+    @classmethod
+    def create(cls, endpoint: str, render_id) -> "Workspace":
+        path = temp_root() / f"{endpoint}_{render_id}"
+        if not NAME_RE.match(path.name):
+            raise ValueError(f"bad workspace name {path.name!r}")
+        os.mkdir(path, 0o700)  # fails if it exists: never adopt a directory
+        try:
+            fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+        logger.info("workspace created render_id=%s path=%s", render_id, path)
+        return cls(path, fd)
+
+    def new_path(self, prefix: str, suffix: str) -> Path:
+        """A fresh file name chosen by the service (never by a client)."""
+        self._counter += 1
+        return self.path / f"{prefix}_{self._counter}{suffix}"
+
+    def release_lock(self):
+        if self._lock_fd is not None:
+            try:
+                os.close(self._lock_fd)  # closing drops the flock
+            finally:
+                self._lock_fd = None
+
+    def delete(self):
+        """Delete the workspace; idempotent. Raises CleanupError on failure."""
+        try:
+            if not self.deleted:
+                remove_tree(self.path)
+                self.deleted = True
+        finally:
+            # The lock is dropped only after the files are gone, so a sweep
+            # can never race a half-deleted live workspace.
+            self.release_lock()
+
+
+def is_locked(path: Path) -> bool:
+    """True when some live process holds the workspace's lock."""
+    try:
+        fd = os.open(path / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return False
+        raise
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def remove_tree(path: Path):
+    """Delete a workspace directory safely.
+
+    Refuses anything that is not a direct child of the temp root named like
+    a workspace, and never follows symlinks (a link inside is unlinked, not
+    followed). A missing directory is success: deletion is idempotent.
+    """
+    root = temp_root()
+    path = Path(os.path.abspath(path))
+    if path.parent != root or not NAME_RE.match(path.name):
+        raise CleanupError(f"refusing to delete {path}: not a workspace under the temp root")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        # Something replaced the workspace with a link or a file: remove that
+        # entry itself, never what it points at.
+        os.unlink(path)
+        return
+    errors = []
+
+    def onexc(func, target, exc):
+        if isinstance(exc, FileNotFoundError):
+            return
+        errors.append(f"{func.__name__}({os.path.relpath(target, root)}): {exc.strerror or exc}")
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=onexc)  # rmtree never follows symlinks
+    else:
+        shutil.rmtree(path, onerror=lambda func, target, info: onexc(func, target, info[1]))
+    if errors or os.path.lexists(path):
+        raise CleanupError("; ".join(errors) or "directory still exists")
+
+
+def dir_size(path: Path) -> int:
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+        for name in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total

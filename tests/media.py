@@ -1,0 +1,111 @@
+"""Small generated clips and output probing for the tests (real FFmpeg)."""
+
+import struct
+from pathlib import Path
+
+import av
+
+
+from renders import ffmpeg
+
+
+def make(path: Path, *args: str) -> Path:
+    """Run FFmpeg (through the project's runner) to make a fixture file."""
+    path = Path(path)
+    result = ffmpeg.run([*args, path.name], cwd=path.parent, timeout=120)
+    assert result.ok, result.stderr_tail
+    return path
+
+
+def lavfi_clip(path, *, seconds=2.0, size="320x240", rate=25, audio=True, sample_rate=44100, channels=1,
+               vcodec="libx264", acodec="aac", extra=(), video_src="testsrc2", pix_fmt="yuv420p", fmt=None):
+    args = ["-f", "lavfi", "-i", f"{video_src}=s={size}:r={rate}:d={seconds}"]
+    if audio:
+        layout = "mono" if channels == 1 else "stereo"
+        args += ["-f", "lavfi", "-i", f"sine=f=440:r={sample_rate}:d={seconds}", "-ac", str(channels),
+                 "-channel_layout", layout]
+    args += ["-c:v", vcodec, "-pix_fmt", pix_fmt]
+    if vcodec == "libx264":
+        args += ["-preset", "ultrafast", "-g", str(rate)]
+    if audio:
+        args += ["-c:a", acodec]
+    args += list(extra)
+    if fmt:
+        args += ["-f", fmt]
+    return make(path, *args)
+
+
+def mp4_boxes(path: Path):
+    """Top-level MP4 box types in file order."""
+    boxes = []
+    with open(path, "rb") as handle:
+        while True:
+            header = handle.read(8)
+            if len(header) < 8:
+                break
+            size, kind = struct.unpack(">I4s", header)
+            if size == 1:
+                size = struct.unpack(">Q", handle.read(8))[0]
+                handle.seek(size - 16, 1)
+            elif size == 0:
+                boxes.append(kind.decode("latin-1"))
+                break
+            else:
+                handle.seek(size - 8, 1)
+            boxes.append(kind.decode("latin-1"))
+    return boxes
+
+
+def probe(path: Path) -> dict:
+    """What a client would check about an output file."""
+    with av.open(str(path)) as container:
+        info = {"format": container.format.name, "streams": len(container.streams)}
+        if container.streams.video:
+            v = container.streams.video[0]
+            frames = [f for f in container.decode(v)]
+            info.update(
+                vcodec=v.codec_context.name,
+                width=v.codec_context.width,
+                height=v.codec_context.height,
+                pix_fmt=v.codec_context.pix_fmt,
+                profile=v.codec_context.profile,
+                fps=float(v.average_rate) if v.average_rate else None,
+                frames=len(frames),
+                first_video_time=frames[0].time if frames else None,
+                v_duration=(float(v.duration * v.time_base) if v.duration else None),
+            )
+        container.seek(0)
+        if container.streams.audio:
+            a = container.streams.audio[0]
+            samples = 0
+            first = None
+            for frame in container.decode(a):
+                if first is None:
+                    first = frame.time
+                samples += frame.samples
+            info.update(
+                acodec=a.codec_context.name,
+                sample_rate=a.codec_context.sample_rate,
+                channels=a.codec_context.layout.nb_channels,
+                a_duration=samples / a.codec_context.sample_rate,
+                first_audio_time=first,
+                aprofile=a.codec_context.profile,
+            )
+    if info["format"].startswith("mov"):
+        boxes = mp4_boxes(path)
+        info["faststart"] = "moov" in boxes and "mdat" in boxes and boxes.index("moov") < boxes.index("mdat")
+    return info
+
+
+def frame_at(path: Path, when: float):
+    """The decoded RGB frame shown at time `when` (numpy array HxWx3)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        best = None
+        for frame in container.decode(stream):
+            if frame.time is not None and frame.time <= when + 1e-6:
+                best = frame
+            elif best is not None:
+                break
+        assert best is not None, f"no frame at {when}"
+        return best.to_ndarray(format="rgb24")

@@ -1,0 +1,217 @@
+"""Django settings: every value comes from the environment with a safe default.
+
+The README's settings table lists each variable; keep the two in step.
+"""
+
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name, default):
+    return os.environ.get(name, default)
+
+
+def env_bool(name, default):
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean, got {raw!r}")
+
+
+def env_number(name, default, kind=int, minimum=None):
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_canvas(name, default):
+    raw = env_str(name, default)
+    try:
+        width, height = (int(part) for part in raw.lower().split("x"))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must look like 1280x720, got {raw!r}") from None
+    if width < 64 or height < 64 or width % 2 or height % 2 or width > 7680 or height > 7680:
+        raise ImproperlyConfigured(f"{name} needs even sides between 64 and 7680, got {raw!r}")
+    return width, height
+
+
+# Where the service keeps its own state (SQLite file, generated secret key, cache).
+STATE_DIR = Path(env_str("VIDEOAPI_STATE_DIR", str(BASE_DIR / "var")))
+STATE_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key():
+    key = os.environ.get("DJANGO_SECRET_KEY")
+    if key:
+        return key
+    # No key given: make one once and keep it, so every gunicorn worker and
+    # every restart signs sessions with the same key.
+    path = STATE_DIR / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        key = secrets.token_urlsafe(50)
+        handle.write(key)
+    return key
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "renders",
+]
+
+# No ConditionalGetMiddleware / GZipMiddleware: they may replace a streaming
+# render response with another one, and the cleanup lives in its close().
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "videoapi.urls"
+WSGI_APPLICATION = "videoapi.wsgi.application"
+APPEND_SLASH = False  # the API answers with and without the slash itself
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: SQLite in WAL mode by default; DATABASE_URL (e.g.
+# postgres://user:pw@host/db) for a real deployment. No request holds a
+# transaction open: every RenderLog write is its own short autocommit, and
+# SQLite takes the write lock up front (BEGIN IMMEDIATE) so that concurrent
+# workers queue for it instead of failing with "database is locked".
+_default_sqlite = f"sqlite:///{STATE_DIR / 'db.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", _default_sqlite), conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# A cache shared by every worker on the host (throttle counters).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(STATE_DIR / "cache"),
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = STATE_DIR / "static"
+
+# Uploads: the render views install their own handler, which streams every
+# file into the render's workspace; nothing goes through Django's temp dir.
+FILE_UPLOAD_HANDLERS = ["renders.uploads.RefuseUploadHandler"]
+DATA_UPLOAD_MAX_NUMBER_FILES = 64
+
+# ---- The render service ----
+VIDEOAPI_AUTH = env_str("VIDEOAPI_AUTH", "token")
+if VIDEOAPI_AUTH not in {"token", "none"}:
+    raise ImproperlyConfigured("VIDEOAPI_AUTH must be 'token' or 'none'")
+VIDEOAPI_THROTTLE_RATE = env_str("VIDEOAPI_THROTTLE_RATE", "") or None  # e.g. "30/minute"
+VIDEOAPI_TEMP_ROOT = Path(env_str("VIDEOAPI_TEMP_ROOT", os.path.join(tempfile.gettempdir(), "videoapi")))
+VIDEOAPI_FFMPEG = env_str("VIDEOAPI_FFMPEG", "")  # empty: the imageio-ffmpeg binary
+VIDEOAPI_FFMPEG_TIMEOUT = env_number("VIDEOAPI_FFMPEG_TIMEOUT", 300.0, float, minimum=0.1)
+VIDEOAPI_MAX_UPLOAD_BYTES = env_number("VIDEOAPI_MAX_UPLOAD_BYTES", 500 * 1024 * 1024, int, minimum=1024)
+VIDEOAPI_MAX_INPUT_SECONDS = env_number("VIDEOAPI_MAX_INPUT_SECONDS", 600.0, float, minimum=1)
+VIDEOAPI_CANVAS = env_canvas("VIDEOAPI_CANVAS", "1280x720")
+VIDEOAPI_FPS = env_number("VIDEOAPI_FPS", 30, int, minimum=1)
+VIDEOAPI_PREVIEW_MAX_SECONDS = env_number("VIDEOAPI_PREVIEW_MAX_SECONDS", 60.0, float, minimum=1)
+VIDEOAPI_X264_PRESET = env_str("VIDEOAPI_X264_PRESET", "veryfast")
+VIDEOAPI_X264_CRF = env_number("VIDEOAPI_X264_CRF", 20, int, minimum=0)
+VIDEOAPI_AUDIO_BITRATE = env_str("VIDEOAPI_AUDIO_BITRATE", "160k")
+VIDEOAPI_PREVIEW_CRF = env_number("VIDEOAPI_PREVIEW_CRF", 30, int, minimum=0)
+VIDEOAPI_FONT = env_str("VIDEOAPI_FONT", "")  # empty: first bundled-system DejaVu Sans Bold found
+VIDEOAPI_MAX_CONCURRENT_RENDERS = env_number("VIDEOAPI_MAX_CONCURRENT_RENDERS", max(1, os.cpu_count() or 1), int, minimum=1)
+VIDEOAPI_QUEUE_TIMEOUT = env_number("VIDEOAPI_QUEUE_TIMEOUT", 30.0, float, minimum=0)
+VIDEOAPI_SWEEP_GRACE = env_number("VIDEOAPI_SWEEP_GRACE", 60.0, float, minimum=0)
+VIDEOAPI_MIN_FREE_BYTES = env_number("VIDEOAPI_MIN_FREE_BYTES", 1024**3, int, minimum=0)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": (
+        ["rest_framework.authentication.TokenAuthentication"] if VIDEOAPI_AUTH == "token" else []
+    ),
+    "DEFAULT_PERMISSION_CLASSES": (
+        ["rest_framework.permissions.IsAuthenticated"] if VIDEOAPI_AUTH == "token" else ["rest_framework.permissions.AllowAny"]
+    ),
+    "DEFAULT_THROTTLE_CLASSES": (
+        ["renders.throttling.RenderRateThrottle"] if VIDEOAPI_THROTTLE_RATE else []
+    ),
+    "DEFAULT_THROTTLE_RATES": {"render": VIDEOAPI_THROTTLE_RATE},
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.MultiPartParser"],
+    "EXCEPTION_HANDLER": "renders.errors.exception_handler",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "line": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
+    "root": {"handlers": ["console"], "level": env_str("VIDEOAPI_LOG_LEVEL", "INFO")},
+    "loggers": {"django": {"level": "INFO"}},
+}
