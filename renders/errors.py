@@ -21,7 +21,6 @@ class ServiceError(exceptions.APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "invalid_input"
     default_detail = "invalid input"
-    log_status = "rejected"  # RenderLog status for this error
 
     def __init__(self, detail=None, fields=None, headers=None):
         super().__init__(detail or self.default_detail, self.default_code)
@@ -60,21 +59,18 @@ class Busy(ServiceError):
     status_code = 503
     default_code = "busy"
     default_detail = "every render slot is busy; try again shortly"
-    log_status = "failed"
 
 
 class RenderFailed(ServiceError):
     status_code = 500
     default_code = "render_failed"
     default_detail = "the render failed"
-    log_status = "failed"
 
 
 class RenderTimeout(ServiceError):
     status_code = 504
     default_code = "render_timeout"
     default_detail = "the render took too long and was stopped"
-    log_status = "timeout"
 
 
 def _flatten(detail):

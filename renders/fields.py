@@ -104,7 +104,7 @@ FILENAME_BAD = re.compile(r'[\x00-\x1f\x7f"\'`\\/:*?<>|;]+')
 def sanitize_filename(raw: str, extension: str) -> str:
     """A safe basename with the right extension (at most 100 characters)."""
     name = unicodedata.normalize("NFC", str(raw)).replace("\\", "/").split("/")[-1]
-    name = "".join(c for c in name if unicodedata.category(c)[0] != "C")
+    name = "".join("_" if unicodedata.category(c)[0] == "C" else c for c in name)
     name = FILENAME_BAD.sub("_", name).strip(" ._")
     stem, dot, ext = name.rpartition(".")
     if dot and ext.lower() in {"mp4", "mov", "m4v", "mkv", "webm", "avi", "ts", "jpg", "jpeg", "png"}:

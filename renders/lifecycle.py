@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from . import ffmpeg
-from .errors import PayloadTooLarge, RenderFailed, RenderTimeout, ServiceError, describe
+from .errors import PayloadTooLarge, RenderFailed, RenderTimeout, describe
 from .models import RenderLog
 from .responses import CleanupFileResponse
 from .uploads import WorkspaceUploadHandler
@@ -39,6 +39,15 @@ class Output:
 
 def client_address(request):
     return request.META.get("REMOTE_ADDR") or None
+
+
+def log_status_for(http_status: int) -> str:
+    """Refusals (4xx, and 503 busy: nothing was rendered) are `rejected`."""
+    if http_status == 504:
+        return RenderLog.Status.TIMEOUT
+    if http_status >= 500 and http_status != 503:
+        return RenderLog.Status.FAILED
+    return RenderLog.Status.REJECTED
 
 
 class Render:
@@ -144,7 +153,7 @@ class Render:
     def abort(self, exc: BaseException):
         """Any failure before a response exists: record it, delete at once."""
         status_code, code, detail, _fields, _headers = describe(exc)
-        status = exc.log_status if isinstance(exc, ServiceError) else RenderLog.Status.FAILED
+        status = log_status_for(status_code)
         now = timezone.now()
         fields = dict(status=status, http_status=status_code, error_code=code, error_message=detail)
         if self.log.render_started_at:

@@ -4,7 +4,10 @@ All ten endpoints are `RenderView`s; they differ only in their endpoint
 name, serializer and operation.
 """
 
+from django.conf import settings
+from rest_framework.authentication import TokenAuthentication
 from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.views import APIView
 
 from . import operations
@@ -18,6 +21,14 @@ class RenderView(APIView):
     endpoint: str = ""
     serializer_class = None
     operation = None  # callable(render, validated_data) -> Output
+
+    # VIDEOAPI_AUTH is read per request (not frozen at import), so one
+    # setting switches every endpoint between token auth and open access.
+    def get_authenticators(self):
+        return [TokenAuthentication()] if settings.VIDEOAPI_AUTH == "token" else []
+
+    def get_permissions(self):
+        return [IsAuthenticated()] if settings.VIDEOAPI_AUTH == "token" else [AllowAny()]
 
     def post(self, request, *args, **kwargs):
         render = Render.begin(request, self.endpoint)

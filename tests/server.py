@@ -1,0 +1,114 @@
+"""Serve the app with real gunicorn on a free loopback port (tests only)."""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn(extra_env=None, workers=2, threads=4):
+    port = free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "VIDEOAPI_BIND": f"127.0.0.1:{port}",
+           "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": str(threads), "GUNICORN_ACCESS_LOG": "",
+           **(extra_env or {})}
+    log = open(Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"gunicorn-{port}.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "videoapi" / "gunicorn.conf.py")],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"gunicorn did not start: {Path(log.name).read_text()[-3000:]}")
+                time.sleep(0.1)
+        yield f"127.0.0.1:{port}", proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def multipart(fields):
+    """Encode {name: str | Path | [..]} as multipart/form-data; returns (body, content_type)."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, Path):
+                head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{item.name}"\r\n' \
+                       "Content-Type: application/octet-stream\r\n\r\n"
+                parts.append(head.encode() + item.read_bytes() + b"\r\n")
+            else:
+                head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                parts.append(head.encode() + str(item).encode() + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def raw_request(address, path, fields, token=None, rcvbuf=None):
+    """Send a POST on a raw socket and return it, unread (for disconnect tests)."""
+    body, ctype = multipart(fields)
+    host, port = address.split(":")
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(60)
+    sock.connect((host, int(port)))
+    headers = [f"POST {path} HTTP/1.1", f"Host: {address}", f"Content-Type: {ctype}",
+               f"Content-Length: {len(body)}", "Connection: close"]
+    if token:
+        headers.append(f"Authorization: Token {token}")
+    sock.sendall(("\r\n".join(headers) + "\r\n\r\n").encode() + body)
+    return sock
+
+
+def read_head(sock):
+    """Read the status line and headers; returns (status, headers, first body bytes)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    return status, headers, rest
+
+
+def request(address, path, fields, token=None):
+    """A complete request: (status, headers, body)."""
+    sock = raw_request(address, path, fields, token)
+    with sock:
+        status, headers, body = read_head(sock)
+        while True:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            body += chunk
+    return status, headers, body

@@ -1,0 +1,173 @@
+"""Pure pieces, tested without FFmpeg: builders, parsing, workspace safety."""
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from renders import builders, workspace
+from renders.errors import PayloadTooLarge
+from renders.fields import parse_time, sanitize_filename
+from renders.probe import MediaInfo, input_options
+from renders.uploads import WorkspaceUploadHandler
+
+INFO = MediaInfo(demuxer="mov", size=1, duration=2.0, video_codec="h264", width=320, height=240, rotation=0,
+                 fps=25, sar=1.0, pix_fmt="yuv420p", audio_codec="aac", sample_rate=44100, channels=1)
+HOUSE = builders.HouseFormat(width=1280, height=720, fps=30)
+
+
+@pytest.mark.parametrize("raw, value", [("2", 2), ("2.5", 2.5), (".5", 0.5), ("01:02", 62), ("1:02:03.250", 3723.25),
+                                        ("00:00.5", 0.5), (" 3 ", 3)])
+def test_parse_time(raw, value):
+    assert parse_time(raw) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("raw", ["-1", "nan", "inf", "1e3", "abc", "1:2:3:4", "", "01:60", "1:61:00", "0x10"])
+def test_parse_time_rejects(raw):
+    with pytest.raises(ValueError):
+        parse_time(raw)
+
+
+@pytest.mark.parametrize(
+    "raw, name",
+    [
+        ("final", "final.mp4"),
+        ("final.mp4", "final.mp4"),
+        ("../../etc/passwd", "passwd.mp4"),
+        ("C:\\x\\y.mov", "y.mp4"),
+        ('a"b\'c\x00d\ne', "a_b_c_d_e.mp4"),
+        ("...", ""),
+        ("x" * 300, "x" * 96 + ".mp4"),
+        ("Résumé vidéo", "Résumé vidéo.mp4"),
+    ],
+)
+def test_sanitize_filename(raw, name):
+    assert sanitize_filename(raw, "mp4") == name
+
+
+def test_inputs_are_locked_to_one_demuxer_and_local_files():
+    args = builders.input_args("upload_1.bin", INFO, start=1.5, duration=2)
+    assert args == ["-ss", "1.5", "-t", "2", "-protocol_whitelist", "file", "-format_whitelist", "mov",
+                    "-f", "mov", "-i", "upload_1.bin"]
+    assert input_options("matroska")[-1] == "matroska"
+
+
+def test_seconds_formatting():
+    assert builders.seconds(1.0) == "1"
+    assert builders.seconds(0.1 + 0.2) == "0.3"
+    assert builders.seconds(1e-9) == "0"
+    assert builders.seconds(-4) == "0"
+
+
+def test_escape_filter_value():
+    assert builders.escape_filter_value("/fonts/My Font.ttf") == "/fonts/My Font.ttf"
+    # the worked example of FFmpeg's filtergraph docs ("Notes on filtergraph escaping")
+    text = "this is a 'string': may contain one, or more, special characters"
+    want = r"this is a \\\'string\\\'\\: may contain one\, or more\, special characters"
+    assert builders.escape_filter_value(text) == want
+    assert builders.escape_filter_value("x,y[z];") == "x\\,y\\[z\\]\\;"
+
+
+def test_normalize_graph_with_and_without_audio():
+    chains = builders.normalize_graph(0, INFO, HOUSE, 2.0)
+    assert chains[0].startswith("[0:v:0]scale=1280:720:force_original_aspect_ratio=decrease")
+    assert "pad=1280:720:(ow-iw)/2:(oh-ih)/2" in chains[0] and "fps=30:start_time=0" in chains[0]
+    assert chains[0].endswith("[v]") and "trim=end=2" in chains[0]
+    assert chains[1].startswith("[0:a:0]aresample=48000") and "atrim=end=2" in chains[1]
+    silent = builders.normalize_graph(1, MediaInfo(**{**INFO.__dict__, "audio_codec": None}), HOUSE, 1.5)
+    assert silent[1].startswith("anullsrc=channel_layout=stereo:sample_rate=48000:duration=1.5")
+    anamorphic = builders.normalize_graph(0, MediaInfo(**{**INFO.__dict__, "sar": 1.333}), HOUSE, 1)
+    assert "scale=trunc(iw*sar/2)*2:ih,setsar=1" in anamorphic[0]
+
+
+def test_house_output_args():
+    args = builders.house_output_args(HOUSE, "out.mp4")
+    joined = " ".join(args)
+    for part in ["-c:v libx264", "-pix_fmt yuv420p", "-r 30", "-c:a aac", "-ar 48000", "-ac 2",
+                 "-movflags +faststart", "-f mp4 out.mp4"]:
+        assert part in joined
+
+
+def test_fast_trim_args_and_support():
+    args = builders.trim_fast_args("in.bin", INFO, 1.0, 1.9, "out.mp4")
+    assert args[:2] == ["-ss", "1"] and "-c" in args and args[args.index("-c") + 1] == "copy"
+    assert args[args.index("-t", 3) + 1] == "0.9"
+    assert builders.fast_trim_supported(INFO)
+    assert not builders.fast_trim_supported(MediaInfo(**{**INFO.__dict__, "audio_codec": "pcm_s16le"}))
+
+
+# ---- workspace ----
+
+
+@pytest.fixture
+def ws():
+    space = workspace.Workspace.create("trim", "00000000-0000-4000-8000-000000000001")
+    yield space
+    space.delete()
+
+
+def test_workspace_is_private_and_locked(ws):
+    assert oct(os.stat(ws.path).st_mode & 0o777) == "0o700"
+    assert ws.path.parent == Path(settings.VIDEOAPI_TEMP_ROOT).resolve()
+    assert workspace.is_locked(ws.path)
+    ws.delete()
+    assert not ws.path.exists()
+    ws.delete()  # idempotent
+
+
+def test_workspace_refuses_existing_dir(ws):
+    with pytest.raises(FileExistsError):
+        workspace.Workspace.create("trim", "00000000-0000-4000-8000-000000000001")
+
+
+def test_delete_never_follows_symlinks(ws, tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("keep")
+    os.symlink(precious, ws.path / "link")
+    ws.delete()
+    assert (precious / "keep.txt").read_text() == "keep"
+    assert not ws.path.exists()
+
+
+def test_remove_tree_refuses_paths_outside_the_root(tmp_path):
+    victim = tmp_path / "trim_00000000-0000-4000-8000-000000000002"
+    victim.mkdir()
+    with pytest.raises(workspace.CleanupError):
+        workspace.remove_tree(victim)
+    assert victim.exists()
+    with pytest.raises(workspace.CleanupError):
+        workspace.remove_tree(workspace.temp_root() / "not-a-workspace")
+    with pytest.raises(workspace.CleanupError):
+        workspace.remove_tree(workspace.temp_root() / ".." / "trim_00000000-0000-4000-8000-000000000002")
+
+
+def test_workspace_replaced_by_symlink_is_unlinked_not_followed(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "f").write_text("x")
+    link = workspace.temp_root() / "trim_00000000-0000-4000-8000-000000000003"
+    os.symlink(target, link)
+    workspace.remove_tree(link)
+    assert not os.path.lexists(link) and (target / "f").exists()
+
+
+def test_upload_handler_counts_bytes_past_the_limit(ws):
+    handler = WorkspaceUploadHandler(ws, max_bytes=1000)
+    handler.new_file("video", "../../evil name.mp4", "video/mp4", None)
+    handler.receive_data_chunk(b"x" * 600, 0)
+    with pytest.raises(PayloadTooLarge):
+        handler.receive_data_chunk(b"x" * 600, 600)
+    names = [p.name for p in ws.path.iterdir()]
+    assert names == [".lock", "upload_1.bin"] or sorted(names) == [".lock", "upload_1.bin"]
+
+
+def test_upload_handler_names_files_itself(ws):
+    handler = WorkspaceUploadHandler(ws, max_bytes=10_000)
+    handler.new_file("video", "/etc/passwd", "video/mp4", None)
+    handler.receive_data_chunk(b"abc", 0)
+    uploaded = handler.file_complete(3)
+    assert uploaded.path.parent == ws.path and uploaded.path.name == "upload_1.bin"
+    assert uploaded.path.read_bytes() == b"abc" and uploaded.name == "passwd"
+    uploaded.close()

@@ -1,0 +1,25 @@
+"""gunicorn settings (see the README's "Running in production").
+
+gthread workers: each worker process serves several requests on threads,
+so a slow client downloading a render does not block renders, and the
+worker's heartbeat comes from its main loop, so a long render or a long
+download is not killed by `timeout` (the sync worker sends no heartbeat
+while it handles a request). Render concurrency is limited separately by
+the host-wide render slots (VIDEOAPI_MAX_CONCURRENT_RENDERS).
+"""
+
+import os
+
+bind = os.environ.get("VIDEOAPI_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+# On SIGTERM a worker stops accepting and gets this long to finish its
+# renders and downloads (each one's close() then cleans up); anything still
+# running after that dies with the worker and is removed by sweep_temp.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", str(int(float(os.environ.get("VIDEOAPI_FFMPEG_TIMEOUT", "300"))) + 30)))
+keepalive = 5
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # empty: no access log
+errorlog = "-"
+wsgi_app = "videoapi.wsgi:application"
