@@ -184,3 +184,75 @@ def preview_jpg_args(src: str, info: MediaInfo, start: float, height: int, outpu
         "-map", "0:v:0", "-frames:v", "1", "-vf", f"scale=-2:{height}:flags=bicubic,format=yuvj420p",
         "-q:v", "3", "-f", "image2", "-c:v", "mjpeg", output,
     ]  # fmt: skip
+
+
+# ---- text and effects for the templates -------------------------------------------
+
+
+def fade_alpha(start: float, end: float, fade: float) -> str:
+    """Opacity over time: 0 before `start`, fade in, hold, fade out, 0 after `end`."""
+    s, e, f = seconds(start), seconds(end), seconds(fade)
+    ef = seconds(end - fade)
+    return f"if(lt(t,{s}),0,if(lt(t,{s}+{f}),(t-{s})/{f},if(lt(t,{ef}),1,if(lt(t,{e}),({e}-t)/{f},0))))"
+
+
+def drawtext(*, textfile: str, font: str, size: int, color: str, x: str, y: str, start: float, end: float,
+             fade: float, box_border: int, align: str = "L", box_color: str = "black@0.55") -> str:
+    """A drawtext filter that draws the file's text literally (no expansion)."""
+    options = [
+        f"fontfile='{escape_filter_value(font)}'",
+        f"textfile={textfile}",
+        "expansion=none",
+        "reload=0",
+        f"fontsize={size}",
+        f"fontcolor={color}",
+        f"box=1:boxcolor={box_color}:boxborderw={box_border}",
+        f"text_align={align}",
+        "y_align=font",
+        f"x={x}",
+        f"y={y}",
+        f"alpha='{fade_alpha(start, end, fade)}'",
+        f"enable='between(t,{seconds(start)},{seconds(end)})'",
+    ]
+    return "drawtext=" + ":".join(options)
+
+
+def dim(start: float, end: float, opacity: float = 0.5) -> str:
+    return f"drawbox=x=0:y=0:w=iw:h=ih:color=black@{opacity}:t=fill:enable='between(t,{seconds(start)},{seconds(end)})'"
+
+
+def speed_filters(speed: float) -> tuple[str, str]:
+    """(video, audio) filters changing tempo by `speed`, audio pitch kept."""
+    if abs(speed - 1.0) < 1e-9:
+        return "", ""
+    factors = []
+    remaining = speed
+    while remaining < 0.5:  # atempo takes 0.5..100 per instance
+        factors.append(0.5)
+        remaining /= 0.5
+    factors.append(remaining)
+    audio = ",".join(f"atempo={factor:.6g}" for factor in factors)
+    return f"setpts=PTS/{speed:.6g}", audio
+
+
+def fade_out(duration: float, length: float) -> tuple[str, str]:
+    """(video, audio) filters fading to black and silence over the last `length` s."""
+    if length <= 0:
+        return "", ""
+    start = seconds(max(0.0, duration - length))
+    return f"fade=t=out:st={start}:d={seconds(length)}", f"afade=t=out:st={start}:d={seconds(length)}"
+
+
+def avatar_chain(index: int, size: int, fps: int, start: float, end: float, fade: float, out: str) -> str:
+    """A still image as a looping RGBA stream of at most `size` px, faded like the text."""
+    return (
+        f"[{index}:v:0]scale={size}:{size}:force_original_aspect_ratio=decrease,format=rgba,"
+        f"loop=loop=-1:size=1:start=0,setpts=N/({fps}*TB),"
+        f"fade=t=in:st={seconds(start)}:d={seconds(fade)}:alpha=1,"
+        f"fade=t=out:st={seconds(end - fade)}:d={seconds(fade)}:alpha=1,"
+        f"trim=end={seconds(end)}[{out}]"
+    )
+
+
+def image_input_args(name: str, demuxer: str) -> list[str]:
+    return input_options(demuxer) + ["-i", name]

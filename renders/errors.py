@@ -73,30 +73,24 @@ class RenderTimeout(ServiceError):
     default_detail = "the render took too long and was stopped"
 
 
+def _messages(value, prefix=""):
+    """All messages under one field, nested ones labelled (`item 2: ...`)."""
+    if isinstance(value, dict):
+        out = []
+        for key, sub in value.items():
+            label = f"item {int(key) + 1}" if str(key).isdigit() else str(key)
+            out += _messages(sub, f"{prefix}{label}: ")
+        return out
+    if isinstance(value, list):
+        return [m for item in value for m in _messages(item, prefix)]
+    return [f"{prefix}{value}"]
+
+
 def _flatten(detail):
     """DRF's nested ErrorDetail structure -> {field: [str, ...]}."""
     if isinstance(detail, dict):
-        out = {}
-        for key, value in detail.items():
-            if isinstance(value, dict):
-                for sub, msgs in _flatten(value).items():
-                    out[f"{key}.{sub}"] = msgs
-            elif isinstance(value, list):
-                msgs = []
-                for item in value:
-                    if isinstance(item, dict):
-                        for sub, submsgs in _flatten(item).items():
-                            out[f"{key}.{sub}"] = submsgs
-                    else:
-                        msgs.append(str(item))
-                if msgs:
-                    out[key] = msgs
-            else:
-                out[key] = [str(value)]
-        return out
-    if isinstance(detail, list):
-        return {"non_field_errors": [str(item) for item in detail]}
-    return {"non_field_errors": [str(detail)]}
+        return {str(key): _messages(value) for key, value in detail.items()}
+    return {"non_field_errors": _messages(detail)}
 
 
 def describe(exc):

@@ -13,4 +13,5 @@ def api(path, view):
 urlpatterns = [
     api("trim", views.TrimView),
     api("trim/preview", views.TrimPreviewView),
+    *(api(f"{view.endpoint}/render", view) for view in views.TEMPLATE_VIEWS),
 ]

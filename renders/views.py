@@ -11,6 +11,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.views import APIView
 
 from . import operations
+from .templates import TEMPLATES, render_template, serializer_for
 from .lifecycle import Render
 from .serializers import TrimPreviewSerializer, TrimSerializer
 from .slots import render_slot
@@ -55,3 +56,20 @@ class TrimPreviewView(RenderView):
     endpoint = "trim-preview"
     serializer_class = TrimPreviewSerializer
     operation = staticmethod(operations.trim_preview)
+
+
+def template_view(template):
+    """The view of one template: its name, its serializer, the shared render."""
+    name = "".join(part.title() for part in template.endpoint.split("-")) + "View"
+
+    def operation(render, data):
+        return render_template(template, render, data)
+
+    return type(name, (RenderView,), {
+        "endpoint": template.endpoint,
+        "serializer_class": serializer_for(template),
+        "operation": staticmethod(operation),
+    })
+
+
+TEMPLATE_VIEWS = [template_view(template) for template in TEMPLATES]

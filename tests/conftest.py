@@ -57,6 +57,33 @@ def clips(tmp_path_factory):
     return c
 
 
+@pytest.fixture(scope="session")
+def variants(clips):
+    """Sources that differ from the house format in every way the contract names.
+
+    name -> (path, duration in seconds)
+    """
+    d = clips.dir
+    v = {
+        "vertical": (media.lavfi_clip(d / "vertical.mp4", size="180x320", rate=30), 2.0),
+        "square_48k_stereo": (media.lavfi_clip(d / "square.mov", size="200x200", sample_rate=48000, channels=2), 2.0),
+        "mono_44k_noaudio": (clips.noaudio, 2.0),
+        "hevc": (media.lavfi_clip(d / "hevc.mp4", vcodec="libx265", extra=["-x265-params", "log-level=error"]), 2.0),
+        "vp9_webm": (media.lavfi_clip(d / "vp9.webm", vcodec="libvpx-vp9", acodec="libopus", sample_rate=48000,
+                                      extra=["-deadline", "realtime", "-cpu-used", "8", "-b:v", "200k"]), 2.0),
+        "mpeg4_avi": (media.lavfi_clip(d / "mpeg4.avi", vcodec="mpeg4", acodec="libmp3lame"), 2.0),
+        "h264_ts": (media.lavfi_clip(d / "ts.ts", fmt="mpegts"), 2.0),
+        "yuv444_25fps": (media.lavfi_clip(d / "yuv444.mkv", pix_fmt="yuv444p", rate=24), 2.0),
+        "anamorphic": (media.lavfi_clip(d / "anamorphic.mp4", size="240x240",
+                                        extra=["-vf", "setsar=4/3"]), 2.0),
+    }
+    v["rotated"] = (media.make(d / "rotated.mp4", "-display_rotation", "90", "-i", str(clips.basic), "-c", "copy"), 2.0)
+    v["vfr"] = (media.make(d / "vfr.mp4", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=2", "-f", "lavfi", "-i",
+                           "sine=d=2", "-vf", "select='not(eq(mod(n\\,5)\\,1))'", "-fps_mode", "vfr",
+                           "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest"), 2.0)
+    return v
+
+
 @pytest.fixture
 def token(db):
     from django.contrib.auth.models import User

@@ -19,7 +19,8 @@ def make(path: Path, *args: str) -> Path:
 
 def lavfi_clip(path, *, seconds=2.0, size="320x240", rate=25, audio=True, sample_rate=44100, channels=1,
                vcodec="libx264", acodec="aac", extra=(), video_src="testsrc2", pix_fmt="yuv420p", fmt=None):
-    args = ["-f", "lavfi", "-i", f"{video_src}=s={size}:r={rate}:d={seconds}"]
+    sep = "" if video_src.endswith(":") else "="
+    args = ["-f", "lavfi", "-i", f"{video_src}{sep}s={size}:r={rate}:d={seconds}"]
     if audio:
         layout = "mono" if channels == 1 else "stereo"
         args += ["-f", "lavfi", "-i", f"sine=f=440:r={sample_rate}:d={seconds}", "-ac", str(channels),
