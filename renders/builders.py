@@ -50,18 +50,32 @@ def input_args(name: str, info: MediaInfo, *, start: float | None = None, durati
     return args + input_options(info.demuxer) + ["-i", name]
 
 
+def whole_frames(duration: float, fps: int) -> float:
+    """`duration` rounded to a whole number of frames (at least one).
+
+    Video and audio are both cut to this length, so every segment's picture
+    and sound end together exactly and joins never accumulate drift.
+    """
+    return max(1, round(duration * fps)) / fps
+
+
 def house_video_chain(info: MediaInfo, house: HouseFormat, duration: float) -> str:
-    """Scale to fit, pad to the canvas, square pixels, constant frame rate."""
+    """Scale to fit, pad to the canvas, square pixels, constant frame rate.
+
+    A couple of cloned frames at the end make sure a source a hair shorter
+    than `duration` still fills it; `trim` then cuts to exactly `duration`.
+    """
     steps = []
     if abs(info.sar - 1.0) > 0.01:
         steps.append("scale=trunc(iw*sar/2)*2:ih,setsar=1")
     w, h = house.width, house.height
     steps += [
-        f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2",
+        f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2:out_color_matrix=bt709:out_range=tv",
         f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black",
         "setsar=1",
         f"fps={house.fps}:start_time=0",
         "format=yuv420p",
+        "tpad=stop_mode=clone:stop=2",
         f"trim=end={seconds(duration)}",
         "setpts=PTS-STARTPTS",
     ]
@@ -103,6 +117,7 @@ def normalize_graph(
     `*_pre` filters run on the source (before scaling: e.g. speed changes),
     `*_post` on the canvas (after scaling: e.g. text, fades).
     """
+    duration = whole_frames(duration, house.fps)
     vparts = [p for p in (video_pre, house_video_chain(info, house, duration), video_post) if p]
     chains = [f"[{index}:v:0]{','.join(vparts)}[{out_v}]"]
     if info.has_audio:
@@ -120,6 +135,7 @@ def house_output_args(house: HouseFormat, output: str, *, video: str = "[v]", au
         "-map", video, "-map", audio,
         "-c:v", "libx264", "-preset", house.preset, "-crf", str(house.crf),
         "-profile:v", "high", "-pix_fmt", "yuv420p",
+        "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
         "-r", str(house.fps), "-fps_mode", "cfr", "-video_track_timescale", str(house.fps * 512),
         "-g", str(house.fps * 2),
         "-c:a", "aac", "-b:a", house.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2",
@@ -235,12 +251,17 @@ def speed_filters(speed: float) -> tuple[str, str]:
     return f"setpts=PTS/{speed:.6g}", audio
 
 
-def fade_out(duration: float, length: float) -> tuple[str, str]:
-    """(video, audio) filters fading to black and silence over the last `length` s."""
+def fade_out(duration: float, length: float, frame: float) -> tuple[str, str]:
+    """(video, audio) filters fading to black and silence over the last `length` s.
+
+    The picture fade ends on the last frame, so the video closes on black.
+    """
     if length <= 0:
         return "", ""
-    start = seconds(max(0.0, duration - length))
-    return f"fade=t=out:st={start}:d={seconds(length)}", f"afade=t=out:st={start}:d={seconds(length)}"
+    video_start = seconds(max(0.0, duration - 1.5 * frame - length))
+    audio_start = seconds(max(0.0, duration - length))
+    return (f"fade=t=out:st={video_start}:d={seconds(length)}",
+            f"afade=t=out:st={audio_start}:d={seconds(length)}")
 
 
 def avatar_chain(index: int, size: int, fps: int, start: float, end: float, fade: float, out: str) -> str:
@@ -256,3 +277,58 @@ def avatar_chain(index: int, size: int, fps: int, start: float, end: float, fade
 
 def image_input_args(name: str, demuxer: str) -> list[str]:
     return input_options(demuxer) + ["-i", name]
+
+
+# ---- concatenation ----------------------------------------------------------------
+
+
+def concat_list(names: list[str]) -> str:
+    """An ffconcat list of workspace files (service-chosen names, no quoting issues)."""
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise ValueError(f"unsafe name in concat list: {name!r}")
+    return "ffconcat version 1.0\n" + "".join(f"file {name}\n" for name in names)
+
+
+def concat_copy_args(list_name: str, demuxer: str, house: HouseFormat, output: str) -> list[str]:
+    """Join same-layout files: video by stream copy, audio decoded and re-encoded.
+
+    Copying AAC too would keep every segment's encoder priming (1024
+    samples) and end padding, so sound would drift ~21 ms behind picture at
+    each join; decoding drops them, and re-encoding sound costs little next
+    to the video it does not touch.
+    """
+    return [
+        "-protocol_whitelist", "file", "-format_whitelist", f"concat,{demuxer}", "-f", "concat", "-safe", "1",
+        "-i", list_name, "-map", "0:v:0", "-map", "0:a:0", "-c:v", "copy",
+        "-c:a", "aac", "-b:a", house.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2",
+        "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", output,
+    ]  # fmt: skip
+
+
+def concat_graph(infos: list[MediaInfo], house: HouseFormat, transition: float = 0.0) -> tuple[list[str], float]:
+    """One filter graph normalising every input and joining them.
+
+    With `transition` > 0 each join is a crossfade of picture (xfade) and
+    sound (acrossfade) of that length. Returns (chains, output duration).
+    """
+    chains, lengths = [], []
+    for index, info in enumerate(infos):
+        length = whole_frames(info.duration, house.fps)
+        lengths.append(length)
+        chains += normalize_graph(index, info, house, length, out_v=f"v{index}", out_a=f"a{index}")
+    count = len(infos)
+    if transition <= 0:
+        pairs = "".join(f"[v{i}][a{i}]" for i in range(count))
+        chains.append(f"{pairs}concat=n={count}:v=1:a=1[v][a]")
+        return chains, sum(lengths)
+    fade = whole_frames(transition, house.fps)
+    video, audio, offset = "v0", "a0", 0.0
+    for index in range(1, count):
+        offset += lengths[index - 1] - fade
+        last = index == count - 1
+        vout, aout = ("v", "a") if last else (f"xv{index}", f"xa{index}")
+        chains.append(f"[{video}][v{index}]xfade=transition=fade:duration={seconds(fade)}:offset={seconds(offset)}[{vout}]")
+        chains.append(f"[{audio}][a{index}]acrossfade=d={seconds(fade)}:c1=tri:c2=tri[{aout}]")
+        video, audio = vout, aout
+    return chains, sum(lengths) - fade * (count - 1)

@@ -161,7 +161,9 @@ class UploadField(serializers.Field):
             self.fail("invalid")
         if self.max_bytes is not None and data.size > self.max_bytes:
             raise serializers.ValidationError(f"at most {self.max_bytes // (1024 * 1024)} MB")
-        return self.probe(data.path, self.field_name)
+        # a ListField's child has no name of its own: report the list's
+        name = self.field_name or getattr(self.parent, "field_name", "") or "file"
+        return self.probe(data.path, name)
 
     def to_representation(self, value):
         return value.name

@@ -74,3 +74,32 @@ def trim_preview(render: Render, data: dict) -> Output:
         )
     )  # fmt: skip
     return Output(output, download_name(data, "trim-preview", "mp4"))
+
+
+def join(render: Render, data: dict) -> Output:
+    """Concatenate the ordered inputs: stream copy when possible, else one re-encode."""
+    inputs = data["inputs"]
+    infos = [item.info for item in inputs]
+    output = render.workspace.new_path("output", ".mp4")
+    crossfade = data["transition"] == "crossfade"
+    copyable = not crossfade and len({info.copy_layout() for info in infos}) == 1 and infos[0].has_audio
+    house = house_format()
+    if copyable:
+        listing = render.workspace.new_path("inputs", ".ffconcat")
+        listing.write_text(builders.concat_list([item.name for item in inputs]), encoding="utf-8")
+        render.run_ffmpeg(builders.concat_copy_args(listing.name, infos[0].demuxer, house, output.name))
+        mode = "copy"
+    else:
+        chains, _length = builders.concat_graph(infos, house, data["transition_duration"] if crossfade else 0.0)
+        args = []
+        for item in inputs:
+            args += builders.input_args(item.name, item.info)
+        graph = write_graph(render, chains)
+        render.run_ffmpeg(args + builders.graph_args(graph) + builders.house_output_args(house, output.name))
+        mode = "reencode"
+    return Output(
+        output,
+        download_name(data, render.log.endpoint, "mp4"),
+        headers={"X-Concat-Mode": mode},
+        details={"mode": mode, "inputs": len(inputs), "transition": data["transition"]},
+    )

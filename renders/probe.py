@@ -8,6 +8,7 @@ else. The result is structured metadata (`MediaInfo`) that the renders and
 the RenderLog use; no regex over FFmpeg's banner.
 """
 
+import hashlib
 import logging
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -72,10 +73,18 @@ class MediaInfo:
     sample_rate: int | None = None
     channels: int | None = None
     video_start: float = 0.0
+    video_config: str = ""  # digest of the decoder setup (profile, SPS/PPS...)
+    audio_config: str = ""
 
     @property
     def has_audio(self) -> bool:
         return self.audio_codec is not None
+
+    def copy_layout(self) -> tuple:
+        """What must be equal for two files to be joined by stream copy into MP4."""
+        return (self.demuxer, self.video_codec, self.width, self.height, self.rotation, self.fps, self.sar,
+                self.pix_fmt, self.video_config, self.audio_codec, self.sample_rate, self.channels,
+                self.audio_config)
 
     def summary(self) -> dict:
         return asdict(self)
@@ -155,6 +164,8 @@ def probe_video(path: Path, field: str) -> MediaInfo:
                 sample_rate=astream.codec_context.sample_rate if astream else None,
                 channels=astream.codec_context.layout.nb_channels if astream else None,
                 video_start=start,
+                video_config=_config_digest(vstream),
+                audio_config=_config_digest(astream) if astream else "",
             )
     except (UnsupportedMedia, UndecodableMedia, InvalidInput):
         raise
@@ -162,6 +173,13 @@ def probe_video(path: Path, field: str) -> MediaInfo:
         logger.info("probe failed field=%s: %s", field, exc)
         raise undecodable from exc
     return info
+
+
+def _config_digest(stream) -> str:
+    context = stream.codec_context
+    extradata = context.extradata or b""
+    described = f"{context.name}|{context.profile}|{getattr(context, 'level', '')}|".encode()
+    return hashlib.sha256(described + extradata).hexdigest()[:16]
 
 
 def _first_frame(container, vstream):

@@ -1,5 +1,7 @@
 """One serializer per endpoint form: all field validation lives here."""
 
+import re
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -90,4 +92,99 @@ class TrimPreviewSerializer(TrimSerializer):
             raise serializers.ValidationError(
                 {"duration" if "duration" in attrs else "end": [f"a preview is at most {limit:g} s long"]}
             )
+        return attrs
+
+
+class JoinSerializer(RenderSerializer):
+    """Fields both joins share; subclasses supply the ordered `inputs`."""
+
+    MIN_INPUTS, MAX_INPUTS = 2, 20
+    transition = serializers.ChoiceField(choices=["none", "crossfade"], default="none")
+    transition_duration = TimeField(required=False, default=0.5, min_value=0.1, max_value=2)
+
+    def validate(self, attrs):
+        inputs = attrs["inputs"]
+        if attrs["transition"] == "crossfade":
+            shortest = min(item.info.duration for item in inputs)
+            if attrs["transition_duration"] >= shortest / 2:
+                raise serializers.ValidationError({"transition_duration": [
+                    f"must be less than half of the shortest input ({shortest:.3f} s long)"]})
+        return attrs
+
+    def params(self):
+        params = super().params()
+        params["order"] = [item.field for item in self.validated_data["inputs"]]
+        return params
+
+
+class ConcatenateSerializer(JoinSerializer):
+    videos = serializers.ListField(child=VideoField(), min_length=2, max_length=20)
+
+    def validate(self, attrs):
+        for index, item in enumerate(attrs["videos"]):
+            item.field = f"videos[{index}]"
+        attrs["inputs"] = attrs.pop("videos")
+        return super().validate(attrs)
+
+
+SEGMENT_RE = re.compile(r"^segment_(.*)$")
+ORDER_RE = re.compile(r"^order_(.*)$")
+INDEX_RE = re.compile(r"^\d{1,6}$")
+INTEGER_RE = re.compile(r"^[+-]?\d{1,9}$")
+
+
+class ConcatenateMultipartSerializer(JoinSerializer):
+    """`segment_<i>` files ordered by integer `order_<i>` (default: by i).
+
+    Ties between an explicit order and an implied one (`i`) are broken by i;
+    two equal explicit orders are an error.
+    """
+
+    def to_internal_value(self, data):
+        errors, segments, orders = {}, {}, {}
+        for key in data.keys():
+            values = data.getlist(key) if hasattr(data, "getlist") else [data[key]]
+            for pattern, bucket in ((SEGMENT_RE, segments), (ORDER_RE, orders)):
+                match = pattern.match(key)
+                if not match:
+                    continue
+                if not INDEX_RE.match(match[1]):
+                    errors[key] = [f"'{match[1]}' is not a non-negative integer index"]
+                elif len(values) > 1:
+                    errors[key] = ["given more than once"]
+                elif int(match[1]) in bucket:
+                    errors[key] = [f"index {int(match[1])} is given twice"]
+                else:
+                    bucket[int(match[1])] = (key, values[0])
+        for index, (key, raw) in orders.items():
+            if index not in segments:
+                errors[key] = [f"there is no segment_{index}"]
+            elif not isinstance(raw, str) or not INTEGER_RE.match(raw.strip()):
+                errors[key] = ["must be an integer"]
+        explicit = {}
+        for index, (key, raw) in sorted(orders.items()):
+            if key in errors:
+                continue
+            value = int(raw.strip())
+            if value in explicit:
+                errors[key] = [f"order {value} is also given to {explicit[value]}"]
+            explicit[value] = key
+        count = len(segments)
+        if not errors and not (self.MIN_INPUTS <= count <= self.MAX_INPUTS):
+            errors["segments"] = [f"give {self.MIN_INPUTS} to {self.MAX_INPUTS} segment_<i> files (got {count})"]
+        if errors:
+            raise serializers.ValidationError(errors)
+        ranked = sorted(segments, key=lambda i: (int(orders[i][1].strip()) if i in orders else i, i))
+        inputs = []
+        for index in ranked:
+            key, upload = segments[index]
+            field = VideoField()
+            field.bind(key, self)
+            try:
+                inputs.append(field.run_validation(upload))
+            except serializers.ValidationError as exc:
+                raise serializers.ValidationError({key: exc.detail}) from None
+        # the shared fields (transition, final_filename) validate as usual
+        attrs = super().to_internal_value(data)
+        attrs["inputs"] = inputs
         return attrs

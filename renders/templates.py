@@ -197,7 +197,7 @@ def render_template(template: Template, render: Render, data: dict) -> Output:
     speed = data.get(template.speed_field, 1.0) if template.speed_field else 1.0
     video_pre, audio_pre = builders.speed_filters(speed)
     fade_seconds = min(data.get(template.fade_out_field) or 0.0, length) if template.fade_out_field else 0.0
-    video_end, audio_end = builders.fade_out(length, fade_seconds)
+    video_end, audio_end = builders.fade_out(length, fade_seconds, house.frame)
     dim = builders.dim(start, end) if template.dim else ""
     on_canvas = ",".join(p for p in (*texts, video_end) if p)
 

@@ -13,5 +13,7 @@ def api(path, view):
 urlpatterns = [
     api("trim", views.TrimView),
     api("trim/preview", views.TrimPreviewView),
+    api("concatenate", views.ConcatenateView),
+    api("concatenate-multipart", views.ConcatenateMultipartView),
     *(api(f"{view.endpoint}/render", view) for view in views.TEMPLATE_VIEWS),
 ]

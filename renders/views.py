@@ -13,7 +13,12 @@ from rest_framework.views import APIView
 from . import operations
 from .templates import TEMPLATES, render_template, serializer_for
 from .lifecycle import Render
-from .serializers import TrimPreviewSerializer, TrimSerializer
+from .serializers import (
+    ConcatenateMultipartSerializer,
+    ConcatenateSerializer,
+    TrimPreviewSerializer,
+    TrimSerializer,
+)
 from .slots import render_slot
 
 
@@ -56,6 +61,18 @@ class TrimPreviewView(RenderView):
     endpoint = "trim-preview"
     serializer_class = TrimPreviewSerializer
     operation = staticmethod(operations.trim_preview)
+
+
+class ConcatenateView(RenderView):
+    endpoint = "concatenate"
+    serializer_class = ConcatenateSerializer
+    operation = staticmethod(operations.join)
+
+
+class ConcatenateMultipartView(RenderView):
+    endpoint = "concatenate-multipart"
+    serializer_class = ConcatenateMultipartSerializer
+    operation = staticmethod(operations.join)
 
 
 def template_view(template):

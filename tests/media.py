@@ -110,3 +110,41 @@ def frame_at(path: Path, when: float):
                 break
         assert best is not None, f"no frame at {when}"
         return best.to_ndarray(format="rgb24")
+
+
+def tone_clip(path, *, color, freq, seconds=1.0, size="320x240", rate=25, sample_rate=44100):
+    """A flat-coloured clip with a pure tone: order and sync can be read back."""
+    return make(path, "-f", "lavfi", "-i", f"color=c={color}:s={size}:r={rate}:d={seconds}",
+                "-f", "lavfi", "-i", f"sine=f={freq}:r={sample_rate}:d={seconds}",
+                "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest")
+
+
+def house_clip(path, source, info=None):
+    """Re-encode `source` exactly as the service's house format does (copy-joinable)."""
+    from renders import builders
+    from renders.operations import house_format
+    from renders.probe import probe_video
+
+    path = Path(path)
+    info = info or probe_video(Path(source), "video")
+    house = house_format()
+    graph = path.with_suffix(".graph")
+    graph.write_text(";".join(builders.normalize_graph(0, info, house, info.duration)))
+    args = builders.input_args(str(source), info) + builders.graph_args(str(graph)) + \
+        builders.house_output_args(house, path.name)
+    result = ffmpeg.run(args, cwd=path.parent, timeout=120)
+    assert result.ok, result.stderr_tail
+    return path
+
+
+def dominant_frequency(path, start, length=0.25):
+    """The loudest frequency in the audio between `start` and `start + length`."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate
+        chunks = [f.to_ndarray()[0] for f in container.decode(stream)]
+    import numpy as np
+
+    samples = np.concatenate(chunks)[int(start * rate): int((start + length) * rate)]
+    spectrum = np.abs(np.fft.rfft(samples))
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()])

@@ -276,7 +276,7 @@ def test_closing_fades_to_black_and_silence(api, clips, tmp_path):
     out = save(r, tmp_path / "o.mp4")
     last, before_fade = media.frame_at(out, 1.96), media.frame_at(out, 1.4)
     assert before_fade.mean() > 40
-    assert last.mean() < before_fade.mean() * 0.15  # nearly black on the last frame
+    assert last.mean() < 3  # black on the last frame
     with av.open(str(out)) as c:
         samples = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
     tail = np.abs(samples[-960:]).mean()

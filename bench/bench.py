@@ -1,0 +1,112 @@
+"""Benchmarks: the numbers behind the service's speed claims, as ratios from one run.
+
+    .venv/bin/python bench/bench.py [--seconds 10] [--repeat 3]
+
+Runs the exact FFmpeg commands the service builds (same builders, same
+runner) on generated 720p house-format inputs and prints a table:
+- joining three segments by the copy path vs forcing the re-encode path;
+- a trim preview (mp4 and jpg) vs the full accurate trim of the same span.
+Machines are shared and noisy: compare the ratios, not the seconds.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "videoapi.settings")
+STATE = tempfile.TemporaryDirectory(prefix="videoapi-bench-state-")
+os.environ.setdefault("VIDEOAPI_STATE_DIR", STATE.name)
+
+import django  # noqa: E402
+
+django.setup()
+
+from renders import builders, ffmpeg  # noqa: E402
+from renders.operations import house_format  # noqa: E402
+from renders.probe import probe_video  # noqa: E402
+
+
+def run(args, cwd):
+    result = ffmpeg.run(args, cwd=cwd, timeout=600)
+    if not result.ok:
+        raise SystemExit(result.stderr_tail)
+    return result.seconds
+
+
+def timed(label, repeat, make_args, cwd):
+    times = [run(make_args(i), cwd) for i in range(repeat)]
+    return label, statistics.median(times)
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="videoapi-bench-") as work:
+        bench(Path(work))
+
+
+def bench(work):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each input segment")
+    parser.add_argument("--repeat", type=int, default=3)
+    options = parser.parse_args()
+    house = house_format()
+    print(f"canvas {house.width}x{house.height}@{house.fps}, preset {house.preset}, "
+          f"3 x {options.seconds:g} s segments, median of {options.repeat}")
+
+    names = []
+    for index, source in enumerate(["testsrc2", "smptehdbars", "rgbtestsrc"]):
+        name = f"seg{index}.mp4"
+        graph = work / f"seg{index}.graph"
+        graph.write_text(f"[0:v]scale=out_color_matrix=bt709:out_range=tv,format=yuv420p[v];"
+                         f"sine=f={440 * (index + 1)}:d={options.seconds}[a]")
+        run(["-f", "lavfi", "-i", f"{source}=s={house.width}x{house.height}:r={house.fps}:d={options.seconds}",
+             *builders.graph_args(graph.name), *builders.house_output_args(house, name)], work)
+        names.append(name)
+    infos = [probe_video(work / n, "video") for n in names]
+    assert len({i.copy_layout() for i in infos}) == 1, "segments should share one layout"
+    (work / "list.ffconcat").write_text(builders.concat_list(names))
+
+    def copy_args(i):
+        return builders.concat_copy_args("list.ffconcat", "mov", house, f"copy{i}.mp4")
+
+    def reencode_args(i):
+        chains, _ = builders.concat_graph(infos, house)
+        (work / "join.graph").write_text(";".join(chains))
+        inputs = [a for n, info in zip(names, infos) for a in builders.input_args(n, info)]
+        return inputs + builders.graph_args("join.graph") + builders.house_output_args(house, f"re{i}.mp4")
+
+    rows = [timed("concat: copy path", options.repeat, copy_args, work),
+            timed("concat: forced re-encode", options.repeat, reencode_args, work)]
+
+    src, info = names[0], infos[0]
+    span = min(options.seconds - 1, 8.0)
+
+    def trim_args(i):
+        args, text = builders.trim_accurate_args(src, info, house, 0.5, span, "trim.graph", f"trim{i}.mp4")
+        (work / "trim.graph").write_text(text)
+        return args
+
+    rows += [
+        timed(f"trim accurate ({span:g} s)", options.repeat, trim_args, work),
+        timed(f"trim preview mp4 360p ({span:g} s)", options.repeat,
+              lambda i: builders.preview_mp4_args(src, info, 0.5, span, 360, 30, f"p{i}.mp4"), work),
+        timed("trim preview jpg 360p", options.repeat,
+              lambda i: builders.preview_jpg_args(src, info, 0.5, 360, f"p{i}.jpg"), work),
+    ]
+    print()
+    print(f"{'operation':<36} {'seconds':>9} {'ratio':>9}")
+    print("-" * 56)
+    base = {"concat": rows[1][1], "trim": rows[2][1]}
+    for label, seconds in rows:
+        reference = base["concat"] if label.startswith("concat") else base["trim"]
+        print(f"{label:<36} {seconds:>9.3f} {reference / seconds:>8.1f}x")
+    print()
+    print("ratio: how many times faster than the re-encode (concat) or the full trim (trim rows)")
+
+
+if __name__ == "__main__":
+    main()
