@@ -106,7 +106,8 @@ def run(args: list[str], *, cwd: Path, timeout: float | None = None, log_name: s
     seconds = time.monotonic() - started
     result = FFmpegResult(argv, proc.returncode, _tail(log_path), timed_out, seconds)
     log_path.unlink(missing_ok=True)
-    logger.debug("ffmpeg exit=%s timed_out=%s seconds=%.2f argv=%s", proc.returncode, timed_out, seconds, argv)
+    logger.debug("event=ffmpeg exit=%s timed_out=%s seconds=%.2f argv=%s stderr=%r", proc.returncode, timed_out,
+                 seconds, argv, result.stderr_tail)
     return result
 
 

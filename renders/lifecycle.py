@@ -16,7 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from . import ffmpeg
+from . import ffmpeg, metrics
 from .errors import PayloadTooLarge, RenderFailed, RenderTimeout, describe
 from .models import RenderLog
 from .responses import CleanupFileResponse
@@ -76,7 +76,7 @@ class Render:
                        error_message=f"could not create workspace: {exc}", cleanup_status=RenderLog.Cleanup.DELETED,
                        cleanup_at=timezone.now())
             raise
-        logger.info("render received render_id=%s endpoint=%s", render_id, endpoint)
+        logger.info("event=received render_id=%s endpoint=%s client=%s", render_id, endpoint, log.client_address)
         return cls(log, workspace)
 
     # -- receiving ----------------------------------------------------------
@@ -129,13 +129,18 @@ class Render:
 
     def respond(self, output: Output) -> CleanupFileResponse:
         size = self.require_output(output.path)
+        finished = timezone.now()
         self.log.record(
             status=RenderLog.Status.SUCCEEDED,
             http_status=200,
             output_size=size,
-            render_finished_at=timezone.now(),
+            render_finished_at=finished,
             details=output.details,
         )
+        seconds = (finished - self.log.render_started_at).total_seconds() if self.log.render_started_at else None
+        metrics.rendered(self.log.endpoint, RenderLog.Status.SUCCEEDED, seconds)
+        logger.info("event=rendered render_id=%s seconds=%s bytes=%s", self.id,
+                    f"{seconds:.3f}" if seconds is not None else "-", size)
         response = CleanupFileResponse(
             open(output.path, "rb"),
             as_attachment=True,
@@ -147,7 +152,7 @@ class Render:
         response["X-Render-Id"] = str(self.id)
         for name, value in output.headers.items():
             response[name] = value
-        logger.info("render streaming render_id=%s bytes=%s", self.id, size)
+        logger.info("event=streaming render_id=%s bytes=%s", self.id, size)
         return response
 
     def abort(self, exc: BaseException):
@@ -158,7 +163,8 @@ class Render:
         fields = dict(status=status, http_status=status_code, error_code=code, error_message=detail)
         if self.log.render_started_at:
             fields["render_finished_at"] = now
-        logger.info("render %s render_id=%s code=%s detail=%s", status, self.id, code, detail)
+        metrics.rendered(self.log.endpoint, status)
+        logger.info("event=%s render_id=%s http_status=%s code=%s detail=%r", status, self.id, status_code, code, detail)
         try:
             self.log.record(**fields)
         except Exception:
@@ -172,10 +178,12 @@ class Render:
         try:
             self.workspace.delete()
         except (CleanupError, OSError) as exc:
-            logger.error("cleanup failed render_id=%s path=%s error=%s", self.id, self.workspace.path, exc)
+            logger.error("event=cleanup_failed render_id=%s path=%s error=%s", self.id, self.workspace.path, exc)
+            metrics.cleanup(RenderLog.Cleanup.FAILED)
             fields.update(cleanup_status=RenderLog.Cleanup.FAILED, cleanup_at=now, cleanup_error=str(exc)[:2000])
         else:
-            logger.info("workspace deleted render_id=%s path=%s", self.id, self.workspace.path)
+            logger.info("event=cleaned render_id=%s response_closed=%s", self.id, response_closed)
+            metrics.cleanup(RenderLog.Cleanup.DELETED)
             fields.update(cleanup_status=RenderLog.Cleanup.DELETED, cleanup_at=now)
         try:
             self.log.record(**fields)

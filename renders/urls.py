@@ -1,6 +1,6 @@
-from django.urls import re_path
+from django.urls import path, re_path
 
-from . import views
+from . import health, views
 
 app_name = "renders"
 
@@ -16,4 +16,7 @@ urlpatterns = [
     api("concatenate", views.ConcatenateView),
     api("concatenate-multipart", views.ConcatenateMultipartView),
     *(api(f"{view.endpoint}/render", view) for view in views.TEMPLATE_VIEWS),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics_view, name="metrics"),
 ]

@@ -54,7 +54,7 @@ class Workspace:
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise
-        logger.info("workspace created render_id=%s path=%s", render_id, path)
+        logger.debug("event=workspace_created render_id=%s path=%s", render_id, path)
         return cls(path, fd)
 
     def new_path(self, prefix: str, suffix: str) -> Path:

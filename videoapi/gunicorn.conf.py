@@ -23,3 +23,30 @@ keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # empty: no access log
 errorlog = "-"
 wsgi_app = "videoapi.wsgi:application"
+
+
+def on_starting(server):
+    """Once, in the master, before workers start: fresh metrics, sweep leftovers."""
+    import shutil
+
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "videoapi.settings")
+    django.setup()
+    metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir, exist_ok=True)
+    from renders.sweep import sweep
+
+    report = sweep()
+    from django.db import connections
+
+    connections.close_all()  # never hand a database connection to forked workers
+    server.log.info("startup sweep: deleted %d workspace(s), %d byte(s), %d live, %d error(s)",
+                    len(report.deleted), report.bytes_freed, len(report.skipped_live), len(report.errors))
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

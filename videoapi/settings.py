@@ -57,6 +57,10 @@ def env_canvas(name, default):
 STATE_DIR = Path(env_str("VIDEOAPI_STATE_DIR", str(BASE_DIR / "var")))
 STATE_DIR.mkdir(parents=True, exist_ok=True)
 
+# Prometheus multiprocess mode: every worker writes its counters here.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(STATE_DIR / "prometheus"))
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+
 
 def _secret_key():
     key = os.environ.get("DJANGO_SECRET_KEY")

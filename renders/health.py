@@ -1,0 +1,74 @@
+"""/healthz, /readyz and /metrics: plain Django views for probes and scrapers."""
+
+import os
+import shutil
+import tempfile
+import time
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET
+
+from . import ffmpeg, metrics
+from .workspace import temp_root
+
+_FFMPEG_OK = {"checked": 0.0, "ok": False, "detail": ""}
+FFMPEG_CHECK_EVERY = 60.0
+
+
+@require_GET
+def healthz(request):
+    """The process is alive and answering."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_ffmpeg():
+    now = time.monotonic()
+    if now - _FFMPEG_OK["checked"] > FFMPEG_CHECK_EVERY or not _FFMPEG_OK["ok"]:
+        try:
+            with tempfile.TemporaryDirectory(dir=temp_root(), prefix=".ready-") as cwd:
+                result = ffmpeg.run(["-version"], cwd=cwd, timeout=10)
+            _FFMPEG_OK.update(ok=result.ok, detail="" if result.ok else f"exit {result.returncode}")
+        except OSError as exc:
+            _FFMPEG_OK.update(ok=False, detail=exc.strerror or str(exc))
+        _FFMPEG_OK["checked"] = now
+    return _FFMPEG_OK["ok"], _FFMPEG_OK["detail"]
+
+
+def _check_temp_root():
+    root = temp_root()
+    try:
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".ready-"):
+            pass
+    except OSError as exc:
+        return False, f"not writable: {exc.strerror}"
+    free = shutil.disk_usage(root).free
+    if free < settings.VIDEOAPI_MIN_FREE_BYTES:
+        return False, f"only {free} bytes free (minimum {settings.VIDEOAPI_MIN_FREE_BYTES})"
+    return True, f"{free} bytes free"
+
+
+def _check_database():
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True, ""
+    except Exception as exc:  # any driver error means not ready
+        return False, type(exc).__name__
+
+
+@require_GET
+def readyz(request):
+    """Ready to take renders: FFmpeg runs, temp root writable with room, database reachable."""
+    checks = {}
+    for name, check in (("ffmpeg", _check_ffmpeg), ("temp_root", _check_temp_root), ("database", _check_database)):
+        ok, detail = check()
+        checks[name] = {"ok": ok, "detail": detail}
+    ready = all(c["ok"] for c in checks.values())
+    return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
+
+
+@require_GET
+def metrics_view(request):
+    return HttpResponse(metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,142 @@
+"""Removing what dead workers left behind under the temp root.
+
+A workspace whose lock nobody holds belongs to a finished or dead render.
+The sweep takes that lock itself (so two sweeps, or a sweep and a render,
+never race), kills any process still working inside it (an FFmpeg that
+outlived its worker), deletes it and marks its RenderLog `swept`. Locked
+workspaces are never touched, however old; entries not named like a
+workspace, and everything outside the root, are never touched at all.
+"""
+
+import fcntl
+import logging
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from .models import RenderLog
+from .workspace import LOCK_NAME, NAME_RE, CleanupError, dir_size, remove_tree, temp_root
+
+logger = logging.getLogger("renders.sweep")
+
+
+@dataclass
+class SweepReport:
+    scanned: int = 0
+    deleted: list = field(default_factory=list)
+    bytes_freed: int = 0
+    skipped_live: list = field(default_factory=list)
+    skipped_young: list = field(default_factory=list)
+    long_locked: list = field(default_factory=list)
+    ignored: list = field(default_factory=list)
+    killed_processes: list = field(default_factory=list)
+    errors: dict = field(default_factory=dict)
+    dry_run: bool = False
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def _take_lock(path: Path):
+    """The workspace's lock if nobody holds it, else None. A missing lock file counts as free."""
+    try:
+        fd = os.open(path / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return -1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def processes_inside(path: Path) -> list[int]:
+    """PIDs whose working directory is `path` (Linux /proc); [] elsewhere."""
+    found = []
+    target = str(path)
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/cwd").removesuffix(" (deleted)") == target:
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def sweep(grace: float | None = None, dry_run: bool = False, now: float | None = None) -> SweepReport:
+    grace = settings.VIDEOAPI_SWEEP_GRACE if grace is None else grace
+    long_locked_after = settings.VIDEOAPI_FFMPEG_TIMEOUT * 2 + 3600
+    now = time.time() if now is None else now
+    root = temp_root()
+    report = SweepReport(dry_run=dry_run)
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name == ".slots":
+            continue
+        report.scanned += 1
+        match = NAME_RE.match(entry.name)
+        if not match:
+            report.ignored.append(entry.name)
+            continue
+        path = root / entry.name
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            continue  # deleted meanwhile by its owner
+        if age < grace:
+            report.skipped_young.append(entry.name)
+            continue
+        lock = -1 if entry.is_symlink() else _take_lock(path)
+        if lock is None:
+            report.skipped_live.append(entry.name)
+            if age > long_locked_after:
+                report.long_locked.append(entry.name)
+                logger.warning("event=long_locked path=%s age=%.0f", path, age)
+            continue
+        try:
+            size = 0 if entry.is_symlink() else dir_size(path)
+            if dry_run:
+                report.deleted.append(entry.name)
+                report.bytes_freed += size
+                continue
+            for pid in processes_inside(path):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    report.killed_processes.append(pid)
+                    logger.warning("event=orphan_killed pid=%s path=%s", pid, path)
+                except ProcessLookupError:
+                    pass
+            remove_tree(path)
+        except (CleanupError, OSError) as exc:
+            report.errors[entry.name] = str(exc)
+            logger.error("event=sweep_failed path=%s error=%s", path, exc)
+            continue
+        finally:
+            if lock not in (None, -1):
+                os.close(lock)
+        report.deleted.append(entry.name)
+        report.bytes_freed += size
+        _mark_swept(match["render_id"])
+        logger.info("event=swept render_id=%s path=%s bytes=%s", match["render_id"], path, size)
+    return report
+
+
+def _mark_swept(render_id: str):
+    from . import metrics
+
+    metrics.cleanup("swept")
+    log = RenderLog.objects.filter(id=render_id).first()
+    if log is None:
+        return
+    fields = {"cleanup_status": RenderLog.Cleanup.SWEPT, "cleanup_at": timezone.now()}
+    if log.status in (RenderLog.Status.RECEIVED, RenderLog.Status.RENDERING):
+        fields.update(status=RenderLog.Status.FAILED, error_code="worker_lost",
+                      error_message="the worker handling this render died; its workspace was swept")
+    log.record(**fields)
