@@ -3,10 +3,37 @@
 import json
 import shlex
 
-from django.contrib import admin
+import os
+from datetime import timedelta
+
+from django.contrib import admin, messages
+from django.db.models import Count, Q
+from django.utils import timezone
 from django.utils.html import format_html
 
 from .models import RenderLog
+from .workspace import NAME_RE, CleanupError, dir_size, is_locked, remove_tree, temp_root
+
+
+def dashboard():
+    """What an operator wants at a glance: today's renders, failures, cleanups, leftovers."""
+    since = timezone.now() - timedelta(hours=24)
+    recent = RenderLog.objects.filter(received_at__gte=since)
+    totals = recent.aggregate(
+        renders=Count("id"),
+        succeeded=Count("id", filter=Q(status=RenderLog.Status.SUCCEEDED)),
+        rejected=Count("id", filter=Q(status=RenderLog.Status.REJECTED)),
+        failed=Count("id", filter=Q(status__in=[RenderLog.Status.FAILED, RenderLog.Status.TIMEOUT])),
+    )
+    cleanups = dict(recent.values_list("cleanup_status").annotate(n=Count("id")).order_by())
+    leftovers = []
+    root = temp_root()
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if NAME_RE.match(entry.name) and not entry.is_symlink():
+            path = root / entry.name
+            leftovers.append({"name": entry.name, "bytes": dir_size(path), "live": is_locked(path)})
+    return {"totals": totals, "cleanups": cleanups, "leftovers": leftovers,
+            "failed_cleanups": RenderLog.objects.filter(cleanup_status=RenderLog.Cleanup.FAILED).count()}
 
 
 @admin.register(RenderLog)
@@ -18,6 +45,31 @@ class RenderLogAdmin(admin.ModelAdmin):
     date_hierarchy = "received_at"
     list_per_page = 50
     show_full_result_count = False
+    change_list_template = "admin/renders/renderlog/change_list.html"
+    actions = ["retry_cleanup"]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "dashboard": dashboard()}
+        return super().changelist_view(request, extra_context=extra_context)
+
+    @admin.action(description="Retry cleanup of the selected renders' workspaces")
+    def retry_cleanup(self, request, queryset):
+        done, live, failed = 0, 0, 0
+        for log in queryset.exclude(cleanup_status__in=[RenderLog.Cleanup.DELETED, RenderLog.Cleanup.SWEPT]):
+            path = temp_root() / os.path.basename(log.workspace or "")
+            if path.exists() and is_locked(path):
+                live += 1
+                continue
+            try:
+                remove_tree(path)
+            except (CleanupError, OSError) as exc:
+                log.record(cleanup_error=str(exc)[:2000], cleanup_at=timezone.now())
+                failed += 1
+            else:
+                log.record(cleanup_status=RenderLog.Cleanup.DELETED, cleanup_at=timezone.now(), cleanup_error="")
+                done += 1
+        level = messages.ERROR if failed else messages.SUCCESS
+        self.message_user(request, f"cleaned {done}, still in use {live}, failed again {failed}", level)
     fieldsets = (
         (None, {"fields": ("id", "endpoint", "status", "http_status", "user", "client_address")}),
         ("Error", {"fields": ("error_code", "error_message")}),
@@ -36,6 +88,9 @@ class RenderLogAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
 
     @admin.display(description="id")
     def short_id(self, obj):
