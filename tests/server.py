@@ -94,6 +94,8 @@ def read_head(sock):
         if not chunk:
             break
         data += chunk
+    if b"\r\n\r\n" not in data:
+        raise ConnectionError("the server closed the connection without an answer")
     head, _, rest = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])

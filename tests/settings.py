@@ -29,3 +29,4 @@ from videoapi.settings import *  # noqa: E402,F401,F403
 
 DATABASES["default"]["TEST"] = {"NAME": DATABASES["default"]["NAME"]}  # noqa: F405  (a file gunicorn can share)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+WHITENOISE_USE_FINDERS = True  # admin CSS without collectstatic

@@ -1,0 +1,64 @@
+"""The admin as an operator sees it: real gunicorn, headless Chromium, screenshots."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from renders.models import RenderLog
+
+from .server import gunicorn, request
+
+pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    # Playwright's sync API keeps an event loop running in this thread; the
+    # test's own ORM calls are ordinary blocking calls, as Django's docs allow.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    if not CHROMIUM:
+        pytest.skip("Chromium is not installed (scripts/test installs Debian's chromium when it can)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def test_admin_pages_in_a_browser(browser, token, clips):
+    User.objects.create_superuser("operator", password="operator-pass-123")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with gunicorn() as (address, _proc):
+        ok = request(address, "/api/trim", {"video": clips.basic, "start": "0.5"}, token)
+        bad = request(address, "/api/trim", {"video": clips.text, "start": "0"}, token)
+        assert ok[0] == 200 and bad[0] == 415
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"http://{address}/admin/login/?next=/admin/renders/renderlog/")
+        page.fill("#id_username", "operator")
+        page.fill("#id_password", "operator-pass-123")
+        page.click("input[type=submit]")
+        page.wait_for_selector("#render-dashboard")
+        text = page.inner_text("body")
+        assert "Last 24 hours" in text and "Nothing: every render has been cleaned up." in text
+        assert ok[1]["x-render-id"][:8] in text and bad[1]["x-render-id"][:8] in text
+        # the admin's own stylesheet is served (whitenoise): the header is styled, not raw HTML
+        assert page.eval_on_selector("#header", "e => getComputedStyle(e).backgroundColor") != "rgba(0, 0, 0, 0)"
+        page.screenshot(path=str(ARTIFACTS / "admin-renderlog-list.png"), full_page=True)
+
+        page.goto(f"http://{address}/admin/renders/renderlog/{ok[1]['x-render-id']}/change/")
+        detail = page.inner_text("body")
+        assert "-protocol_whitelist file" in detail and "Deleted" in detail
+        page.screenshot(path=str(ARTIFACTS / "admin-renderlog-detail.png"), full_page=True)
+        page.goto(f"http://{address}/admin/renders/renderlog/{bad[1]['x-render-id']}/change/")
+        assert "unsupported_media" in page.inner_text("body")
+    assert (ARTIFACTS / "admin-renderlog-list.png").stat().st_size > 10_000
+    assert RenderLog.objects.count() == 2
