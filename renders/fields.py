@@ -122,31 +122,20 @@ class FilenameField(serializers.CharField):
 
 
 @dataclass
-class ProbedVideo:
+class Probed:
+    """An upload in the workspace and what probing found."""
+
     path: Path
     field: str
-    info: MediaInfo
+    info: MediaInfo | ImageInfo
+    kind: str  # "video" or "image"
 
     @property
     def name(self):
         return self.path.name
 
     def summary(self):
-        return {"field": self.field, "kind": "video", **self.info.summary()}
-
-
-@dataclass
-class ProbedImage:
-    path: Path
-    field: str
-    info: ImageInfo
-
-    @property
-    def name(self):
-        return self.path.name
-
-    def summary(self):
-        return {"field": self.field, "kind": "image", **self.info.summary()}
+        return {"field": self.field, "kind": self.kind, **self.info.summary()}
 
 
 class UploadField(serializers.Field):
@@ -171,9 +160,9 @@ class UploadField(serializers.Field):
 
 class VideoField(UploadField):
     def probe(self, path, field):
-        return ProbedVideo(Path(path), field, probe_video(Path(path), field))
+        return Probed(Path(path), field, probe_video(Path(path), field), "video")
 
 
 class ImageField(UploadField):
     def probe(self, path, field):
-        return ProbedImage(Path(path), field, probe_image(Path(path), field))
+        return Probed(Path(path), field, probe_image(Path(path), field), "image")

@@ -4,6 +4,8 @@ All ten endpoints are `RenderView`s; they differ only in their endpoint
 name, serializer and operation.
 """
 
+from functools import partial
+
 from django.conf import settings
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.parsers import MultiPartParser
@@ -51,42 +53,22 @@ class RenderView(APIView):
             raise
 
 
-class TrimView(RenderView):
-    endpoint = "trim"
-    serializer_class = TrimSerializer
-    operation = staticmethod(operations.trim)
-
-
-class TrimPreviewView(RenderView):
-    endpoint = "trim-preview"
-    serializer_class = TrimPreviewSerializer
-    operation = staticmethod(operations.trim_preview)
-
-
-class ConcatenateView(RenderView):
-    endpoint = "concatenate"
-    serializer_class = ConcatenateSerializer
-    operation = staticmethod(operations.join)
-
-
-class ConcatenateMultipartView(RenderView):
-    endpoint = "concatenate-multipart"
-    serializer_class = ConcatenateMultipartSerializer
-    operation = staticmethod(operations.join)
-
-
-def template_view(template):
-    """The view of one template: its name, its serializer, the shared render."""
-    name = "".join(part.title() for part in template.endpoint.split("-")) + "View"
-
-    def operation(render, data):
-        return render_template(template, render, data)
-
+def render_view(endpoint, serializer_class, operation):
+    """A RenderView for one endpoint: its name, its form, what it renders."""
+    name = "".join(part.title() for part in endpoint.split("-")) + "View"
     return type(name, (RenderView,), {
-        "endpoint": template.endpoint,
-        "serializer_class": serializer_for(template),
+        "endpoint": endpoint,
+        "serializer_class": serializer_class,
         "operation": staticmethod(operation),
     })
 
 
+def template_view(template):
+    return render_view(template.endpoint, serializer_for(template), partial(render_template, template))
+
+
+TrimView = render_view("trim", TrimSerializer, operations.trim)
+TrimPreviewView = render_view("trim-preview", TrimPreviewSerializer, operations.trim_preview)
+ConcatenateView = render_view("concatenate", ConcatenateSerializer, operations.join)
+ConcatenateMultipartView = render_view("concatenate-multipart", ConcatenateMultipartSerializer, operations.join)
 TEMPLATE_VIEWS = [template_view(template) for template in TEMPLATES]

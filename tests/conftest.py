@@ -135,3 +135,10 @@ def post(client, url, data, **extra):
 def save(response, path: Path) -> Path:
     path.write_bytes(response.body)
     return path
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the suite's private state dir (database, metrics, temp root) if this run made it."""
+    base = os.environ.get("VIDEOAPI_TEST_DIR", "")
+    if os.path.basename(base).startswith("videoapi-tests-") and not os.environ.get("VIDEOAPI_KEEP_TEST_DIR"):
+        shutil.rmtree(base, ignore_errors=True)
