@@ -301,6 +301,7 @@ def concat_copy_args(list_name: str, demuxer: str, house: HouseFormat, output: s
     return [
         "-protocol_whitelist", "file", "-format_whitelist", f"concat,{demuxer}", "-f", "concat", "-safe", "1",
         "-i", list_name, "-map", "0:v:0", "-map", "0:a:0", "-c:v", "copy",
+        "-af", "aresample=async=1:first_pts=0",  # follow the timestamps: a short segment's gap stays a gap
         "-c:a", "aac", "-b:a", house.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2",
         "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", output,
     ]  # fmt: skip

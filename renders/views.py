@@ -22,6 +22,7 @@ from .serializers import (
     TrimSerializer,
 )
 from .slots import render_slot
+from .throttling import RenderRateThrottle
 
 
 class RenderView(APIView):
@@ -37,6 +38,9 @@ class RenderView(APIView):
 
     def get_permissions(self):
         return [IsAuthenticated()] if settings.VIDEOAPI_AUTH == "token" else [AllowAny()]
+
+    def get_throttles(self):
+        return [RenderRateThrottle()] if settings.VIDEOAPI_THROTTLE_RATE else []
 
     def post(self, request, *args, **kwargs):
         render = Render.begin(request, self.endpoint)

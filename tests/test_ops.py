@@ -242,3 +242,18 @@ def test_startup_sweep_in_gunicorn_config(monkeypatch, tmp_path):
     assert "deleted 1 workspace" in Server.log.messages[0]
     assert list((tmp_path / "metrics").iterdir()) == []
     assert RenderLog.objects.get(id=render_id).cleanup_status == "swept"
+
+
+def test_throttle(api, clips, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.VIDEOAPI_THROTTLE_RATE = "2/minute"
+    assert post(api, "/api/trim", {"video": clips.text, "start": "0"}).status_code == 415
+    assert post(api, "/api/trim", {"video": clips.text, "start": "0"}).status_code == 415
+    r = post(api, "/api/trim", {"video": clips.basic, "start": "0"})
+    assert r.status_code == 429
+    body = json.loads(r.body)
+    assert body["code"] == "throttled" and int(r["Retry-After"]) > 0 and "render_id" not in body
+    assert RenderLog.objects.count() == 2  # refused before a RenderLog or any upload
+    cache.clear()

@@ -206,10 +206,6 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": (
         ["rest_framework.permissions.IsAuthenticated"] if VIDEOAPI_AUTH == "token" else ["rest_framework.permissions.AllowAny"]
     ),
-    "DEFAULT_THROTTLE_CLASSES": (
-        ["renders.throttling.RenderRateThrottle"] if VIDEOAPI_THROTTLE_RATE else []
-    ),
-    "DEFAULT_THROTTLE_RATES": {"render": VIDEOAPI_THROTTLE_RATE},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.MultiPartParser"],
     "EXCEPTION_HANDLER": "renders.errors.exception_handler",
