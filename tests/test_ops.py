@@ -257,3 +257,34 @@ def test_throttle(api, clips, settings):
     assert body["code"] == "throttled" and int(r["Retry-After"]) > 0 and "render_id" not in body
     assert RenderLog.objects.count() == 2  # refused before a RenderLog or any upload
     cache.clear()
+
+
+def test_slot_of_a_killed_process_is_freed(settings):
+    settings.VIDEOAPI_MAX_CONCURRENT_RENDERS = 1
+    settings.VIDEOAPI_QUEUE_TIMEOUT = 0
+    pid = os.fork()
+    if pid == 0:  # child: take the only slot and hang on to it
+        with slots.render_slot():
+            time.sleep(60)
+        os._exit(0)
+    try:
+        assert _wait(lambda: slots.slots_in_use() == 1)
+        with pytest.raises(Exception) as busy:
+            with slots.render_slot():
+                pass
+        assert busy.value.status_code == 503
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    with slots.render_slot():  # the kernel dropped the dead holder's lock
+        assert slots.slots_in_use() == 1
+    assert slots.slots_in_use() == 0
+
+
+def _wait(predicate, seconds=10):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False

@@ -1,6 +1,7 @@
 """The six template renders: fields, limits, house format, text drawn literally."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -289,3 +290,23 @@ def test_announcement_dims_the_frame(api, still, tmp_path):
     out = save(r, tmp_path / "o.mp4")
     corner = lambda frame: frame[:10, :10].mean()  # noqa: E731  (no text there)
     assert corner(media.frame_at(out, 1.5)) < corner(media.frame_at(out, 0.5)) * 0.7
+
+
+@pytest.mark.parametrize("canvas", ["640x360", "360x640"])
+def test_frames_for_people_to_look_at(api, clips, tmp_path, settings, canvas):
+    """Saves one frame of each template (16:9 and 9:16) under artifacts/ for a human check."""
+    from PIL import Image
+
+    settings.VIDEOAPI_CANVAS = tuple(int(v) for v in canvas.split("x"))
+    artifacts = Path(__file__).resolve().parent.parent / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    extra = {"announcement": {"subheadline": "A longer subheadline that wraps onto a second line on narrow canvases"},
+             "how-it-works": {"title": "How it works"}, "persona": {"title": "Analyst", "avatar": clips.png,
+                                                                   "quote": "Two lines\nof quote"},
+             "demo": {"caption": "Twice as fast", "speed": "2"}, "closing": {"url": "https://example.com/start"}}
+    for name in NAMES:
+        r = post(api, url(name), {"video": clips.basic, **REQUIRED[name], **extra.get(name, {}), "start": "0.1"})
+        assert r.status_code == 200
+        frame = media.frame_at(save(r, tmp_path / f"{name}.mp4"), 0.8)
+        assert frame.shape[:2] == settings.VIDEOAPI_CANVAS[::-1]
+        Image.fromarray(frame).save(artifacts / f"template-{name}-{canvas}.png")
