@@ -1,4 +1,5 @@
 from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView
 
 from . import health, views
 
@@ -16,6 +17,7 @@ urlpatterns = [
     api("concatenate", views.ConcatenateView),
     api("concatenate-multipart", views.ConcatenateMultipartView),
     *(api(f"{view.endpoint}/render", view) for view in views.TEMPLATE_VIEWS),
+    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics_view, name="metrics"),

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from . import operations
 from .templates import TEMPLATES, render_template, serializer_for
 from .lifecycle import Render
+from .schema import document
 from .serializers import (
     ConcatenateMultipartSerializer,
     ConcatenateSerializer,
@@ -60,11 +61,12 @@ class RenderView(APIView):
 def render_view(endpoint, serializer_class, operation):
     """A RenderView for one endpoint: its name, its form, what it renders."""
     name = "".join(part.title() for part in endpoint.split("-")) + "View"
-    return type(name, (RenderView,), {
+    view = type(name, (RenderView,), {
         "endpoint": endpoint,
         "serializer_class": serializer_class,
         "operation": staticmethod(operation),
     })
+    return document(view, serializer_class)
 
 
 def template_view(template):
