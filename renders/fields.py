@@ -36,19 +36,23 @@ def parse_time(raw) -> float:
     return value
 
 
-class TimeField(serializers.Field):
-    default_error_messages = {"invalid": "{message}", "min": "must be at least {min} s", "max": "must be at most {max} s"}
-
-    def __init__(self, *, min_value=0.0, max_value=None, **kwargs):
-        self.min_value = min_value
-        self.max_value = max_value
-        super().__init__(**kwargs)
+class BlankIsMissing:
+    """A form value that is empty or only whitespace counts as not sent."""
 
     def get_value(self, dictionary):
         value = super().get_value(dictionary)
         if isinstance(value, str) and not value.strip():
             return empty
         return value
+
+
+class TimeField(BlankIsMissing, serializers.Field):
+    default_error_messages = {"invalid": "{message}", "min": "must be at least {min} s", "max": "must be at most {max} s"}
+
+    def __init__(self, *, min_value=0.0, max_value=None, **kwargs):
+        self.min_value = min_value
+        self.max_value = max_value
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         if isinstance(data, (list, dict)):
@@ -67,18 +71,12 @@ class TimeField(serializers.Field):
         return value
 
 
-class TextField(serializers.CharField):
+class TextField(BlankIsMissing, serializers.CharField):
     """Stripped UTF-8 text; empty counts as missing; no control characters."""
 
     def __init__(self, *, max_length, multiline=False, **kwargs):
         self.multiline = multiline
         super().__init__(max_length=max_length, trim_whitespace=True, allow_blank=False, **kwargs)
-
-    def get_value(self, dictionary):
-        value = super().get_value(dictionary)
-        if isinstance(value, str) and not value.strip():
-            return empty
-        return value
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

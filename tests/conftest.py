@@ -1,5 +1,6 @@
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,17 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from . import media
+
+
+def wait_for(predicate, seconds=20):
+    """Poll until `predicate()` is truthy (returns its value) or time runs out (None)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return None
 
 
 def leftovers():

@@ -17,7 +17,7 @@ from django.utils import timezone
 from renders import health, lifecycle, slots, workspace
 from renders.models import RenderLog
 
-from .conftest import post
+from .conftest import post, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -268,7 +268,7 @@ def test_slot_of_a_killed_process_is_freed(settings):
             time.sleep(60)
         os._exit(0)
     try:
-        assert _wait(lambda: slots.slots_in_use() == 1)
+        assert wait_for(lambda: slots.slots_in_use() == 1)
         with pytest.raises(Exception) as busy:
             with slots.render_slot():
                 pass
@@ -279,12 +279,3 @@ def test_slot_of_a_killed_process_is_freed(settings):
     with slots.render_slot():  # the kernel dropped the dead holder's lock
         assert slots.slots_in_use() == 1
     assert slots.slots_in_use() == 0
-
-
-def _wait(predicate, seconds=10):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False

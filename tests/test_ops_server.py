@@ -16,7 +16,7 @@ from renders.ffmpeg import ffmpeg_binary
 from renders.models import RenderLog
 
 from . import media
-from .conftest import leftovers
+from .conftest import leftovers, wait_for
 from .server import gunicorn, raw_request, read_head, request
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
@@ -48,16 +48,6 @@ def processes_under_temp_root(*matches):
         if cwd.startswith(root) and any(m in cmdline for m in matches) and stat[2] != "Z":
             found[int(pid)] = int(stat[3])  # pid -> parent pid
     return found
-
-
-def wait_for(predicate, seconds=20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    return None
 
 
 def alive(pid):

@@ -10,7 +10,7 @@ from django.conf import settings
 from renders.models import RenderLog
 
 from . import media
-from .conftest import leftovers
+from .conftest import leftovers, wait_for
 from .server import gunicorn, raw_request, read_head, request
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
@@ -22,15 +22,6 @@ def big_clip(tmp_path_factory):
     path = tmp_path_factory.mktemp("big") / "big.mp4"
     return media.make(path, "-f", "lavfi", "-i", "nullsrc=s=640x360:r=25:d=1.2,geq=random(1)*255:128:128",
                       "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", "25")
-
-
-def wait_for(predicate, seconds=15):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_dropped_download_deletes_workspace(token, big_clip):
