@@ -18,7 +18,7 @@ from .fields import ImageField, TextField, TimeField, VideoField
 from .lifecycle import Output, Render
 from .operations import download_name, house_format, write_graph
 from .serializers import EPSILON, RenderSerializer
-from .text import ACCENT, BODY, SUBTITLE, TITLE, Block, Card, font_path, layout
+from .text import ACCENT, BODY, SUBTITLE, TITLE, Block, Card, font_path, layout, safe_margin
 
 MIN_WINDOW = 0.2
 
@@ -205,7 +205,7 @@ def render_template(template: Template, render: Render, data: dict) -> Output:
     if avatar:
         chains = builders.normalize_graph(0, video.info, house, length, video_pre=video_pre, audio_pre=audio_pre,
                                           video_post=dim, audio_post=audio_end, out_v="base")
-        margin = round(0.06 * short)
+        margin = safe_margin(house.width, house.height)
         y = max(margin // 2, card_box.bottom - avatar_size)
         chains.append(builders.avatar_chain(1, avatar_size, house.fps, start, end, fade, "avatar"))
         chains.append(f"[base][avatar]overlay=x={margin}:y={y}:eof_action=pass:format=auto,{on_canvas}[v]")

@@ -89,6 +89,11 @@ class CardBox:
     bottom: int
 
 
+def safe_margin(width: int, height: int) -> int:
+    """Pixels kept clear at the frame's edges."""
+    return round(0.06 * min(width, height))
+
+
 def wrap(text: str, font, max_width: float) -> list[str]:
     """Greedy word wrap by measured width; words wider than a line are broken."""
     lines = []
@@ -119,7 +124,7 @@ def layout(card: Card, width: int, height: int, font: str, inset: int = 0) -> tu
     `inset` keeps that many pixels free on the left (for an avatar).
     """
     short = min(width, height)
-    margin = round(0.06 * short)
+    margin = safe_margin(width, height)
     shrink = 1.0
     for _attempt in range(12):
         blocks = []
