@@ -6,6 +6,7 @@ import shlex
 import os
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -32,16 +33,16 @@ def dashboard():
         if NAME_RE.match(entry.name) and not entry.is_symlink():
             path = root / entry.name
             leftovers.append({"name": entry.name, "bytes": dir_size(path), "live": is_locked(path)})
-    return {"totals": totals, "cleanups": cleanups, "leftovers": leftovers,
+    return {"totals": totals, "cleanups": cleanups, "leftovers": leftovers, "host": settings.VIDEOAPI_HOST_ID,
             "failed_cleanups": RenderLog.objects.filter(cleanup_status=RenderLog.Cleanup.FAILED).count()}
 
 
 @admin.register(RenderLog)
 class RenderLogAdmin(admin.ModelAdmin):
     list_display = ("received_at", "endpoint", "status", "http_status", "error_code", "render_time",
-                    "output_size", "cleanup_status", "user", "short_id")
-    list_filter = ("endpoint", "status", "cleanup_status", "error_code", ("received_at", admin.DateFieldListFilter))
-    search_fields = ("id", "error_message", "error_code", "cleanup_error", "client_address")
+                    "output_size", "cleanup_status", "host", "user", "short_id")
+    list_filter = ("endpoint", "status", "host", "cleanup_status", "error_code", ("received_at", admin.DateFieldListFilter))
+    search_fields = ("id", "error_message", "error_code", "cleanup_error", "client_address", "host")
     date_hierarchy = "received_at"
     list_per_page = 50
     show_full_result_count = False
@@ -55,7 +56,10 @@ class RenderLogAdmin(admin.ModelAdmin):
     @admin.action(description="Retry cleanup of the selected renders' workspaces")
     def retry_cleanup(self, request, queryset):
         done, live, failed = 0, 0, 0
-        for log in queryset.exclude(cleanup_status__in=[RenderLog.Cleanup.DELETED, RenderLog.Cleanup.SWEPT]):
+        pending = queryset.exclude(cleanup_status__in=[RenderLog.Cleanup.DELETED, RenderLog.Cleanup.SWEPT])
+        # A workspace lives on the host that rendered it: this host retries its own only.
+        elsewhere = pending.exclude(host=settings.VIDEOAPI_HOST_ID).count()
+        for log in pending.filter(host=settings.VIDEOAPI_HOST_ID):
             path = temp_root() / os.path.basename(log.workspace or "")
             if path.exists() and is_locked(path):
                 live += 1
@@ -69,9 +73,10 @@ class RenderLogAdmin(admin.ModelAdmin):
                 log.record(cleanup_status=RenderLog.Cleanup.DELETED, cleanup_at=timezone.now(), cleanup_error="")
                 done += 1
         level = messages.ERROR if failed else messages.SUCCESS
-        self.message_user(request, f"cleaned {done}, still in use {live}, failed again {failed}", level)
+        note = f", {elsewhere} on other hosts (retry from their admin or run sweep_temp there)" if elsewhere else ""
+        self.message_user(request, f"cleaned {done}, still in use {live}, failed again {failed}{note}", level)
     fieldsets = (
-        (None, {"fields": ("id", "endpoint", "status", "http_status", "user", "client_address")}),
+        (None, {"fields": ("id", "endpoint", "status", "http_status", "host", "user", "client_address")}),
         ("Error", {"fields": ("error_code", "error_message")}),
         ("Request", {"fields": ("params_pretty", "inputs_pretty", "output_size", "details_pretty")}),
         ("Timings", {"fields": ("received_at", "render_started_at", "render_finished_at", "render_time",

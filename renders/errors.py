@@ -7,7 +7,9 @@
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -122,6 +124,11 @@ def describe(exc):
         return 400, "invalid_input", "the request has too many fields or files", {}, {}
     if isinstance(exc, exceptions.APIException):
         return exc.status_code, "error", str(exc.detail), {}, {}
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is unreachable (down, restarting, out of connections):
+        # a temporary condition of ours, not a bug, and nothing was rendered.
+        return 503, "unavailable", "the service's database is unavailable; try again shortly", {}, \
+            {"Retry-After": str(settings.VIDEOAPI_DB_RETRY_AFTER)}
     return 500, "internal_error", "an internal error occurred", {}, {}
 
 
@@ -141,6 +148,8 @@ def exception_handler(exc, context):
     request = context.get("request")
     render_id = getattr(request, "render_id", None) if request is not None else None
     status_code = describe(exc)[0]
-    if status_code >= 500 and not isinstance(exc, ServiceError):
+    if status_code == 503 and not isinstance(exc, ServiceError):
+        logger.error("event=database_unavailable render_id=%s error=%s", render_id, str(exc).strip()[:300])
+    elif status_code >= 500 and not isinstance(exc, ServiceError):
         logger.exception("unexpected error render_id=%s", render_id, exc_info=exc)
     return error_response(exc, render_id)

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from . import ffmpeg, metrics
+from .clients import client_address
 from .errors import PayloadTooLarge, RenderFailed, RenderTimeout, describe
 from .models import RenderLog
 from .responses import CleanupFileResponse
@@ -35,10 +36,6 @@ class Output:
     content_type: str = "video/mp4"
     headers: dict = field(default_factory=dict)
     details: dict = field(default_factory=dict)
-
-
-def client_address(request):
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def log_status_for(http_status: int) -> str:

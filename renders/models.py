@@ -5,6 +5,11 @@ from django.db import models
 from django.utils import timezone
 
 
+def current_host() -> str:
+    """This render host's name (VIDEOAPI_HOST_ID); rows made before hosts were recorded get the migrating host's."""
+    return settings.VIDEOAPI_HOST_ID
+
+
 class RenderLog(models.Model):
     """One row per request that reached a render endpoint and passed auth."""
 
@@ -28,6 +33,8 @@ class RenderLog(models.Model):
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     client_address = models.GenericIPAddressField(null=True, blank=True)
+    host = models.CharField(max_length=100, default=current_host, db_index=True,
+                            help_text="the render host (VIDEOAPI_HOST_ID) that handled the request")
 
     params = models.JSONField(default=dict, blank=True, help_text="validated form fields")
     inputs = models.JSONField(default=list, blank=True, help_text="uploads: field, size, probe summary")

@@ -3,7 +3,10 @@
 A workspace whose lock nobody holds belongs to a finished or dead render.
 The sweep takes that lock itself (so two sweeps, or a sweep and a render,
 never race), kills any process still working inside it (an FFmpeg that
-outlived its worker), deletes it and marks its RenderLog `swept`. Locked
+outlived its worker), deletes it and marks its RenderLog `swept`. Each host
+sweeps its own temp root and marks only RenderLogs it recorded itself
+(`host` = VIDEOAPI_HOST_ID), so hosts sharing one database never mark each
+other's renders. Locked
 workspaces are never touched, however old; entries not named like a
 workspace, and everything outside the root, are never touched at all.
 """
@@ -132,7 +135,8 @@ def _mark_swept(render_id: str):
     from . import metrics
 
     metrics.cleanup("swept")
-    log = RenderLog.objects.filter(id=render_id).first()
+    # Only this host's renders: another host's RenderLog is that host's to mark.
+    log = RenderLog.objects.filter(id=render_id, host=settings.VIDEOAPI_HOST_ID).first()
     if log is None:
         return
     fields = {"cleanup_status": RenderLog.Cleanup.SWEPT, "cleanup_at": timezone.now()}

@@ -8,7 +8,9 @@ module) sees exactly the same configuration.
 import os
 import tempfile
 
-_base = os.environ.setdefault("VIDEOAPI_TEST_DIR", tempfile.mkdtemp(prefix="videoapi-tests-"))
+if not os.environ.get("VIDEOAPI_TEST_DIR"):  # the pytest process makes it; servers it starts inherit it
+    os.environ["VIDEOAPI_TEST_DIR"] = tempfile.mkdtemp(prefix="videoapi-tests-")
+_base = os.environ["VIDEOAPI_TEST_DIR"]
 for key, value in {
     "VIDEOAPI_STATE_DIR": os.path.join(_base, "state"),
     "VIDEOAPI_TEMP_ROOT": os.path.join(_base, "renders"),

@@ -20,6 +20,9 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 # running after that dies with the worker and is removed by sweep_temp.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", str(int(float(os.environ.get("VIDEOAPI_FFMPEG_TIMEOUT", "300"))) + 30)))
 keepalive = 5
+# The proxies (deploy/nginx) whose X-Forwarded-Proto gunicorn believes; Django
+# reads the same variable to take the client address from X-Forwarded-For.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # empty: no access log
 errorlog = "-"
 wsgi_app = "videoapi.wsgi:application"

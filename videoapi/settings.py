@@ -5,6 +5,7 @@ The README's settings table lists each variable; keep the two in step.
 
 import os
 import secrets
+import socket
 import tempfile
 from pathlib import Path
 
@@ -84,6 +85,24 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
+# Behind a TLS-terminating proxy (deploy/nginx): gunicorn trusts the proxy's
+# X-Forwarded-Proto (FORWARDED_ALLOW_IPS) and so tells Django the request was
+# https; DJANGO_HTTPS=true then makes cookies secure, redirects plain http
+# (health probes and metrics excepted) and sends HSTS.
+DJANGO_HTTPS = env_bool("DJANGO_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = DJANGO_HTTPS
+SECURE_SSL_REDIRECT = DJANGO_HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)$"]
+SECURE_HSTS_SECONDS = env_number("DJANGO_HSTS_SECONDS", 31536000 if DJANGO_HTTPS else 0, int, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+
+# Addresses of the proxies whose X-Forwarded-For / X-Forwarded-Proto are
+# believed: the same variable gunicorn reads for its forwarded_allow_ips.
+# Comma-separated addresses or networks; "*" trusts every peer.
+FORWARDED_ALLOW_IPS = [a.strip() for a in env_str("FORWARDED_ALLOW_IPS", "127.0.0.1,::1").split(",") if a.strip()]
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -135,7 +154,12 @@ TEMPLATES = [
 # SQLite takes the write lock up front (BEGIN IMMEDIATE) so that concurrent
 # workers queue for it instead of failing with "database is locked".
 _default_sqlite = f"sqlite:///{STATE_DIR / 'db.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", _default_sqlite), conn_max_age=60)}
+DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", _default_sqlite), conn_max_age=60,
+                                               conn_health_checks=True)}
+# CONN_HEALTH_CHECKS: a persistent connection is pinged before a request
+# reuses it, so the first request after a database restart does not fail on
+# a dead connection. A request that finds the database down is answered 503
+# `unavailable` with Retry-After (renders/errors.py).
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
@@ -184,8 +208,10 @@ if VIDEOAPI_AUTH not in {"token", "none"}:
 VIDEOAPI_THROTTLE_RATE = env_str("VIDEOAPI_THROTTLE_RATE", "") or None  # e.g. "30/minute"
 VIDEOAPI_TEMP_ROOT = Path(env_str("VIDEOAPI_TEMP_ROOT", os.path.join(tempfile.gettempdir(), "videoapi")))
 VIDEOAPI_FFMPEG = env_str("VIDEOAPI_FFMPEG", "")  # empty: the imageio-ffmpeg binary
-VIDEOAPI_FFMPEG_TIMEOUT = env_number("VIDEOAPI_FFMPEG_TIMEOUT", 300.0, float, minimum=0.1)
-VIDEOAPI_MAX_UPLOAD_BYTES = env_number("VIDEOAPI_MAX_UPLOAD_BYTES", 500 * 1024 * 1024, int, minimum=1024)
+# Defaults that deploy/ repeats (nginx's body limit and timeouts): tests compare them.
+DEFAULT_FFMPEG_TIMEOUT, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_QUEUE_TIMEOUT = 300.0, 500 * 1024 * 1024, 30.0
+VIDEOAPI_FFMPEG_TIMEOUT = env_number("VIDEOAPI_FFMPEG_TIMEOUT", DEFAULT_FFMPEG_TIMEOUT, float, minimum=0.1)
+VIDEOAPI_MAX_UPLOAD_BYTES = env_number("VIDEOAPI_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, int, minimum=1024)
 VIDEOAPI_MAX_INPUT_SECONDS = env_number("VIDEOAPI_MAX_INPUT_SECONDS", 600.0, float, minimum=1)
 VIDEOAPI_CANVAS = env_canvas("VIDEOAPI_CANVAS", "1280x720")
 VIDEOAPI_FPS = env_number("VIDEOAPI_FPS", 30, int, minimum=1)
@@ -196,9 +222,15 @@ VIDEOAPI_AUDIO_BITRATE = env_str("VIDEOAPI_AUDIO_BITRATE", "160k")
 VIDEOAPI_PREVIEW_CRF = env_number("VIDEOAPI_PREVIEW_CRF", 30, int, minimum=0)
 VIDEOAPI_FONT = env_str("VIDEOAPI_FONT", "")  # empty: first bundled-system DejaVu Sans Bold found
 VIDEOAPI_MAX_CONCURRENT_RENDERS = env_number("VIDEOAPI_MAX_CONCURRENT_RENDERS", max(1, os.cpu_count() or 1), int, minimum=1)
-VIDEOAPI_QUEUE_TIMEOUT = env_number("VIDEOAPI_QUEUE_TIMEOUT", 30.0, float, minimum=0)
+VIDEOAPI_QUEUE_TIMEOUT = env_number("VIDEOAPI_QUEUE_TIMEOUT", DEFAULT_QUEUE_TIMEOUT, float, minimum=0)
 VIDEOAPI_SWEEP_GRACE = env_number("VIDEOAPI_SWEEP_GRACE", 60.0, float, minimum=0)
 VIDEOAPI_MIN_FREE_BYTES = env_number("VIDEOAPI_MIN_FREE_BYTES", 1024**3, int, minimum=0)
+# Which render host this is: recorded on every RenderLog; sweep_temp and the
+# admin's view of the temp root speak for this host only.
+VIDEOAPI_HOST_ID = env_str("VIDEOAPI_HOST_ID", "") or socket.gethostname()
+if len(VIDEOAPI_HOST_ID) > 100:
+    raise ImproperlyConfigured("VIDEOAPI_HOST_ID must be at most 100 characters")
+VIDEOAPI_DB_RETRY_AFTER = env_number("VIDEOAPI_DB_RETRY_AFTER", 5, int, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": (

@@ -1,0 +1,163 @@
+"""The deployment of deploy/, run for real on loopback (tests only).
+
+nginx runs the shipped site file with only ports, certificate paths, the
+body limit and the upstream list substituted (each substitution must find
+its text, so the file and the tests cannot drift apart); gunicorn
+instances stand for render hosts; clients speak TLS from chosen loopback
+source addresses (127.0.0.2, 127.0.0.3, ...) so that nginx's allow lists
+and the recorded client address can be checked.
+"""
+
+import contextlib
+import http.client
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+from .server import free_port, multipart
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+SHIPPED_BODY_LIMIT = "524288000"
+
+
+def nginx_binary():
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+    return found
+
+
+def self_signed_cert(directory: Path):
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def render_site(upstreams, http_port, https_port, cert, key, body_limit):
+    text = (DEPLOY / "nginx" / "videoapi.conf").read_text()
+    servers = "\n    ".join(f"server {address} max_fails=1 fail_timeout=10s;" for address in upstreams)
+    for old, new in [
+        ("server 127.0.0.1:8000 max_fails=1 fail_timeout=10s;", servers),
+        ("    listen [::]:80;\n", ""),
+        ("    listen [::]:443 ssl;\n", ""),
+        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
+        ("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"),
+        ("/etc/ssl/videoapi/fullchain.pem", str(cert)),
+        ("/etc/ssl/videoapi/privkey.pem", str(key)),
+        (SHIPPED_BODY_LIMIT, str(body_limit)),
+    ]:
+        assert old in text, f"deploy/nginx/videoapi.conf no longer contains {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+class Nginx:
+    """nginx with a private prefix: its config, logs, pid and temp dirs all in `workdir`."""
+
+    def __init__(self, workdir: Path, site: str):
+        self.workdir = workdir
+        self.proxy_temp = workdir / "proxy_temp"
+        self.body_temp = workdir / "body_temp"
+        (workdir / "site.conf").write_text(site)
+        user = "user root root;\n" if os.geteuid() == 0 else ""
+        temps = f"    client_body_temp_path {self.body_temp};\n" + "".join(
+            f"    {kind}_temp_path {workdir / (kind + '_temp')};\n" for kind in ("proxy", "fastcgi", "uwsgi", "scgi"))
+        (workdir / "nginx.conf").write_text(
+            f"{user}daemon off;\nworker_processes 1;\npid {workdir / 'nginx.pid'};\n"
+            f"error_log {workdir / 'error.log'} info;\nevents {{ worker_connections 256; }}\n"
+            f"http {{\n    access_log {workdir / 'access.log'};\n{temps}"
+            f"    include {workdir / 'site.conf'};\n}}\n")
+        self.proc = None
+
+    def command(self, *extra):
+        return [nginx_binary(), "-p", str(self.workdir), "-e", str(self.workdir / "error.log"),
+                "-c", str(self.workdir / "nginx.conf"), *extra]
+
+    def test_config(self):
+        return subprocess.run(self.command("-t"), capture_output=True, text=True, timeout=30)
+
+    def start(self, port):
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        wait_port(port, self.proc, lambda: (self.workdir / "error.log").read_text()[-2000:])
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def worker_pids(self):
+        pids = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            with contextlib.suppress(OSError):
+                if int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                    pids.append(int(pid))
+        return pids
+
+    def open_temp_files(self):
+        """Files nginx's workers hold open under its temp dirs (spooled bodies, even unlinked ones)."""
+        found = []
+        for pid in [self.proc.pid, *self.worker_pids()]:
+            fd_dir = Path(f"/proc/{pid}/fd")
+            for fd in (os.listdir(fd_dir) if fd_dir.exists() else []):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd_dir / fd)
+                    if target.startswith((str(self.proxy_temp), str(self.body_temp))):
+                        found.append(target)
+        return found
+
+    def temp_entries(self):
+        return [str(p) for d in (self.proxy_temp, self.body_temp) if d.exists() for p in d.rglob("*") if p.is_file()]
+
+
+def wait_port(port, proc, log, seconds=30):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server on port {port} did not start: {log()}")
+            time.sleep(0.1)
+
+
+def tls_context():
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the test's own self-signed certificate
+    return context
+
+
+def https(port, method, path, *, source="127.0.0.1", fields=None, headers=None, body=None, timeout=120):
+    """One HTTPS request from a chosen loopback source address: (status, headers, body)."""
+    headers = dict(headers or {})
+    if fields is not None:
+        body, headers["Content-Type"] = multipart(fields)
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=tls_context(), timeout=timeout,
+                                             source_address=(source, 0))
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def tls_socket(port, source="127.0.0.1", rcvbuf=None):
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(30)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    return tls_context().wrap_socket(sock)
