@@ -154,3 +154,15 @@ def pytest_sessionfinish(session, exitstatus):
     base = os.environ.get("VIDEOAPI_TEST_DIR", "")
     if os.path.basename(base).startswith("videoapi-tests-") and not os.environ.get("VIDEOAPI_KEEP_TEST_DIR"):
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_stray_connections(django_db_setup, django_db_blocker):
+    """PostgreSQL pass: end connections that threads or servers left open, so the test database can be dropped."""
+    yield
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")

@@ -65,6 +65,8 @@ Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 def _secret_key():
     key = os.environ.get("DJANGO_SECRET_KEY")
+    if key and key.startswith("change-me"):
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY is still the placeholder of deploy/videoapi.env: set a real key")
     if key:
         return key
     # No key given: make one once and keep it, so every gunicorn worker and
@@ -95,6 +97,7 @@ SECURE_SSL_REDIRECT = DJANGO_HTTPS
 SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)$"]
 SECURE_HSTS_SECONDS = env_number("DJANGO_HSTS_SECONDS", 31536000 if DJANGO_HTTPS else 0, int, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 

@@ -1,0 +1,515 @@
+"""deploy/, proven with the real programs: nginx, systemd-analyze, PostgreSQL, two hosts.
+
+The files that need no server (systemd units, env file, crontab, nginx -t)
+are checked in both passes. The stack (nginx in front of two gunicorn
+instances standing for two render hosts, sharing one PostgreSQL) runs in the
+PostgreSQL pass of scripts/test, started once for this module.
+"""
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection, connections
+
+from renders.ffmpeg import ffmpeg_binary
+from renders.models import RenderLog
+from videoapi import settings as production_settings
+
+from . import media
+from .conftest import wait_for
+from .deploy import DEPLOY, ROOT, SHIPPED_BODY_LIMIT, Nginx, https, nginx_binary, render_site, self_signed_cert, tls_socket
+from .pgcluster import Cluster
+from .server import free_port, gunicorn, multipart, read_head
+
+CLIENT = "127.0.0.3"  # a client's address on loopback (nginx itself talks to the hosts from 127.0.0.1)
+OUTSIDER = "127.0.0.2"  # an address the operator paths do not allow
+
+
+def unit(name):
+    """A systemd unit as {key: [values]} (sections flattened; keys repeat)."""
+    values = {}
+    for line in (DEPLOY / "systemd" / name).read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            values.setdefault(key.strip(), []).append(value.strip())
+    return values
+
+
+def env_file():
+    values = {}
+    for line in (DEPLOY / "videoapi.env").read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def clean_env(**overrides):
+    """A process environment with none of the test suite's settings in it."""
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
+    return {**keep, **overrides}
+
+
+# ---- files that need no server ---------------------------------------------------------------------
+
+
+UNITS = ["videoapi.service", "videoapi-sweep.service", "videoapi-sweep.timer",
+         "videoapi-prune.service", "videoapi-prune.timer"]
+
+
+def test_systemd_units_verify(tmp_path):
+    analyze = subprocess.run(["which", "systemd-analyze"], capture_output=True, text=True).stdout.strip()
+    if not analyze:
+        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+    for name in UNITS:  # the operator's paths, pointed at this checkout so the executables exist
+        text = (DEPLOY / "systemd" / name).read_text().replace("/srv/videoapi", str(ROOT))
+        (tmp_path / name).write_text(text)
+    result = subprocess.run([analyze, "verify", "--man=no", *(str(tmp_path / n) for n in UNITS)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and not result.stderr.strip() and not result.stdout.strip(), result.stderr
+    # verify really reads them: a unit with a typo is refused
+    (tmp_path / "broken.service").write_text((tmp_path / "videoapi.service").read_text()
+                                             .replace("ExecStart=", "ExecStrat="))
+    broken = subprocess.run([analyze, "verify", "--man=no", str(tmp_path / "broken.service")],
+                            capture_output=True, text=True, timeout=60)
+    assert "ExecStrat" in broken.stderr
+
+
+def test_service_unit_sandbox_covers_the_configured_paths():
+    service, env = unit("videoapi.service"), env_file()
+    for key, value in [("PrivateTmp", "true"), ("ProtectSystem", "strict"), ("NoNewPrivileges", "true")]:
+        assert service[key] == [value], key
+    assert re.fullmatch(r"\d+[KMGT]?", service["MemoryMax"][0])
+    writable = [Path(p) for values in service["ReadWritePaths"] for p in values.split()]
+    for setting in ("VIDEOAPI_TEMP_ROOT", "VIDEOAPI_STATE_DIR"):
+        path = Path(env[setting])
+        assert any(path == w or w in path.parents for w in writable), f"{setting}={path} is not writable"
+        # PrivateTmp gives each unit its own /tmp and /var/tmp: the sweep unit could not see a temp root there
+        assert not str(path).startswith(("/tmp/", "/var/tmp/")), setting
+    assert service["EnvironmentFile"] == ["/etc/videoapi/videoapi.env"]
+    for timer, every in [("videoapi-sweep.timer", "OnUnitActiveSec"), ("videoapi-prune.timer", "OnCalendar")]:
+        assert unit(timer)[every]
+    # graceful stop: systemd waits at least as long as gunicorn lets renders finish
+    graceful = production_settings.DEFAULT_FFMPEG_TIMEOUT + 30
+    assert int(service["TimeoutStopSec"][0]) >= graceful
+
+
+def test_check_deploy_is_clean_with_the_documented_settings(tmp_path):
+    values = env_file()
+    assert values["DJANGO_SECRET_KEY"].startswith("change-me")
+    values.update(DJANGO_SECRET_KEY="k" * 10 + "-tests-only-deploy-check-0123456789abcdefghijklmnop",
+                  VIDEOAPI_STATE_DIR=str(tmp_path / "state"), VIDEOAPI_TEMP_ROOT=str(tmp_path / "renders"))
+    command = [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"]
+    result = subprocess.run(command, cwd=ROOT, env=clean_env(**values), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+    # the HTTPS switch is what makes it clean
+    values["DJANGO_HTTPS"] = "false"
+    plain = subprocess.run(command, cwd=ROOT, env=clean_env(**values), capture_output=True, text=True, timeout=120)
+    assert plain.returncode != 0 and "SESSION_COOKIE_SECURE" in plain.stderr + plain.stdout
+    # the placeholder key is refused outright
+    values.update(DJANGO_HTTPS="true", DJANGO_SECRET_KEY="change-me")
+    refused = subprocess.run(command, cwd=ROOT, env=clean_env(**values), capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "placeholder" in refused.stderr
+
+
+def test_crontab_runs_the_same_sweep_as_the_timer(tmp_path):
+    """The crontab line, with its paths pointed here, runs and logs the sweep's JSON report."""
+    lines = [line for line in (DEPLOY / "crontab").read_text().splitlines() if "sweep_temp" in line]
+    assert len(lines) == 1
+    schedule, command = lines[0].split(maxsplit=5)[:5], lines[0].split(maxsplit=5)[5]
+    assert schedule == ["*/5", "*", "*", "*", "*"]
+    timer_command = unit("videoapi-sweep.service")["ExecStart"][0].replace("/srv/videoapi/", "")
+    assert timer_command in command
+    envfile = tmp_path / "videoapi.env"
+    envfile.write_text(f"DJANGO_SETTINGS_MODULE=tests.settings\nVIDEOAPI_TEMP_ROOT={settings.VIDEOAPI_TEMP_ROOT}\n"
+                       f"VIDEOAPI_STATE_DIR={settings.STATE_DIR}\nDATABASE_URL={os.environ['DATABASE_URL']}\n")
+    log = tmp_path / "sweep.log"
+    command = (command.replace("/srv/videoapi", str(ROOT)).replace("/etc/videoapi/videoapi.env", str(envfile))
+               .replace("/var/log/videoapi/sweep.log", str(log)))
+    if not (ROOT / ".venv" / "bin" / "python").exists():
+        command = command.replace(".venv/bin/python", sys.executable)
+    result = subprocess.run(["sh", "-c", command], env=clean_env(VIDEOAPI_TEST_DIR=os.environ["VIDEOAPI_TEST_DIR"]),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, log.read_text() if log.exists() else result.stderr
+    assert json.loads(log.read_text())["errors"] == {}
+
+
+def test_nginx_site_matches_the_service_settings(tmp_path):
+    text = (DEPLOY / "nginx" / "videoapi.conf").read_text()
+    directives = dict(re.findall(r"^\s*(\w+)\s+([^;{]+);", text, re.M))
+    assert int(directives["client_max_body_size"]) == production_settings.DEFAULT_MAX_UPLOAD_BYTES == int(SHIPPED_BODY_LIMIT)
+    assert directives["proxy_request_buffering"] == "off"
+    assert directives["proxy_max_temp_file_size"] == "0"
+    longest_render = production_settings.DEFAULT_FFMPEG_TIMEOUT + production_settings.DEFAULT_QUEUE_TIMEOUT
+    for name in ("proxy_read_timeout", "proxy_send_timeout"):
+        assert int(directives[name].rstrip("s")) > longest_render, name
+    if not nginx_binary():
+        pytest.skip("nginx is not installed (Debian package nginx-light); the syntax check needs it")
+    cert, key = self_signed_cert(tmp_path)
+    site = render_site(["127.0.0.1:9"], free_port(), free_port(), cert, key, 1024)
+    result = Nginx(tmp_path, site).test_config()
+    assert result.returncode == 0, result.stderr
+
+
+# ---- the stack: nginx in front of two hosts on one PostgreSQL -------------------------------------------
+
+
+@dataclass
+class Host:
+    name: str
+    address: str
+    proc: object
+    env: dict
+    temp_root: Path
+
+    def workspaces(self):
+        return sorted(p.name for p in self.temp_root.iterdir() if p.name != ".slots") if self.temp_root.exists() else []
+
+
+@dataclass
+class Stack:
+    hosts: dict
+    nginx: Nginx
+    https_port: int
+    http_port: int
+    upstreams: list = field(default_factory=list)
+
+
+def slow_ffmpeg(directory: Path):
+    """FFmpeg that first sleeps on chosen trims: `-ss 1.234` 40 s (to be killed), `-ss 0.777` 6 s."""
+    script = directory / "ffmpeg-slow"
+    script.write_text(f'#!/bin/sh\ncase "$*" in\n  *"-ss 1.234"*) sleep 40 ;;\n  *"-ss 0.777"*) sleep 6 ;;\n'
+                      f'esac\nexec {ffmpeg_binary()} "$@"\n')
+    script.chmod(0o755)
+    return str(script)
+
+
+@pytest.fixture(scope="module")
+def stack(django_db_setup, tmp_path_factory):
+    if connection.vendor != "postgresql":
+        pytest.skip("runs in the PostgreSQL pass of scripts/test: the two hosts share one PostgreSQL database")
+    if not nginx_binary():
+        pytest.skip("nginx is not installed (Debian package nginx-light) and could not be installed")
+    workdir = tmp_path_factory.mktemp("stack")
+    ffmpeg = slow_ffmpeg(workdir)
+    with contextlib.ExitStack() as exits:
+        hosts = {}
+        for name in ("host-a", "host-b"):
+            base = workdir / name
+            env = {"VIDEOAPI_HOST_ID": name, "VIDEOAPI_TEMP_ROOT": str(base / "renders"),
+                   "VIDEOAPI_STATE_DIR": str(base / "state"), "VIDEOAPI_FFMPEG": ffmpeg,
+                   "FORWARDED_ALLOW_IPS": "127.0.0.1", "DJANGO_HTTPS": "true", "VIDEOAPI_SWEEP_GRACE": "0"}
+            address, proc = exits.enter_context(gunicorn(env, workers=2, threads=4))
+            hosts[name] = Host(name, address, proc, env, base / "renders")
+        cert, key = self_signed_cert(workdir)
+        http_port, https_port = free_port(), free_port()
+        upstreams = [h.address for h in hosts.values()]
+        site = render_site(upstreams, http_port, https_port, cert, key, settings.VIDEOAPI_MAX_UPLOAD_BYTES)
+        (workdir / "nginx").mkdir()
+        nginx = Nginx(workdir / "nginx", site)
+        assert nginx.test_config().returncode == 0
+        nginx.start(https_port)
+        exits.callback(nginx.stop)
+        yield Stack(hosts, nginx, https_port, http_port, upstreams)
+
+
+def render_request(port, path, fields, token, source=CLIENT):
+    return https(port, "POST", path, fields=fields, source=source, headers={"Authorization": f"Token {token}"})
+
+
+def assert_nothing_left(stack):
+    assert wait_for(lambda: not any(h.workspaces() for h in stack.hosts.values()), seconds=10), \
+        {n: h.workspaces() for n, h in stack.hosts.items()}
+    assert stack.nginx.temp_entries() == [] and stack.nginx.open_temp_files() == []
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_mixed_renders_through_nginx_on_two_hosts(stack, token, clips, tmp_path, django_user_model):
+    jobs = []
+    for i in range(20):
+        kind = ["intro", "trim", "concatenate", "closing", "trim-preview"][i % 5]
+        if kind == "intro":
+            jobs.append(("/api/intro/render", {"video": clips.basic, "team": f"Team {i}", "full_name": "Ada Lovelace",
+                                               "role": "Engineer"}, "house"))
+        elif kind == "closing":
+            jobs.append(("/api/closing/render", {"video": clips.basic, "cta": "Sign up"}, "house"))
+        elif kind == "trim":
+            jobs.append(("/api/trim", {"video": clips.basic, "start": "0.5", "end": "1.5"}, "trim"))
+        elif kind == "concatenate":
+            jobs.append(("/api/concatenate", {"videos": [clips.basic, clips.basic]}, "join"))
+        else:
+            jobs.append(("/api/trim/preview", {"video": clips.basic, "start": "0", "duration": "1"}, "preview"))
+
+    def run(job):
+        path, fields, kind = job
+        return kind, render_request(stack.https_port, path, fields, token)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, jobs))
+    ids = []
+    for index, (kind, (status, headers, body)) in enumerate(results):
+        assert status == 200, (jobs[index][0], body[:300])
+        ids.append(headers["x-render-id"])
+        out = tmp_path / f"out{index}.mp4"
+        out.write_bytes(body)
+        info = media.probe(out)
+        assert info["vcodec"] == "h264" and info["faststart"]
+        if kind == "house":
+            assert (info["width"], info["height"]) == tuple(settings.VIDEOAPI_CANVAS)
+        if kind in ("trim", "join"):
+            assert abs(info["v_duration"] - {"trim": 1.0, "join": 4.0}[kind]) < 0.1
+        if kind != "preview":
+            assert info["acodec"] == "aac"
+    logs = RenderLog.objects.filter(id__in=ids)
+    assert RenderLog.objects.count() == 20 == len(set(ids))  # one row per request: none lost, none doubled
+    assert {str(i) for i in logs.values_list("id", flat=True)} == set(ids)
+    assert set(logs.values_list("host", flat=True)) == {"host-a", "host-b"}
+    assert set(logs.values_list("client_address", flat=True)) == {CLIENT}  # the client, not nginx
+    assert set(logs.values_list("cleanup_status", flat=True)) == {"deleted"}
+    assert_nothing_left(stack)
+
+    # The admin over HTTPS behind the proxy: secure cookies, CSRF passes with no trusted-origins setting.
+    django_user_model.objects.create_superuser("ops", password="ops-password-1234")
+    origin = f"https://127.0.0.1:{stack.https_port}"
+    status, headers, page = https(stack.https_port, "GET", "/admin/login/")
+    assert status == 200
+    csrf_cookie = headers["set-cookie"]
+    assert "Secure" in csrf_cookie
+    csrf = re.search(r"csrftoken=([^;]+)", csrf_cookie)[1]
+    form_token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1].decode()
+    status, headers, _ = https(stack.https_port, "POST", "/admin/login/?next=/admin/", headers={
+        "Cookie": f"csrftoken={csrf}", "Origin": origin, "Referer": f"{origin}/admin/login/",
+        "Content-Type": "application/x-www-form-urlencoded", "Host": f"127.0.0.1:{stack.https_port}"},
+        body=f"csrfmiddlewaretoken={form_token}&username=ops&password=ops-password-1234&next=/admin/")
+    assert status == 302, "login through the proxy failed (CSRF or scheme)"
+    session_cookie = headers["set-cookie"]
+    assert "sessionid=" in session_cookie and "Secure" in session_cookie and "HttpOnly" in session_cookie
+    session = re.search(r"sessionid=([^;]+)", session_cookie)[1]
+    status, _, page = https(stack.https_port, "GET", "/admin/renders/renderlog/?host=host-b",
+                            headers={"Cookie": f"sessionid={session}"})
+    assert status == 200 and b"host-b" in page
+    status, _, page = https(stack.https_port, "GET", "/admin/renders/renderlog/",
+                            headers={"Cookie": f"sessionid={session}"})
+    assert status == 200 and b"host-a" in page and b"host-b" in page
+
+
+def send_head_only(port, path, length, token=None, source=CLIENT):
+    """Send a POST's headers (declaring `length` bytes of body) and no body; return the answer."""
+    sock = tls_socket(port, source)
+    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: multipart/form-data; boundary=x",
+             f"Content-Length: {length}", "Connection: close"]
+    if token:
+        lines.append(f"Authorization: Token {token}")
+    started = time.monotonic()
+    with sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        status, headers, rest = read_head(sock)
+        with contextlib.suppress(OSError):
+            while len(rest) < int(headers.get("content-length", 0)):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                rest += chunk
+    return status, headers, rest, time.monotonic() - started
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_refusals_arrive_before_the_body_is_sent(stack, token):
+    limit = settings.VIDEOAPI_MAX_UPLOAD_BYTES
+    status, headers, body, seconds = send_head_only(stack.https_port, "/api/trim", limit + 1, token)
+    assert status == 413 and seconds < 5
+    assert json.loads(body)["code"] == "payload_too_large" and str(limit) in json.loads(body)["detail"]
+    # 401 is the service's own answer, streamed back through nginx with no body sent
+    status, headers, body, seconds = send_head_only(stack.https_port, "/api/trim", 10_000_000)
+    assert status == 401 and seconds < 5
+    assert json.loads(body)["code"] == "not_authenticated"
+    assert RenderLog.objects.count() == 0  # neither reached a render
+    assert_nothing_left(stack)
+
+
+@pytest.mark.server
+def test_operator_paths_only_from_the_named_addresses(stack):
+    for path in ("/metrics", "/admin/"):
+        status, _, _ = https(stack.https_port, "GET", path, source=OUTSIDER)
+        assert status == 403, path
+    status, _, body = https(stack.https_port, "GET", "/metrics")
+    assert status == 200 and b"videoapi_renders_total" in body
+    status, headers, _ = https(stack.https_port, "GET", "/admin/")
+    assert status == 302 and "/admin/login/" in headers["location"]
+    status, _, _ = https(stack.https_port, "GET", "/healthz", source=OUTSIDER)  # public paths stay public
+    assert status == 200
+    # plain http redirects to https, except the health probe
+    with socket.create_connection(("127.0.0.1", stack.http_port), timeout=10) as sock:
+        sock.sendall(f"GET /api/trim HTTP/1.1\r\nHost: 127.0.0.1:{stack.http_port}\r\nConnection: close\r\n\r\n".encode())
+        status, headers, _ = read_head(sock)
+    assert status == 308 and headers["location"].startswith("https://")
+
+
+@pytest.fixture(scope="module")
+def big_clip(tmp_path_factory):
+    """~10 MB of noise: several times what nginx's memory buffers and the socket buffers hold."""
+    path = tmp_path_factory.mktemp("big") / "big.mp4"
+    return media.make(path, "-f", "lavfi", "-i", "nullsrc=s=640x360:r=25:d=1.2,geq=random(1)*255:128:128",
+                      "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", "25")
+
+
+def start_download(port, token, clip, rcvbuf=16384):
+    sock = tls_socket(port, CLIENT, rcvbuf=rcvbuf)
+    body, ctype = multipart({"video": clip, "start": "0", "mode": "fast"})
+    sock.sendall((f"POST /api/trim HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {ctype}\r\n"
+                  f"Content-Length: {len(body)}\r\nAuthorization: Token {token}\r\nConnection: close\r\n\r\n").encode()
+                 + body)
+    status, headers, first = read_head(sock)
+    assert status == 200
+    return sock, headers, first
+
+
+def stalled_download_temp_files(nginx, port, token, clip):
+    """Start a download, stall it, and return what nginx holds in its temp dirs meanwhile; then finish it."""
+    sock, headers, got = start_download(port, token, clip)
+    with sock:
+        time.sleep(1.5)  # the client reads nothing: nginx's buffers fill up
+        held = nginx.open_temp_files()
+        total = int(headers["content-length"])
+        received = len(got)
+        while received < total:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            received += len(chunk)
+    return held, received, total, headers
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_downloads_are_not_spooled_and_a_dropped_client_leaves_nothing(stack, token, big_clip, tmp_path):
+    held, received, total, headers = stalled_download_temp_files(stack.nginx, stack.https_port, token, big_clip)
+    assert total > 5_000_000 and received == total
+    assert held == []  # nothing of the render in nginx's temp files, even while the client stalls
+    log = RenderLog.objects.get(id=headers["x-render-id"])
+    assert wait_for(lambda: not Path(log.workspace).exists(), seconds=10)
+    assert_nothing_left(stack)
+
+    # The client drops half way: the host notices through nginx and cleans up.
+    sock, headers, got = start_download(stack.https_port, token, big_clip)
+    with sock:
+        while len(got) < 64 * 1024:
+            got += sock.recv(8192)
+    log = RenderLog.objects.get(id=headers["x-render-id"])
+    assert wait_for(lambda: RenderLog.objects.get(id=log.id).cleanup_status == "deleted", seconds=15)
+    assert not Path(log.workspace).exists()
+    assert_nothing_left(stack)
+
+    # The check above can see spooling: the same site without proxy_max_temp_file_size 0 spools to disk.
+    site = (stack.nginx.workdir / "site.conf").read_text()
+    assert "proxy_max_temp_file_size 0;" in site
+    port = free_port()
+    site = (site.replace("proxy_max_temp_file_size 0;", "")
+            .replace(f"listen 127.0.0.1:{stack.https_port} ssl;", f"listen 127.0.0.1:{port} ssl;")
+            .replace(f"listen 127.0.0.1:{stack.http_port};", f"listen 127.0.0.1:{free_port()};"))
+    (tmp_path / "default").mkdir()
+    spooling = Nginx(tmp_path / "default", site)
+    spooling.start(port)
+    try:
+        held, received, total, _ = stalled_download_temp_files(spooling, port, token, big_clip)
+    finally:
+        spooling.stop()
+    assert received == total
+    assert held, "nginx's default buffering should spool a stalled download to proxy_temp_path"
+    assert_nothing_left(stack)
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_database_outage_is_503_and_recovery_needs_no_restart(stack, token, clips):
+    cluster = Cluster.from_env()
+    if cluster is None:
+        pytest.skip("the PostgreSQL cluster was not started by tests.pgcluster")
+    fields = {"video": clips.basic, "start": "0", "end": "0.5"}
+
+    def burst():
+        with ThreadPoolExecutor(8) as pool:
+            return [r[0] for r in pool.map(lambda _: render_request(stack.https_port, "/api/trim", fields, token),
+                                           range(8))]
+
+    assert burst() == [200] * 8  # every worker thread now holds a database connection
+    cluster.stop("fast")
+    try:
+        for _ in range(4):  # both hosts, several workers
+            status, headers, body, seconds = send_head_only(stack.https_port, "/api/trim", 1_000_000, token)
+            assert status == 503 and seconds < 5, body
+            assert json.loads(body)["code"] == "unavailable" and int(headers["retry-after"]) > 0
+        status, _, body = https(stack.https_port, "GET", "/readyz")
+        assert status == 503 and json.loads(body)["checks"]["database"]["ok"] is False
+    finally:
+        cluster.start()
+        connections.close_all()  # this process's own connection died with the server
+    assert burst() == [200] * 8  # the first request on each stale connection succeeds
+    assert_nothing_left(stack)
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_killed_host_is_swept_by_its_timer_while_the_other_serves(stack, token, clips):
+    """Last in this module: it kills one host for good."""
+    results = {}
+
+    def call(name, start):
+        results[name] = render_request(stack.https_port, "/api/trim", {"video": clips.basic, "start": start}, token)
+
+    doomed = threading.Thread(target=call, args=("doomed", "1.234"))
+    doomed.start()
+    first = wait_for(lambda: RenderLog.objects.filter(status="rendering").first())
+    assert first, "the slow render never started"
+    survivor = threading.Thread(target=call, args=("survivor", "0.777"))
+    survivor.start()
+    second = wait_for(lambda: RenderLog.objects.filter(status="rendering").exclude(id=first.id).first())
+    assert second and second.host != first.host, "nginx should spread two renders over the two hosts"
+    dead, live = stack.hosts[first.host], stack.hosts[second.host]
+
+    os.killpg(dead.proc.pid, signal.SIGKILL)  # master and workers: the host is gone
+    doomed.join(timeout=30)
+    status, _, body = results["doomed"]
+    assert status in (502, 504) and json.loads(body)["code"] in ("unavailable", "gateway_timeout")
+    # the other host keeps serving new requests
+    status, headers, _ = render_request(stack.https_port, "/api/trim", {"video": clips.basic, "start": "0"}, token)
+    assert status == 200 and RenderLog.objects.get(id=headers["x-render-id"]).host == live.name
+    assert Path(first.workspace).exists()  # nobody could clean up: the dead host's timer must
+
+    sweep = unit("videoapi-sweep.service")
+    argv = shlex.split(sweep["ExecStart"][0].replace("/srv/videoapi/.venv/bin/python", sys.executable))
+    workdir = sweep["WorkingDirectory"][0].replace("/srv/videoapi", str(ROOT))
+    result = subprocess.run(argv, cwd=workdir, env={**os.environ, **dead.env}, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["deleted"] == [Path(first.workspace).name]
+    assert not Path(first.workspace).exists()
+    first.refresh_from_db()
+    assert (first.cleanup_status, first.status, first.error_code) == ("swept", "failed", "worker_lost")
+    second.refresh_from_db()
+    assert (second.status, second.cleanup_status) == ("rendering", "pending")  # untouched
+    assert Path(second.workspace).exists()
+
+    survivor.join(timeout=60)
+    assert results["survivor"][0] == 200
+    assert wait_for(lambda: live.workspaces() == [], seconds=10)
+    second.refresh_from_db()
+    assert second.cleanup_status == "deleted"
