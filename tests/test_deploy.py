@@ -345,12 +345,13 @@ def test_refusals_arrive_before_the_body_is_sent(stack, token):
 
 
 @pytest.mark.server
+@pytest.mark.django_db(transaction=True)  # same group as the other stack tests: pytest-django orders by database use
 def test_operator_paths_only_from_the_named_addresses(stack):
     for path in ("/metrics", "/admin/"):
         status, _, _ = https(stack.https_port, "GET", path, source=OUTSIDER)
         assert status == 403, path
     status, _, body = https(stack.https_port, "GET", "/metrics")
-    assert status == 200 and b"videoapi_renders_total" in body
+    assert status == 200 and b"videoapi_workspaces_in_flight" in body
     status, headers, _ = https(stack.https_port, "GET", "/admin/")
     assert status == 302 and "/admin/login/" in headers["location"]
     status, _, _ = https(stack.https_port, "GET", "/healthz", source=OUTSIDER)  # public paths stay public
