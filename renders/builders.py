@@ -9,6 +9,7 @@ relative names the service chose inside the workspace.
 import re
 from dataclasses import dataclass
 
+from . import colour
 from .probe import MediaInfo, input_options
 
 AUDIO_RATE = 48000
@@ -60,24 +61,27 @@ def whole_frames(duration: float, fps: int) -> float:
 
 
 def house_video_chain(info: MediaInfo, house: HouseFormat, duration: float) -> str:
-    """Scale to fit, pad to the canvas, square pixels, constant frame rate.
+    """Scale to fit, to SDR BT.709, pad to the canvas, square pixels, constant frame rate.
 
-    A couple of cloned frames at the end make sure a source a hair shorter
-    than `duration` still fills it; `trim` then cuts to exactly `duration`.
+    Colour conversion (colour.py) follows the scaling, so HDR's linear-light
+    float path runs on canvas-sized frames. A couple of cloned frames at the
+    end make sure a source a hair shorter than `duration` still fills it;
+    `trim` then cuts to exactly `duration`.
     """
     steps = []
     if abs(info.sar - 1.0) > 0.01:
         steps.append("scale=trunc(iw*sar/2)*2:ih,setsar=1")
     w, h = house.width, house.height
     steps += [
-        f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2:out_color_matrix=bt709:out_range=tv",
+        f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2{colour.scale_options(info.colour)}",
+        *colour.to_sdr(info.colour),
         f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black",
         "setsar=1",
         f"fps={house.fps}:start_time=0",
-        "format=yuv420p",
         "tpad=stop_mode=clone:stop=2",
         f"trim=end={seconds(duration)}",
         "setpts=PTS-STARTPTS",
+        colour.HOUSE_TAGS,
     ]
     return ",".join(steps)
 
@@ -122,7 +126,7 @@ def normalize_graph(
     chains = [f"[{index}:v:0]{','.join(vparts)}[{out_v}]"]
     if info.has_audio:
         aparts = [p for p in (audio_pre, house_audio_chain(duration), audio_post) if p]
-        chains.append(f"[{index}:a:0]{','.join(aparts)}[{out_a}]")
+        chains.append(f"[{index}:a:{info.audio_track}]{','.join(aparts)}[{out_a}]")
     else:
         aparts = [p for p in (silence(duration), audio_post) if p]
         chains.append(f"{','.join(aparts)}[{out_a}]")
@@ -169,7 +173,7 @@ def fast_trim_supported(info: MediaInfo) -> bool:
 
 def trim_fast_args(src: str, info: MediaInfo, keyframe: float, end: float, output: str) -> list[str]:
     """Stream copy from the keyframe at `keyframe` (at or before the asked start) to `end`."""
-    maps = ["-map", "0:v:0"] + (["-map", "0:a:0"] if info.has_audio else [])
+    maps = ["-map", "0:v:0"] + (["-map", f"0:a:{info.audio_track}"] if info.has_audio else [])
     return (
         input_args(src, info, start=keyframe if keyframe > 0 else None)
         + ["-t", seconds(end - keyframe)]
@@ -181,9 +185,10 @@ def trim_fast_args(src: str, info: MediaInfo, keyframe: float, end: float, outpu
 
 def preview_mp4_args(src: str, info: MediaInfo, start: float, length: float, height: int, crf: int, output: str) -> list[str]:
     """A small, fast-encoded clip at `height` (aspect kept)."""
-    vf = f"scale=-2:{height},format=yuv420p"
+    vf = ",".join([f"scale=-2:{height}{colour.scale_options(info.colour)}", *colour.to_sdr(info.colour),
+                   colour.HOUSE_TAGS])
     audio = (
-        ["-map", "0:a:0", "-c:a", "aac", "-b:a", "64k", "-ac", "2", "-ar", str(AUDIO_RATE)] if info.has_audio else []
+        ["-map", f"0:a:{info.audio_track}", "-c:a", "aac", "-b:a", "64k", "-ac", "2", "-ar", str(AUDIO_RATE)] if info.has_audio else []
     )
     return (
         input_args(src, info, start=start, duration=length)
@@ -197,7 +202,9 @@ def preview_mp4_args(src: str, info: MediaInfo, start: float, length: float, hei
 def preview_jpg_args(src: str, info: MediaInfo, start: float, height: int, output: str) -> list[str]:
     """The frame at `start`, scaled to `height`."""
     return input_args(src, info, start=start) + [
-        "-map", "0:v:0", "-frames:v", "1", "-vf", f"scale=-2:{height}:flags=bicubic,format=yuvj420p",
+        "-map", "0:v:0", "-frames:v", "1",
+        "-vf", ",".join([f"scale=-2:{height}:flags=bicubic{colour.scale_options(info.colour)}",
+                         *colour.to_sdr(info.colour), "scale=out_range=pc:out_color_matrix=bt709", "format=yuvj420p"]),
         "-q:v", "3", "-f", "image2", "-c:v", "mjpeg", output,
     ]  # fmt: skip
 
@@ -290,7 +297,7 @@ def concat_list(names: list[str]) -> str:
     return "ffconcat version 1.0\n" + "".join(f"file {name}\n" for name in names)
 
 
-def concat_copy_args(list_name: str, demuxer: str, house: HouseFormat, output: str) -> list[str]:
+def concat_copy_args(list_name: str, demuxer: str, house: HouseFormat, output: str, audio_track: int = 0) -> list[str]:
     """Join same-layout files: video by stream copy, audio decoded and re-encoded.
 
     Copying AAC too would keep every segment's encoder priming (1024
@@ -300,7 +307,7 @@ def concat_copy_args(list_name: str, demuxer: str, house: HouseFormat, output: s
     """
     return [
         "-protocol_whitelist", "file", "-format_whitelist", f"concat,{demuxer}", "-f", "concat", "-safe", "1",
-        "-i", list_name, "-map", "0:v:0", "-map", "0:a:0", "-c:v", "copy",
+        "-i", list_name, "-map", "0:v:0", "-map", f"0:a:{audio_track}", "-c:v", "copy",
         "-af", "aresample=async=1:first_pts=0",  # follow the timestamps: a short segment's gap stays a gap
         "-c:a", "aac", "-b:a", house.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2",
         "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", output,

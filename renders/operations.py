@@ -87,7 +87,8 @@ def join(render: Render, data: dict) -> Output:
     if copyable:
         listing = render.workspace.new_path("inputs", ".ffconcat")
         listing.write_text(builders.concat_list([item.name for item in inputs]), encoding="utf-8")
-        render.run_ffmpeg(builders.concat_copy_args(listing.name, infos[0].demuxer, house, output.name))
+        render.run_ffmpeg(builders.concat_copy_args(listing.name, infos[0].demuxer, house, output.name,
+                                                    infos[0].audio_track))
         mode = "copy"
     else:
         chains, _length = builders.concat_graph(infos, house, data["transition_duration"] if crossfade else 0.0)

@@ -17,6 +17,7 @@ from pathlib import Path
 import av
 from django.conf import settings
 
+from .colour import Colour, from_frame
 from .errors import InvalidInput, UndecodableMedia, UnsupportedMedia
 
 logger = logging.getLogger("renders.probe")
@@ -75,6 +76,9 @@ class MediaInfo:
     video_start: float = 0.0
     video_config: str = ""  # digest of the decoder setup (profile, SPS/PPS...)
     audio_config: str = ""
+    audio_track: int = 0  # which audio stream (among the audio streams) is used: the default decodable one
+    audio_tracks: int = 0
+    colour: Colour = Colour()
 
     @property
     def has_audio(self) -> bool:
@@ -84,10 +88,12 @@ class MediaInfo:
         """What must be equal for two files to be joined by stream copy into MP4."""
         return (self.demuxer, self.video_codec, self.width, self.height, self.rotation, self.fps, self.sar,
                 self.pix_fmt, self.video_config, self.audio_codec, self.sample_rate, self.channels,
-                self.audio_config)
+                self.audio_config, self.audio_track, self.audio_tracks, self.colour)
 
     def summary(self) -> dict:
-        return asdict(self)
+        described = asdict(self)
+        described["colour"] = self.colour.summary()
+        return described
 
 
 def _describe_head(path: Path) -> str:
@@ -129,7 +135,7 @@ def probe_video(path: Path, field: str) -> MediaInfo:
             if not container.streams.video:
                 raise UnsupportedMedia(f"{field}: the file has no video stream", fields={field: ["no video stream"]})
             vstream = container.streams.video[0]
-            astream = container.streams.audio[0] if container.streams.audio else None
+            astream = choose_audio(container.streams.audio)
             duration = _duration(container, vstream)
             if duration is None or duration <= 0:
                 raise undecodable
@@ -166,6 +172,9 @@ def probe_video(path: Path, field: str) -> MediaInfo:
                 video_start=start,
                 video_config=_config_digest(vstream),
                 audio_config=_config_digest(astream) if astream else "",
+                audio_track=list(container.streams.audio).index(astream) if astream else 0,
+                audio_tracks=len(container.streams.audio),
+                colour=from_frame(first),
             )
     except (UnsupportedMedia, UndecodableMedia, InvalidInput):
         raise
@@ -173,6 +182,28 @@ def probe_video(path: Path, field: str) -> MediaInfo:
         logger.info("probe failed field=%s: %s", field, exc)
         raise undecodable from exc
     return info
+
+
+def _decodable(stream) -> bool:
+    try:
+        name = stream.codec_context.name
+        av.codec.Codec(name, "r")
+    except Exception:  # no codec context, or no decoder in this FFmpeg
+        return False
+    return bool(stream.codec_context.sample_rate) and bool(stream.codec_context.layout.nb_channels)
+
+
+def choose_audio(streams):
+    """The audio stream a render uses: the default-flagged decodable one, else the first decodable, else None.
+
+    Phones and cameras add second tracks (commentary, 5.1 next to stereo)
+    and tracks in codecs FFmpeg cannot decode; those never break a render.
+    """
+    decodable = [s for s in streams if _decodable(s)]
+    for stream in decodable:
+        if stream.disposition & av.stream.Disposition.default:
+            return stream
+    return decodable[0] if decodable else None
 
 
 def _config_digest(stream) -> str:
