@@ -5,7 +5,10 @@
 Runs the exact FFmpeg commands the service builds (same builders, same
 runner) on generated 720p house-format inputs and prints a table:
 - joining three segments by the copy path vs forcing the re-encode path;
-- a trim preview (mp4 and jpg) vs the full accurate trim of the same span.
+- a trim preview (mp4 and jpg) vs the full accurate trim of the same span;
+- what HDR tone mapping adds: an accurate trim of a 1080p 10-bit HEVC HLG
+  source vs the same pattern as 10-bit SDR, with the conversion after
+  scaling to the canvas (what the service does) and before it.
 Machines are shared and noisy: compare the ratios, not the seconds.
 """
 
@@ -106,6 +109,67 @@ def bench(work):
         print(f"{label:<36} {seconds:>9.3f} {reference / seconds:>8.1f}x")
     print()
     print("ratio: how many times faster than the re-encode (concat) or the full trim (trim rows)")
+    hdr_rows(work, house, options)
+
+
+def hdr_rows(work, house, options):
+    """Tone mapping's cost on a 1080p trim, and why it runs after scaling."""
+    from dataclasses import replace
+
+    from renders import colour
+
+    span = min(options.seconds - 1, 8.0)
+    sources = {}
+    for kind, trc in (("sdr", "bt709"), ("hlg", "arib-std-b67")):
+        name = f"{kind}1080.mp4"
+        convert = "" if kind == "sdr" else f"zscale=tin=709:min=709:pin=709:t={trc}:m=2020_ncl:p=2020:npl=100,"
+        tags = "bt709" if kind == "sdr" else "bt2020"
+        run(["-f", "lavfi", "-i", f"smptehdbars=s=1920x1080:r={house.fps}:d={span + 1}",
+             "-vf", f"{convert}format=yuv420p10le", "-c:v", "libx265", "-preset", "ultrafast",
+             "-x265-params", "log-level=error", "-color_primaries", tags, "-color_trc", trc,
+             "-colorspace", "bt709" if kind == "sdr" else "bt2020nc", name], work)
+        sources[kind] = (name, probe_video(work / name, "video"))
+
+    def trim(kind, before_scaling=False):
+        name, info = sources[kind]
+
+        def args(i):
+            argv, text = builders.trim_accurate_args(name, info, house, 0.5, span, "hdr.graph", f"h{kind}{i}.mp4")
+            if before_scaling:  # the same conversion, run on the 1080p source frames instead
+                convert = ",".join(colour.to_sdr(info.colour))
+                text = text.replace(f"[0:v:0]", f"[0:v:0]{convert},", 1).replace(
+                    ",".join(colour.to_sdr(info.colour)) + ",pad", "format=yuv420p,pad", 1)
+            (work / "hdr.graph").write_text(text)
+            return argv
+        return args
+
+    def template(kind):
+        """A template's graph: the house chain plus a boxed, fading text card (as the intro draws it)."""
+        from renders.text import font_path
+
+        name, info = sources[kind]
+        (work / "card.txt").write_text("Ada Lovelace\nEngineer")
+        card = builders.drawtext(textfile="card.txt", font=font_path(), size=48, color="white", x="(w-tw)/2",
+                                 y="h*0.6", start=1.0, end=span - 1, fade=0.5, box_border=16)
+
+        def args(i):
+            chains = builders.normalize_graph(0, info, house, span, video_post=card)
+            (work / "tpl.graph").write_text(";".join(chains))
+            return (builders.input_args(name, info) + builders.graph_args("tpl.graph")
+                    + builders.house_output_args(house, f"t{kind}{i}.mp4"))
+        return args
+
+    trims = [timed(f"trim 1080p 10-bit SDR ({span:g} s)", options.repeat, trim("sdr"), work),
+             timed("  same, HLG tone-mapped after scaling", options.repeat, trim("hlg"), work),
+             timed("  same, HLG tone-mapped before scaling", options.repeat, trim("hlg", True), work)]
+    templates = [timed(f"template 1080p 10-bit SDR ({span:g} s)", options.repeat, template("sdr"), work),
+                 timed("  same, HLG tone-mapped", options.repeat, template("hlg"), work)]
+    print()
+    print(f"{'HDR to SDR (canvas ' + str(house.width) + 'x' + str(house.height) + ')':<40} {'seconds':>9} {'vs SDR':>9}")
+    print("-" * 60)
+    for group in (trims, templates):
+        for label, seconds in group:
+            print(f"{label:<40} {seconds:>9.3f} {seconds / group[0][1]:>8.2f}x")
 
 
 if __name__ == "__main__":
