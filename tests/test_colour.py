@@ -202,3 +202,20 @@ def test_extra_tracks_use_the_default_audio_track(api, tmp_path):
         out = save(r, tmp_path / "out.mp4")
         assert abs(media.dominant_frequency(out, 0.3) - 880) < 20
         assert media.probe(out)["channels"] == 2  # 5.1 downmixed to the house stereo
+
+
+def test_undecodable_default_audio_track_is_skipped(api, tmp_path):
+    """A default audio track in a codec FFmpeg cannot decode: the decodable one is used instead."""
+    made = media.make(tmp_path / "two.mkv", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=1",
+                      "-f", "lavfi", "-i", "sine=f=440:d=1", "-f", "lavfi", "-i", "sine=f=880:d=1",
+                      "-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-preset", "ultrafast",
+                      "-c:a:0", "ac3", "-c:a:1", "aac", "-disposition:a:0", "default", "-disposition:a:1", "0")
+    data = made.read_bytes()
+    assert data.count(b"A_AC3") == 1
+    clip = tmp_path / "unknown-codec.mkv"
+    clip.write_bytes(data.replace(b"A_AC3", b"A_ZZ9"))  # same length: a codec id no FFmpeg knows
+    r = post(api, "/api/trim", {"video": clip, "start": "0"})
+    assert r.status_code == 200, r.body[:300]
+    assert abs(media.dominant_frequency(save(r, tmp_path / "out.mp4"), 0.3) - 880) < 20
+    log = RenderLog.objects.get(id=r["X-Render-Id"])
+    assert (log.inputs[0]["audio_track"], log.inputs[0]["audio_tracks"]) == (1, 2)
