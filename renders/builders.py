@@ -35,12 +35,6 @@ def seconds(value: float) -> str:
     return text or "0"
 
 
-def escape_filter_value(value: str) -> str:
-    """Escape a value for a filter option inside a filtergraph (both levels)."""
-    option_level = re.sub(r"([\\':])", r"\\\1", value)
-    return re.sub(r"([\\'\[\],;])", r"\\\1", option_level)
-
-
 def input_args(name: str, info: MediaInfo, *, start: float | None = None, duration: float | None = None) -> list[str]:
     """One locked-down input: forced demuxer, local files only, optional seek."""
     args = []
@@ -212,34 +206,6 @@ def preview_jpg_args(src: str, info: MediaInfo, start: float, height: int, outpu
 # ---- text and effects for the templates -------------------------------------------
 
 
-def fade_alpha(start: float, end: float, fade: float) -> str:
-    """Opacity over time: 0 before `start`, fade in, hold, fade out, 0 after `end`."""
-    s, e, f = seconds(start), seconds(end), seconds(fade)
-    ef = seconds(end - fade)
-    return f"if(lt(t,{s}),0,if(lt(t,{s}+{f}),(t-{s})/{f},if(lt(t,{ef}),1,if(lt(t,{e}),({e}-t)/{f},0))))"
-
-
-def drawtext(*, textfile: str, font: str, size: int, color: str, x: str, y: str, start: float, end: float,
-             fade: float, box_border: int, align: str = "L", box_color: str = "black@0.55") -> str:
-    """A drawtext filter that draws the file's text literally (no expansion)."""
-    options = [
-        f"fontfile='{escape_filter_value(font)}'",
-        f"textfile={textfile}",
-        "expansion=none",
-        "reload=0",
-        f"fontsize={size}",
-        f"fontcolor={color}",
-        f"box=1:boxcolor={box_color}:boxborderw={box_border}",
-        f"text_align={align}",
-        "y_align=font",
-        f"x={x}",
-        f"y={y}",
-        f"alpha='{fade_alpha(start, end, fade)}'",
-        f"enable='between(t,{seconds(start)},{seconds(end)})'",
-    ]
-    return "drawtext=" + ":".join(options)
-
-
 def dim(start: float, end: float, opacity: float = 0.5) -> str:
     return f"drawbox=x=0:y=0:w=iw:h=ih:color=black@{opacity}:t=fill:enable='between(t,{seconds(start)},{seconds(end)})'"
 
@@ -271,15 +237,23 @@ def fade_out(duration: float, length: float, frame: float) -> tuple[str, str]:
             f"afade=t=out:st={audio_start}:d={seconds(length)}")
 
 
-def avatar_chain(index: int, size: int, fps: int, start: float, end: float, fade: float, out: str) -> str:
-    """A still image as a looping RGBA stream of at most `size` px, faded like the text."""
+def still_chain(index: int, fps: int, start: float, end: float, fade: float, out: str, size: int | None = None) -> str:
+    """A still image (avatar, text block) as a looping RGBA stream that fades in and out over its window.
+
+    `size` scales it to fit that many pixels (avatars); text blocks are drawn at their size.
+    """
+    scale = f"scale={size}:{size}:force_original_aspect_ratio=decrease," if size else ""
     return (
-        f"[{index}:v:0]scale={size}:{size}:force_original_aspect_ratio=decrease,format=rgba,"
+        f"[{index}:v:0]{scale}format=rgba,"
         f"loop=loop=-1:size=1:start=0,setpts=N/({fps}*TB),"
         f"fade=t=in:st={seconds(start)}:d={seconds(fade)}:alpha=1,"
         f"fade=t=out:st={seconds(end - fade)}:d={seconds(fade)}:alpha=1,"
         f"trim=end={seconds(end)}[{out}]"
     )
+
+
+def overlay(base: str, top: str, x: int, y: int, out: str) -> str:
+    return f"[{base}][{top}]overlay=x={x}:y={y}:eof_action=pass:format=auto[{out}]"
 
 
 def image_input_args(name: str, demuxer: str) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from rest_framework import serializers
 from rest_framework.fields import empty
 
+from . import fonts
 from .probe import ImageInfo, MediaInfo, probe_image, probe_video
 from .uploads import WorkspaceFile
 
@@ -72,7 +73,7 @@ class TimeField(BlankIsMissing, serializers.Field):
 
 
 class TextField(BlankIsMissing, serializers.CharField):
-    """Stripped UTF-8 text; empty counts as missing; no control characters."""
+    """Stripped UTF-8 text that the fonts can draw; empty counts as missing; no control characters."""
 
     def __init__(self, *, max_length, multiline=False, **kwargs):
         self.multiline = multiline
@@ -93,6 +94,10 @@ class TextField(BlankIsMissing, serializers.CharField):
         if self.multiline:
             value = "\n".join(line.strip() for line in value.split("\n"))
             value = re.sub(r"\n{3,}", "\n\n", value)
+        undrawable = fonts.missing(value)
+        if undrawable:  # it would be drawn as an empty box ("tofu")
+            shown = ", ".join(fonts.describe(char) for char in undrawable[:5])
+            raise serializers.ValidationError(f"no installed font can draw {shown}")
         return value
 
 

@@ -10,7 +10,7 @@ from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
-from . import ffmpeg, metrics
+from . import ffmpeg, fonts, metrics
 from .workspace import temp_root
 
 _FFMPEG_OK = {"checked": 0.0, "ok": False, "detail": ""}
@@ -58,13 +58,26 @@ def _check_database():
         return False, type(exc).__name__
 
 
+def _check_fonts():
+    """The primary font loads; the detail says which scripts the installed fonts draw."""
+    try:
+        coverage = fonts.coverage()
+    except Exception as exc:  # ImproperlyConfigured: no primary font
+        return False, str(exc), {}
+    detail = f"{len(coverage['fonts'])} fonts"
+    if coverage["missing"]:
+        detail += "; no font for: " + ", ".join(coverage["missing"])
+    return True, detail, {"scripts": coverage["covered"], "scripts_missing": coverage["missing"]}
+
+
 @require_GET
 def readyz(request):
-    """Ready to take renders: FFmpeg runs, temp root writable with room, database reachable."""
+    """Ready to take renders: FFmpeg runs, temp root writable with room, database reachable, fonts load."""
     checks = {}
-    for name, check in (("ffmpeg", _check_ffmpeg), ("temp_root", _check_temp_root), ("database", _check_database)):
-        ok, detail = check()
-        checks[name] = {"ok": ok, "detail": detail}
+    for name, check in (("ffmpeg", _check_ffmpeg), ("temp_root", _check_temp_root), ("database", _check_database),
+                        ("fonts", _check_fonts)):
+        ok, detail, *extra = check()
+        checks[name] = {"ok": ok, "detail": detail, **(extra[0] if extra else {})}
     ready = all(c["ok"] for c in checks.values())
     return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
 

@@ -18,7 +18,7 @@ from .fields import ImageField, TextField, TimeField, VideoField
 from .lifecycle import Output, Render
 from .operations import download_name, house_format, write_graph
 from .serializers import EPSILON, RenderSerializer
-from .text import ACCENT, BODY, SUBTITLE, TITLE, Block, Card, font_path, layout, safe_margin
+from .text import ACCENT, BODY, SUBTITLE, TITLE, Block, Card, layout, render_block, safe_margin
 
 MIN_WINDOW = 0.2
 
@@ -169,10 +169,23 @@ TEMPLATES = [
 # ---- the one render operation for every template ---------------------------------------
 
 
+@dataclass(frozen=True)
+class Still:
+    """An image laid over the video for a time window: a text block or the avatar."""
+
+    name: str  # file name in the workspace
+    demuxer: str
+    start: float
+    end: float
+    fade: float
+    x: int
+    y: int
+    size: int | None = None  # scale to fit this many pixels (the avatar)
+
+
 def render_template(template: Template, render: Render, data: dict) -> Output:
     video = data["video"]
     house = house_format()
-    font = font_path()
     start, end = data["window"]
     length = data["output_length"]
     fade = min(0.5, (end - start) / 4)
@@ -181,39 +194,34 @@ def render_template(template: Template, render: Render, data: dict) -> Output:
     avatar_size = round(0.24 * short) if avatar else 0
     inset = avatar_size + round(0.03 * short) if avatar else 0
 
-    texts, card_box = [], None
+    stills, card_box = [], None  # the avatar and the text blocks, laid over the video in this order
     for card in template.cards(data, start, end):
-        placed, box = layout(card, house.width, house.height, font, inset=inset)
+        placed, box = layout(card, house.width, house.height, inset=inset)
         card_box = card_box or box  # the avatar sits beside the first card
         for block in placed:
-            textfile = render.workspace.new_path("text", ".txt")
-            textfile.write_text("\n".join(block.lines), encoding="utf-8")
-            texts.append(builders.drawtext(
-                textfile=textfile.name, font=font, size=block.size, color=block.color, x=block.x, y=str(block.y),
-                start=block.start, end=block.end, fade=min(fade, (block.end - block.start) / 4),
-                box_border=block.border, align=block.align,
-            ))  # fmt: skip
+            image = render.workspace.new_path("text", ".png")
+            render_block(block).save(image, format="PNG")
+            stills.append(Still(image.name, "png_pipe", block.start, block.end,
+                                min(fade, (block.end - block.start) / 4), block.x, block.y))
+    if avatar:
+        margin = safe_margin(house.width, house.height)
+        y = max(margin // 2, card_box.bottom - avatar_size)
+        stills.insert(0, Still(avatar.name, avatar.info.demuxer, start, end, fade, margin, y, size=avatar_size))
 
     speed = data.get(template.speed_field, 1.0) if template.speed_field else 1.0
     video_pre, audio_pre = builders.speed_filters(speed)
     fade_seconds = min(data.get(template.fade_out_field) or 0.0, length) if template.fade_out_field else 0.0
     video_end, audio_end = builders.fade_out(length, fade_seconds, house.frame)
     dim = builders.dim(start, end) if template.dim else ""
-    on_canvas = ",".join(p for p in (*texts, video_end) if p)
-
+    chains = builders.normalize_graph(0, video.info, house, length, video_pre=video_pre, audio_pre=audio_pre,
+                                      video_post=dim, audio_post=audio_end, out_v="base0")
     inputs = builders.input_args(video.name, video.info)
-    if avatar:
-        chains = builders.normalize_graph(0, video.info, house, length, video_pre=video_pre, audio_pre=audio_pre,
-                                          video_post=dim, audio_post=audio_end, out_v="base")
-        margin = safe_margin(house.width, house.height)
-        y = max(margin // 2, card_box.bottom - avatar_size)
-        chains.append(builders.avatar_chain(1, avatar_size, house.fps, start, end, fade, "avatar"))
-        chains.append(f"[base][avatar]overlay=x={margin}:y={y}:eof_action=pass:format=auto,{on_canvas}[v]")
-        inputs += builders.image_input_args(avatar.name, avatar.info.demuxer)
-    else:
-        post = ",".join(p for p in (dim, on_canvas) if p)
-        chains = builders.normalize_graph(0, video.info, house, length, video_pre=video_pre, audio_pre=audio_pre,
-                                          video_post=post, audio_post=audio_end)
+    for number, still in enumerate(stills, start=1):
+        inputs += builders.image_input_args(still.name, still.demuxer)
+        chains.append(builders.still_chain(number, house.fps, still.start, still.end, still.fade, f"still{number}",
+                                           size=still.size))
+        chains.append(builders.overlay(f"base{number - 1}", f"still{number}", still.x, still.y, f"base{number}"))
+    chains.append(f"[base{len(stills)}]{video_end or 'null'}[v]")
     output = render.workspace.new_path("output", ".mp4")
     graph = write_graph(render, chains)
     render.run_ffmpeg(inputs + builders.graph_args(graph) + builders.house_output_args(house, output.name))

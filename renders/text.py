@@ -1,45 +1,29 @@
-"""Laying text out on the canvas: sizes, wrapping, stacking, safe margins.
+"""Laying text out and drawing it: sizes, wrapping, stacking, scripts, safe margins.
 
 Sizes are fractions of the canvas's short side, so a card reads the same on
-16:9, 9:16 and square canvases. Lines are wrapped with the real font's
-metrics (Pillow/FreeType), long words are broken, and a card that would
-not fit the frame is shrunk until it does. The result is a list of placed
-blocks that `builders.drawtext` turns into filters.
+16:9, 9:16 and square canvases. Every line is split into runs that one font
+draws (fonts.py: the first font in the chain that has each character) and
+ordered by the Unicode bidirectional algorithm (python-bidi), so a line
+mixing Arabic and Latin reads as a reader expects. Each run is shaped by
+HarfBuzz through Pillow's raqm layout (Arabic joining, Indic conjuncts).
+Lines are wrapped with those same measurements (long words are broken) and
+a card that would not fit the frame is shrunk until it does.
+
+Each placed block is drawn by Pillow into a PNG in the render's workspace
+(text on its translucent box) and laid over the video by FFmpeg, which
+fades it in and out. The text itself never reaches FFmpeg: nothing a user
+types can be read as a filter option or an expansion.
 """
 
 import functools
-import os
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from PIL import ImageFont
+from bidi import algorithm as bidi
+from PIL import Image, ImageColor, ImageDraw, ImageFont
 
-FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans-Bold.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans-Bold.ttf",
-    "/usr/local/share/fonts/DejaVuSans-Bold.ttf",
-    "/Library/Fonts/Arial Bold.ttf",
-)
+from . import fonts
 
-
-def font_path() -> str:
-    """VIDEOAPI_FONT, or the first DejaVu Sans Bold found on the system."""
-    configured = settings.VIDEOAPI_FONT
-    candidates = (configured,) if configured else FONT_CANDIDATES
-    for path in candidates:
-        if os.path.isfile(path):
-            return path
-    raise ImproperlyConfigured(
-        f"font not found: {configured}" if configured else
-        "no default font found (install fonts-dejavu-core or set VIDEOAPI_FONT)"
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def _font(path: str, size: int):
-    return ImageFont.truetype(path, size)
+BITMAP_SIZE = 109  # the one size of Noto Color Emoji's bitmaps
 
 
 @dataclass(frozen=True)
@@ -50,8 +34,9 @@ class Style:
 
 TITLE = Style(0.075)
 SUBTITLE = Style(0.05)
-BODY = Style(0.042, "0xEDEDED")
-ACCENT = Style(0.05, "0xFFD54A")
+BODY = Style(0.042, "#EDEDED")
+ACCENT = Style(0.05, "#FFD54A")
+BOX_COLOR = (0, 0, 0, 140)  # black at 55 %
 
 
 @dataclass(frozen=True)
@@ -72,12 +57,14 @@ class Card:
 
 @dataclass(frozen=True)
 class Placed:
+    """A block on the canvas: its box's top-left corner, and what to draw in it."""
+
     lines: tuple
     size: int
     color: str
-    x: str  # a drawtext x expression
+    x: int
     y: int
-    align: str
+    align: str  # "L" or "C"
     border: int
     start: float
     end: float
@@ -94,22 +81,127 @@ def safe_margin(width: int, height: int) -> int:
     return round(0.06 * min(width, height))
 
 
-def wrap(text: str, font, max_width: float) -> list[str]:
+# ---- fonts at a size ----------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _pillow_font(path: str, index: int, size: int):
+    return ImageFont.truetype(path, size, index=index, layout_engine=ImageFont.Layout.RAQM)
+
+
+@dataclass(frozen=True)
+class Sized:
+    """A face at a pixel size (bitmap faces are drawn at their size and scaled by `factor`)."""
+
+    face: fonts.Face
+    font: object
+    factor: float
+
+    @property
+    def ascent(self):
+        return round(self.font.getmetrics()[0] * self.factor)
+
+    @property
+    def descent(self):
+        return round(self.font.getmetrics()[1] * self.factor)
+
+
+def sized(face: fonts.Face, size: int) -> Sized:
+    if face.bitmap_only:
+        return Sized(face, _pillow_font(face.path, face.index, BITMAP_SIZE), size / BITMAP_SIZE)
+    return Sized(face, _pillow_font(face.path, face.index, size), 1.0)
+
+
+# ---- lines: runs in visual order ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    text: str
+    face: fonts.Face
+    rtl: bool
+
+
+def _levels(line: str) -> list[tuple[str, int]]:
+    """(character, embedding level) in logical order; explicit bidi controls removed (UAX #9 X9)."""
+    storage = bidi.get_empty_storage()
+    base = bidi.get_base_level(line)
+    storage["base_level"], storage["base_dir"] = base, ("L", "R")[base]
+    bidi.get_embedding_levels(line, storage)
+    bidi.explicit_embed_and_overrides(storage)
+    bidi.resolve_weak_types(storage)
+    bidi.resolve_neutral_types(storage, False)
+    bidi.resolve_implicit_levels(storage, False)
+    return [(c["ch"], c["level"]) for c in storage["chars"]]
+
+
+@functools.lru_cache(maxsize=4096)
+def visual_runs(line: str) -> tuple:
+    """The line as runs of one font and one direction, left to right as shown."""
+    if not line:
+        return ()
+    chars = _levels(line)
+    logical = "".join(ch for ch, _ in chars)
+    runs, position = [], 0  # (text, face, level) in logical order
+    for text, face in fonts.itemize(logical):
+        for ch in text:
+            level = chars[position][1]
+            if runs and runs[-1][1] is face and runs[-1][2] == level:
+                runs[-1][0] += ch
+            else:
+                runs.append([ch, face, level])
+            position += 1
+    # UAX #9 L2: from the highest level down to the lowest odd one, reverse every
+    # sequence of runs at that level or higher (each run's own order is the shaper's).
+    highest = max(r[2] for r in runs)
+    lowest_odd = min((r[2] for r in runs if r[2] % 2), default=highest + 1)
+    for level in range(highest, lowest_odd - 1, -1):
+        index = 0
+        while index < len(runs):
+            if runs[index][2] >= level:
+                end = index
+                while end < len(runs) and runs[end][2] >= level:
+                    end += 1
+                runs[index:end] = runs[index:end][::-1]
+                index = end
+            else:
+                index += 1
+    return tuple(Run(text, face, level % 2 == 1) for text, face, level in runs)
+
+
+def _advance(run: Run, size: int) -> float:
+    s = sized(run.face, size)
+    return s.font.getlength(run.text, direction="rtl" if run.rtl else "ltr") * s.factor
+
+
+def measure(line: str, size: int) -> float:
+    """The line's width in pixels at `size`, with the fonts and shaping that draw it."""
+    return sum(_advance(run, size) for run in visual_runs(line))
+
+
+def line_metrics(line: str, size: int) -> tuple[int, int]:
+    """(ascent, descent) of a line: the tallest of the fonts it uses, at least the primary font's."""
+    primary = sized(fonts.chain()[0], size)
+    faces = [sized(run.face, size) for run in visual_runs(line)] + [primary]
+    return max(f.ascent for f in faces), max(f.descent for f in faces)
+
+
+def wrap(text: str, size: int, max_width: float) -> list[str]:
     """Greedy word wrap by measured width; words wider than a line are broken."""
     lines = []
     for paragraph in text.split("\n"):
         current = ""
         for word in paragraph.split(" "):
             candidate = f"{current} {word}" if current else word
-            if font.getlength(candidate) <= max_width:
+            if measure(candidate, size) <= max_width:
                 current = candidate
                 continue
             if current:
                 lines.append(current)
                 current = ""
-            while font.getlength(word) > max_width and len(word) > 1:
+            while measure(word, size) > max_width and len(word) > 1:
                 cut = len(word)
-                while cut > 1 and font.getlength(word[:cut]) > max_width:
+                while cut > 1 and measure(word[:cut], size) > max_width:
                     cut -= 1
                 lines.append(word[:cut])
                 word = word[cut:]
@@ -118,7 +210,14 @@ def wrap(text: str, font, max_width: float) -> list[str]:
     return lines
 
 
-def layout(card: Card, width: int, height: int, font: str, inset: int = 0) -> tuple[list[Placed], CardBox]:
+def block_height(lines, size: int) -> int:
+    return sum(sum(line_metrics(line, size)) for line in lines)
+
+
+# ---- placing cards -------------------------------------------------------------------
+
+
+def layout(card: Card, width: int, height: int, inset: int = 0) -> tuple[list[Placed], CardBox]:
     """Place a card's blocks on a `width` x `height` canvas.
 
     `inset` keeps that many pixels free on the left (for an avatar).
@@ -132,10 +231,8 @@ def layout(card: Card, width: int, height: int, font: str, inset: int = 0) -> tu
             size = max(10, round(block.style.scale * short * shrink))
             border = max(2, round(size * 0.28))
             room = width - 2 * margin - 2 * border - inset
-            face = _font(font, size)
-            lines = wrap(block.text, face, room)
-            line_height = face.font.height
-            blocks.append((block, size, border, lines, len(lines) * line_height))
+            lines = wrap(block.text, size, room)
+            blocks.append((block, size, border, lines, block_height(lines, size)))
         gaps = [b1[2] + b2[2] + round(0.12 * b2[1]) for b1, b2 in zip(blocks, blocks[1:])]
         total = sum(b[4] for b in blocks) + sum(gaps) + blocks[0][2] + blocks[-1][2]
         if total <= height - 2 * margin:
@@ -150,12 +247,56 @@ def layout(card: Card, width: int, height: int, font: str, inset: int = 0) -> tu
     top = max(margin // 2, top)
     placed = []
     y = top + blocks[0][2]
-    for index, (block, size, border, lines, block_height) in enumerate(blocks):
+    for index, (block, size, border, lines, text_height) in enumerate(blocks):
+        box_width = round(max(measure(line, size) for line in lines)) + 2 * border
         if card.anchor == "lower-left":
-            x, align = str(margin + inset + border), "L"
+            x, align = margin + inset, "L"
         else:
-            x, align = "(w-text_w)/2", "C"
-        placed.append(Placed(tuple(lines), size, block.style.color, x, y, align, border, card.start, card.end))
+            x, align = (width - box_width) // 2, "C"
+        placed.append(Placed(tuple(lines), size, block.style.color, x, y - border, align, border, card.start, card.end))
         if index < len(gaps):
-            y += block_height + gaps[index]
+            y += text_height + gaps[index]
     return placed, CardBox(top, top + total)
+
+
+# ---- drawing a block ------------------------------------------------------------------
+
+
+def _draw_run(layer: Image.Image, run: Run, size: int, x: float, baseline: int):
+    s = sized(run.face, size)
+    direction = "rtl" if run.rtl else "ltr"
+    if s.factor == 1.0:
+        ImageDraw.Draw(layer).text((x, baseline), run.text, font=s.font, fill=layer.info["ink"], anchor="ls",
+                                   direction=direction, embedded_color=True)
+        return
+    # a colour bitmap font: draw at its own size, scale, and lay it over the text layer
+    ascent, descent = s.font.getmetrics()
+    width = max(1, round(s.font.getlength(run.text, direction=direction)))
+    bitmap = Image.new("RGBA", (width, ascent + descent), (0, 0, 0, 0))
+    ImageDraw.Draw(bitmap).text((0, ascent), run.text, font=s.font, anchor="ls", direction=direction,
+                                embedded_color=True)
+    scaled = bitmap.resize((max(1, round(width * s.factor)), max(1, round((ascent + descent) * s.factor))),
+                           Image.Resampling.LANCZOS)
+    layer.alpha_composite(scaled, (round(x), baseline - round(ascent * s.factor)))
+
+
+def render_block(placed: Placed) -> Image.Image:
+    """The block as an RGBA image: its lines on a translucent box, `border` pixels of box around them."""
+    size, border = placed.size, placed.border
+    widths = [measure(line, size) for line in placed.lines]
+    text_width = round(max(widths))
+    metrics = [line_metrics(line, size) for line in placed.lines]
+    box = (text_width + 2 * border, sum(a + d for a, d in metrics) + 2 * border)
+    red, green, blue = ImageColor.getrgb(placed.color)[:3]
+    layer = Image.new("RGBA", box, (red, green, blue, 0))  # text ink over transparent of the same colour
+    layer.info["ink"] = (red, green, blue, 255)
+    y = border
+    for line, width, (ascent, descent) in zip(placed.lines, widths, metrics):
+        x = border + ((text_width - width) / 2 if placed.align == "C" else 0)
+        for run in visual_runs(line):
+            _draw_run(layer, run, size, x, y + ascent)
+            x += _advance(run, size)
+        y += ascent + descent
+    image = Image.new("RGBA", box, BOX_COLOR)
+    image.alpha_composite(layer)
+    return image

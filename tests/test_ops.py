@@ -156,7 +156,7 @@ def test_health_endpoints(client, settings, monkeypatch):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
-    assert set(ready.json()["checks"]) == {"ffmpeg", "temp_root", "database"}
+    assert set(ready.json()["checks"]) == {"ffmpeg", "temp_root", "database", "fonts"}
     settings.VIDEOAPI_MIN_FREE_BYTES = 10**18
     low = client.get("/readyz")
     assert low.status_code == 503 and not low.json()["checks"]["temp_root"]["ok"]

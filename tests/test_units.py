@@ -60,15 +60,6 @@ def test_seconds_formatting():
     assert builders.seconds(-4) == "0"
 
 
-def test_escape_filter_value():
-    assert builders.escape_filter_value("/fonts/My Font.ttf") == "/fonts/My Font.ttf"
-    # the worked example of FFmpeg's filtergraph docs ("Notes on filtergraph escaping")
-    text = "this is a 'string': may contain one, or more, special characters"
-    want = r"this is a \\\'string\\\'\\: may contain one\, or more\, special characters"
-    assert builders.escape_filter_value(text) == want
-    assert builders.escape_filter_value("x,y[z];") == "x\\,y\\[z\\]\\;"
-
-
 def test_normalize_graph_with_and_without_audio():
     chains = builders.normalize_graph(0, INFO, HOUSE, 2.0)
     assert chains[0].startswith("[0:v:0]scale=1280:720:force_original_aspect_ratio=decrease")

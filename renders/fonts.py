@@ -1,0 +1,200 @@
+"""The font chain: which font draws each character.
+
+The chain is the primary font (VIDEOAPI_FONT, else DejaVu Sans Bold) and
+then the installed Noto fonts for the world's common scripts (Debian's
+fonts-noto-core, fonts-noto-cjk, fonts-noto-color-emoji). Each character is
+drawn with the first font in the chain whose character map has it;
+combining marks, joiners and variation selectors stay with the character
+they belong to, and a script-neutral character (space, punctuation, digits)
+stays in the font already in use when that font has it, so a run is not
+broken needlessly. A character no font has is refused (text fields answer
+400 naming it), never drawn as an empty box.
+
+Fonts and their character maps are read once per process (fontTools reads
+only the `cmap` table: about 0.3 s for the whole chain).
+"""
+
+import functools
+import logging
+import os
+import unicodedata
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from fontTools.ttLib import TTCollection, TTFont
+
+logger = logging.getLogger("renders.fonts")
+
+PRIMARY_CANDIDATES = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans-Bold.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans-Bold.ttf",
+    "/usr/local/share/fonts/DejaVuSans-Bold.ttf",
+)
+NOTO_DIRS = ("/usr/share/fonts/truetype/noto", "/usr/share/fonts/opentype/noto")
+# Fallbacks in order (file name, face name inside a collection). Bold where the family has one.
+FALLBACKS = (
+    ("NotoSans-Bold.ttf", None),
+    ("NotoSansArabic-Bold.ttf", None),
+    ("NotoSansHebrew-Bold.ttf", None),
+    ("NotoSansDevanagari-Bold.ttf", None),
+    ("NotoSansBengali-Bold.ttf", None),
+    ("NotoSansGurmukhi-Bold.ttf", None),
+    ("NotoSansGujarati-Bold.ttf", None),
+    ("NotoSansOriya-Bold.ttf", None),
+    ("NotoSansTamil-Bold.ttf", None),
+    ("NotoSansTelugu-Bold.ttf", None),
+    ("NotoSansKannada-Bold.ttf", None),
+    ("NotoSansMalayalam-Bold.ttf", None),
+    ("NotoSansSinhala-Bold.ttf", None),
+    ("NotoSansThai-Bold.ttf", None),
+    ("NotoSansLao-Bold.ttf", None),
+    ("NotoSansKhmer-Bold.ttf", None),
+    ("NotoSansMyanmar-Bold.ttf", None),
+    ("NotoSansGeorgian-Bold.ttf", None),
+    ("NotoSansArmenian-Bold.ttf", None),
+    ("NotoSansEthiopic-Bold.ttf", None),
+    ("NotoSansCJK-Bold.ttc", "Noto Sans CJK SC Bold"),  # Han, kana, hangul; SC glyph shapes for shared Han
+    ("NotoSansSymbols-Bold.ttf", None),
+    ("NotoSansSymbols2-Regular.ttf", None),
+    ("NotoSansMath-Regular.ttf", None),
+    ("NotoColorEmoji.ttf", None),
+)
+
+# One sample per script: /readyz reports which of these the chain covers.
+SCRIPTS = {
+    "Latin": "Aé", "Cyrillic": "Жя", "Greek": "Ωλ", "Arabic": "عب", "Hebrew": "שא", "Devanagari": "कष",
+    "Bengali": "কষ", "Gurmukhi": "ਕ", "Gujarati": "ક", "Tamil": "த", "Telugu": "త", "Kannada": "ಕ",
+    "Malayalam": "ക", "Thai": "กข", "Chinese (simplified)": "张这", "Chinese (traditional)": "張這",
+    "Japanese": "あア", "Korean": "한글", "Emoji": "😀👍",
+}
+
+# Characters that take no glyph of their own (joiners, selectors, bidi controls).
+IGNORABLE = set(range(0x200B, 0x2010)) | set(range(0x202A, 0x202F)) | set(range(0x2060, 0x2070)) | \
+    set(range(0xFE00, 0xFE10)) | {0xFEFF, 0x034F, 0x00AD} | set(range(0xE0100, 0xE01F0)) | set(range(0xE0020, 0xE0080))
+
+
+@dataclass(eq=False)
+class Face:
+    path: str
+    index: int  # face index inside a collection (0 for a plain font file)
+    name: str
+    codepoints: frozenset = field(repr=False)
+    bitmap_only: bool = False  # a colour bitmap font (CBDT): drawn at its one size and scaled
+
+    def has(self, char: str) -> bool:
+        return ord(char) in self.codepoints
+
+
+def _read(path: str, face_name: str | None) -> Face | None:
+    try:
+        if path.endswith((".ttc", ".otc")):
+            collection = TTCollection(path, lazy=True)
+            fonts = list(enumerate(collection.fonts))
+            index, font = next(((i, f) for i, f in fonts if f["name"].getDebugName(4) == face_name
+                                or f["name"].getDebugName(1) + " " + f["name"].getDebugName(2) == face_name),
+                               fonts[0])
+        else:
+            index, font = 0, TTFont(path, lazy=True)
+        codepoints = frozenset(font.getBestCmap() or {})
+        name = f"{font['name'].getDebugName(1)} {font['name'].getDebugName(2)}"
+        bitmap_only = "CBDT" in font and "glyf" not in font and "CFF " not in font
+        return Face(path, index, name, codepoints, bitmap_only)
+    except Exception as exc:  # an unreadable font is skipped, never fatal
+        logger.warning("event=font_skipped path=%s error=%s", path, exc)
+        return None
+
+
+def primary_path() -> str:
+    configured = settings.VIDEOAPI_FONT
+    for path in (configured,) if configured else PRIMARY_CANDIDATES:
+        if os.path.isfile(path):
+            return path
+    raise ImproperlyConfigured(
+        f"font not found: {configured}" if configured else
+        "no default font found (install fonts-dejavu-core or set VIDEOAPI_FONT)"
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _chain(primary: str) -> tuple:
+    faces = [_read(primary, None)]
+    for filename, face_name in FALLBACKS:
+        for directory in NOTO_DIRS:
+            path = os.path.join(directory, filename)
+            if os.path.isfile(path):
+                faces.append(_read(path, face_name))
+                break
+    faces = tuple(f for f in faces if f is not None)
+    if not faces:
+        raise ImproperlyConfigured(f"the primary font {primary} cannot be read")
+    return faces
+
+
+def chain() -> tuple:
+    """The fonts in fallback order (read once per process)."""
+    return _chain(primary_path())
+
+
+def needs_glyph(char: str) -> bool:
+    if ord(char) in IGNORABLE or char in "\n\r\t":
+        return False
+    return unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp")
+
+
+def missing(text: str) -> list[str]:
+    """Characters of `text` that no font in the chain can draw, in order, once each."""
+    faces = chain()
+    found = []
+    for char in text:
+        if needs_glyph(char) and char not in found and not any(face.has(char) for face in faces):
+            found.append(char)
+    return found
+
+
+def describe(char: str) -> str:
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X}" + (f" {name}" if name else "")
+
+
+def _attaches(char: str) -> bool:
+    """Belongs to the character before it (marks, joiners, selectors)."""
+    return unicodedata.category(char) in ("Mn", "Mc", "Me") or not needs_glyph(char)
+
+
+def _neutral(char: str) -> bool:
+    return unicodedata.category(char)[0] in "ZPNS" and not (0x1F000 <= ord(char) <= 0x1FAFF)
+
+
+def _emoji(char: str) -> bool:
+    return 0x1F000 <= ord(char) <= 0x1FAFF
+
+
+def itemize(text: str) -> list[tuple[str, Face]]:
+    """Split `text` into runs that one font draws: [(text, face)].
+
+    Pictographic emoji go to a colour font first when one is installed.
+    """
+    faces = chain()
+    colour_first = tuple(f for f in faces if f.bitmap_only) + tuple(f for f in faces if not f.bitmap_only)
+    runs: list[list] = []
+    for char in text:
+        current = runs[-1][1] if runs else None
+        if current is not None and (_attaches(char) or (_neutral(char) and current.has(char))):
+            runs[-1][0] += char
+            continue
+        face = next((f for f in (colour_first if _emoji(char) else faces) if f.has(char)), faces[0])
+        if current is face:
+            runs[-1][0] += char
+        else:
+            runs.append([char, face])
+    return [(text, face) for text, face in runs]
+
+
+def coverage() -> dict:
+    """Which scripts the installed fonts draw: {"covered": [...], "missing": [...]}."""
+    faces = chain()
+    covered = [script for script, sample in SCRIPTS.items() if all(any(f.has(c) for f in faces) for c in sample)]
+    return {"covered": covered, "missing": [s for s in SCRIPTS if s not in covered],
+            "fonts": [face.name for face in faces]}
