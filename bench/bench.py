@@ -8,7 +8,9 @@ runner) on generated 720p house-format inputs and prints a table:
 - a trim preview (mp4 and jpg) vs the full accurate trim of the same span;
 - what HDR tone mapping adds: an accurate trim of a 1080p 10-bit HEVC HLG
   source vs the same pattern as 10-bit SDR, with the conversion after
-  scaling to the canvas (what the service does) and before it.
+  scaling to the canvas (what the service does) and before it;
+- a template render (through the API view, in process) with a Chinese and
+  Hindi name against a Latin one: font fallback and shaping cost.
 Machines are shared and noisy: compare the ratios, not the seconds.
 """
 
@@ -24,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "videoapi.settings")
 STATE = tempfile.TemporaryDirectory(prefix="videoapi-bench-state-")
 os.environ.setdefault("VIDEOAPI_STATE_DIR", STATE.name)
+os.environ.setdefault("VIDEOAPI_AUTH", "none")  # the in-process API rows need no token
+os.environ.setdefault("VIDEOAPI_LOG_LEVEL", "WARNING")
 
 import django  # noqa: E402
 
@@ -144,19 +148,20 @@ def hdr_rows(work, house, options):
         return args
 
     def template(kind):
-        """A template's graph: the house chain plus a boxed, fading text card (as the intro draws it)."""
-        from renders.text import font_path
+        """A template's graph: the house chain plus a fading text card laid over it (as the intro draws it)."""
+        from renders import text
 
         name, info = sources[kind]
-        (work / "card.txt").write_text("Ada Lovelace\nEngineer")
-        card = builders.drawtext(textfile="card.txt", font=font_path(), size=48, color="white", x="(w-tw)/2",
-                                 y="h*0.6", start=1.0, end=span - 1, fade=0.5, box_border=16)
+        card = text.Placed(("Ada Lovelace", "Engineer"), 48, "white", 60, 400, "L", 16, 1.0, span - 1)
+        text.render_block(card).save(work / "card.png")
 
         def args(i):
-            chains = builders.normalize_graph(0, info, house, span, video_post=card)
+            chains = builders.normalize_graph(0, info, house, span, out_v="base")
+            chains += [builders.still_chain(1, house.fps, card.start, card.end, 0.5, "card"),
+                       builders.overlay("base", "card", card.x, card.y, "v")]
             (work / "tpl.graph").write_text(";".join(chains))
-            return (builders.input_args(name, info) + builders.graph_args("tpl.graph")
-                    + builders.house_output_args(house, f"t{kind}{i}.mp4"))
+            return (builders.input_args(name, info) + builders.image_input_args("card.png", "png_pipe")
+                    + builders.graph_args("tpl.graph") + builders.house_output_args(house, f"t{kind}{i}.mp4"))
         return args
 
     trims = [timed(f"trim 1080p 10-bit SDR ({span:g} s)", options.repeat, trim("sdr"), work),
@@ -170,6 +175,40 @@ def hdr_rows(work, house, options):
     for group in (trims, templates):
         for label, seconds in group:
             print(f"{label:<40} {seconds:>9.3f} {seconds / group[0][1]:>8.2f}x")
+    script_rows(work, house, options)
+
+
+def script_rows(work, house, options):
+    """An intro render through the API view: Latin vs CJK vs Devanagari names (fonts load once per process)."""
+    from django.core.management import call_command
+    from rest_framework.test import APIClient
+
+    call_command("migrate", verbosity=0)
+    source = work / "intro-src.mp4"
+    run(["-f", "lavfi", "-i", f"testsrc2=s={house.width}x{house.height}:r={house.fps}:d=6", "-f", "lavfi",
+         "-i", "sine=d=6", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", source.name], work)
+    client = APIClient()
+    names = {"Latin": ("Ada Lovelace", "Head of Engineering"), "Chinese": ("张伟 Zhang Wei", "工程部主管"),
+             "Hindi": ("अनुष्का शर्मा", "इंजीनियरिंग प्रमुख")}
+
+    def render(name, role):
+        with open(source, "rb") as handle:
+            started = time.perf_counter()
+            response = client.post("/api/intro/render", {"video": handle, "full_name": name, "role": role,
+                                                         "team": "Platform"}, format="multipart",
+                                   HTTP_HOST="localhost")
+            assert response.status_code == 200, response.content[:300]
+            b"".join(response.streaming_content)
+            return time.perf_counter() - started
+
+    render(*names["Latin"])  # warm: fonts, URLconf, PyAV
+    rows = [(f"intro 6 s, {script} name", statistics.median(render(*names[script]) for _ in range(options.repeat)))
+            for script in names]
+    print()
+    print(f"{'template text (API, in process)':<40} {'seconds':>9} {'vs Latin':>9}")
+    print("-" * 60)
+    for label, seconds in rows:
+        print(f"{label:<40} {seconds:>9.3f} {seconds / rows[0][1]:>8.2f}x")
 
 
 if __name__ == "__main__":
