@@ -34,7 +34,7 @@ import django  # noqa: E402
 django.setup()
 
 from renders import builders, ffmpeg  # noqa: E402
-from renders.operations import house_format  # noqa: E402
+from renders.output import house_format  # noqa: E402
 from renders.probe import probe_video  # noqa: E402
 
 
@@ -152,7 +152,7 @@ def hdr_rows(work, house, options):
         from renders import text
 
         name, info = sources[kind]
-        card = text.Placed(("Ada Lovelace", "Engineer"), 48, "white", 60, 400, "L", 16, 1.0, span - 1)
+        card = text.Placed(("Ada Lovelace", "Engineer"), 48, (255, 255, 255, 255), 60, 400, "L", 16, 1.0, span - 1)
         text.render_block(card).save(work / "card.png")
 
         def args(i):

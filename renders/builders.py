@@ -7,26 +7,12 @@ relative names the service chose inside the workspace.
 """
 
 import re
-from dataclasses import dataclass
 
 from . import colour
+from .output import OutputSpec
 from .probe import MediaInfo, input_options
 
 AUDIO_RATE = 48000
-
-
-@dataclass(frozen=True)
-class HouseFormat:
-    width: int
-    height: int
-    fps: int
-    preset: str = "veryfast"
-    crf: int = 20
-    audio_bitrate: str = "160k"
-
-    @property
-    def frame(self) -> float:
-        return 1.0 / self.fps
 
 
 def seconds(value: float) -> str:
@@ -54,30 +40,63 @@ def whole_frames(duration: float, fps: int) -> float:
     return max(1, round(duration * fps)) / fps
 
 
-def house_video_chain(info: MediaInfo, house: HouseFormat, duration: float) -> str:
-    """Scale to fit, to SDR BT.709, pad to the canvas, square pixels, constant frame rate.
+def fit_steps(info: MediaInfo, house: OutputSpec) -> list[str]:
+    """Source to canvas size in SDR BT.709 by the spec's fit (contain, cover; blur's foreground).
 
-    Colour conversion (colour.py) follows the scaling, so HDR's linear-light
-    float path runs on canvas-sized frames. A couple of cloned frames at the
-    end make sure a source a hair shorter than `duration` still fills it;
-    `trim` then cuts to exactly `duration`.
+    Colour conversion (colour.py) follows the scaling (and cropping), so
+    HDR's linear-light float path runs on canvas-sized frames.
     """
-    steps = []
-    if abs(info.sar - 1.0) > 0.01:
-        steps.append("scale=trunc(iw*sar/2)*2:ih,setsar=1")
+    steps = ["scale=trunc(iw*sar/2)*2:ih,setsar=1"] if abs(info.sar - 1.0) > 0.01 else []
     w, h = house.width, house.height
-    steps += [
-        f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2{colour.scale_options(info.colour)}",
-        *colour.to_sdr(info.colour),
-        f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black",
+    options = colour.scale_options(info.colour)
+    if house.fit == "cover":
+        steps += [f"scale={w}:{h}:force_original_aspect_ratio=increase:force_divisible_by=2{options}",
+                  f"crop={w}:{h}", *colour.to_sdr(info.colour)]
+    else:
+        steps += [f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2{options}",
+                  *colour.to_sdr(info.colour)]
+        if house.fit == "contain":
+            steps.append(f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black")
+    return steps
+
+
+def blur_background(house: OutputSpec) -> str:
+    """The picture enlarged to cover the canvas and blurred (at a quarter size: cheap), for fit=blur."""
+    w, h = house.width, house.height
+    qw, qh = max(2, w // 8 * 2), max(2, h // 8 * 2)
+    return (f"scale={qw}:{qh}:force_original_aspect_ratio=increase,crop={qw}:{qh},"
+            f"gblur=sigma={max(2, min(qw, qh) // 12)},scale={w}:{h},eq=brightness=-0.06")
+
+
+def house_video_tail(house: OutputSpec, duration: float) -> str:
+    """Square pixels, constant frame rate, exactly `duration`, house colour tags.
+
+    A couple of cloned frames at the end make sure a source a hair shorter
+    than `duration` still fills it; `trim` then cuts to exactly `duration`.
+    """
+    return ",".join([
         "setsar=1",
         f"fps={house.fps}:start_time=0",
         "tpad=stop_mode=clone:stop=2",
         f"trim=end={seconds(duration)}",
         "setpts=PTS-STARTPTS",
         colour.HOUSE_TAGS,
+    ])
+
+
+def house_video_chains(index: int, info: MediaInfo, house: OutputSpec, duration: float, *, pre: str = "",
+                       post: str = "", out: str = "v") -> list[str]:
+    """Input `index`'s picture in the house format at the spec's canvas, fit and frame rate, as [out]."""
+    source = f"[{index}:v:0]" + (f"{pre}," if pre else "")
+    tail = ",".join(p for p in (house_video_tail(house, duration), post) if p)
+    if house.fit != "blur":
+        return [f"{source}{','.join(fit_steps(info, house))},{tail}[{out}]"]
+    fg, raw, bg = f"fg{index}_{out}", f"bgsrc{index}_{out}", f"bg{index}_{out}"
+    return [
+        f"{source}{','.join(fit_steps(info, house))},split[{fg}][{raw}]",
+        f"[{raw}]{blur_background(house)}[{bg}]",
+        f"[{bg}][{fg}]overlay=(W-w)/2:(H-h)/2,{tail}[{out}]",
     ]
-    return ",".join(steps)
 
 
 def house_audio_chain(duration: float) -> str:
@@ -100,7 +119,7 @@ def silence(duration: float) -> str:
 def normalize_graph(
     index: int,
     info: MediaInfo,
-    house: HouseFormat,
+    house: OutputSpec,
     duration: float,
     *,
     video_pre: str = "",
@@ -116,8 +135,7 @@ def normalize_graph(
     `*_post` on the canvas (after scaling: e.g. text, fades).
     """
     duration = whole_frames(duration, house.fps)
-    vparts = [p for p in (video_pre, house_video_chain(info, house, duration), video_post) if p]
-    chains = [f"[{index}:v:0]{','.join(vparts)}[{out_v}]"]
+    chains = house_video_chains(index, info, house, duration, pre=video_pre, post=video_post, out=out_v)
     if info.has_audio:
         aparts = [p for p in (audio_pre, house_audio_chain(duration), audio_post) if p]
         chains.append(f"[{index}:a:{info.audio_track}]{','.join(aparts)}[{out_a}]")
@@ -127,7 +145,7 @@ def normalize_graph(
     return chains
 
 
-def house_output_args(house: HouseFormat, output: str, *, video: str = "[v]", audio: str = "[a]") -> list[str]:
+def house_output_args(house: OutputSpec, output: str, *, video: str = "[v]", audio: str = "[a]") -> list[str]:
     """Encoder settings of the house format: same everywhere, so outputs join by copy."""
     return [
         "-map", video, "-map", audio,
@@ -151,7 +169,7 @@ def graph_args(script_name: str) -> list[str]:
 # ---- trim ---------------------------------------------------------------------
 
 
-def trim_accurate_args(src: str, info: MediaInfo, house: HouseFormat, start: float, length: float, graph: str, output: str) -> tuple[list[str], str]:
+def trim_accurate_args(src: str, info: MediaInfo, house: OutputSpec, start: float, length: float, graph: str, output: str) -> tuple[list[str], str]:
     """Frame-accurate trim into the house format: (argv, filter graph text)."""
     chains = normalize_graph(0, info, house, length)
     return input_args(src, info, start=start, duration=length) + graph_args(graph) + house_output_args(house, output), ";\n".join(chains)
@@ -271,7 +289,7 @@ def concat_list(names: list[str]) -> str:
     return "ffconcat version 1.0\n" + "".join(f"file {name}\n" for name in names)
 
 
-def concat_copy_args(list_name: str, demuxer: str, house: HouseFormat, output: str, audio_track: int = 0) -> list[str]:
+def concat_copy_args(list_name: str, demuxer: str, house: OutputSpec, output: str, audio_track: int = 0) -> list[str]:
     """Join same-layout files: video by stream copy, audio decoded and re-encoded.
 
     Copying AAC too would keep every segment's encoder priming (1024
@@ -288,7 +306,7 @@ def concat_copy_args(list_name: str, demuxer: str, house: HouseFormat, output: s
     ]  # fmt: skip
 
 
-def concat_graph(infos: list[MediaInfo], house: HouseFormat, transition: float = 0.0) -> tuple[list[str], float]:
+def concat_graph(infos: list[MediaInfo], house: OutputSpec, transition: float = 0.0) -> tuple[list[str], float]:
     """One filter graph normalising every input and joining them.
 
     With `transition` > 0 each join is a crossfade of picture (xfade) and

@@ -1,4 +1,4 @@
-"""The one JSON error shape of API.md, for every failure.
+"""The one JSON error shape of the API (docs/API.md, "Errors"), for every failure.
 
     {"code": ..., "detail": ..., "fields": {...}, "render_id": ...}
 

@@ -77,6 +77,8 @@ class TextField(BlankIsMissing, serializers.CharField):
 
     def __init__(self, *, max_length, multiline=False, **kwargs):
         self.multiline = multiline
+        kwargs.setdefault("help_text", f"drawn literally, at most {max_length} characters"
+                                       + (", line breaks allowed" if multiline else ""))
         super().__init__(max_length=max_length, trim_whitespace=True, allow_blank=False, **kwargs)
 
     def to_internal_value(self, data):
@@ -121,6 +123,8 @@ class FilenameField(serializers.CharField):
 
     def __init__(self, **kwargs):
         kwargs.setdefault("required", False)
+        kwargs.setdefault("help_text", "download name; path, control and quote characters are dropped, at most "
+                                       "100 characters kept, the right extension added (default: the endpoint's name)")
         super().__init__(max_length=1000, allow_blank=True, trim_whitespace=True, **kwargs)
 
 
@@ -162,10 +166,18 @@ class UploadField(serializers.Field):
 
 
 class VideoField(UploadField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "a video file: MP4/MOV, Matroska/WebM, AVI or MPEG-TS")
+        super().__init__(**kwargs)
+
     def probe(self, path, field):
         return Probed(Path(path), field, probe_video(Path(path), field), "video")
 
 
 class ImageField(UploadField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "an image: PNG, JPEG or WebP, at most 4096 px a side")
+        super().__init__(**kwargs)
+
     def probe(self, path, field):
         return Probed(Path(path), field, probe_image(Path(path), field), "image")

@@ -1,6 +1,7 @@
 """The font chain: which font draws each character.
 
-The chain is the primary font (VIDEOAPI_FONT, else DejaVu Sans Bold) and
+The chain is the primary font (the request's `font`, else VIDEOAPI_FONT,
+else DejaVu Sans Bold) and
 then the installed Noto fonts for the world's common scripts (Debian's
 fonts-noto-core, fonts-noto-cjk, fonts-noto-color-emoji). Each character is
 drawn with the first font in the chain whose character map has it;
@@ -132,9 +133,56 @@ def _chain(primary: str) -> tuple:
     return faces
 
 
-def chain() -> tuple:
-    """The fonts in fallback order (read once per process)."""
-    return _chain(primary_path())
+def chain(primary: str = "") -> tuple:
+    """The fonts in fallback order, `primary` (a font file; default: the configured one) first."""
+    return _chain(primary or primary_path())
+
+
+# ---- the registry of fonts a request may name ------------------------------------------------
+
+FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
+
+
+def _face_name(font) -> str:
+    names = font["name"]
+    family = names.getDebugName(16) or names.getDebugName(1) or "Unnamed"
+    style = names.getDebugName(17) or names.getDebugName(2) or "Regular"
+    return f"{family} {style}"
+
+
+@functools.lru_cache(maxsize=4)
+def _registry(primary: str, directory: str) -> dict:
+    found = {}
+    try:
+        found[_face_name(TTFont(primary, lazy=True, fontNumber=0))] = primary
+    except Exception as exc:
+        raise ImproperlyConfigured(f"the default font {primary} cannot be read: {exc}") from exc
+    if directory and os.path.isdir(directory):
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            if not entry.name.lower().endswith(FONT_SUFFIXES) or not entry.is_file():
+                continue
+            try:
+                font = TTFont(entry.path, lazy=True, fontNumber=0)
+                if not font.getBestCmap():
+                    raise ValueError("no character map")
+                name = _face_name(font)
+            except Exception as exc:  # a broken or foreign file is skipped, never a 500
+                logger.warning("event=font_skipped path=%s error=%s", entry.path, str(exc)[:200])
+                continue
+            if name in found:
+                logger.warning("event=font_duplicate name=%r path=%s kept=%s", name, entry.path, found[name])
+                continue
+            found[name] = entry.path
+    return found
+
+
+def registry() -> dict:
+    """Fonts a request may name: {name: path}, the default font first (read once per process)."""
+    return _registry(primary_path(), str(settings.VIDEOAPI_FONTS_DIR or ""))
+
+
+def default_font_name() -> str:
+    return next(iter(registry()))
 
 
 def needs_glyph(char: str) -> bool:
@@ -143,9 +191,9 @@ def needs_glyph(char: str) -> bool:
     return unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp")
 
 
-def missing(text: str) -> list[str]:
+def missing(text: str, primary: str = "") -> list[str]:
     """Characters of `text` that no font in the chain can draw, in order, once each."""
-    faces = chain()
+    faces = chain(primary)
     found = []
     for char in text:
         if needs_glyph(char) and char not in found and not any(face.has(char) for face in faces):
@@ -171,12 +219,12 @@ def _emoji(char: str) -> bool:
     return 0x1F000 <= ord(char) <= 0x1FAFF
 
 
-def itemize(text: str) -> list[tuple[str, Face]]:
+def itemize(text: str, primary: str = "") -> list[tuple[str, Face]]:
     """Split `text` into runs that one font draws: [(text, face)].
 
     Pictographic emoji go to a colour font first when one is installed.
     """
-    faces = chain()
+    faces = chain(primary)
     colour_first = tuple(f for f in faces if f.bitmap_only) + tuple(f for f in faces if not f.bitmap_only)
     runs: list[list] = []
     for char in text:

@@ -1,4 +1,4 @@
-"""The life of one render (DESIGN.md): RenderLog, workspace, FFmpeg, cleanup.
+"""The life of one render (docs/ARCHITECTURE.md): RenderLog, workspace, FFmpeg, cleanup.
 
 `Render.begin()` creates the RenderLog row and the locked workspace;
 `receive()` streams the uploads into it; `run_ffmpeg()` runs and records
@@ -38,6 +38,15 @@ class Output:
     details: dict = field(default_factory=dict)
 
 
+def negotiated_type(accept: str, real: str) -> str:
+    """`application/octet-stream` when the client asks for it and not for the real type (generated clients do)."""
+    wanted = {part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()}
+    family = real.split("/")[0] + "/*"
+    if "application/octet-stream" in wanted and not wanted & {real, family, "*/*"}:
+        return "application/octet-stream"
+    return real
+
+
 def log_status_for(http_status: int) -> str:
     """Refusals (4xx, and 503 busy: nothing was rendered) are `rejected`."""
     if http_status == 504:
@@ -52,6 +61,7 @@ class Render:
         self.log = log
         self.workspace = workspace
         self._ffmpeg_runs = []
+        self.accept = ""  # the request's Accept header
 
     @property
     def id(self):
@@ -66,6 +76,7 @@ class Render:
             id=render_id, endpoint=endpoint, user=user, client_address=client_address(request), workspace=str(path)
         )
         request.render_id = render_id
+        accept = request.META.get("HTTP_ACCEPT", "")
         try:
             workspace = Workspace.create(endpoint, render_id)
         except OSError as exc:
@@ -74,7 +85,9 @@ class Render:
                        cleanup_at=timezone.now())
             raise
         logger.info("event=received render_id=%s endpoint=%s client=%s", render_id, endpoint, log.client_address)
-        return cls(log, workspace)
+        render = cls(log, workspace)
+        render.accept = accept
+        return render
 
     # -- receiving ----------------------------------------------------------
 
@@ -142,7 +155,7 @@ class Render:
             open(output.path, "rb"),
             as_attachment=True,
             filename=output.filename,
-            content_type=output.content_type,
+            content_type=negotiated_type(self.accept, output.content_type),
             on_close=lambda: self.cleanup(response_closed=True),
         )
         response["Cache-Control"] = "no-store"

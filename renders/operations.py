@@ -9,32 +9,9 @@ from django.conf import settings
 
 from . import builders
 from .errors import invalid
-from .fields import sanitize_filename
 from .lifecycle import Output, Render
+from .output import download_name, write_graph
 from .probe import keyframe_at_or_before
-
-
-def house_format() -> builders.HouseFormat:
-    width, height = settings.VIDEOAPI_CANVAS
-    return builders.HouseFormat(
-        width=width,
-        height=height,
-        fps=settings.VIDEOAPI_FPS,
-        preset=settings.VIDEOAPI_X264_PRESET,
-        crf=settings.VIDEOAPI_X264_CRF,
-        audio_bitrate=settings.VIDEOAPI_AUDIO_BITRATE,
-    )
-
-
-def download_name(data: dict, default_stem: str, extension: str) -> str:
-    return sanitize_filename(data.get("final_filename") or "", extension) or f"{default_stem}.{extension}"
-
-
-def write_graph(render: Render, chains) -> str:
-    """Write a filter graph into the workspace; returns its relative name."""
-    path = render.workspace.new_path("graph", ".txt")
-    path.write_text(chains if isinstance(chains, str) else ";\n".join(chains), encoding="utf-8")
-    return path.name
 
 
 def trim(render: Render, data: dict) -> Output:
@@ -51,7 +28,7 @@ def trim(render: Render, data: dict) -> Output:
     else:
         graph = render.workspace.new_path("graph", ".txt")
         args, text = builders.trim_accurate_args(
-            video.name, video.info, house_format(), data["start"], data["clip_length"], graph.name, output.name
+            video.name, video.info, data["output"], data["start"], data["clip_length"], graph.name, output.name
         )
         graph.write_text(text, encoding="utf-8")
         render.run_ffmpeg(args)
@@ -76,14 +53,21 @@ def trim_preview(render: Render, data: dict) -> Output:
     return Output(output, download_name(data, "trim-preview", "mp4"))
 
 
+def joins_by_copy(info, house) -> bool:
+    """An input already in the requested house format: H.264 + AAC at the spec's canvas and frame rate."""
+    return (info.has_audio and info.video_codec == "h264" and info.audio_codec == "aac" and info.rotation == 0
+            and (info.width, info.height) == (house.width, house.height) and abs(info.fps - house.fps) < 0.01
+            and not info.colour.hdr)
+
+
 def join(render: Render, data: dict) -> Output:
     """Concatenate the ordered inputs: stream copy when possible, else one re-encode."""
     inputs = data["inputs"]
     infos = [item.info for item in inputs]
     output = render.workspace.new_path("output", ".mp4")
     crossfade = data["transition"] == "crossfade"
-    copyable = not crossfade and len({info.copy_layout() for info in infos}) == 1 and infos[0].has_audio
-    house = house_format()
+    house = data["output"]
+    copyable = not crossfade and len({info.copy_layout() for info in infos}) == 1 and joins_by_copy(infos[0], house)
     if copyable:
         listing = render.workspace.new_path("inputs", ".ffconcat")
         listing.write_text(builders.concat_list([item.name for item in inputs]), encoding="utf-8")

@@ -5,14 +5,18 @@ import re
 from django.conf import settings
 from rest_framework import serializers
 
-from .fields import FilenameField, ImageField, TextField, TimeField, VideoField
+from .fields import FilenameField, ImageField, Probed, TextField, TimeField, VideoField
+from .options import OutputFields
+from .output import OutputSpec
 
 MIN_CLIP = 0.1
 EPSILON = 1e-3
 
 
 class RenderSerializer(serializers.Serializer):
-    """Fields every endpoint takes; `params()` is what the RenderLog records."""
+    """Fields every endpoint takes."""
+
+    # (`params()` is what the RenderLog records.)
 
     final_filename = FilenameField()
 
@@ -23,23 +27,27 @@ class RenderSerializer(serializers.Serializer):
                 out[key] = value
             elif isinstance(value, list) and all(isinstance(v, str) for v in value):
                 out[key] = value
+            elif isinstance(value, OutputSpec):
+                out[key] = value.summary()
         return out
 
     def inputs(self) -> list:
         found = []
         for value in self.validated_data.values():
             for item in value if isinstance(value, list) else [value]:
-                if hasattr(item, "summary"):
+                if isinstance(item, Probed):
                     found.append(item.summary())
         return found
 
 
-class TrimSerializer(RenderSerializer):
+class TrimFields(RenderSerializer):
     video = VideoField()
     start = TimeField()
     end = TimeField(required=False)
     duration = TimeField(required=False)
-    mode = serializers.ChoiceField(choices=["accurate", "fast"], default="accurate")
+    mode = serializers.ChoiceField(choices=["accurate", "fast"], default="accurate",
+                                   help_text="accurate: frame-accurate, house format; fast: stream copy from the "
+                                             "keyframe at or before start (see X-Trim-Start)")
 
     def validate(self, attrs):
         video = attrs["video"].info
@@ -80,10 +88,24 @@ class TrimSerializer(RenderSerializer):
         return params
 
 
-class TrimPreviewSerializer(TrimSerializer):
+class TrimSerializer(OutputFields, TrimFields):
+    """A trim; in `accurate` mode (house format) the output fields apply."""
+
+    def validate(self, attrs):
+        if attrs.get("mode") == "fast":
+            given = [name for name in ("canvas", "fit", "fps", "quality") if name in self.initial_data]
+            if given:
+                raise serializers.ValidationError({given[0]: ["applies to mode=accurate only (fast mode copies "
+                                                              "the source's streams as they are)"]})
+        return super().validate(attrs)
+
+
+class TrimPreviewSerializer(TrimFields):
     mode = None
-    height = serializers.IntegerField(min_value=144, max_value=720, default=360)
-    format = serializers.ChoiceField(choices=["mp4", "jpg"], default="mp4")
+    height = serializers.IntegerField(min_value=144, max_value=720, default=360,
+                                      help_text="preview height in pixels (the aspect is kept)")
+    format = serializers.ChoiceField(choices=["mp4", "jpg"], default="mp4",
+                                     help_text="mp4: a small fast-encoded clip; jpg: the frame at start")
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
@@ -95,12 +117,14 @@ class TrimPreviewSerializer(TrimSerializer):
         return attrs
 
 
-class JoinSerializer(RenderSerializer):
+class JoinSerializer(OutputFields, RenderSerializer):
     """Fields both joins share; subclasses supply the ordered `inputs`."""
 
     MIN_INPUTS, MAX_INPUTS = 2, 20
-    transition = serializers.ChoiceField(choices=["none", "crossfade"], default="none")
-    transition_duration = TimeField(required=False, default=0.5, min_value=0.1, max_value=2)
+    transition = serializers.ChoiceField(choices=["none", "crossfade"], default="none",
+                                         help_text="crossfade: picture and sound fade across each join")
+    transition_duration = TimeField(required=False, default=0.5, min_value=0.1, max_value=2,
+                                    help_text="seconds of each crossfade (0.1-2; less than half the shortest input)")
 
     def validate(self, attrs):
         inputs = attrs["inputs"]
@@ -109,7 +133,7 @@ class JoinSerializer(RenderSerializer):
             if attrs["transition_duration"] >= shortest / 2:
                 raise serializers.ValidationError({"transition_duration": [
                     f"must be less than half of the shortest input ({shortest:.3f} s long)"]})
-        return attrs
+        return super().validate(attrs)
 
     def params(self):
         params = super().params()
@@ -118,7 +142,8 @@ class JoinSerializer(RenderSerializer):
 
 
 class ConcatenateSerializer(JoinSerializer):
-    videos = serializers.ListField(child=VideoField(), min_length=2, max_length=20)
+    videos = serializers.ListField(child=VideoField(), min_length=2, max_length=20,
+                                   help_text="2 to 20 videos, joined in the order sent (repeat the field)")
 
     def validate(self, attrs):
         for index, item in enumerate(attrs["videos"]):

@@ -16,7 +16,8 @@ from rest_framework import serializers
 from . import builders
 from .fields import ImageField, TextField, TimeField, VideoField
 from .lifecycle import Output, Render
-from .operations import download_name, house_format, write_graph
+from .output import download_name, write_graph
+from .options import StyleFields
 from .serializers import EPSILON, RenderSerializer
 from .text import ACCENT, BODY, SUBTITLE, TITLE, Block, Card, layout, render_block, safe_margin
 
@@ -33,6 +34,7 @@ class Template:
     fade_out_field: str | None = None  # a field giving seconds of fade to black/silence at the end
     avatar_field: str | None = None  # an image field drawn left of the text
     steps_field: str | None = None  # a list field shown one item after another
+    about: str = ""  # one line for the API docs
 
 
 # ---- fields -----------------------------------------------------------------------
@@ -58,10 +60,11 @@ class StepsField(serializers.ListField):
         return super().to_internal_value(data)
 
 
-class TemplateSerializer(RenderSerializer):
+class TemplateSerializer(StyleFields, RenderSerializer):
     template: Template = None  # set, with the template's fields, by serializer_for()
-    start = TimeField(required=False, default=0.5)
-    duration = TimeField(required=False, default=4.0, min_value=0.1)
+    start = TimeField(required=False, default=0.5, help_text="when the text appears (output time)")
+    duration = TimeField(required=False, default=4.0, min_value=0.1,
+                         help_text="how long the text stays (clipped to the end of the video)")
 
     def validate(self, attrs):
         template = self.template
@@ -84,7 +87,7 @@ class TemplateSerializer(RenderSerializer):
             end = needed
         attrs["window"] = (start, end)
         attrs["output_length"] = length
-        return attrs
+        return super().validate(attrs)
 
     def params(self):
         params = super().params()
@@ -141,28 +144,31 @@ def closing_cards(data, start, end):
 TEMPLATES = [
     Template("intro", {
         "full_name": TextField(max_length=80), "team": TextField(max_length=80), "role": TextField(max_length=80),
-    }, intro_cards),
+    }, intro_cards, about="a lower-third name card: name, role and team over the video"),
     Template("announcement", {
         "headline": TextField(max_length=120), "subheadline": TextField(max_length=200, required=False),
-    }, announcement_cards, dim=True),
+    }, announcement_cards, dim=True, about="a centred headline (and subheadline) over the dimmed video"),
     Template("how-it-works", {
         "steps": StepsField(), "title": TextField(max_length=80, required=False),
-        "step_duration": TimeField(required=False, min_value=0.2, max_value=60),
-    }, how_it_works_cards, steps_field="steps"),
+        "step_duration": TimeField(required=False, min_value=0.2, max_value=60,
+                                   help_text="seconds each step shows (default: the window shared equally)"),
+    }, how_it_works_cards, steps_field="steps", about="numbered steps shown one after another, with an optional title"),
     Template("persona", {
         "name": TextField(max_length=80), "title": TextField(max_length=80, required=False),
         "quote": TextField(max_length=240, multiline=True, required=False),
         "avatar": ImageField(required=False, max_bytes=10 * 1024 * 1024),
-    }, persona_cards, avatar_field="avatar"),
+    }, persona_cards, avatar_field="avatar", about="a name card with title, quote and an optional avatar image beside it"),
     Template("demo", {
         "title": TextField(max_length=80), "caption": TextField(max_length=200, required=False),
-        "speed": serializers.FloatField(min_value=0.25, max_value=4, default=1.0),
-    }, demo_cards, speed_field="speed"),
+        "speed": serializers.FloatField(min_value=0.25, max_value=4, default=1.0,
+                                        help_text="tempo of picture and sound together (pitch kept)"),
+    }, demo_cards, speed_field="speed", about="a title and caption over the video, played faster or slower (speed)"),
     Template("closing", {
         "cta": TextField(max_length=80), "url": TextField(max_length=200, required=False),
         "tagline": TextField(max_length=120, required=False),
-        "fade_out": TimeField(required=False, default=1.0, max_value=5),
-    }, closing_cards, fade_out_field="fade_out"),
+        "fade_out": TimeField(required=False, default=1.0, max_value=5,
+                              help_text="seconds of fade to black and silence at the end"),
+    }, closing_cards, fade_out_field="fade_out", about="a call to action, URL and tagline; picture and sound fade to black and silence"),
 ]  # fmt: skip
 
 
@@ -185,7 +191,7 @@ class Still:
 
 def render_template(template: Template, render: Render, data: dict) -> Output:
     video = data["video"]
-    house = house_format()
+    house = data["output"]
     start, end = data["window"]
     length = data["output_length"]
     fade = min(0.5, (end - start) / 4)
@@ -196,7 +202,7 @@ def render_template(template: Template, render: Render, data: dict) -> Output:
 
     stills, card_box = [], None  # the avatar and the text blocks, laid over the video in this order
     for card in template.cards(data, start, end):
-        placed, box = layout(card, house.width, house.height, inset=inset)
+        placed, box = layout(card, house.width, house.height, inset=inset, style=house.style)
         card_box = card_box or box  # the avatar sits beside the first card
         for block in placed:
             image = render.workspace.new_path("text", ".png")

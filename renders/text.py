@@ -19,30 +19,32 @@ import functools
 from dataclasses import dataclass
 
 from bidi import algorithm as bidi
-from PIL import Image, ImageColor, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
 from . import fonts
+from .output import DEFAULT_STYLE, Style
 
 BITMAP_SIZE = 109  # the one size of Noto Color Emoji's bitmaps
 
 
 @dataclass(frozen=True)
-class Style:
-    scale: float  # font size / the canvas's short side
-    color: str = "white"
+class Role:
+    """How a block of a card is set: its size (a fraction of the canvas's short side) and colour role."""
+
+    scale: float
+    color: str = "text"  # "text" or "accent": the request's text_color / accent_color
 
 
-TITLE = Style(0.075)
-SUBTITLE = Style(0.05)
-BODY = Style(0.042, "#EDEDED")
-ACCENT = Style(0.05, "#FFD54A")
-BOX_COLOR = (0, 0, 0, 140)  # black at 55 %
+TITLE = Role(0.075)
+SUBTITLE = Role(0.05)
+BODY = Role(0.042)
+ACCENT = Role(0.05, "accent")
 
 
 @dataclass(frozen=True)
 class Block:
     text: str
-    style: Style
+    role: Role
 
 
 @dataclass(frozen=True)
@@ -61,13 +63,15 @@ class Placed:
 
     lines: tuple
     size: int
-    color: str
+    color: tuple  # RGBA
     x: int
     y: int
     align: str  # "L" or "C"
     border: int
     start: float
     end: float
+    box: tuple = (0, 0, 0, 140)  # RGBA of the translucent box
+    font: str = ""  # the primary font's file ("" = the configured default)
 
 
 @dataclass(frozen=True)
@@ -136,14 +140,14 @@ def _levels(line: str) -> list[tuple[str, int]]:
 
 
 @functools.lru_cache(maxsize=4096)
-def visual_runs(line: str) -> tuple:
+def visual_runs(line: str, font: str = "") -> tuple:
     """The line as runs of one font and one direction, left to right as shown."""
     if not line:
         return ()
     chars = _levels(line)
     logical = "".join(ch for ch, _ in chars)
     runs, position = [], 0  # (text, face, level) in logical order
-    for text, face in fonts.itemize(logical):
+    for text, face in fonts.itemize(logical, font):
         for ch in text:
             level = chars[position][1]
             if runs and runs[-1][1] is face and runs[-1][2] == level:
@@ -174,34 +178,34 @@ def _advance(run: Run, size: int) -> float:
     return s.font.getlength(run.text, direction="rtl" if run.rtl else "ltr") * s.factor
 
 
-def measure(line: str, size: int) -> float:
+def measure(line: str, size: int, font: str = "") -> float:
     """The line's width in pixels at `size`, with the fonts and shaping that draw it."""
-    return sum(_advance(run, size) for run in visual_runs(line))
+    return sum(_advance(run, size) for run in visual_runs(line, font))
 
 
-def line_metrics(line: str, size: int) -> tuple[int, int]:
+def line_metrics(line: str, size: int, font: str = "") -> tuple[int, int]:
     """(ascent, descent) of a line: the tallest of the fonts it uses, at least the primary font's."""
-    primary = sized(fonts.chain()[0], size)
-    faces = [sized(run.face, size) for run in visual_runs(line)] + [primary]
+    primary = sized(fonts.chain(font)[0], size)
+    faces = [sized(run.face, size) for run in visual_runs(line, font)] + [primary]
     return max(f.ascent for f in faces), max(f.descent for f in faces)
 
 
-def wrap(text: str, size: int, max_width: float) -> list[str]:
+def wrap(text: str, size: int, max_width: float, font: str = "") -> list[str]:
     """Greedy word wrap by measured width; words wider than a line are broken."""
     lines = []
     for paragraph in text.split("\n"):
         current = ""
         for word in paragraph.split(" "):
             candidate = f"{current} {word}" if current else word
-            if measure(candidate, size) <= max_width:
+            if measure(candidate, size, font) <= max_width:
                 current = candidate
                 continue
             if current:
                 lines.append(current)
                 current = ""
-            while measure(word, size) > max_width and len(word) > 1:
+            while measure(word, size, font) > max_width and len(word) > 1:
                 cut = len(word)
-                while cut > 1 and measure(word[:cut], size) > max_width:
+                while cut > 1 and measure(word[:cut], size, font) > max_width:
                     cut -= 1
                 lines.append(word[:cut])
                 word = word[cut:]
@@ -210,29 +214,31 @@ def wrap(text: str, size: int, max_width: float) -> list[str]:
     return lines
 
 
-def block_height(lines, size: int) -> int:
-    return sum(sum(line_metrics(line, size)) for line in lines)
+def block_height(lines, size: int, font: str = "") -> int:
+    return sum(sum(line_metrics(line, size, font)) for line in lines)
 
 
 # ---- placing cards -------------------------------------------------------------------
 
 
-def layout(card: Card, width: int, height: int, inset: int = 0) -> tuple[list[Placed], CardBox]:
-    """Place a card's blocks on a `width` x `height` canvas.
+def layout(card: Card, width: int, height: int, inset: int = 0,
+           style: Style = DEFAULT_STYLE) -> tuple[list[Placed], CardBox]:
+    """Place a card's blocks on a `width` x `height` canvas, in the request's colours and font.
 
     `inset` keeps that many pixels free on the left (for an avatar).
     """
+    font = style.font_path
     short = min(width, height)
     margin = safe_margin(width, height)
     shrink = 1.0
     for _attempt in range(12):
         blocks = []
         for block in card.blocks:
-            size = max(10, round(block.style.scale * short * shrink))
+            size = max(10, round(block.role.scale * short * shrink))
             border = max(2, round(size * 0.28))
             room = width - 2 * margin - 2 * border - inset
-            lines = wrap(block.text, size, room)
-            blocks.append((block, size, border, lines, block_height(lines, size)))
+            lines = wrap(block.text, size, room, font)
+            blocks.append((block, size, border, lines, block_height(lines, size, font)))
         gaps = [b1[2] + b2[2] + round(0.12 * b2[1]) for b1, b2 in zip(blocks, blocks[1:])]
         total = sum(b[4] for b in blocks) + sum(gaps) + blocks[0][2] + blocks[-1][2]
         if total <= height - 2 * margin:
@@ -248,12 +254,13 @@ def layout(card: Card, width: int, height: int, inset: int = 0) -> tuple[list[Pl
     placed = []
     y = top + blocks[0][2]
     for index, (block, size, border, lines, text_height) in enumerate(blocks):
-        box_width = round(max(measure(line, size) for line in lines)) + 2 * border
+        box_width = round(max(measure(line, size, font) for line in lines)) + 2 * border
         if card.anchor == "lower-left":
             x, align = margin + inset, "L"
         else:
             x, align = (width - box_width) // 2, "C"
-        placed.append(Placed(tuple(lines), size, block.style.color, x, y - border, align, border, card.start, card.end))
+        placed.append(Placed(tuple(lines), size, style.color(block.role.color), x, y - border, align, border,
+                             card.start, card.end, style.box, font))
         if index < len(gaps):
             y += text_height + gaps[index]
     return placed, CardBox(top, top + total)
@@ -262,11 +269,11 @@ def layout(card: Card, width: int, height: int, inset: int = 0) -> tuple[list[Pl
 # ---- drawing a block ------------------------------------------------------------------
 
 
-def _draw_run(layer: Image.Image, run: Run, size: int, x: float, baseline: int):
+def _draw_run(layer: Image.Image, run: Run, size: int, x: float, baseline: int, ink: tuple):
     s = sized(run.face, size)
     direction = "rtl" if run.rtl else "ltr"
     if s.factor == 1.0:
-        ImageDraw.Draw(layer).text((x, baseline), run.text, font=s.font, fill=layer.info["ink"], anchor="ls",
+        ImageDraw.Draw(layer).text((x, baseline), run.text, font=s.font, fill=ink, anchor="ls",
                                    direction=direction, embedded_color=True)
         return
     # a colour bitmap font: draw at its own size, scale, and lay it over the text layer
@@ -282,21 +289,21 @@ def _draw_run(layer: Image.Image, run: Run, size: int, x: float, baseline: int):
 
 def render_block(placed: Placed) -> Image.Image:
     """The block as an RGBA image: its lines on a translucent box, `border` pixels of box around them."""
-    size, border = placed.size, placed.border
-    widths = [measure(line, size) for line in placed.lines]
+    size, border, font = placed.size, placed.border, placed.font
+    widths = [measure(line, size, font) for line in placed.lines]
     text_width = round(max(widths))
-    metrics = [line_metrics(line, size) for line in placed.lines]
+    metrics = [line_metrics(line, size, font) for line in placed.lines]
     box = (text_width + 2 * border, sum(a + d for a, d in metrics) + 2 * border)
-    red, green, blue = ImageColor.getrgb(placed.color)[:3]
-    layer = Image.new("RGBA", box, (red, green, blue, 0))  # text ink over transparent of the same colour
-    layer.info["ink"] = (red, green, blue, 255)
+    red, green, blue, alpha = placed.color
+    # the text on a layer of its own colour at zero opacity, so antialiased edges keep their colour
+    layer = Image.new("RGBA", box, (red, green, blue, 0))
     y = border
     for line, width, (ascent, descent) in zip(placed.lines, widths, metrics):
         x = border + ((text_width - width) / 2 if placed.align == "C" else 0)
-        for run in visual_runs(line):
-            _draw_run(layer, run, size, x, y + ascent)
+        for run in visual_runs(line, font):
+            _draw_run(layer, run, size, x, y + ascent, (red, green, blue, alpha))
             x += _advance(run, size)
         y += ascent + descent
-    image = Image.new("RGBA", box, BOX_COLOR)
+    image = Image.new("RGBA", box, placed.box)
     image.alpha_composite(layer)
     return image

@@ -1,23 +1,18 @@
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import health, views
 
 app_name = "renders"
 
 
-def api(path, view):
-    """POST works with and without the trailing slash (no redirect)."""
-    return re_path(rf"^api/{path}/?$", view.as_view(), name=view.endpoint)
-
-
 urlpatterns = [
-    api("trim", views.TrimView),
-    api("trim/preview", views.TrimPreviewView),
-    api("concatenate", views.ConcatenateView),
-    api("concatenate-multipart", views.ConcatenateMultipartView),
-    *(api(f"{view.endpoint}/render", view) for view in views.TEMPLATE_VIEWS),
+    *(re_path(rf"^{view.path.lstrip('/')}/?$", view.as_view(), name=view.endpoint) for view in views.RENDER_VIEWS),
+    re_path(r"^api/options/?$", views.OptionsView.as_view(), name="options"),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^api/?$", SpectacularSwaggerView.as_view(url_name="renders:schema"), name="docs"),
+    path("", RedirectView.as_view(url="/api/", permanent=False)),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics_view, name="metrics"),

@@ -10,12 +10,14 @@ from django.conf import settings
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import operations
+from .options import options_document
 from .templates import TEMPLATES, render_template, serializer_for
 from .lifecycle import Render
-from .schema import document
+from .schema import document, document_options
 from .serializers import (
     ConcatenateMultipartSerializer,
     ConcatenateSerializer,
@@ -58,11 +60,12 @@ class RenderView(APIView):
             raise
 
 
-def render_view(endpoint, serializer_class, operation):
-    """A RenderView for one endpoint: its name, its form, what it renders."""
+def render_view(endpoint, serializer_class, operation, path=None):
+    """A RenderView for one endpoint: its name, its form, what it renders, its URL path."""
     name = "".join(part.title() for part in endpoint.split("-")) + "View"
     view = type(name, (RenderView,), {
         "endpoint": endpoint,
+        "path": path or f"/api/{endpoint}",
         "serializer_class": serializer_class,
         "operation": staticmethod(operation),
     })
@@ -70,11 +73,24 @@ def render_view(endpoint, serializer_class, operation):
 
 
 def template_view(template):
-    return render_view(template.endpoint, serializer_for(template), partial(render_template, template))
+    return render_view(template.endpoint, serializer_for(template), partial(render_template, template),
+                       f"/api/{template.endpoint}/render")
 
 
 TrimView = render_view("trim", TrimSerializer, operations.trim)
-TrimPreviewView = render_view("trim-preview", TrimPreviewSerializer, operations.trim_preview)
+TrimPreviewView = render_view("trim-preview", TrimPreviewSerializer, operations.trim_preview, "/api/trim/preview")
 ConcatenateView = render_view("concatenate", ConcatenateSerializer, operations.join)
 ConcatenateMultipartView = render_view("concatenate-multipart", ConcatenateMultipartSerializer, operations.join)
 TEMPLATE_VIEWS = [template_view(template) for template in TEMPLATES]
+RENDER_VIEWS = [TrimView, TrimPreviewView, ConcatenateView, ConcatenateMultipartView, *TEMPLATE_VIEWS]
+
+
+class OptionsView(APIView):
+    """GET /api/options: what a front end needs to build its forms (same auth as the renders)."""
+
+    get_authenticators = RenderView.get_authenticators
+    get_permissions = RenderView.get_permissions
+
+    @document_options
+    def get(self, request):
+        return Response(options_document(RENDER_VIEWS))

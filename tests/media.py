@@ -122,7 +122,7 @@ def tone_clip(path, *, color, freq, seconds=1.0, size="320x240", rate=25, sample
 def house_clip(path, source, info=None):
     """Re-encode `source` exactly as the service's house format does (copy-joinable)."""
     from renders import builders
-    from renders.operations import house_format
+    from renders.output import house_format
     from renders.probe import probe_video
 
     path = Path(path)

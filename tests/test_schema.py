@@ -1,4 +1,4 @@
-"""The published OpenAPI schema agrees with API.md."""
+"""The published OpenAPI schema agrees with docs/API.md."""
 
 import pytest
 import yaml
@@ -33,14 +33,18 @@ def form(doc, path):
 
 def test_every_endpoint_is_described(client):
     doc = schema(client)
-    assert set(doc["paths"]) == set(REQUIRED) | {"/api/concatenate-multipart"}
+    assert set(doc["paths"]) == set(REQUIRED) | {"/api/concatenate-multipart", "/api/options"}
+    assert set(doc["paths"]["/api/options"]) == {"get"}
     for path, required in REQUIRED.items():
         body = form(doc, path)
         assert set(body.get("required", [])) == required, path
         assert "final_filename" in body["properties"]
         responses = doc["paths"][path]["post"]["responses"]
         assert {"200", "400", "401", "413", "415", "422", "500", "503", "504"} <= set(responses)
-        assert "video/mp4" in responses["200"]["content"]
+        assert {"video/mp4", "application/octet-stream"} <= set(responses["200"]["content"])
+        operation = doc["paths"][path]["post"]
+        assert operation["summary"] and "curl -X POST" in operation["description"]
+        assert "API.md" not in operation["description"] and "params()" not in operation["description"]
         assert responses["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
     assert "image/jpeg" in doc["paths"]["/api/trim/preview"]["post"]["responses"]["200"]["content"]
 

@@ -35,7 +35,7 @@ NAMES = {  # what people type: one frame of each is saved for a human look
 
 
 def block(line, size=40):
-    placed = text.Placed((line,), size, "white", 0, 0, "L", 8, 0, 1)
+    placed = text.Placed((line,), size, (255, 255, 255, 255), 0, 0, "L", 8, 0, 1)
     return np.asarray(text.render_block(placed).convert("RGBA")).astype(int)
 
 

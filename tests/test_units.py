@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from renders.output import OutputSpec
 from renders import builders, workspace
 from renders.errors import PayloadTooLarge
 from renders.fields import parse_time, sanitize_filename
@@ -14,7 +15,7 @@ from renders.uploads import WorkspaceUploadHandler
 
 INFO = MediaInfo(demuxer="mov", size=1, duration=2.0, video_codec="h264", width=320, height=240, rotation=0,
                  fps=25, sar=1.0, pix_fmt="yuv420p", audio_codec="aac", sample_rate=44100, channels=1)
-HOUSE = builders.HouseFormat(width=1280, height=720, fps=30)
+HOUSE = OutputSpec(width=1280, height=720, fps=30)
 
 
 @pytest.mark.parametrize("raw, value", [("2", 2), ("2.5", 2.5), (".5", 0.5), ("01:02", 62), ("1:02:03.250", 3723.25),

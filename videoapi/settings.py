@@ -116,12 +116,15 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's assets, served by us (no CDN)
+    "corsheaders",
     "renders",
 ]
 
 # No ConditionalGetMiddleware / GZipMiddleware: they may replace a streaming
 # render response with another one, and the cleanup lives in its close().
 MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",  # answers preflights before auth
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # admin CSS/JS under gunicorn
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -224,6 +227,7 @@ VIDEOAPI_X264_CRF = env_number("VIDEOAPI_X264_CRF", 20, int, minimum=0)
 VIDEOAPI_AUDIO_BITRATE = env_str("VIDEOAPI_AUDIO_BITRATE", "160k")
 VIDEOAPI_PREVIEW_CRF = env_number("VIDEOAPI_PREVIEW_CRF", 30, int, minimum=0)
 VIDEOAPI_FONT = env_str("VIDEOAPI_FONT", "")  # empty: first bundled-system DejaVu Sans Bold found
+VIDEOAPI_FONTS_DIR = env_str("VIDEOAPI_FONTS_DIR", "")  # brand fonts a request may name (TTF/OTF)
 VIDEOAPI_MAX_CONCURRENT_RENDERS = env_number("VIDEOAPI_MAX_CONCURRENT_RENDERS", max(1, os.cpu_count() or 1), int, minimum=1)
 VIDEOAPI_QUEUE_TIMEOUT = env_number("VIDEOAPI_QUEUE_TIMEOUT", DEFAULT_QUEUE_TIMEOUT, float, minimum=0)
 VIDEOAPI_SWEEP_GRACE = env_number("VIDEOAPI_SWEEP_GRACE", 60.0, float, minimum=0)
@@ -247,15 +251,34 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "renders.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+# Browser front ends on other origins (comma-separated, e.g. https://app.example.com); empty: CORS off.
+CORS_ALLOWED_ORIGINS = [o.strip().rstrip("/") for o in env_str("VIDEOAPI_CORS_ALLOWED_ORIGINS", "").split(",")
+                        if o.strip()]
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_EXPOSE_HEADERS = ["X-Render-Id", "Content-Disposition", "X-Concat-Mode", "X-Trim-Start", "Retry-After"]
+CORS_PREFLIGHT_MAX_AGE = 600
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "videoapi",
-    "DESCRIPTION": "Render short video segments with FFmpeg (see API.md for the contract).",
-    "VERSION": "1.0.0",
+    "DESCRIPTION": (
+        "Render short video segments with FFmpeg: six text-over-video templates, trim and a cheap trim "
+        "preview, and joins of 2 to 20 videos. Every endpoint takes `multipart/form-data` and answers with the "
+        "file itself (200) or a JSON error `{code, detail, fields, render_id}`.\n\n"
+        "Authorize with `Token <your key>` (the button on the right); `GET /api/options` lists the canvas "
+        "presets, fits, frame rates, qualities, fonts and every endpoint's fields with their limits. "
+        "The full reference is docs/API.md in the project's repository."
+    ),
+    "VERSION": "1.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "tryItOutEnabled": True, "displayRequestDuration": True},
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "renders.schema.paths_without_trailing_slash",
+        "renders.schema.add_examples",
     ],
 }
 

@@ -1,0 +1,203 @@
+"""Per-request output and style fields, and `GET /api/options`, from one set of declarations.
+
+The serializers mix in `OutputFields` (every endpoint producing house-format
+video) and `StyleFields` (the six templates); `options_document()` walks the
+same serializer classes and the choices in output.py, so anything added
+there shows up in /api/options without extra code.
+"""
+
+import re
+
+from django.conf import settings
+from rest_framework import serializers
+
+from . import fonts
+from .fields import BlankIsMissing, TextField, TimeField, VideoField, ImageField
+from .output import (
+    CANVAS_MAX_AREA, CANVAS_MAX_SIDE, CANVAS_MIN_SIDE, CANVAS_PRESETS, DEFAULT_STYLE, FITS, FPS_CHOICES, QUALITIES,
+    Style, house_format, parse_color, preset_size,
+)
+
+SIZE_RE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
+
+
+class CanvasField(BlankIsMissing, serializers.Field):
+    """An aspect preset (`16:9`, `9:16`, `1:1`, `4:5`) or `WxH` -> (width, height)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "Output size: an aspect preset (keeps the configured short side) or WxH "
+                                       f"(even sides, {CANVAS_MIN_SIDE}-{CANVAS_MAX_SIDE}, area at most 3840x2160).")
+        super().__init__(required=False, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("must be a preset or WxH")
+        value = data.strip().lower()
+        if value in CANVAS_PRESETS:
+            return preset_size(value, min(settings.VIDEOAPI_CANVAS))
+        match = SIZE_RE.match(value)
+        if not match:
+            raise serializers.ValidationError(f"must be one of {', '.join(CANVAS_PRESETS)} or WxH, like 1080x1920")
+        width, height = int(match[1]), int(match[2])
+        for side in (width, height):
+            if not CANVAS_MIN_SIDE <= side <= CANVAS_MAX_SIDE:
+                raise serializers.ValidationError(f"each side must be {CANVAS_MIN_SIDE}-{CANVAS_MAX_SIDE} pixels")
+            if side % 2:
+                raise serializers.ValidationError("sides must be even (H.264 4:2:0)")
+        if width * height > CANVAS_MAX_AREA:
+            raise serializers.ValidationError("the area must be at most 3840x2160")
+        return width, height
+
+    def to_representation(self, value):
+        return f"{value[0]}x{value[1]}"
+
+
+class ColorField(BlankIsMissing, serializers.CharField):
+    def __init__(self, default, **kwargs):
+        super().__init__(required=False, default=default, max_length=9, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            parse_color(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value.upper()
+
+
+class FontField(BlankIsMissing, serializers.Field):
+    """A name from the font registry (read once per process)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "A font name from GET /api/options (fonts): the default font, or a font "
+                                       "the operator placed in VIDEOAPI_FONTS_DIR.")
+        super().__init__(required=False, **kwargs)
+
+    def to_internal_value(self, data):
+        names = fonts.registry()
+        if not isinstance(data, str) or data.strip() not in names:
+            raise serializers.ValidationError(f"unknown font; valid names: {', '.join(names)}")
+        return data.strip()
+
+
+def _choice(choices, default, help_text):
+    return serializers.ChoiceField(choices=choices, required=False, default=default, help_text=help_text)
+
+
+class OutputFields(serializers.Serializer):
+    """canvas, fit, fps, quality: every endpoint that produces house-format video."""
+
+    canvas = CanvasField()
+    fit = _choice(list(FITS), "contain", "How the source fills the canvas: " +
+                  "; ".join(f"{name}: {text}" for name, text in FITS.items()) + ".")
+    fps = serializers.ChoiceField(choices=list(FPS_CHOICES), required=False,
+                                  help_text="Output frame rate (default: the configured VIDEOAPI_FPS).")
+    quality = _choice(list(QUALITIES), "standard", "Encoder effort: " +
+                      "; ".join(f"{name}: {q['description']}" for name, q in QUALITIES.items()) + ".")
+
+    def output_spec(self, attrs, style: Style = DEFAULT_STYLE):
+        return house_format(canvas=attrs.pop("canvas", None), fps=attrs.pop("fps", None),
+                            fit=attrs.pop("fit", "contain"), quality=attrs.pop("quality", "standard"), style=style)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        attrs["output"] = self.output_spec(attrs, self.style_spec(attrs))
+        return attrs
+
+    def style_spec(self, attrs) -> Style:
+        return DEFAULT_STYLE
+
+
+class StyleFields(OutputFields):
+    """text_color, accent_color, box_color, font: the six templates."""
+
+    text_color = ColorField(DEFAULT_STYLE.text_color, help_text="Text colour, #RRGGBB or #RRGGBBAA.")
+    accent_color = ColorField(DEFAULT_STYLE.accent_color, help_text="Accent text colour (team, tagline...).")
+    box_color = ColorField(DEFAULT_STYLE.box_color, help_text="The box behind the text; its alpha sets the "
+                                                              "translucency (#RRGGBBAA).")
+    font = FontField()
+
+    def style_spec(self, attrs) -> Style:
+        name = attrs.pop("font", None) or fonts.default_font_name()
+        return Style(text_color=attrs.pop("text_color"), accent_color=attrs.pop("accent_color"),
+                     box_color=attrs.pop("box_color"), font=name, font_path=fonts.registry()[name])
+
+
+# ---- GET /api/options -------------------------------------------------------------------------
+
+
+def describe_field(field) -> dict:
+    """A form field as a front end needs it: type, required, default, limits, choices."""
+    child = getattr(field, "child", None)
+    described = {"type": _type(field), "required": bool(field.required)}
+    if field.default is not serializers.empty and not callable(field.default):
+        described["default"] = field.default
+    for attribute in ("max_length", "min_length", "min_value", "max_value"):
+        value = getattr(field, attribute, None)
+        if value is not None:
+            described[attribute] = value
+    if isinstance(field, serializers.ChoiceField):
+        described["choices"] = list(field.choices)
+    if isinstance(field, FontField):
+        described["choices"] = list(fonts.registry())
+    if isinstance(field, CanvasField):
+        described["choices"] = list(CANVAS_PRESETS) + ["WxH"]
+    if isinstance(field, TextField):
+        described["multiline"] = field.multiline
+    if isinstance(field, (VideoField, ImageField)) and getattr(field, "max_bytes", None):
+        described["max_bytes"] = field.max_bytes
+    if child is not None:
+        described["items"] = describe_field(child)
+    if field.help_text:
+        described["description"] = str(field.help_text)
+    return described
+
+
+def _type(field) -> str:
+    if isinstance(field, VideoField):
+        return "video"
+    if isinstance(field, ImageField):
+        return "image"
+    if isinstance(field, TimeField):
+        return "time"
+    if isinstance(field, serializers.ListField):
+        return "list"
+    if isinstance(field, CanvasField):
+        return "canvas"
+    if isinstance(field, ColorField):
+        return "color"
+    if isinstance(field, (FontField, serializers.ChoiceField)):
+        return "choice"
+    if isinstance(field, serializers.IntegerField):
+        return "integer"
+    if isinstance(field, serializers.FloatField):
+        return "number"
+    return "text"
+
+
+def options_document(views) -> dict:
+    short = min(settings.VIDEOAPI_CANVAS)
+    endpoints = {}
+    for view in views:
+        fields = view.serializer_class().fields
+        endpoints[view.path] = {"endpoint": view.endpoint, "method": "POST",
+                                "fields": {name: describe_field(f) for name, f in fields.items()}}
+        if getattr(view.serializer_class, "dynamic_fields", None):
+            endpoints[view.path]["dynamic_fields"] = view.serializer_class.dynamic_fields
+    width, height = settings.VIDEOAPI_CANVAS
+    return {
+        "canvas": {"default": f"{width}x{height}",
+                   "presets": {name: "x".join(map(str, preset_size(name, short))) for name in CANVAS_PRESETS},
+                   "custom": {"format": "WxH", "min_side": CANVAS_MIN_SIDE, "max_side": CANVAS_MAX_SIDE,
+                              "max_area": CANVAS_MAX_AREA, "even_sides": True}},
+        "fits": FITS,
+        "fps": {"default": settings.VIDEOAPI_FPS, "choices": list(FPS_CHOICES)},
+        "qualities": {name: q["description"] for name, q in QUALITIES.items()},
+        "fonts": {"default": fonts.default_font_name(), "choices": list(fonts.registry())},
+        "colors": {"text_color": DEFAULT_STYLE.text_color, "accent_color": DEFAULT_STYLE.accent_color,
+                   "box_color": DEFAULT_STYLE.box_color},
+        "limits": {"upload_bytes": settings.VIDEOAPI_MAX_UPLOAD_BYTES,
+                   "input_seconds": settings.VIDEOAPI_MAX_INPUT_SECONDS,
+                   "preview_seconds": settings.VIDEOAPI_PREVIEW_MAX_SECONDS},
+        "endpoints": endpoints,
+    }

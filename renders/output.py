@@ -1,0 +1,120 @@
+"""The output spec: what a render produces (canvas, fit, frame rate, quality, style).
+
+One `OutputSpec` value travels from the serializer through the operation to
+the builders and is recorded whole in the RenderLog's params. The choices
+offered here (canvas presets, fits, frame rates, qualities, colour defaults)
+are the single source that the serializers validate against and that
+`GET /api/options` publishes.
+"""
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from django.conf import settings
+
+from .fields import sanitize_filename
+
+CANVAS_PRESETS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:5": (4, 5)}
+CANVAS_MIN_SIDE, CANVAS_MAX_SIDE, CANVAS_MAX_AREA = 128, 3840, 3840 * 2160
+FITS = {
+    "contain": "the whole picture, padded with black bars",
+    "cover": "fills the canvas; what overflows is cropped around the centre",
+    "blur": "the whole picture over a blurred, enlarged copy of itself instead of bars",
+}
+FPS_CHOICES = (24, 25, 30, 50, 60)
+# x264 settings per quality; "standard" is the configured house setting.
+QUALITIES = {
+    "draft": {"preset": "ultrafast", "crf": 28, "audio_bitrate": "96k",
+              "description": "fastest encode, for previews while editing"},
+    "standard": {"description": "the configured house encode (VIDEOAPI_X264_PRESET / VIDEOAPI_X264_CRF)"},
+    "high": {"preset": "slow", "crf": 17, "audio_bitrate": "192k",
+             "description": "slower encode, visibly cleaner on real footage, larger files"},
+}
+COLOR_RE = re.compile(r"^#([0-9A-Fa-f]{6})([0-9A-Fa-f]{2})?$")
+
+
+def parse_color(value: str) -> tuple[int, int, int, int]:
+    """'#RRGGBB' or '#RRGGBBAA' -> (r, g, b, a)."""
+    match = COLOR_RE.match(value)
+    if not match:
+        raise ValueError("must be #RRGGBB or #RRGGBBAA")
+    rgb, alpha = match[1], match[2] or "FF"
+    return (int(rgb[0:2], 16), int(rgb[2:4], 16), int(rgb[4:6], 16), int(alpha, 16))
+
+
+@dataclass(frozen=True)
+class Style:
+    """The look of the templates' text: colours and the primary font (a path; "" = the default)."""
+
+    text_color: str = "#FFFFFF"
+    accent_color: str = "#FFD54A"
+    box_color: str = "#0000008C"  # black at 55 %
+    font: str = ""  # registry name
+    font_path: str = ""
+
+    def color(self, role: str) -> tuple:
+        return parse_color(self.accent_color if role == "accent" else self.text_color)
+
+    @property
+    def box(self) -> tuple:
+        return parse_color(self.box_color)
+
+
+DEFAULT_STYLE = Style()
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    width: int
+    height: int
+    fps: int
+    fit: str = "contain"
+    quality: str = "standard"
+    preset: str = "veryfast"
+    crf: int = 20
+    audio_bitrate: str = "160k"
+    style: Style = field(default_factory=Style)
+
+    @property
+    def frame(self) -> float:
+        return 1.0 / self.fps
+
+    def summary(self) -> dict:
+        described = asdict(self)
+        described["canvas"] = f"{self.width}x{self.height}"
+        described["style"].pop("font_path", None)
+        return described
+
+
+def preset_size(preset: str, short_side: int) -> tuple[int, int]:
+    """An aspect preset at the configured canvas's short side (even sides)."""
+    a, b = CANVAS_PRESETS[preset]
+    if a >= b:
+        height = short_side
+        width = round(short_side * a / b / 2) * 2
+    else:
+        width = short_side
+        height = round(short_side * b / a / 2) * 2
+    return width, height
+
+
+def house_format(canvas: tuple[int, int] | None = None, fps: int | None = None, fit: str = "contain",
+                 quality: str = "standard", style: Style = DEFAULT_STYLE) -> OutputSpec:
+    """The output spec: the configured house format, with any per-request choices applied."""
+    width, height = canvas or settings.VIDEOAPI_CANVAS
+    encode = {"preset": settings.VIDEOAPI_X264_PRESET, "crf": settings.VIDEOAPI_X264_CRF,
+              "audio_bitrate": settings.VIDEOAPI_AUDIO_BITRATE}
+    encode.update({k: v for k, v in QUALITIES[quality].items() if k != "description"})
+    return OutputSpec(width=width, height=height, fps=fps or settings.VIDEOAPI_FPS, fit=fit, quality=quality,
+                      style=style, **encode)
+
+
+def download_name(data: dict, default_stem: str, extension: str) -> str:
+    return sanitize_filename(data.get("final_filename") or "", extension) or f"{default_stem}.{extension}"
+
+
+def write_graph(render, chains) -> str:
+    """Write a filter graph into the workspace; returns its relative name."""
+    path = render.workspace.new_path("graph", ".txt")
+    path.write_text(chains if isinstance(chains, str) else ";\n".join(chains), encoding="utf-8")
+    return path.name
