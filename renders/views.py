@@ -8,6 +8,7 @@ from functools import partial
 
 from django.conf import settings
 from rest_framework.authentication import TokenAuthentication
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -28,8 +29,19 @@ from .slots import render_slot
 from .throttling import RenderRateThrottle
 
 
+class AnswerInJSON(BaseContentNegotiation):
+    """Errors are JSON whatever the client's Accept says (a download's type is chosen in lifecycle.respond)."""
+
+    def select_parser(self, request, parsers):
+        return DefaultContentNegotiation().select_parser(request, parsers)
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class RenderView(APIView):
     parser_classes = [MultiPartParser]
+    content_negotiation_class = AnswerInJSON
     endpoint: str = ""
     serializer_class = None
     operation = None  # callable(render, validated_data) -> Output
