@@ -24,10 +24,10 @@ FITS = {
 FPS_CHOICES = (24, 25, 30, 50, 60)
 # x264 settings per quality; "standard" is the configured house setting.
 QUALITIES = {
-    "draft": {"preset": "ultrafast", "crf": 28, "audio_bitrate": "96k",
+    "draft": {"preset": "superfast", "crf": 28, "audio_bitrate": "96k",
               "description": "fastest encode, for previews while editing"},
     "standard": {"description": "the configured house encode (VIDEOAPI_X264_PRESET / VIDEOAPI_X264_CRF)"},
-    "high": {"preset": "slow", "crf": 17, "audio_bitrate": "192k",
+    "high": {"preset": "medium", "crf": 17, "audio_bitrate": "192k",
              "description": "slower encode, visibly cleaner on real footage, larger files"},
 }
 COLOR_RE = re.compile(r"^#([0-9A-Fa-f]{6})([0-9A-Fa-f]{2})?$")
