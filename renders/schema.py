@@ -155,8 +155,10 @@ def document(view, serializer_class, content_type="video/mp4"):
                              "X-Render-Id, Content-Disposition, Cache-Control: no-store")
     summary, description = describe_operation(view)
     alternatives = {(200, "image/jpeg"): binary} if view.endpoint == "trim-preview" else {}
+    tag = "templates" if view.path.endswith("/render") else ("trim" if "trim" in view.endpoint else "join")
     return extend_schema_view(post=extend_schema(
         operation_id=view.endpoint.replace("-", "_"),
+        tags=[tag],
         summary=summary,
         description=description,
         request={"multipart/form-data": request},
@@ -167,6 +169,7 @@ def document(view, serializer_class, content_type="video/mp4"):
 
 document_options = extend_schema(
     operation_id="options",
+    tags=["options"],
     summary="What the render endpoints accept",
     description=("Canvas presets with their sizes, fits, frame rates, qualities, fonts, colour defaults, limits "
                  "(upload bytes, input seconds, preview seconds), and for each endpoint its fields with type, "

@@ -1,0 +1,105 @@
+"""The API from a browser: the interactive docs, and a front end on another origin (CORS)."""
+
+import contextlib
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from renders.models import RenderLog
+
+from .server import free_port, gunicorn
+from .test_admin_browser import ARTIFACTS, browser  # noqa: F401  (the Chromium fixture)
+
+pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
+
+PAGE = """<!doctype html><html><body><p id="state">loading</p><script>
+async function upload(api, token) {
+  const clip = await (await fetch("clip.mp4")).blob();
+  const form = new FormData();
+  form.append("video", clip, "clip.mp4");
+  form.append("start", "0.5");
+  try {
+    const r = await fetch(api + "/api/trim", {method: "POST", headers: {Authorization: "Token " + token}, body: form});
+    const blob = await r.blob();
+    return {status: r.status, renderId: r.headers.get("X-Render-Id"), size: blob.size, type: blob.type,
+            disposition: r.headers.get("Content-Disposition")};
+  } catch (e) {
+    return {error: String(e)};
+  }
+}
+document.getElementById("state").textContent = "ready";
+</script></body></html>"""
+
+
+@contextlib.contextmanager
+def static_site(directory: Path, host: str):
+    """A plain HTTP server for a front end's files, on a loopback address of its own."""
+    port = free_port()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer((host, port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_front_end_on_another_origin(browser, token, clips, tmp_path):  # noqa: F811
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text(PAGE)
+    shutil.copy(clips.basic, site / "clip.mp4")
+    with static_site(site, "127.0.0.1") as allowed, static_site(site, "127.0.0.2") as stranger:
+        with gunicorn({"VIDEOAPI_CORS_ALLOWED_ORIGINS": allowed}) as (address, _proc):
+            api = f"http://{address}"
+            results = {}
+            for name, origin in (("allowed", allowed), ("stranger", stranger)):
+                page = browser.new_page()
+                page.goto(f"{origin}/index.html")
+                page.wait_for_function("document.getElementById('state').textContent === 'ready'")
+                results[name] = page.evaluate("([api, token]) => upload(api, token)", [api, token])
+                page.close()
+    ok = results["allowed"]
+    assert ok.get("status") == 200, ok
+    assert ok["type"] == "video/mp4" and ok["size"] > 10_000 and "trim.mp4" in ok["disposition"]
+    assert RenderLog.objects.get(id=ok["renderId"]).status == "succeeded"  # the script could read X-Render-Id
+    assert "error" in results["stranger"] and "Failed to fetch" in results["stranger"]["error"]
+    assert RenderLog.objects.count() == 1  # the browser never sent the stranger's upload
+
+
+def test_docs_page_authorize_and_try_a_render(browser, token, clips, tmp_path):  # noqa: F811
+    ARTIFACTS.mkdir(exist_ok=True)
+    with gunicorn() as (address, _proc):
+        page = browser.new_page(viewport={"width": 1300, "height": 1600})
+        page.goto(f"http://{address}/")  # redirects to the docs
+        page.wait_for_selector(".swagger-ui .opblock")
+        assert page.url.endswith("/api/")
+        page.click("button.authorize")
+        page.fill(".modal-ux input[type=text]", f"Token {token}")
+        page.click(".modal-ux button.authorize")
+        page.click(".modal-ux button.btn-done")
+        page.click("#operations-trim-trim .opblock-summary")
+        # tryItOutEnabled: the form is editable at once (no "Try it out" click)
+        block = page.locator("#operations-trim-trim")
+        block.locator("tr[data-property-name='video'] input[type=file]").set_input_files(str(clips.basic))
+        for name, value in (("start", "0.5"), ("end", "1.5"), ("duration", ""), ("canvas", "1:1"),
+                            ("final_filename", "from-the-docs")):
+            field = block.locator(f"tr[data-property-name='{name}'] input")
+            if field.count():
+                field.first.fill(value)
+        block.locator("button.execute").click()
+        block.locator(".live-responses-table tbody .response-col_status").first.wait_for(timeout=60_000)
+        status = block.locator(".live-responses-table tbody .response-col_status").first.inner_text().strip()
+        text = block.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "api-docs-try-it-out.png"), full_page=True)
+    assert status == "200", text[-1500:]
+    assert "x-render-id" in text.lower() and "from-the-docs.mp4" in text
+    log = RenderLog.objects.get()
+    assert log.status == "succeeded" and log.params["output"]["canvas"] == "180x180"
