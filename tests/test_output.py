@@ -270,3 +270,15 @@ def test_frames_with_brand_colour_and_font_for_people_to_look_at(api, clips, tmp
         assert r.status_code == 200
         frame = media.frame_at(save(r, tmp_path / "o.mp4"), 1.0)
         Image.fromarray(frame).save(ARTIFACTS / f"output-{canvas.replace(':', 'x')}-brand.png")
+
+
+@pytest.mark.parametrize("fit", ["cover", "blur"])
+@pytest.mark.parametrize("name", ["rotated", "anamorphic", "vertical", "yuv444_25fps"])
+def test_fits_on_rotated_anamorphic_and_odd_sources(api, variants, tmp_path, fit, name):
+    source, _duration = variants[name]
+    r = post(api, "/api/trim", {"video": source, "start": "0", "end": "1", "canvas": "9:16", "fit": fit})
+    assert r.status_code == 200, r.body[:300]
+    info = media.probe(save(r, tmp_path / "o.mp4"))
+    assert (info["width"], info["height"], info["pix_fmt"]) == (180, 320, "yuv420p")
+    frame = media.frame_at(tmp_path / "o.mp4", 0.5)
+    assert frame[:20].mean() > 15 and frame[-20:].mean() > 15  # no black bars with cover or blur
