@@ -46,7 +46,9 @@ def fit_steps(info: MediaInfo, house: OutputSpec) -> list[str]:
     Colour conversion (colour.py) follows the scaling (and cropping), so
     HDR's linear-light float path runs on canvas-sized frames.
     """
-    steps = ["scale=trunc(iw*sar/2)*2:ih,setsar=1"] if abs(info.sar - 1.0) > 0.01 else []
+    steps = ["bwdif=mode=send_frame:deint=interlaced"] if info.interlaced else []
+    if abs(info.sar - 1.0) > 0.01:
+        steps.append("scale=trunc(iw*sar/2)*2:ih,setsar=1")
     w, h = house.width, house.height
     options = colour.scale_options(info.colour)
     if house.fit == "cover":
@@ -99,10 +101,22 @@ def house_video_chains(index: int, info: MediaInfo, house: OutputSpec, duration:
     ]
 
 
-def house_audio_chain(duration: float) -> str:
-    """Resample to 48 kHz stereo, fill gaps, pad or cut to exactly `duration`."""
+def downmix(info: MediaInfo) -> list[str]:
+    """Channels in an order FFmpeg does not know ("9 channels") cannot be rematrixed to stereo:
+    fold them with `pan`, odd channels left and even ones right, each side normalised."""
+    channels = info.channels or 0
+    if channels <= 2 or not info.channel_layout.endswith("channels"):
+        return []
+    left = "+".join(f"c{i}" for i in range(0, channels, 2))
+    right = "+".join(f"c{i}" for i in range(1, channels, 2))
+    return [f"pan=stereo|FL<{left}|FR<{right}"]
+
+
+def house_audio_chain(duration: float, info: MediaInfo | None = None) -> str:
+    """Downmix if need be, resample to 48 kHz stereo, fill gaps, pad or cut to exactly `duration`."""
     return ",".join(
         [
+            *(downmix(info) if info is not None else []),
             f"aresample={AUDIO_RATE}:async=1:first_pts=0",
             f"aformat=sample_fmts=fltp:sample_rates={AUDIO_RATE}:channel_layouts=stereo",
             "apad",
@@ -137,7 +151,7 @@ def normalize_graph(
     duration = whole_frames(duration, house.fps)
     chains = house_video_chains(index, info, house, duration, pre=video_pre, post=video_post, out=out_v)
     if info.has_audio:
-        aparts = [p for p in (audio_pre, house_audio_chain(duration), audio_post) if p]
+        aparts = [p for p in (audio_pre, house_audio_chain(duration, info), audio_post) if p]
         chains.append(f"[{index}:a:{info.audio_track}]{','.join(aparts)}[{out_a}]")
     else:
         aparts = [p for p in (silence(duration), audio_post) if p]
@@ -200,7 +214,8 @@ def preview_mp4_args(src: str, info: MediaInfo, start: float, length: float, hei
     vf = ",".join([f"scale=-2:{height}{colour.scale_options(info.colour)}", *colour.to_sdr(info.colour),
                    colour.HOUSE_TAGS])
     audio = (
-        ["-map", f"0:a:{info.audio_track}", "-c:a", "aac", "-b:a", "64k", "-ac", "2", "-ar", str(AUDIO_RATE)] if info.has_audio else []
+        ["-map", f"0:a:{info.audio_track}", *(["-af", ",".join(downmix(info))] if downmix(info) else []),
+         "-c:a", "aac", "-b:a", "64k", "-ac", "2", "-ar", str(AUDIO_RATE)] if info.has_audio else []
     )
     return (
         input_args(src, info, start=start, duration=length)

@@ -76,6 +76,8 @@ class MediaInfo:
     video_start: float = 0.0
     video_config: str = ""  # digest of the decoder setup (profile, SPS/PPS...)
     audio_config: str = ""
+    channel_layout: str = ""  # FFmpeg's name: "5.1(side)", or "9 channels" when the order is unknown
+    interlaced: bool = False
     audio_track: int = 0  # which audio stream (among the audio streams) is used: the default decodable one
     audio_tracks: int = 0
     colour: Colour = Colour()
@@ -143,16 +145,18 @@ def probe_video(path: Path, field: str) -> MediaInfo:
             if duration > max_seconds:
                 message = f"the video is {duration:.1f} s long; at most {max_seconds:g} s is accepted"
                 raise InvalidInput(f"{field}: {message}", fields={field: [message]})
+            rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate or Fraction(0)
+            check_cost(field, vstream.codec_context.width, vstream.codec_context.height, rate, astream)
             vstream.thread_type = "AUTO"
             first = _first_frame(container, vstream)
             if first is None:
                 raise undecodable
+            check_cost(field, first.width, first.height, rate, astream)
             _check_tail(container, vstream, duration, undecodable)
             rotation = int(getattr(first, "rotation", 0) or 0) % 360
             width, height = first.width, first.height
             if rotation in (90, 270):
                 width, height = height, width
-            rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate or Fraction(0)
             sar = vstream.sample_aspect_ratio or Fraction(1)
             start = float(vstream.start_time * vstream.time_base) if vstream.start_time is not None else 0.0
             info = MediaInfo(
@@ -169,6 +173,8 @@ def probe_video(path: Path, field: str) -> MediaInfo:
                 audio_codec=astream.codec_context.name if astream else None,
                 sample_rate=astream.codec_context.sample_rate if astream else None,
                 channels=astream.codec_context.layout.nb_channels if astream else None,
+                channel_layout=astream.codec_context.layout.name if astream else "",
+                interlaced=bool(getattr(first, "interlaced_frame", False)),
                 video_start=start,
                 video_config=_config_digest(vstream),
                 audio_config=_config_digest(astream) if astream else "",
@@ -182,6 +188,23 @@ def probe_video(path: Path, field: str) -> MediaInfo:
         logger.info("probe failed field=%s: %s", field, exc)
         raise undecodable from exc
     return info
+
+
+def check_cost(field: str, width: int, height: int, rate, astream):
+    """Refuse (400, naming the limit) what would cost too much to decode, before FFmpeg ever runs."""
+    limits = []
+    if width and height and width * height > settings.VIDEOAPI_MAX_INPUT_PIXELS:
+        limits.append(f"the frame is {width}x{height} ({width * height} pixels); at most "
+                      f"{settings.VIDEOAPI_MAX_INPUT_PIXELS} pixels a frame are accepted (VIDEOAPI_MAX_INPUT_PIXELS)")
+    if rate and float(rate) > settings.VIDEOAPI_MAX_INPUT_FPS:
+        limits.append(f"the frame rate is {float(rate):g} fps; at most {settings.VIDEOAPI_MAX_INPUT_FPS:g} fps "
+                      "is accepted (VIDEOAPI_MAX_INPUT_FPS)")
+    channels = astream.codec_context.layout.nb_channels if astream is not None else 0
+    if channels > settings.VIDEOAPI_MAX_AUDIO_CHANNELS:
+        limits.append(f"the sound has {channels} channels; at most {settings.VIDEOAPI_MAX_AUDIO_CHANNELS} are "
+                      "accepted (VIDEOAPI_MAX_AUDIO_CHANNELS)")
+    if limits:
+        raise InvalidInput(f"{field}: {limits[0]}", fields={field: limits})
 
 
 def _decodable(stream) -> bool:

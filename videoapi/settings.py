@@ -219,6 +219,12 @@ DEFAULT_FFMPEG_TIMEOUT, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_QUEUE_TIMEOUT = 300.0,
 VIDEOAPI_FFMPEG_TIMEOUT = env_number("VIDEOAPI_FFMPEG_TIMEOUT", DEFAULT_FFMPEG_TIMEOUT, float, minimum=0.1)
 VIDEOAPI_MAX_UPLOAD_BYTES = env_number("VIDEOAPI_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, int, minimum=1024)
 VIDEOAPI_MAX_INPUT_SECONDS = env_number("VIDEOAPI_MAX_INPUT_SECONDS", 600.0, float, minimum=1)
+# What an accepted input may cost to decode. Defaults admit every real phone and camera format:
+# 8K DCI frames (8192x4320: 8K phones record 7680x4320), 240 fps (phone slow motion), 16 audio
+# channels (broadcast tracks, Atmos 9.1.6 beds).
+VIDEOAPI_MAX_INPUT_PIXELS = env_number("VIDEOAPI_MAX_INPUT_PIXELS", 8192 * 4320, int, minimum=64 * 64)
+VIDEOAPI_MAX_INPUT_FPS = env_number("VIDEOAPI_MAX_INPUT_FPS", 240.0, float, minimum=1)
+VIDEOAPI_MAX_AUDIO_CHANNELS = env_number("VIDEOAPI_MAX_AUDIO_CHANNELS", 16, int, minimum=1)
 VIDEOAPI_CANVAS = env_canvas("VIDEOAPI_CANVAS", "1280x720")
 VIDEOAPI_FPS = env_number("VIDEOAPI_FPS", 30, int, minimum=1)
 VIDEOAPI_PREVIEW_MAX_SECONDS = env_number("VIDEOAPI_PREVIEW_MAX_SECONDS", 60.0, float, minimum=1)
