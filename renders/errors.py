@@ -8,7 +8,7 @@
 import logging
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -43,6 +43,15 @@ class PayloadTooLarge(ServiceError):
     status_code = 413
     default_code = "payload_too_large"
     default_detail = "request body is over the size limit"
+
+
+class InsufficientStorage(ServiceError):
+    status_code = 507
+    default_code = "insufficient_storage"
+    default_detail = "the temp disk cannot hold this render; try again later"
+
+    def __init__(self, detail=None, fields=None, headers=None):
+        super().__init__(detail, fields, {"Retry-After": "30", **(headers or {})})
 
 
 class UnsupportedMedia(ServiceError):
@@ -119,6 +128,8 @@ def describe(exc):
         return 403, "permission_denied", "you may not do that", {}, {}
     if isinstance(exc, (exceptions.NotFound, Http404)):
         return 404, "not_found", "not found", {}, {}
+    if isinstance(exc, RequestDataTooBig):
+        return 413, "payload_too_large", "a text field is over the in-memory field limit", {}, {}
     if isinstance(exc, SuspiciousOperation):
         # Django's own request limits (too many fields or files).
         return 400, "invalid_input", "the request has too many fields or files", {}, {}

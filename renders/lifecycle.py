@@ -9,24 +9,27 @@ download.
 """
 
 import logging
+import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.utils import timezone
 
 from . import ffmpeg, metrics
 from .clients import client_address
-from .errors import PayloadTooLarge, RenderFailed, RenderTimeout, describe
+from .errors import InsufficientStorage, PayloadTooLarge, RenderFailed, RenderTimeout, describe
 from .models import RenderLog
 from .responses import CleanupFileResponse
-from .uploads import WorkspaceUploadHandler
+from .uploads import BodyStream, WorkspaceUploadHandler
 from .workspace import CleanupError, Workspace, temp_root
 
 logger = logging.getLogger("renders.lifecycle")
 
 STDERR_KEEP = 16 * 1024
+DISK_FULL_BELOW = 1024 * 1024  # a failed FFmpeg with less free than this ran out of disk
 
 
 @dataclass
@@ -36,6 +39,10 @@ class Output:
     content_type: str = "video/mp4"
     headers: dict = field(default_factory=dict)
     details: dict = field(default_factory=dict)
+
+
+def free_bytes(path) -> int:
+    return shutil.disk_usage(path).free
 
 
 def negotiated_type(accept: str, real: str) -> str:
@@ -92,16 +99,39 @@ class Render:
     # -- receiving ----------------------------------------------------------
 
     def receive(self, request):
-        """Stream the multipart body into the workspace (413 past the limit)."""
+        """Stream the multipart body into the workspace.
+
+        413 when the declared length is over the limit (before a byte is read)
+        or the body grows past it; 507 when the declared length cannot fit in
+        the temp disk's free space, or the disk fills while the body arrives.
+        A chunked body (no declared length) is read to its end under the same
+        limit.
+        """
         limit = settings.VIDEOAPI_MAX_UPLOAD_BYTES
+        django_request = request._request
+        meta = django_request.META
         try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+            declared = int(meta.get("CONTENT_LENGTH") or 0)
         except ValueError:
             declared = 0
         if declared > limit:
             raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
-        request._request.upload_handlers = [WorkspaceUploadHandler(self.workspace, limit, request._request)]
-        return request.data  # parses now, into the workspace
+        free = free_bytes(self.workspace.path)
+        if declared > free:
+            raise InsufficientStorage(f"the temp disk has {free} bytes free; this upload needs {declared}")
+        chunked = not declared and "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+        raw = meta["wsgi.input"] if chunked else django_request._stream
+        body = BodyStream(raw, limit)
+        django_request._stream = body
+        if chunked:  # the parsers read up to CONTENT_LENGTH; the body stream ends the read at the real end
+            meta["CONTENT_LENGTH"] = str(limit)
+        django_request.upload_handlers = [WorkspaceUploadHandler(self.workspace, limit, django_request)]
+        try:
+            return request.data  # parses now, into the workspace
+        except RequestDataTooBig:
+            field = body.field or "a text field"
+            message = f"over the in-memory field limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
+            raise PayloadTooLarge(f"{field}: {message}", fields={field: [message]}) from None
 
     def accepted(self, params: dict, inputs: list):
         self.log.record(params=params, inputs=inputs)
@@ -122,6 +152,8 @@ class Render:
                 f"the render ran past the limit of {settings.VIDEOAPI_FFMPEG_TIMEOUT:g} s and was stopped"
             )
         if result.returncode != 0:
+            if "No space left on device" in result.stderr_tail or free_bytes(self.workspace.path) < DISK_FULL_BELOW:
+                raise InsufficientStorage("the temp disk filled up during the render; try again later")
             raise RenderFailed(f"FFmpeg failed (exit code {result.returncode})")
         return result
 

@@ -74,7 +74,7 @@ ERRORS = {
         400: "invalid_input", 401: "not_authenticated", 413: "payload_too_large", 415: "unsupported_media",
         422: "undecodable_media", 429: "throttled", 500: "render_failed",
         503: "busy (every render slot taken) or unavailable (the database is down); see Retry-After",
-        504: "render_timeout",
+        504: "render_timeout", 507: "insufficient_storage (the temp disk is full; see Retry-After)",
     }.items()
 }
 

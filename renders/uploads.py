@@ -8,12 +8,51 @@ render's workspace, and counts bytes against the size limit as they arrive
 body that is larger than its header says).
 """
 
+import errno
 import os
+import re
 
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 
-from .errors import PayloadTooLarge
+from .errors import InsufficientStorage, PayloadTooLarge
+
+FIELD_NAME = re.compile(rb'Content-Disposition:[^\r\n]*?\bname="([^"\r\n]{1,100})"', re.IGNORECASE)
+
+
+class BodyStream:
+    """The request body as the multipart parser reads it: counted, and watched for field names.
+
+    - A body sent with `Transfer-Encoding: chunked` has no Content-Length;
+      gunicorn de-chunks it, and this stream lets the parser read it to its
+      end while the byte limit still holds (413 the moment it is passed).
+    - The name of the part being read is kept, so that a text field over
+      Django's in-memory field limit can be named in the 413.
+    """
+
+    def __init__(self, raw, limit):
+        self.raw = raw
+        self.limit = limit
+        self.read_bytes = 0
+        self.field = ""
+        self._tail = b""
+
+    def read(self, size=-1):
+        return self._seen(self.raw.read(size) if size is not None and size >= 0 else self.raw.read())
+
+    def readline(self, size=-1):
+        return self._seen(self.raw.readline(size) if size is not None and size >= 0 else self.raw.readline())
+
+    def _seen(self, data):
+        self.read_bytes += len(data)
+        if self.read_bytes > self.limit:
+            raise PayloadTooLarge(f"request body is over the limit of {self.limit} bytes")
+        window = self._tail + data
+        names = FIELD_NAME.findall(window)
+        if names:
+            self.field = names[-1].decode("utf-8", "replace")
+        self._tail = window[-512:]
+        return data
 
 
 class WorkspaceFile(UploadedFile):
@@ -70,7 +109,13 @@ class WorkspaceUploadHandler(FileUploadHandler):
         if self.received > self.max_bytes:
             self._close()
             raise PayloadTooLarge(f"request body is over the limit of {self.max_bytes} bytes")
-        self._handle.write(raw_data)
+        try:
+            self._handle.write(raw_data)
+        except OSError as exc:
+            self._close()  # now, not at garbage collection: an open deleted file keeps its disk space
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage("the temp disk is full; try again later") from exc
+            raise
         return None
 
     def file_complete(self, file_size):
@@ -82,5 +127,8 @@ class WorkspaceUploadHandler(FileUploadHandler):
 
     def _close(self):
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()  # flushing the last buffer can fail on a full disk too
+            except OSError:
+                pass
