@@ -38,7 +38,7 @@ def self_signed_cert(directory: Path):
     return cert, key
 
 
-def render_site(upstreams, http_port, https_port, cert, key, body_limit):
+def render_site(upstreams, http_port, https_port, cert, key, body_limit, body_timeout="30s"):
     text = (DEPLOY / "nginx" / "videoapi.conf").read_text()
     servers = "\n    ".join(f"server {address} max_fails=1 fail_timeout=10s;" for address in upstreams)
     for old, new in [
@@ -50,6 +50,7 @@ def render_site(upstreams, http_port, https_port, cert, key, body_limit):
         ("/etc/ssl/videoapi/fullchain.pem", str(cert)),
         ("/etc/ssl/videoapi/privkey.pem", str(key)),
         (SHIPPED_BODY_LIMIT, str(body_limit)),
+        ("client_body_timeout 30s;", f"client_body_timeout {body_timeout};"),
     ]:
         assert old in text, f"deploy/nginx/videoapi.conf no longer contains {old!r}"
         text = text.replace(old, new)

@@ -155,6 +155,7 @@ def test_nginx_site_matches_the_service_settings(tmp_path):
     assert int(directives["client_max_body_size"]) == production_settings.DEFAULT_MAX_UPLOAD_BYTES == int(SHIPPED_BODY_LIMIT)
     assert directives["proxy_request_buffering"] == "off"
     assert directives["proxy_max_temp_file_size"] == "0"
+    assert directives["limit_conn"].startswith("videoapi_per_client") and directives["client_body_timeout"] == "30s"
     longest_render = production_settings.DEFAULT_FFMPEG_TIMEOUT + production_settings.DEFAULT_QUEUE_TIMEOUT
     for name in ("proxy_read_timeout", "proxy_send_timeout"):
         assert int(directives[name].rstrip("s")) > longest_render, name
@@ -219,7 +220,8 @@ def stack(django_db_setup, tmp_path_factory):
         cert, key = self_signed_cert(workdir)
         http_port, https_port = free_port(), free_port()
         upstreams = [h.address for h in hosts.values()]
-        site = render_site(upstreams, http_port, https_port, cert, key, settings.VIDEOAPI_MAX_UPLOAD_BYTES)
+        # a short client_body_timeout (the shipped 30 s, shortened) so stalled clients are cut off in the test's time
+        site = render_site(upstreams, http_port, https_port, cert, key, settings.VIDEOAPI_MAX_UPLOAD_BYTES, "2s")
         (workdir / "nginx").mkdir()
         nginx = Nginx(workdir / "nginx", site)
         assert nginx.test_config().returncode == 0
@@ -434,6 +436,37 @@ def test_downloads_are_not_spooled_and_a_dropped_client_leaves_nothing(stack, to
         spooling.stop()
     assert received == total
     assert held, "nginx's default buffering should spool a stalled download to proxy_temp_path"
+    assert_nothing_left(stack)
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_stalled_uploads_cannot_starve_renders(stack, token, clips):
+    """20 uploads that stall after their headers, from one address: renders from others go on; nginx cuts them off."""
+    body, ctype = multipart({"video": clips.basic, "start": "0"})
+    stalled, refused = [], 0
+    for _ in range(20):
+        sock = tls_socket(stack.https_port, OUTSIDER)
+        sock.sendall((f"POST /api/trim HTTP/1.1\r\nHost: 127.0.0.1:{stack.https_port}\r\nContent-Type: {ctype}\r\n"
+                      f"Content-Length: {len(body)}\r\nAuthorization: Token {token}\r\n\r\n").encode() + body[:1000])
+        stalled.append(sock)
+    time.sleep(0.5)
+    started = time.monotonic()
+    status, _, _ = render_request(stack.https_port, "/api/trim", {"video": clips.basic, "start": "0.5"}, token)
+    assert status == 200 and time.monotonic() - started < 10  # another client renders at once
+    closed = 0
+    for sock in stalled:  # the per-address limit refused most at once; client_body_timeout ends the rest
+        with sock:
+            try:
+                status, _, _ = read_head(sock)
+                refused += status == 429
+                closed += status in (408, 429, 400, 502)
+            except (ConnectionError, OSError):
+                closed += 1
+    assert refused >= 20 - 8 and closed == 20
+    status, _, _ = render_request(stack.https_port, "/api/trim", {"video": clips.basic, "start": "0.5"}, token,
+                                  source=OUTSIDER)
+    assert status == 200  # and the address may render again once its stalled uploads are gone
     assert_nothing_left(stack)
 
 
