@@ -109,13 +109,23 @@ FILENAME_BAD = re.compile(r'[\x00-\x1f\x7f"\'`\\/:*?<>|;]+')
 def sanitize_filename(raw: str, extension: str) -> str:
     """A safe basename with the right extension (at most 100 characters)."""
     name = unicodedata.normalize("NFC", str(raw)).replace("\\", "/").split("/")[-1]
-    name = "".join("_" if unicodedata.category(c)[0] == "C" else c for c in name)
-    name = FILENAME_BAD.sub("_", name).strip(" ._")
+    name = "".join("_" if unicodedata.category(c)[0] == "C" else " " if unicodedata.category(c)[0] == "Z" else c
+                   for c in name)
+    name = _trim(FILENAME_BAD.sub("_", name))
     stem, dot, ext = name.rpartition(".")
     if dot and ext.lower() in {"mp4", "mov", "m4v", "mkv", "webm", "avi", "ts", "jpg", "jpeg", "png"}:
-        name = stem.rstrip(" ._")
-    name = name[: 100 - len(extension) - 1].rstrip(" ._")
+        name = _trim(stem)
+    name = _trim(name[: 100 - len(extension) - 1])
     return f"{name}.{extension}" if name else ""
+
+
+def _trim(name: str) -> str:
+    """No spaces, dots or underscores at either end (any Unicode space counts)."""
+    while True:
+        trimmed = name.strip().strip("._").strip()
+        if trimmed == name:
+            return name
+        name = trimmed
 
 
 class FilenameField(serializers.CharField):
