@@ -277,6 +277,7 @@ def probe_image(path: Path, field: str) -> ImageInfo:
     demuxer = sniff(path)
     if demuxer not in IMAGE_DEMUXERS:
         raise UnsupportedMedia(f"{field}: must be a PNG, JPEG or WebP image", fields={field: ["must be a PNG, JPEG or WebP image"]})
+    _check_image_side(field, *_declared_size(path, field))  # from the header, before a pixel is decoded
     try:
         with av.open(str(path), format=demuxer, container_options=_container_options(demuxer)) as container:
             if not container.streams.video:
@@ -286,10 +287,28 @@ def probe_image(path: Path, field: str) -> ImageInfo:
         raise UndecodableMedia(f"{field}: the image cannot be decoded", fields={field: ["cannot be decoded"]}) from exc
     if frame is None:
         raise UndecodableMedia(f"{field}: the image cannot be decoded", fields={field: ["cannot be decoded"]})
-    if frame.width > MAX_IMAGE_SIDE or frame.height > MAX_IMAGE_SIDE:
-        message = f"the image is {frame.width}x{frame.height}; at most {MAX_IMAGE_SIDE} px a side"
-        raise InvalidInput(f"{field}: {message}", fields={field: [message]})
+    _check_image_side(field, frame.width, frame.height)
     return ImageInfo(demuxer, size, frame.width, frame.height)
+
+
+def _declared_size(path: Path, field: str) -> tuple[int, int]:
+    """The size an image's header declares (Pillow reads the header only), or (0, 0)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Image.DecompressionBombError:  # Pillow's own guard: far past our limit
+        message = f"the image declares over {Image.MAX_IMAGE_PIXELS} pixels; at most {MAX_IMAGE_SIDE} px a side"
+        raise InvalidInput(f"{field}: {message}", fields={field: [message]}) from None
+    except Exception:  # unreadable headers are for the decoder to refuse (422)
+        return 0, 0
+
+
+def _check_image_side(field, width, height):
+    if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
+        message = f"the image is {width}x{height}; at most {MAX_IMAGE_SIDE} px a side"
+        raise InvalidInput(f"{field}: {message}", fields={field: [message]})
 
 
 def keyframe_at_or_before(path: Path, info: MediaInfo, target: float) -> float:
