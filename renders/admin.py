@@ -42,7 +42,7 @@ class RenderLogAdmin(admin.ModelAdmin):
     list_display = ("received_at", "endpoint", "status", "http_status", "error_code", "render_time",
                     "output_size", "cleanup_status", "host", "user", "short_id")
     list_filter = ("endpoint", "status", "host", "cleanup_status", "error_code", ("received_at", admin.DateFieldListFilter))
-    search_fields = ("id", "error_message", "error_code", "cleanup_error", "client_address", "host")
+    search_fields = ("id", "error_message", "error_code", "cleanup_error", "client_address", "host", "api_key")
     date_hierarchy = "received_at"
     list_per_page = 50
     show_full_result_count = False
@@ -76,7 +76,7 @@ class RenderLogAdmin(admin.ModelAdmin):
         note = f", {elsewhere} on other hosts (retry from their admin or run sweep_temp there)" if elsewhere else ""
         self.message_user(request, f"cleaned {done}, still in use {live}, failed again {failed}{note}", level)
     fieldsets = (
-        (None, {"fields": ("id", "endpoint", "status", "http_status", "host", "user", "client_address")}),
+        (None, {"fields": ("id", "endpoint", "status", "http_status", "host", "user", "api_key", "client_address")}),
         ("Error", {"fields": ("error_code", "error_message")}),
         ("Request", {"fields": ("params_pretty", "inputs_pretty", "output_size", "details_pretty")}),
         ("Timings", {"fields": ("received_at", "render_started_at", "render_finished_at", "render_time",
@@ -130,3 +130,26 @@ class RenderLogAdmin(admin.ModelAdmin):
     @admin.display(description="FFmpeg stderr (tail)")
     def ffmpeg_stderr_pretty(self, obj):
         return self._pre(obj.ffmpeg_stderr or "-")
+
+
+# ---- API keys ---------------------------------------------------------------------------
+
+from rest_framework_api_key.admin import APIKeyModelAdmin  # noqa: E402
+from rest_framework_api_key.models import APIKey  # noqa: E402
+
+from .models import ClientKey  # noqa: E402
+
+admin.site.unregister(APIKey)  # the library's own model is unused: keys here belong to a user
+
+
+@admin.register(ClientKey)
+class ClientKeyAdmin(APIKeyModelAdmin):
+    """Make a key (shown once, on saving), name it for its client, revoke it, give it an end date."""
+
+    list_display = ("name", "prefix", "user", "created", "last_used_at", "expiry_date", "_has_expired", "revoked")
+    list_filter = ("revoked", "created", "user")
+    search_fields = ("name", "prefix", "user__username")
+    fields = ("name", "user", "expiry_date", "revoked", "prefix", "created", "last_used_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "created", "last_used_at")

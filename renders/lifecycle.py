@@ -19,6 +19,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.utils import timezone
 
 from . import ffmpeg, metrics
+from .authentication import key_name
 from .clients import client_address
 from .errors import InsufficientStorage, PayloadTooLarge, RenderFailed, RenderTimeout, describe
 from .models import RenderLog
@@ -80,7 +81,7 @@ class Render:
         user = request.user if getattr(request.user, "is_authenticated", False) else None
         path = temp_root() / f"{endpoint}_{render_id}"
         log = RenderLog.objects.create(
-            id=render_id, endpoint=endpoint, user=user, client_address=client_address(request), workspace=str(path)
+            id=render_id, endpoint=endpoint, user=user, api_key=key_name(getattr(request, "auth", None)), client_address=client_address(request), workspace=str(path)
         )
         request.render_id = render_id
         accept = request.META.get("HTTP_ACCEPT", "")

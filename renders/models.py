@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
 
 def current_host() -> str:
@@ -33,6 +34,7 @@ class RenderLog(models.Model):
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     client_address = models.GenericIPAddressField(null=True, blank=True)
+    api_key = models.CharField(max_length=80, blank=True, help_text="the API key's name (never its secret)")
     host = models.CharField(max_length=100, default=current_host, db_index=True,
                             help_text="the render host (VIDEOAPI_HOST_ID) that handled the request")
 
@@ -80,3 +82,31 @@ class RenderLog(models.Model):
         for name, value in fields.items():
             setattr(self, name, value)
         type(self).objects.filter(pk=self.pk).update(**fields)
+
+
+class ClientKeyManager(BaseAPIKeyManager):
+    def get_from_key(self, key: str) -> "ClientKey":
+        # keys made here are "<prefix>.<secret>"; keys migrated from plain tokens have no dot:
+        # their first 8 characters are their prefix
+        prefix = key.partition(".")[0] if "." in key else key[:8]
+        api_key = self.get_usable_keys().get(prefix=prefix)
+        if not api_key.is_valid(key):
+            raise self.model.DoesNotExist("Key is not valid.")
+        return api_key
+
+
+class ClientKey(AbstractAPIKey):
+    """An API key for one client: stored hashed (SHA-512 of a high-entropy key), shown once when made.
+
+    Named for the client that uses it, revocable and optionally expiring in the
+    admin; the requests it authenticates act as `user`.
+    """
+
+    objects = ClientKeyManager()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="client_keys",
+                             help_text="the account the key's requests act as")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"

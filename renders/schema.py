@@ -5,7 +5,7 @@ introspection cannot see: the binary responses, the error envelope, and the
 `segment_<i>` / `order_<i>` fields of concatenate-multipart.
 """
 
-from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
@@ -19,6 +19,15 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="for people; never server paths or FFmpeg output")
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
     render_id = serializers.UUIDField(required=False, help_text="present when a RenderLog row exists")
+
+
+class ClientKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "renders.authentication.ClientKeyAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": "An API key with the prefix \"Token\": `Token <key>`"}
 
 
 class TimeFieldExtension(OpenApiSerializerFieldExtension):

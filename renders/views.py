@@ -7,7 +7,6 @@ name, serializer and operation.
 from functools import partial
 
 from django.conf import settings
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -15,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import operations
+from .authentication import ClientKeyAuthentication, LegacyTokenAuthentication
 from .options import options_document
 from .templates import TEMPLATES, render_template, serializer_for
 from .lifecycle import Render
@@ -49,7 +49,9 @@ class RenderView(APIView):
     # VIDEOAPI_AUTH is read per request (not frozen at import), so one
     # setting switches every endpoint between token auth and open access.
     def get_authenticators(self):
-        return [TokenAuthentication()] if settings.VIDEOAPI_AUTH == "token" else []
+        if settings.VIDEOAPI_AUTH != "token":
+            return []
+        return [ClientKeyAuthentication(), LegacyTokenAuthentication()]
 
     def get_permissions(self):
         return [IsAuthenticated()] if settings.VIDEOAPI_AUTH == "token" else [AllowAny()]

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from . import media
@@ -98,10 +97,13 @@ def variants(clips):
 
 @pytest.fixture
 def token(db):
+    """A hashed API key (what clients get), acting as a plain user."""
     from django.contrib.auth.models import User
 
+    from renders.models import ClientKey
+
     user = User.objects.create_user("client", password="x-not-used")
-    return Token.objects.create(user=user).key
+    return ClientKey.objects.create_key(name="test client", user=user)[1]
 
 
 @pytest.fixture

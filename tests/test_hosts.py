@@ -83,7 +83,7 @@ def test_admin_shows_hosts_and_retries_only_its_own(admin_client, settings):
 
 def test_database_error_is_503_before_the_upload_is_read(api, clips):
     """The real outage is proven against PostgreSQL in test_deploy; this forces it on any database."""
-    with mock.patch("rest_framework.authentication.TokenAuthentication.authenticate_credentials",
+    with mock.patch("renders.models.ClientKeyManager.get_from_key",
                     side_effect=OperationalError("connection refused")), \
             mock.patch("renders.lifecycle.Render.receive") as receive:
         r = post(api, "/api/trim", {"video": clips.basic, "start": "0.5"})

@@ -114,7 +114,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # plain keys from before hashed keys, until migrate_authtokens
+    "rest_framework_api_key",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's assets, served by us (no CDN)
     "corsheaders",
@@ -247,7 +248,8 @@ VIDEOAPI_DB_RETRY_AFTER = env_number("VIDEOAPI_DB_RETRY_AFTER", 5, int, minimum=
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": (
-        ["rest_framework.authentication.TokenAuthentication"] if VIDEOAPI_AUTH == "token" else []
+        ["renders.authentication.ClientKeyAuthentication", "renders.authentication.LegacyTokenAuthentication"]
+        if VIDEOAPI_AUTH == "token" else []
     ),
     "DEFAULT_PERMISSION_CLASSES": (
         ["rest_framework.permissions.IsAuthenticated"] if VIDEOAPI_AUTH == "token" else ["rest_framework.permissions.AllowAny"]
@@ -276,6 +278,7 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "AUTHENTICATION_WHITELIST": ["renders.authentication.ClientKeyAuthentication"],  # one scheme: Token <key>
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

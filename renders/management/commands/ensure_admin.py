@@ -1,7 +1,8 @@
-"""Make sure there is an admin user with an API token, and print the token.
+"""Make sure there is an admin user with an API key (the README's start command runs this).
 
-Used by the README's start command: on a fresh install it creates the
-user (printing a generated password once); every run prints the token.
+On a fresh install it creates the user (printing a generated password once)
+and a key named "scripts/serve" (printed once: only its hash is stored).
+Later runs print which keys exist; `manage.py create_api_key` makes more.
 """
 
 import os
@@ -9,11 +10,12 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from rest_framework.authtoken.models import Token
+
+from renders.models import ClientKey
 
 
 class Command(BaseCommand):
-    help = "Create the admin user if missing and print its API token."
+    help = "Create the admin user and its first API key if missing."
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default=os.environ.get("VIDEOAPI_ADMIN_USER", "admin"))
@@ -27,6 +29,13 @@ class Command(BaseCommand):
             user = User.objects.create_superuser(username, email="", password=password)
             self.stdout.write(f"Created admin user {username!r} with password: {password}")
             self.stdout.write("  (shown once; change it with: python manage.py changepassword " + username + ")")
-        token, _ = Token.objects.get_or_create(user=user)
-        self.stdout.write(f"API token for {username!r}: {token.key}")
-        self.stdout.write(f'  export TOKEN={token.key}')
+        usable = ClientKey.objects.filter(user=user, revoked=False)
+        if usable.exists():
+            names = ", ".join(f"{k.name} ({k.prefix}...)" for k in usable[:5])
+            self.stdout.write(f"API keys for {username!r}: {names}")
+            self.stdout.write("  (only their hashes are stored; make another with: "
+                              f"python manage.py create_api_key NAME --user {username})")
+            return
+        _key, secret = ClientKey.objects.create_key(name="scripts/serve", user=user)
+        self.stdout.write(f"API key for {username!r} (shown once; only its hash is stored): {secret}")
+        self.stdout.write(f"  export TOKEN={secret}")

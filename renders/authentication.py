@@ -1,0 +1,59 @@
+"""`Authorization: Token <key>` against hashed client keys (djangorestframework-api-key).
+
+Keys are stored as SHA-512 hashes of high-entropy random keys, found by
+their public prefix; a key's last use is recorded (at most once a minute).
+Plain DRF authtoken keys from before still work through
+`LegacyTokenAuthentication` until `manage.py migrate_authtokens` turns
+them into hashed keys (the same secret, so clients need no change).
+"""
+
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from .models import ClientKey
+
+LAST_USE_EVERY = timedelta(minutes=1)
+
+
+class ClientKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Token"
+
+    def authenticate(self, request):
+        parts = authentication.get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("malformed Authorization header: use 'Token <key>'")
+        try:
+            key = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("invalid key") from None
+        try:
+            client_key = ClientKey.objects.get_from_key(key)
+        except ClientKey.DoesNotExist:
+            return None  # maybe a legacy token; the last authenticator refuses it otherwise
+        if client_key.has_expired:
+            raise exceptions.AuthenticationFailed("this key has expired")
+        if not client_key.user.is_active:
+            raise exceptions.AuthenticationFailed("the key's account is disabled")
+        now = timezone.now()
+        if client_key.last_used_at is None or now - client_key.last_used_at > LAST_USE_EVERY:
+            ClientKey.objects.filter(pk=client_key.pk).update(last_used_at=now)
+        return client_key.user, client_key
+
+    def authenticate_header(self, request):
+        return f'{self.keyword} realm="api"'
+
+
+class LegacyTokenAuthentication(authentication.TokenAuthentication):
+    """Plain authtoken keys made before hashed keys, until they are migrated."""
+
+
+def key_name(auth) -> str:
+    if isinstance(auth, ClientKey):
+        return auth.name
+    if auth is not None:
+        return "legacy token (run manage.py migrate_authtokens)"
+    return ""

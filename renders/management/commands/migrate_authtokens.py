@@ -1,0 +1,30 @@
+"""Turn plain DRF authtoken keys (stored as-is) into hashed API keys with the same secret.
+
+Clients keep sending the same `Authorization: Token <key>`; afterwards the
+database holds only a SHA-512 hash of it. Idempotent.
+"""
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+from rest_framework_api_key.crypto import concatenate
+
+from renders.models import ClientKey
+
+
+class Command(BaseCommand):
+    help = "Replace every plain authtoken key with a hashed API key (same secret); delete the plain ones."
+
+    def handle(self, *args, **options):
+        generator = ClientKey.objects.key_generator
+        moved = 0
+        for token in Token.objects.select_related("user"):
+            with transaction.atomic():
+                prefix, hashed = token.key[:8], generator.hash(token.key)
+                if not ClientKey.objects.filter(prefix=prefix).exists():
+                    ClientKey.objects.create(id=concatenate(prefix, hashed), prefix=prefix, hashed_key=hashed,
+                                             name=f"migrated token of {token.user.get_username()}"[:50],
+                                             user=token.user)
+                token.delete()
+            moved += 1
+        self.stdout.write(f"migrated {moved} plain token(s) to hashed API keys")

@@ -1,0 +1,106 @@
+"""API keys: hashed at rest, named, revocable, expiring, last use recorded; plain tokens migrated."""
+
+import hashlib
+import json
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from renders.models import ClientKey, RenderLog
+
+from .conftest import post
+
+pytestmark = pytest.mark.django_db
+
+
+def client_with(key):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
+def stored_text():
+    """Everything the key tables hold, as text: what a database dump would show."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {ClientKey._meta.db_table}")
+        return json.dumps(cursor.fetchall(), default=str)
+
+
+def test_keys_are_stored_hashed_and_recorded_by_name(clips):
+    user = User.objects.create_user("frontend")
+    key, secret = ClientKey.objects.create_key(name="video-builder", user=user)
+    assert secret not in stored_text() and secret.split(".")[1] not in stored_text()
+    assert hashlib.sha512(secret.encode()).hexdigest() in key.hashed_key  # SHA-512 of a random key
+    r = post(client_with(secret), "/api/trim", {"video": clips.basic, "start": "1"})
+    assert r.status_code == 200
+    log = RenderLog.objects.get(id=r["X-Render-Id"])
+    assert (log.api_key, log.user) == ("video-builder", user) and secret not in json.dumps(log.params)
+    key.refresh_from_db()
+    assert key.last_used_at is not None and timezone.now() - key.last_used_at < timedelta(minutes=1)
+
+
+def test_revoked_expired_and_wrong_keys_are_401(clips):
+    user = User.objects.create_user("frontend")
+    revoked, revoked_secret = ClientKey.objects.create_key(name="old", user=user)
+    revoked.revoked = True
+    revoked.save()
+    _expired, expired_secret = ClientKey.objects.create_key(name="temp", user=user,
+                                                            expiry_date=timezone.now() - timedelta(days=1))
+    _ok, ok_secret = ClientKey.objects.create_key(name="ok", user=user)
+    for secret in (revoked_secret, expired_secret, ok_secret[:-1] + "x", "", "nonsense.key"):
+        r = post(client_with(secret), "/api/trim", {"video": clips.basic, "start": "1"})
+        assert r.status_code == 401 and json.loads(r.body)["code"] == "not_authenticated", secret
+        assert r["WWW-Authenticate"].startswith("Token")
+    assert RenderLog.objects.count() == 0
+
+
+def test_plain_tokens_keep_working_until_migrated_then_keep_working_hashed(clips):
+    user = User.objects.create_user("legacy")
+    plain = Token.objects.create(user=user).key
+    r = post(client_with(plain), "/api/trim", {"video": clips.basic, "start": "1"})
+    assert r.status_code == 200
+    assert RenderLog.objects.get(id=r["X-Render-Id"]).api_key.startswith("legacy token")
+    out = StringIO()
+    call_command("migrate_authtokens", stdout=out)
+    assert "migrated 1" in out.getvalue() and not Token.objects.exists()
+    assert plain not in stored_text()
+    r = post(client_with(plain), "/api/trim", {"video": clips.basic, "start": "1"})  # the same secret
+    assert r.status_code == 200
+    assert RenderLog.objects.get(id=r["X-Render-Id"]).api_key == "migrated token of legacy"
+    call_command("migrate_authtokens", stdout=StringIO())  # idempotent
+    assert ClientKey.objects.count() == 1
+
+
+def test_commands_show_a_key_once(django_user_model):
+    out = StringIO()
+    call_command("ensure_admin", stdout=out)
+    first = out.getvalue()
+    secret = first.split("export TOKEN=")[1].split()[0]
+    assert ClientKey.objects.get(user__username="admin").name == "scripts/serve"
+    again = StringIO()
+    call_command("ensure_admin", stdout=again)
+    assert secret not in again.getvalue() and "scripts/serve" in again.getvalue()
+    made = StringIO()
+    call_command("create_api_key", "partner portal", "--user", "admin", "--expires-in-days", "30", stdout=made)
+    key = ClientKey.objects.get(name="partner portal")
+    assert key.expiry_date is not None and made.getvalue().split("export TOKEN=")[1].split()[0] not in stored_text()
+
+
+def test_admin_makes_a_key_and_shows_it_once(admin_client, admin_user):
+    r = admin_client.post("/admin/renders/clientkey/add/", {"name": "mobile app", "user": admin_user.pk,
+                                                            "expiry_date_0": "", "expiry_date_1": ""}, follow=True)
+    assert r.status_code == 200
+    page = r.content.decode()
+    key = ClientKey.objects.get(name="mobile app")
+    secret = page.split("The API key for mobile app is: ")[1].split(".", 2)
+    secret = f"{secret[0]}.{secret[1]}"
+    assert secret.startswith(key.prefix) and secret not in stored_text()
+    listing = admin_client.get("/admin/renders/clientkey/").content.decode()
+    assert "mobile app" in listing and secret not in listing
