@@ -120,8 +120,6 @@ def bench(work):
 
 def hdr_rows(work, house, options):
     """Tone mapping's cost on a 1080p trim, and why it runs after scaling."""
-    from dataclasses import replace
-
     from renders import colour
 
     span = min(options.seconds - 1, 8.0)
@@ -143,7 +141,7 @@ def hdr_rows(work, house, options):
             argv, text = builders.trim_accurate_args(name, info, house, 0.5, span, "hdr.graph", f"h{kind}{i}.mp4")
             if before_scaling:  # the same conversion, run on the 1080p source frames instead
                 convert = ",".join(colour.to_sdr(info.colour))
-                text = text.replace(f"[0:v:0]", f"[0:v:0]{convert},", 1).replace(
+                text = text.replace("[0:v:0]", f"[0:v:0]{convert},", 1).replace(
                     ",".join(colour.to_sdr(info.colour)) + ",pad", "format=yuv420p,pad", 1)
             (work / "hdr.graph").write_text(text)
             return argv

@@ -1,6 +1,5 @@
 """/healthz, /readyz and /metrics: plain Django views for probes and scrapers."""
 
-import os
 import shutil
 import tempfile
 import time

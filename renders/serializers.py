@@ -5,7 +5,7 @@ import re
 from django.conf import settings
 from rest_framework import serializers
 
-from .fields import FilenameField, ImageField, Probed, TextField, TimeField, VideoField
+from .fields import FilenameField, Probed, TimeField, VideoField
 from .options import OutputFields
 from .output import OutputSpec
 

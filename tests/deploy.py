@@ -16,10 +16,9 @@ import signal
 import socket
 import ssl
 import subprocess
-import time
 from pathlib import Path
 
-from .server import free_port, multipart
+from .server import multipart, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -118,18 +117,6 @@ class Nginx:
 
     def temp_entries(self):
         return [str(p) for d in (self.proxy_temp, self.body_temp) if d.exists() for p in d.rglob("*") if p.is_file()]
-
-
-def wait_port(port, proc, log, seconds=30):
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server on port {port} did not start: {log()}")
-            time.sleep(0.1)
 
 
 def tls_context():

@@ -19,6 +19,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_port(port, proc, log, seconds=30):
+    """Wait until something listens on 127.0.0.1:`port`; fail with `log()` if `proc` dies or time runs out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server on port {port} did not start: {log()}")
+            time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def gunicorn(extra_env=None, workers=2, threads=4):
     port = free_port()
@@ -31,15 +44,7 @@ def gunicorn(extra_env=None, workers=2, threads=4):
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gunicorn did not start: {Path(log.name).read_text()[-3000:]}")
-                time.sleep(0.1)
+        wait_port(port, proc, lambda: Path(log.name).read_text()[-3000:])
         yield f"127.0.0.1:{port}", proc
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -103,14 +108,18 @@ def read_head(sock):
     return status, headers, rest
 
 
+def read_response(sock):
+    """The whole answer on a `Connection: close` socket: (status, headers, body)."""
+    status, headers, body = read_head(sock)
+    while True:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            break
+        body += chunk
+    return status, headers, body
+
+
 def request(address, path, fields, token=None):
     """A complete request: (status, headers, body)."""
-    sock = raw_request(address, path, fields, token)
-    with sock:
-        status, headers, body = read_head(sock)
-        while True:
-            chunk = sock.recv(1 << 16)
-            if not chunk:
-                break
-            body += chunk
-    return status, headers, body
+    with raw_request(address, path, fields, token) as sock:
+        return read_response(sock)

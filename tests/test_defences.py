@@ -12,7 +12,6 @@ headers.
 
 import contextlib
 import http.server
-import json
 import threading
 
 import pytest
@@ -21,7 +20,7 @@ from renders import ffmpeg, probe
 from renders.errors import UndecodableMedia, UnsupportedMedia
 
 from . import media
-from .server import gunicorn, raw_request, read_head
+from .server import gunicorn, read_head
 
 pytestmark = pytest.mark.django_db
 

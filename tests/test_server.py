@@ -1,7 +1,6 @@
 """The cleanup promise under a real WSGI server (gunicorn on loopback)."""
 
 import threading
-import time
 from pathlib import Path
 
 import pytest

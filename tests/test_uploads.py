@@ -14,7 +14,7 @@ from renders.models import RenderLog
 
 from . import media
 from .conftest import leftovers, post, save, wait_for
-from .server import gunicorn, multipart, read_head
+from .server import gunicorn, multipart, read_response
 
 pytestmark = pytest.mark.django_db
 
@@ -36,13 +36,7 @@ def chunked_request(address, path, fields, token, chunk=64 * 1024):
             sock.sendall(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server answered early (413) and closed
-        status, headers, rest = read_head(sock)
-        while True:
-            data = sock.recv(1 << 16)
-            if not data:
-                break
-            rest += data
-    return status, headers, rest
+        return read_response(sock)
 
 
 @pytest.mark.server
