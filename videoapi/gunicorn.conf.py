@@ -49,6 +49,16 @@ def on_starting(server):
                     len(report.deleted), report.bytes_freed, len(report.skipped_live), len(report.errors))
 
 
+def post_worker_init(worker):
+    """Each worker loads views, fonts, PyAV and the FFmpeg path before its first request."""
+    from renders.warmup import warm
+
+    try:
+        warm()
+    except Exception:  # a worker that cannot warm up still serves (and fails loudly where it must)
+        worker.log.exception("warm-up failed")
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 
