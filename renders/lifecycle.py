@@ -65,11 +65,11 @@ def log_status_for(http_status: int) -> str:
 
 
 class Render:
-    def __init__(self, log: RenderLog, workspace: Workspace):
+    def __init__(self, log: RenderLog, workspace: Workspace, accept: str = ""):
         self.log = log
         self.workspace = workspace
         self._ffmpeg_runs = []
-        self.accept = ""  # the request's Accept header
+        self.accept = accept  # the request's Accept header (lifecycle.negotiated_type)
 
     @property
     def id(self):
@@ -81,10 +81,10 @@ class Render:
         user = request.user if getattr(request.user, "is_authenticated", False) else None
         path = temp_root() / f"{endpoint}_{render_id}"
         log = RenderLog.objects.create(
-            id=render_id, endpoint=endpoint, user=user, api_key=key_name(getattr(request, "auth", None)), client_address=client_address(request), workspace=str(path)
+            id=render_id, endpoint=endpoint, user=user, api_key=key_name(getattr(request, "auth", None)),
+            client_address=client_address(request), workspace=str(path),
         )
         request.render_id = render_id
-        accept = request.META.get("HTTP_ACCEPT", "")
         try:
             workspace = Workspace.create(endpoint, render_id)
         except OSError as exc:
@@ -93,9 +93,7 @@ class Render:
                        cleanup_at=timezone.now())
             raise
         logger.info("event=received render_id=%s endpoint=%s client=%s", render_id, endpoint, log.client_address)
-        render = cls(log, workspace)
-        render.accept = accept
-        return render
+        return cls(log, workspace, accept=request.META.get("HTTP_ACCEPT", ""))
 
     # -- receiving ----------------------------------------------------------
 
