@@ -1,17 +1,23 @@
 """The operator's view of renders: what ran, what failed, what was cleaned."""
 
 import json
-import shlex
-
 import os
+import re
+import shlex
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.db import connection
 from django.db.models import Count, Q
+from django.utils.functional import cached_property
 from django.utils import timezone
 from django.utils.html import format_html
 
+from .errors import ERROR_CODES
 from .models import RenderLog
 from .workspace import NAME_RE, CleanupError, dir_size, is_locked, remove_tree, temp_root
 
@@ -20,13 +26,16 @@ def dashboard():
     """What an operator wants at a glance: today's renders, failures, cleanups, leftovers."""
     since = timezone.now() - timedelta(hours=24)
     recent = RenderLog.objects.filter(received_at__gte=since)
-    totals = recent.aggregate(
+    # one pass over the day's rows (the received_at index): totals and cleanup outcomes together
+    counts = recent.aggregate(
         renders=Count("id"),
         succeeded=Count("id", filter=Q(status=RenderLog.Status.SUCCEEDED)),
         rejected=Count("id", filter=Q(status=RenderLog.Status.REJECTED)),
         failed=Count("id", filter=Q(status__in=[RenderLog.Status.FAILED, RenderLog.Status.TIMEOUT])),
+        **{f"cleanup_{c}": Count("id", filter=Q(cleanup_status=c)) for c in RenderLog.Cleanup.values},
     )
-    cleanups = dict(recent.values_list("cleanup_status").annotate(n=Count("id")).order_by())
+    totals = {k: v for k, v in counts.items() if not k.startswith("cleanup_")}
+    cleanups = {k.removeprefix("cleanup_"): v for k, v in counts.items() if k.startswith("cleanup_") and v}
     leftovers = []
     root = temp_root()
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
@@ -37,17 +46,112 @@ def dashboard():
             "failed_cleanups": RenderLog.objects.filter(cleanup_status=RenderLog.Cleanup.FAILED).count()}
 
 
+# ---- a list that stays fast with a year of renders ---------------------------------------------
+#
+# No filter runs a DISTINCT over the table (their choices are known or come from
+# recent rows, cached), no date hierarchy (its month list is a DISTINCT over every
+# row: the date filter's ranges use the received_at index instead), the page count
+# is estimated or capped, and search goes by id range or over failed rows only.
+
+COUNT_CAP = 50_000
+UUID_HEX = re.compile(r"^[0-9a-f]{4,32}$")
+
+
+class CappedCountPaginator(Paginator):
+    """Counts up to COUNT_CAP rows (an estimate from the database's statistics for the whole table)."""
+
+    @cached_property
+    def count(self):
+        queryset = self.object_list
+        if not queryset.query.where:
+            estimate = table_estimate(queryset.model)
+            if estimate is not None:
+                return estimate
+        return queryset.order_by()[:COUNT_CAP].count()
+
+
+def table_estimate(model):
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [table])
+            row = cursor.fetchone()
+            return int(row[0]) if row and row[0] and row[0] > 0 else None
+        if connection.vendor == "sqlite":
+            cursor.execute(f'SELECT max(rowid) - min(rowid) + 1 FROM "{table}"')
+            row = cursor.fetchone()
+            return int(row[0]) if row and row[0] else 0
+    return None
+
+
+class ValuesFilter(admin.SimpleListFilter):
+    """A filter whose choices are known without scanning the table."""
+
+    def lookups(self, request, model_admin):
+        return [(value, value) for value in self.values()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(**{self.parameter_name: self.value()}) if self.value() is not None else queryset
+
+
+class EndpointFilter(ValuesFilter):
+    title, parameter_name = "endpoint", "endpoint"
+
+    def values(self):
+        from .views import RENDER_VIEWS
+
+        return [view.endpoint for view in RENDER_VIEWS]
+
+
+class ErrorCodeFilter(ValuesFilter):
+    title, parameter_name = "error code", "error_code"
+
+    def values(self):
+        return ERROR_CODES
+
+
+class HostFilter(ValuesFilter):
+    title, parameter_name = "host", "host"
+
+    def values(self):
+        def recent():
+            since = timezone.now() - timedelta(days=30)
+            hosts = set(RenderLog.objects.filter(received_at__gte=since).order_by().values_list("host", flat=True)
+                        .distinct())
+            return sorted(hosts | {settings.VIDEOAPI_HOST_ID})
+        return cache.get_or_set("renders:admin:hosts", recent, 60)
+
+
 @admin.register(RenderLog)
 class RenderLogAdmin(admin.ModelAdmin):
     list_display = ("received_at", "endpoint", "status", "http_status", "error_code", "render_time",
                     "output_size", "cleanup_status", "host", "user", "short_id")
-    list_filter = ("endpoint", "status", "host", "cleanup_status", "error_code", ("received_at", admin.DateFieldListFilter))
-    search_fields = ("id", "error_message", "error_code", "cleanup_error", "client_address", "host", "api_key")
-    date_hierarchy = "received_at"
+    list_filter = (EndpointFilter, "status", HostFilter, "cleanup_status", ErrorCodeFilter,
+                   ("received_at", admin.DateFieldListFilter))
+    search_fields = ("id", "error_message")  # see get_search_results
+    search_help_text = "A render id (or its first characters), or words of an error message."
     list_per_page = 50
     show_full_result_count = False
+    paginator = CappedCountPaginator
     change_list_template = "admin/renders/renderlog/change_list.html"
     actions = ["retry_cleanup"]
+
+    def get_search_results(self, request, queryset, search_term):
+        """An id, or its start, by index range; otherwise words of the errors of failed renders only."""
+        term = search_term.strip().lower().replace("-", "")
+        if not term:
+            return queryset, False
+        if UUID_HEX.match(term):
+            if len(term) == 32:
+                return queryset.filter(id=uuid.UUID(term)), False
+            low, high = uuid.UUID(term.ljust(32, "0")), uuid.UUID(term.ljust(32, "f"))
+            by_id = queryset.filter(id__gte=low, id__lte=high)
+            if by_id.exists():
+                return by_id, False
+        words = search_term.strip()
+        failed = queryset.filter(error_code__gt="")  # errors exist on failed and refused renders only
+        return failed.filter(Q(error_code=words) | Q(error_message__icontains=words)
+                             | Q(cleanup_error__icontains=words)), False
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "dashboard": dashboard()}

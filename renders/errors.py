@@ -84,6 +84,12 @@ class RenderTimeout(ServiceError):
     default_detail = "the render took too long and was stopped"
 
 
+# Every `code` a RenderLog can hold (the admin's error filter lists them without scanning the table).
+ERROR_CODES = ["invalid_input", "not_authenticated", "payload_too_large", "unsupported_media", "undecodable_media",
+               "throttled", "render_failed", "internal_error", "busy", "unavailable", "render_timeout",
+               "insufficient_storage", "worker_lost", "method_not_allowed", "permission_denied", "not_found"]
+
+
 def _messages(value, prefix=""):
     """All messages under one field, nested ones labelled (`item 2: ...`)."""
     if isinstance(value, dict):

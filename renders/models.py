@@ -62,7 +62,10 @@ class RenderLog(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
-        indexes = [models.Index(fields=["endpoint", "received_at"])]
+        # every admin filter, ordered by -received_at, reads one index range
+        indexes = [models.Index(fields=["endpoint", "received_at"]), models.Index(fields=["status", "received_at"]),
+                   models.Index(fields=["cleanup_status", "received_at"]), models.Index(fields=["host", "received_at"]),
+                   models.Index(fields=["error_code", "received_at"])]
 
     def __str__(self):
         return f"{self.endpoint} {self.id} ({self.status})"

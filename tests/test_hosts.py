@@ -67,6 +67,9 @@ def test_admin_shows_hosts_and_retries_only_its_own(admin_client, settings):
     other_id, other = make_leftover(status=RenderLog.Status.SUCCEEDED)
     RenderLog.objects.filter(id__in=[own_id, other_id]).update(cleanup_status="failed")
     RenderLog.objects.filter(id=other_id).update(host="render-9")
+    from django.core.cache import cache
+
+    cache.delete("renders:admin:hosts")  # the filter's host list is cached for a minute
     page = admin_client.get("/admin/renders/renderlog/").content.decode()
     assert f"host <code>{settings.VIDEOAPI_HOST_ID}</code>" in page  # the temp root shown is this host's
     assert "render-9" in page and "?host=render-9" in page  # column and filter
