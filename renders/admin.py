@@ -65,8 +65,8 @@ class CappedCountPaginator(Paginator):
         queryset = self.object_list
         if not queryset.query.where:
             estimate = table_estimate(queryset.model)
-            if estimate is not None:
-                return estimate
+            # no statistics yet (a new PostgreSQL table before ANALYZE): count it
+            return estimate if estimate is not None else queryset.count()
         return queryset.order_by()[:COUNT_CAP].count()
 
 
