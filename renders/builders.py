@@ -112,11 +112,11 @@ def downmix(info: MediaInfo) -> list[str]:
     return [f"pan=stereo|FL<{left}|FR<{right}"]
 
 
-def house_audio_chain(duration: float, info: MediaInfo | None = None) -> str:
+def house_audio_chain(duration: float, info: MediaInfo) -> str:
     """Downmix if need be, resample to 48 kHz stereo, fill gaps, pad or cut to exactly `duration`."""
     return ",".join(
         [
-            *(downmix(info) if info is not None else []),
+            *downmix(info),
             f"aresample={AUDIO_RATE}:async=1:first_pts=0",
             f"aformat=sample_fmts=fltp:sample_rates={AUDIO_RATE}:channel_layouts=stereo",
             "apad",
@@ -213,8 +213,9 @@ def preview_mp4_args(src: str, info: MediaInfo, start: float, length: float, hei
     """A small, fast-encoded clip at `height` (aspect kept)."""
     vf = ",".join([f"scale=-2:{height}{colour.scale_options(info.colour)}", *colour.to_sdr(info.colour),
                    colour.HOUSE_TAGS])
+    fold = downmix(info)
     audio = (
-        ["-map", f"0:a:{info.audio_track}", *(["-af", ",".join(downmix(info))] if downmix(info) else []),
+        ["-map", f"0:a:{info.audio_track}", *(["-af", ",".join(fold)] if fold else []),
          "-c:a", "aac", "-b:a", "64k", "-ac", "2", "-ar", str(AUDIO_RATE)] if info.has_audio else []
     )
     return (

@@ -88,22 +88,29 @@ class Face:
         return ord(char) in self.codepoints
 
 
-def _read(path: str, face_name: str | None) -> Face | None:
+def _face_name(font) -> str:
+    """A face's name as the file states it: its (typographic) family and style."""
+    names = font["name"]
+    family = names.getDebugName(16) or names.getDebugName(1) or "Unnamed"
+    style = names.getDebugName(17) or names.getDebugName(2) or "Regular"
+    return f"{family} {style}"
+
+
+def _read(path: str, face_name: str | None = None) -> Face | None:
+    """The face (of a collection: the one named `face_name`, else the first), or None if unreadable."""
     try:
-        if path.endswith((".ttc", ".otc")):
-            collection = TTCollection(path, lazy=True)
-            fonts = list(enumerate(collection.fonts))
-            index, font = next(((i, f) for i, f in fonts if f["name"].getDebugName(4) == face_name
-                                or f["name"].getDebugName(1) + " " + f["name"].getDebugName(2) == face_name),
-                               fonts[0])
+        if path.lower().endswith((".ttc", ".otc")):
+            faces = list(enumerate(TTCollection(path, lazy=True).fonts))
+            index, font = next(((i, f) for i, f in faces if _face_name(f) == face_name), faces[0])
         else:
             index, font = 0, TTFont(path, lazy=True)
         codepoints = frozenset(font.getBestCmap() or {})
-        name = f"{font['name'].getDebugName(1)} {font['name'].getDebugName(2)}"
+        if not codepoints:
+            raise ValueError("no character map")
         bitmap_only = "CBDT" in font and "glyf" not in font and "CFF " not in font
-        return Face(path, index, name, codepoints, bitmap_only)
-    except Exception as exc:  # an unreadable font is skipped, never fatal
-        logger.warning("event=font_skipped path=%s error=%s", path, exc)
+        return Face(path, index, _face_name(font), codepoints, bitmap_only)
+    except Exception as exc:  # an unreadable or foreign file is skipped, never fatal
+        logger.warning("event=font_skipped path=%s error=%s", path, str(exc)[:200])
         return None
 
 
@@ -120,7 +127,7 @@ def primary_path() -> str:
 
 @functools.lru_cache(maxsize=4)
 def _chain(primary: str) -> tuple:
-    faces = [_read(primary, None)]
+    faces = [_read(primary)]
     for filename, face_name in FALLBACKS:
         for directory in NOTO_DIRS:
             path = os.path.join(directory, filename)
@@ -143,36 +150,23 @@ def chain(primary: str = "") -> tuple:
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
 
 
-def _face_name(font) -> str:
-    names = font["name"]
-    family = names.getDebugName(16) or names.getDebugName(1) or "Unnamed"
-    style = names.getDebugName(17) or names.getDebugName(2) or "Regular"
-    return f"{family} {style}"
-
-
 @functools.lru_cache(maxsize=4)
 def _registry(primary: str, directory: str) -> dict:
-    found = {}
-    try:
-        found[_face_name(TTFont(primary, lazy=True, fontNumber=0))] = primary
-    except Exception as exc:
-        raise ImproperlyConfigured(f"the default font {primary} cannot be read: {exc}") from exc
+    default = _read(primary)
+    if default is None:
+        raise ImproperlyConfigured(f"the default font {primary} cannot be read")
+    found = {default.name: primary}
     if directory and os.path.isdir(directory):
         for entry in sorted(os.scandir(directory), key=lambda e: e.name):
             if not entry.name.lower().endswith(FONT_SUFFIXES) or not entry.is_file():
                 continue
-            try:
-                font = TTFont(entry.path, lazy=True, fontNumber=0)
-                if not font.getBestCmap():
-                    raise ValueError("no character map")
-                name = _face_name(font)
-            except Exception as exc:  # a broken or foreign file is skipped, never a 500
-                logger.warning("event=font_skipped path=%s error=%s", entry.path, str(exc)[:200])
+            face = _read(entry.path)  # a broken file is skipped with a log line, never a 500
+            if face is None:
                 continue
-            if name in found:
-                logger.warning("event=font_duplicate name=%r path=%s kept=%s", name, entry.path, found[name])
+            if face.name in found:
+                logger.warning("event=font_duplicate name=%r path=%s kept=%s", face.name, entry.path, found[face.name])
                 continue
-            found[name] = entry.path
+            found[face.name] = entry.path
     return found
 
 
@@ -211,12 +205,13 @@ def _attaches(char: str) -> bool:
     return unicodedata.category(char) in ("Mn", "Mc", "Me") or not needs_glyph(char)
 
 
-def _neutral(char: str) -> bool:
-    return unicodedata.category(char)[0] in "ZPNS" and not (0x1F000 <= ord(char) <= 0x1FAFF)
-
-
 def _emoji(char: str) -> bool:
     return 0x1F000 <= ord(char) <= 0x1FAFF
+
+
+def _neutral(char: str) -> bool:
+    """Spaces, punctuation, digits and symbols: they stay in the run they sit in."""
+    return unicodedata.category(char)[0] in "ZPNS" and not _emoji(char)
 
 
 def itemize(text: str, primary: str = "") -> list[tuple[str, Face]]:

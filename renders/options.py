@@ -95,13 +95,11 @@ class OutputFields(serializers.Serializer):
     quality = _choice(list(QUALITIES), "standard", "Encoder effort: " +
                       "; ".join(f"{name}: {q['description']}" for name, q in QUALITIES.items()) + ".")
 
-    def output_spec(self, attrs, style: Style = DEFAULT_STYLE):
-        return house_format(canvas=attrs.pop("canvas", None), fps=attrs.pop("fps", None),
-                            fit=attrs.pop("fit", "contain"), quality=attrs.pop("quality", "standard"), style=style)
-
     def validate(self, attrs):
         attrs = super().validate(attrs)
-        attrs["output"] = self.output_spec(attrs, self.style_spec(attrs))
+        attrs["output"] = house_format(canvas=attrs.pop("canvas", None), fps=attrs.pop("fps", None),
+                                       fit=attrs.pop("fit", "contain"), quality=attrs.pop("quality", "standard"),
+                                       style=self.style_spec(attrs))
         return attrs
 
     def style_spec(self, attrs) -> Style:

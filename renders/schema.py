@@ -10,7 +10,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
 
-from .output import FITS, FPS_CHOICES, QUALITIES
 from .serializers import JoinSerializer
 
 
@@ -88,21 +87,27 @@ ERRORS = {
 }
 
 
+def form_property(field) -> dict:
+    """A declared form field as a schema property (for the one form drf-spectacular cannot introspect)."""
+    if isinstance(field, serializers.ChoiceField):
+        choices = list(field.choices)
+        prop = {"type": "integer" if all(isinstance(c, int) for c in choices) else "string", "enum": choices}
+    else:
+        prop = {"type": "string"}
+    if field.default is not serializers.empty:
+        prop["default"] = field.default
+    if field.help_text:
+        prop["description"] = str(field.help_text)
+    return prop
+
+
 def multipart_segments_schema():
     """concatenate-multipart's form: segment_<i> files, integer order_<i>, the shared join fields."""
     properties = {}
     for index in range(JoinSerializer.MAX_INPUTS):
         properties[f"segment_{index}"] = {"type": "string", "format": "binary"}
         properties[f"order_{index}"] = {"type": "integer", "description": f"sort key of segment_{index} (default {index})"}
-    properties.update({
-        "transition": {"type": "string", "enum": ["none", "crossfade"], "default": "none"},
-        "transition_duration": {"type": "string", "example": "0.5"},
-        "final_filename": {"type": "string"},
-        "canvas": {"type": "string", "example": "9:16"},
-        "fit": {"type": "string", "enum": list(FITS), "default": "contain"},
-        "fps": {"type": "integer", "enum": list(FPS_CHOICES)},
-        "quality": {"type": "string", "enum": list(QUALITIES), "default": "standard"},
-    })
+    properties.update({name: form_property(field) for name, field in JoinSerializer().fields.items()})
     return {"type": "object", "properties": properties, "additionalProperties": True,
             "description": "segment_<i> for any non-negative integer i (2 to 20 of them); order_<i> optional"}
 

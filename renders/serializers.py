@@ -16,11 +16,10 @@ EPSILON = 1e-3
 class RenderSerializer(serializers.Serializer):
     """Fields every endpoint takes."""
 
-    # (`params()` is what the RenderLog records.)
-
     final_filename = FilenameField()
 
     def params(self) -> dict:
+        """The validated fields as the RenderLog records them."""
         out = {}
         for key, value in self.validated_data.items():
             if isinstance(value, (str, int, float, bool)) or value is None:
@@ -164,6 +163,14 @@ class ConcatenateMultipartSerializer(JoinSerializer):
     Ties between an explicit order and an implied one (`i`) are broken by i;
     two equal explicit orders are an error.
     """
+
+    # the fields a form class cannot declare (published by /api/options)
+    dynamic_fields = {
+        "segment_<i>": {"type": "video", "required": True,
+                        "description": "a video for each non-negative integer i (2 to 20 of them)"},
+        "order_<i>": {"type": "integer", "required": False,
+                      "description": "the sort key of segment_<i> (default i; negative allowed)"},
+    }
 
     def to_internal_value(self, data):
         errors, segments, orders = {}, {}, {}

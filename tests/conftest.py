@@ -69,6 +69,21 @@ def clips(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def grey(tmp_path_factory):
+    """2 s of flat grey at the test canvas: any drawn pixel stands out."""
+    d = tmp_path_factory.mktemp("grey")
+    return media.lavfi_clip(d / "grey.mp4", seconds=2, size="320x180", video_src="color=c=0x808080:", rate=25)
+
+
+@pytest.fixture(scope="session")
+def big_clip(tmp_path_factory):
+    """~10 MB of noise: far more than the socket (and nginx's memory) buffers hold, so a download takes a while."""
+    path = tmp_path_factory.mktemp("big") / "big.mp4"
+    return media.make(path, "-f", "lavfi", "-i", "nullsrc=s=640x360:r=25:d=1.2,geq=random(1)*255:128:128",
+                      "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", "25")
+
+
+@pytest.fixture(scope="session")
 def variants(clips):
     """Sources that differ from the house format in every way the contract names.
 

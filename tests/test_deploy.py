@@ -365,14 +365,6 @@ def test_operator_paths_only_from_the_named_addresses(stack):
     assert status == 308 and headers["location"].startswith("https://")
 
 
-@pytest.fixture(scope="module")
-def big_clip(tmp_path_factory):
-    """~10 MB of noise: several times what nginx's memory buffers and the socket buffers hold."""
-    path = tmp_path_factory.mktemp("big") / "big.mp4"
-    return media.make(path, "-f", "lavfi", "-i", "nullsrc=s=640x360:r=25:d=1.2,geq=random(1)*255:128:128",
-                      "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", "25")
-
-
 def start_download(port, token, clip, rcvbuf=16384):
     sock = tls_socket(port, CLIENT, rcvbuf=rcvbuf)
     body, ctype = multipart({"video": clip, "start": "0", "mode": "fast"})

@@ -23,12 +23,6 @@ LONGEST = {"full_name": "W" * 80, "team": "M" * 80, "role": "Q" * 80}
 
 
 @pytest.fixture(scope="module")
-def grey(tmp_path_factory):
-    d = tmp_path_factory.mktemp("grey")
-    return media.lavfi_clip(d / "grey.mp4", seconds=2, size="320x180", video_src="color=c=0x808080:", rate=25)
-
-
-@pytest.fixture(scope="module")
 def pattern(tmp_path_factory):
     """4:3 with a bright centre square: where the picture and its centre land is easy to see."""
     d = tmp_path_factory.mktemp("pattern")
@@ -205,6 +199,12 @@ def test_options_document_matches_what_the_endpoints_enforce(api, clips):
     assert (height["min_value"], height["max_value"], height["default"]) == (144, 720, 360)
     assert "canvas" not in doc["endpoints"]["/api/trim/preview"]["fields"]
     assert doc["endpoints"]["/api/intro/render"]["fields"]["font"]["choices"] == list(fonts.registry())
+
+
+def test_options_publish_the_multipart_segment_fields(api):
+    multipart = api.get("/api/options").json()["endpoints"]["/api/concatenate-multipart"]
+    assert set(multipart["dynamic_fields"]) == {"segment_<i>", "order_<i>"}
+    assert {"transition", "canvas", "fit", "fps", "quality"} <= set(multipart["fields"])
 
 
 def test_options_needs_the_token(client):

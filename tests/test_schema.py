@@ -67,3 +67,4 @@ def test_field_details(client):
     multipart = form(doc, "/api/concatenate-multipart")["properties"]
     assert multipart["segment_0"]["format"] == "binary" and multipart["order_19"]["type"] == "integer"
     assert multipart["transition"]["enum"] == ["none", "crossfade"]
+    assert multipart["fps"]["enum"] == [24, 25, 30, 50, 60] and multipart["quality"]["default"] == "standard"

@@ -119,12 +119,6 @@ def test_undrawable_step_names_its_item(api, clips):
     assert json.loads(r.body)["fields"]["steps"][0].startswith("item 2: no installed font can draw U+E123")
 
 
-@pytest.fixture(scope="module")
-def grey(tmp_path_factory):
-    d = tmp_path_factory.mktemp("grey")
-    return media.lavfi_clip(d / "grey.mp4", seconds=2, size="320x180", video_src="color=c=0x808080:", rate=25)
-
-
 @pytest.mark.parametrize("script", ["Chinese (simplified)", "Devanagari", "Thai", "Korean", "Emoji", "Arabic"])
 def test_rendered_frames_show_real_glyphs(api, grey, tmp_path, script):
     frames = []

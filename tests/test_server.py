@@ -16,14 +16,6 @@ from .server import gunicorn, raw_request, read_head, request
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(scope="module")
-def big_clip(tmp_path_factory):
-    """~10 MB: far more than the socket buffers hold, so a download takes a while."""
-    path = tmp_path_factory.mktemp("big") / "big.mp4"
-    return media.make(path, "-f", "lavfi", "-i", "nullsrc=s=640x360:r=25:d=1.2,geq=random(1)*255:128:128",
-                      "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", "25")
-
-
 def test_dropped_download_deletes_workspace(token, big_clip):
     with gunicorn() as (address, _proc):
         sock = raw_request(address, "/api/trim", {"video": big_clip, "start": "0", "mode": "fast"}, token, rcvbuf=8192)
