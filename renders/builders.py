@@ -8,6 +8,8 @@ relative names the service chose inside the workspace.
 
 import re
 
+from django.conf import settings
+
 from . import colour
 from .output import OutputSpec
 from .probe import MediaInfo, input_options
@@ -28,7 +30,13 @@ def input_args(name: str, info: MediaInfo, *, start: float | None = None, durati
         args += ["-ss", seconds(start)]
     if duration is not None:
         args += ["-t", seconds(duration)]
-    return args + input_options(info.demuxer) + ["-i", name]
+    return args + threads() + input_options(info.demuxer) + ["-i", name]
+
+
+def threads(option: str = "-threads") -> list[str]:
+    """`option N` with the configured per-run thread budget (VIDEOAPI_FFMPEG_THREADS); nothing when 0 (FFmpeg's own)."""
+    count = settings.VIDEOAPI_FFMPEG_THREADS
+    return [option, str(count)] if count else []
 
 
 def whole_frames(duration: float, fps: int) -> float:
@@ -170,14 +178,14 @@ def house_output_args(house: OutputSpec, output: str, *, video: str = "[v]", aud
         "-g", str(house.fps * 2),
         "-c:a", "aac", "-b:a", house.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2",
         "-map_metadata", "-1", "-map_chapters", "-1",
-        "-movflags", "+faststart",
+        "-movflags", "+faststart", *threads(),
         "-f", "mp4", output,
     ]  # fmt: skip
 
 
 def graph_args(script_name: str) -> list[str]:
     """Read the filter graph from a file in the workspace (no quoting on the command line)."""
-    return ["-/filter_complex", script_name]
+    return [*threads("-filter_complex_threads"), "-/filter_complex", script_name]
 
 
 # ---- trim ---------------------------------------------------------------------
@@ -223,7 +231,7 @@ def preview_mp4_args(src: str, info: MediaInfo, start: float, length: float, hei
         + ["-map", "0:v:0", "-vf", vf, "-c:v", "libx264", "-preset", "ultrafast", "-tune", "fastdecode",
            "-crf", str(crf)]
         + audio
-        + ["-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", output]
+        + [*threads("-filter_threads"), *threads(), "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", output]
     )  # fmt: skip
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from renders.output import OutputSpec
+from renders.output import OutputSpec, house_format
 from renders import builders, workspace
 from renders.errors import PayloadTooLarge
 from renders.fields import parse_time, sanitize_filename
@@ -47,11 +47,29 @@ def test_sanitize_filename(raw, name):
     assert sanitize_filename(raw, "mp4") == name
 
 
-def test_inputs_are_locked_to_one_demuxer_and_local_files():
+def test_inputs_are_locked_to_one_demuxer_and_local_files(settings):
+    settings.VIDEOAPI_FFMPEG_THREADS = 0
     args = builders.input_args("upload_1.bin", INFO, start=1.5, duration=2)
     assert args == ["-ss", "1.5", "-t", "2", "-protocol_whitelist", "file", "-format_whitelist", "mov",
                     "-f", "mov", "-i", "upload_1.bin"]
     assert input_options("matroska")[-1] == "matroska"
+
+
+def test_every_run_gets_the_thread_budget(settings):
+    """Decoder, filter graph and x264 each get VIDEOAPI_FFMPEG_THREADS; 0 leaves FFmpeg's own choice."""
+    house = house_format()
+    settings.VIDEOAPI_FFMPEG_THREADS = 3
+    args, _graph = builders.trim_accurate_args("in.mp4", INFO, house, 0, 1, "g.txt", "out.mp4")
+    assert args.index("-threads") < args.index("-i")  # the decoder's
+    assert args[args.index("-filter_complex_threads") + 1] == "3"
+    last = len(args) - 1 - args[::-1].index("-threads")
+    assert last > args.index("-i") and args[last + 1] == "3"  # x264's, an output option
+    assert args.count("-threads") == 2
+    preview = builders.preview_mp4_args("in.mp4", INFO, 0, 1, 144, 30, "p.mp4")
+    assert preview.count("-threads") == 2 and preview[preview.index("-filter_threads") + 1] == "3"
+    settings.VIDEOAPI_FFMPEG_THREADS = 0
+    args, _graph = builders.trim_accurate_args("in.mp4", INFO, house, 0, 1, "g.txt", "out.mp4")
+    assert "-threads" not in args and "-filter_complex_threads" not in args
 
 
 def test_seconds_formatting():

@@ -236,6 +236,11 @@ VIDEOAPI_PREVIEW_CRF = env_number("VIDEOAPI_PREVIEW_CRF", 30, int, minimum=0)
 VIDEOAPI_FONT = env_str("VIDEOAPI_FONT", "")  # empty: first bundled-system DejaVu Sans Bold found
 VIDEOAPI_FONTS_DIR = env_str("VIDEOAPI_FONTS_DIR", "")  # brand fonts a request may name (TTF/OTF)
 VIDEOAPI_MAX_CONCURRENT_RENDERS = env_number("VIDEOAPI_MAX_CONCURRENT_RENDERS", max(1, os.cpu_count() or 1), int, minimum=1)
+# Threads per FFmpeg run (decoder, filters, x264): the cores shared out among the
+# render slots, so N slots never oversubscribe the host; 0 leaves it to FFmpeg
+# (a thread per core for every run). docs/BENCHMARKS.md has the measurements.
+VIDEOAPI_FFMPEG_THREADS = env_number(
+    "VIDEOAPI_FFMPEG_THREADS", max(1, (os.cpu_count() or 1) // VIDEOAPI_MAX_CONCURRENT_RENDERS), int, minimum=0)
 VIDEOAPI_QUEUE_TIMEOUT = env_number("VIDEOAPI_QUEUE_TIMEOUT", DEFAULT_QUEUE_TIMEOUT, float, minimum=0)
 VIDEOAPI_SWEEP_GRACE = env_number("VIDEOAPI_SWEEP_GRACE", 60.0, float, minimum=0)
 VIDEOAPI_MIN_FREE_BYTES = env_number("VIDEOAPI_MIN_FREE_BYTES", 1024**3, int, minimum=0)
@@ -263,7 +268,8 @@ REST_FRAMEWORK = {
 CORS_ALLOWED_ORIGINS = [o.strip().rstrip("/") for o in env_str("VIDEOAPI_CORS_ALLOWED_ORIGINS", "").split(",")
                         if o.strip()]
 CORS_URLS_REGEX = r"^/api/.*$"
-CORS_EXPOSE_HEADERS = ["X-Render-Id", "Content-Disposition", "X-Concat-Mode", "X-Trim-Start", "Retry-After"]
+CORS_EXPOSE_HEADERS = ["X-Render-Id", "Content-Disposition", "X-Concat-Mode", "X-Trim-Start", "Retry-After",
+                       "Server-Timing"]
 CORS_PREFLIGHT_MAX_AGE = 600
 
 SPECTACULAR_SETTINGS = {
