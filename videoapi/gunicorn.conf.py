@@ -50,13 +50,20 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    """Each worker loads views, fonts, PyAV and the FFmpeg path before its first request."""
+    """Each worker loads views, fonts, PyAV and the FFmpeg path before its first request.
+
+    VIDEOAPI_WARM_WORKERS=0 turns it off (bench/api.py measures the difference).
+    """
+    if os.environ.get("VIDEOAPI_WARM_WORKERS", "1") == "0":
+        worker.log.info("worker %s ready (warm-up off)", worker.pid)
+        return
     from renders.warmup import warm
 
     try:
         warm()
     except Exception:  # a worker that cannot warm up still serves (and fails loudly where it must)
         worker.log.exception("warm-up failed")
+    worker.log.info("worker %s ready", worker.pid)
 
 
 def child_exit(server, worker):
