@@ -13,6 +13,7 @@ import ctypes
 import functools
 import logging
 import os
+import select
 import signal
 import subprocess
 import time
@@ -96,7 +97,7 @@ def run(args: list[str], *, cwd: Path, timeout: float | None = None, log_name: s
             close_fds=True,
         )
         try:
-            proc.wait(timeout=timeout)
+            _wait(proc, timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
             _kill_group(proc)
@@ -109,6 +110,28 @@ def run(args: list[str], *, cwd: Path, timeout: float | None = None, log_name: s
     logger.debug("event=ffmpeg exit=%s timed_out=%s seconds=%.2f argv=%s stderr=%r", proc.returncode, timed_out,
                  seconds, argv, result.stderr_tail)
     return result
+
+
+def _wait(proc: subprocess.Popen, timeout: float | None):
+    """Wait for FFmpeg to exit, waking the moment it does.
+
+    `Popen.wait(timeout=...)` polls with sleeps of up to 50 ms, which every
+    render would pay after FFmpeg has finished; a pidfd (Linux 5.3+) becomes
+    readable exactly when the process exits.
+    """
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux, or an old kernel
+        proc.wait(timeout=timeout)
+        return
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(None if timeout is None else max(0, int(timeout * 1000))):
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+    finally:
+        os.close(pidfd)
+    proc.wait()
 
 
 def _kill_group(proc: subprocess.Popen):

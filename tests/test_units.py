@@ -67,6 +67,8 @@ def test_every_run_gets_the_thread_budget(settings):
     assert args.count("-threads") == 2
     preview = builders.preview_mp4_args("in.mp4", INFO, 0, 1, 144, 30, "p.mp4")
     assert preview.count("-threads") == 2 and preview[preview.index("-filter_threads") + 1] == "3"
+    # the preview decodes without deblocking (before its input); a house-format trim never does
+    assert preview.index("-skip_loop_filter:v") < preview.index("-i") and "-skip_loop_filter:v" not in args
     settings.VIDEOAPI_FFMPEG_THREADS = 0
     args, _graph = builders.trim_accurate_args("in.mp4", INFO, house, 0, 1, "g.txt", "out.mp4")
     assert "-threads" not in args and "-filter_complex_threads" not in args
