@@ -183,3 +183,17 @@ def test_upload_handler_names_files_itself(ws):
     assert uploaded.path.parent == ws.path and uploaded.path.name == "upload_1.bin"
     assert uploaded.path.read_bytes() == b"abc" and uploaded.name == "passwd"
     uploaded.close()
+
+
+@pytest.mark.parametrize("header", [b"Content-Disposition", b"content-disposition", b"CONTENT-DISPOSITION"])
+def test_body_stream_names_the_part_being_read(header):
+    """The field a 413 names: found however a client spells the header, also across a chunk edge."""
+    from io import BytesIO
+
+    from renders.uploads import BodyStream
+
+    body = b"\x00" * 65_520 + b"\r\n--b\r\n" + header  # the header straddles the first 64 KiB read + b': form-data; name="full_name"\r\n\r\n' + b"x" * 1000
+    stream = BodyStream(BytesIO(body), limit=10**6)
+    while stream.read(65_536):
+        pass
+    assert stream.field == "full_name"
