@@ -192,7 +192,8 @@ def test_body_stream_names_the_part_being_read(header):
 
     from renders.uploads import BodyStream
 
-    body = b"\x00" * 65_520 + b"\r\n--b\r\n" + header  # the header straddles the first 64 KiB read + b': form-data; name="full_name"\r\n\r\n' + b"x" * 1000
+    # the header straddles the end of the first 64 KiB read
+    body = b"\x00" * 65_520 + b"\r\n--b\r\n" + header + b': form-data; name="full_name"\r\n\r\n' + b"x" * 1000
     stream = BodyStream(BytesIO(body), limit=10**6)
     while stream.read(65_536):
         pass
