@@ -55,12 +55,14 @@ class FFmpegResult:
         return not self.timed_out and self.returncode == 0
 
 
+try:
+    _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)  # loaded once here: the forked child only calls prctl
+except OSError:  # not glibc Linux: no parent-death signal
+    _LIBC = None
+
+
 def _die_with_parent():  # runs in the child between fork and exec
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _tail(path: Path, limit: int = STDERR_TAIL_BYTES) -> str:
@@ -93,7 +95,7 @@ def run(args: list[str], *, cwd: Path, timeout: float | None = None, log_name: s
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             start_new_session=True,
-            preexec_fn=_die_with_parent if os.uname().sysname == "Linux" else None,
+            preexec_fn=_die_with_parent if _LIBC is not None else None,
             close_fds=True,
         )
         try:
