@@ -147,7 +147,6 @@ def probe_video(path: Path, field: str) -> MediaInfo:
                 raise InvalidInput(f"{field}: {message}", fields={field: [message]})
             rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate or Fraction(0)
             check_cost(field, vstream.codec_context.width, vstream.codec_context.height, rate, astream)
-            vstream.thread_type = "AUTO"
             first = _first_frame(container, vstream)
             if first is None:
                 raise undecodable
@@ -237,8 +236,22 @@ def _config_digest(stream) -> str:
 
 
 def _first_frame(container, vstream):
-    for index, frame in enumerate(container.decode(vstream)):
-        return frame
+    """The first picture, decoding as little as possible.
+
+    A decoder holds frames back for reordering (B-frames) and frame
+    threading, so asking for the first frame would decode several; instead
+    packets go in until a keyframe has, and a flush hands it out at once.
+    """
+    context = vstream.codec_context
+    for packet in container.demux(vstream):
+        if not packet.size:
+            continue
+        frames = context.decode(packet)
+        if frames:
+            return frames[0]
+        if packet.is_keyframe:
+            frames = context.decode(None)
+            return frames[0] if frames else None
     return None
 
 
