@@ -14,7 +14,14 @@ the service's own accurate-trim builder, then joins them four ways:
   line up) and never runs past the picture; both streams copied;
 - in-band, whole AAC frames: the same, but the sound rounded up to whole
   1024-sample frames, so the concat demuxer's offsets come from the sound
-  and the picture's last frame is held a little longer.
+  and the picture's last frame is held a little longer;
+- priming dropped, lead-out: whole AAC frames again, encoded with 1024 more
+  samples of what follows in the source, keeping packets 1..m (the priming
+  packet dropped, timestamps from 0, no edit list), so that at a join the
+  decoder overlaps one segment's lead-out with the next one's first frame
+  (an MDCT crossfade) instead of playing priming;
+- priming dropped, silent end: the same for segments cut where their
+  source ends (a template over a whole clip): nothing follows, so silence.
 
 For each join it prints how far the sound sits from where the picture says
 it should be (cross-correlated against the source, decoded continuously as
@@ -115,7 +122,7 @@ def main():
         source = pcm(work, "source.mov")
         house = house_format()
         starts = np.cumsum([0] + counts[:-1]) / FPS
-        plain, inband, whole = [], [], []
+        plain, inband, whole, spliced, silent = [], [], [], [], []
         for i, (start, frames) in enumerate(zip(starts, counts)):
             length = frames / FPS
             seg = f"seg{i}.mp4"
@@ -137,9 +144,26 @@ def main():
                 run(work, "-i", seg, "-i", audio, "-map", "0:v", "-map", "1:a", "-c", "copy",
                     "-movflags", "+faststart", both)
                 out.append(both)
+            # priming dropped, lead-out kept: encode the sound to whole AAC frames plus 1024 samples of what
+            # follows in the source, keep packets 1..m (no priming packet, pts from 0, no edit list): at a
+            # join the decoder overlaps one segment's lead-out with the next one's start (an MDCT crossfade)
+            # (a segment cut at its source's end has no continuation: the same with silence after the video)
+            frames_aac = -(-int(length * RATE) // AAC)
+            for kind, keep, out in (("splice", (frames_aac + 1) * AAC, spliced),
+                                    ("silent", int(length * RATE), silent)):
+                audio = f"a{i}{kind}.m4a"
+                run(work, "-ss", f"{start:.6f}", "-i", "source.mov", "-map", "0:a",
+                    "-af", f"atrim=end_sample={keep},apad=whole_len={(frames_aac + 1) * AAC}",
+                    "-c:a", "aac", "-b:a", house.audio_bitrate, "-ac", "2", "-ar", str(RATE),
+                    "-bsf:a", f"noise=drop=eq(n\\,0)+gt(n\\,{frames_aac})", "-use_editlist", "0", audio)
+                both = f"seg{i}{kind}.mp4"
+                run(work, "-i", seg, "-i", audio, "-map", "0:v", "-map", "1:a", "-c", "copy",
+                    "-movflags", "+faststart", both)
+                out.append(both)
         joined = {}
         for label, names in (("today", plain), ("copy", plain), ("in-band, audio <= video", inband),
-                             ("in-band, whole AAC frames", whole)):
+                             ("in-band, whole AAC frames", whole), ("priming dropped, lead-out", spliced),
+                             ("priming dropped, silent end", silent)):
             listing = f"join{len(joined)}.ffconcat"
             (work / listing).write_text(builders.concat_list(names))
             out = f"joined{len(joined)}.mp4"
@@ -162,7 +186,7 @@ def main():
             offsets = [offset_ms(sound, source, t, s) for t, s in zip(at[1:], starts[1:])]
             dips = [dip_db(sound, t) for t in at[1:]]
             if os.environ.get("BENCH_VERBOSE"):
-                print(label, [round(float(o), 1) for o in offsets], [round(d, 1) for d in dips])
+                print(label, [round(float(o), 1) for o in offsets], [round(float(d), 1) for d in dips])
             print(f"{label:<28} {min(offsets):>14.1f} / {max(offsets):<15.1f} {offsets[-1] - offsets[0]:>22.1f} "
                   f"{min(dips):>24.1f}")
         reference = [dip_db(source, s) for s in starts[1:]]
