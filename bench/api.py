@@ -15,7 +15,8 @@ loopback port, generates its inputs with FFmpeg, and prints one table:
 - forced re-encode / copy join: 3 x 10 s 720p house segments (the re-encode
   is forced by giving the last segment 44.1 kHz sound);
 - cleanup: from the client's last byte to the workspace gone (p50, p95);
-- worker RSS before and at its peak during a 450 MB upload;
+- worker RSS before and at its peak during a 45 MB and a 450 MB upload
+  (each on a fresh worker), and after probing refuses it;
 - throughput: a mixed workload (templates, trims, previews, joins) from 4
   concurrent clients at 1, 2 and 4 render slots, with the thread budget
   shared out among the slots (the default) and with FFmpeg's own threading.
@@ -95,9 +96,11 @@ def inputs(address, token):
     # the same three, the last with its sound at 44.1 kHz: the layouts differ, so the join re-encodes
     clips["mixed"] = clips["segments"][:2] + [make("seg2-44k.mp4", "-i", "seg2.mp4", "-c:v", "copy", "-c:a", "aac",
                                                    "-ar", "44100", "-movflags", "+faststart")]
-    clips["upload"] = WORK / "upload-450MB.mp4"
-    with open(clips["upload"], "wb") as handle:
-        handle.truncate(450 * 1000 * 1000)  # sparse: the body is sent, probing refuses it afterwards
+    clips["uploads"] = {}
+    for megabytes in (45, 450):
+        clips["uploads"][megabytes] = WORK / f"upload-{megabytes}MB.mp4"
+        with open(clips["uploads"][megabytes], "wb") as handle:
+            handle.truncate(megabytes * 1000 * 1000)  # sparse: the body is sent, probing refuses it afterwards
     return clips
 
 
@@ -133,7 +136,7 @@ def body_parts(fields):
     return parts, f"multipart/form-data; boundary={boundary}"
 
 
-def post(address, token, path, fields, expect=200, keep=False):
+def post(address, token, path, fields, expect=200, keep=False, sent=None):
     """Stream a multipart POST (files read in 1 MiB chunks), read the whole answer, time its cleanup."""
     parts, content_type = body_parts(fields)
     length = sum(p.stat().st_size if isinstance(p, Path) else len(p) for p in parts)
@@ -152,6 +155,8 @@ def post(address, token, path, fields, expect=200, keep=False):
                     conn.send(chunk)
         else:
             conn.send(part)
+    if sent is not None:
+        sent()  # the whole body is on its way
     response = conn.getresponse()
     body = response.read()
     finished = time.monotonic()
@@ -261,29 +266,37 @@ def first_request_rows(token, clips, repeat):
 
 
 def upload_rows(token, clips):
+    """A fresh worker per size: growth that does not follow the size is buffers, not the upload."""
+    return [row for megabytes, path in clips["uploads"].items() for row in upload_row(token, clips, megabytes, path)]
+
+
+def upload_row(token, clips, megabytes, path):
     with serve(GUNICORN_WORKERS="1") as (address, proc):
         pid = worker_pids(proc)[0]
         for _ in range(2):  # a worker's first requests allocate for good (connections, caches): not the upload's
             post(address, token, "/api/trim", {"video": clips["intro"], "start": "0", "duration": "1"})
-        before, peak, done = rss_kib(pid), [0], threading.Event()
+        before, peaks, done, phase = rss_kib(pid), {"upload": 0, "answer": 0}, threading.Event(), ["upload"]
 
         def sample():
             while not done.is_set():
-                peak[0] = max(peak[0], rss_kib(pid))
+                peaks[phase[0]] = max(peaks[phase[0]], rss_kib(pid))
                 time.sleep(0.01)
 
         sampler = threading.Thread(target=sample)
         sampler.start()
         try:
-            answer = post(address, token, "/api/trim", {"video": clips["upload"], "start": "0"}, expect=None)
+            answer = post(address, token, "/api/trim", {"video": path, "start": "0"}, expect=None,
+                          sent=lambda: phase.__setitem__(0, "answer"))
         finally:
             done.set()
             sampler.join()
     if answer.status >= 500:
-        raise SystemExit(f"the 450 MB upload got {answer.status}")
-    return [("worker RSS growth during a 450 MB upload", f"{(peak[0] - before) / 1024:+.1f} MB",
-             f"{before / 1024:.0f} MB before, {peak[0] / 1024:.0f} MB peak, upload {answer.wall:.1f} s "
-             f"(answer {answer.status}: not a video)")]
+        raise SystemExit(f"the {megabytes} MB upload got {answer.status}")
+    return [(f"worker RSS growth during a {megabytes} MB upload", f"{(peaks['upload'] - before) / 1024:+.1f} MB",
+             f"{before / 1024:.0f} MB before, {peaks['upload'] / 1024:.0f} MB peak while it arrived, upload "
+             f"{answer.wall:.1f} s"),
+            ("  then probing it and answering", f"{(peaks['answer'] - before) / 1024:+.1f} MB",
+             f"answer {answer.status}: not a video")]
 
 
 def workload(clips):

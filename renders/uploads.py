@@ -47,14 +47,16 @@ class BodyStream:
         self.read_bytes += len(data)
         if self.read_bytes > self.limit:
             raise PayloadTooLarge(f"request body is over the limit of {self.limit} bytes")
-        window = self._tail + data
-        # a case-insensitive regex over every byte of a video costs ~2.5 ms per MB; a plain
-        # search for the header's name (as clients spell it) skips the chunks with no part header
-        if b"isposition" in window or b"ISPOSITION" in window:
-            names = FIELD_NAME.findall(window)
-            if names:
-                self.field = names[-1].decode("utf-8", "replace")
-        self._tail = window[-512:]
+        # A header can straddle two reads: look at the end of the last read joined to the start of
+        # this one, then at this one. A case-insensitive regex over every byte of a video costs
+        # ~2.5 ms per MB, so a plain search for the header's name (as clients spell it) comes first,
+        # and no read is copied whole.
+        for window in (self._tail + data[:512], data):
+            if b"isposition" in window or b"ISPOSITION" in window:
+                names = FIELD_NAME.findall(window)
+                if names:
+                    self.field = names[-1].decode("utf-8", "replace")
+        self._tail = data[-512:] if len(data) >= 512 else (self._tail + data)[-512:]
         return data
 
 
