@@ -78,12 +78,14 @@ def main():
     client = Client()
     client.force_login(user)
     failed = RenderLog.objects.filter(status="failed").first()
-    week = (timezone.now() - timedelta(days=7)).date().isoformat()
+    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    week = {"received_at__gte": str(midnight - timedelta(days=7)),  # what the date filter's "Past 7 days" links
+            "received_at__lt": str(midnight + timedelta(days=1))}
     pages = {
         "list (with dashboard)": {}, "filter endpoint": {"endpoint": "demo"},
         "filter status": {"status__exact": "failed"}, "filter host": {"host": "render-2"},
         "filter cleanup": {"cleanup_status__exact": "deleted"}, "filter error code": {"error_code": "render_failed"},
-        "filter date (7 days)": {"received_at__gte": week}, "search id": {"q": str(failed.id)},
+        "filter date (7 days)": week, "search id": {"q": str(failed.id)},
         "search id prefix": {"q": failed.id.hex[:8]}, "search error": {"q": "exit code 234"},
         "page 500": {"p": "500"},
     }
