@@ -4,7 +4,7 @@
 
 Cuts one source (a moving picture; pink noise under a tone, so a gap or a
 click shows) into `--segments` house-format segments of uneven lengths with
-the service's own accurate-trim builder, then joins them four ways:
+the service's own accurate-trim builder, then joins them six ways:
 
 - today: the copy path as shipped (video copied, sound decoded and re-encoded);
 - copy: both streams copied from the house segments as they are (AAC with

@@ -1,6 +1,7 @@
 """A throwaway PostgreSQL cluster for the test run (Debian's `postgresql` package).
 
     python -m tests.pgcluster -- python -m pytest ...
+    python -m tests.pgcluster --createdb -- python bench/admin.py   # with an empty database "videoapi"
 
 initdb's a cluster in a private temp dir, starts it on a free loopback port
 (and a socket dir inside that temp dir), runs the command with DATABASE_URL
@@ -146,6 +147,7 @@ def running_cluster():
 
 
 def main(argv):
+    createdb = "--createdb" in argv[: argv.index("--")] if "--" in argv else False
     if "--" in argv:
         argv = argv[argv.index("--") + 1:]
     if not argv:
@@ -167,6 +169,11 @@ def main(argv):
     signal.signal(signal.SIGINT, forward)
     try:
         print(f"PostgreSQL pass: throwaway cluster on 127.0.0.1:{cluster.port} in {cluster.base}", flush=True)
+        if createdb:  # for commands that use the database itself (the tests make their own)
+            import psycopg
+
+            with psycopg.connect(cluster.url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
+                connection.execute("CREATE DATABASE videoapi")
         env = {**os.environ, "DATABASE_URL": cluster.url, "VIDEOAPI_TEST_PG": cluster.to_env()}
         child = subprocess.Popen(argv, env=env)
         return child.wait()
