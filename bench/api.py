@@ -131,7 +131,8 @@ def body_parts(fields):
                 parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{item.name}"\r\n'
                           "Content-Type: application/octet-stream\r\n\r\n".encode(), item, b"\r\n"]
             else:
-                parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{item}\r\n'.encode())
+                head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                parts.append(f"{head}{item}\r\n".encode())
     parts.append(f"--{boundary}--\r\n".encode())
     return parts, f"multipart/form-data; boundary={boundary}"
 

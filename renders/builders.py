@@ -239,7 +239,8 @@ def preview_mp4_args(src: str, info: MediaInfo, start: float, length: float, hei
         + ["-map", "0:v:0", "-vf", vf, "-c:v", "libx264", "-preset", "ultrafast", "-tune", "fastdecode",
            "-crf", str(crf)]
         + audio
-        + [*threads("-filter_threads"), *threads(), "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", output]
+        + [*threads("-filter_threads"), *threads(),
+           "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", output]
     )  # fmt: skip
 
 

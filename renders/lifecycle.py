@@ -229,7 +229,8 @@ class Render:
         except (CleanupError, OSError) as exc:
             logger.error("event=cleanup_failed render_id=%s path=%s error=%s", self.id, self.workspace.path, exc)
             metrics.cleanup(RenderLog.Cleanup.FAILED)
-            fields.update(cleanup_status=RenderLog.Cleanup.FAILED, cleanup_at=timezone.now(), cleanup_error=str(exc)[:2000])
+            fields.update(cleanup_status=RenderLog.Cleanup.FAILED, cleanup_at=timezone.now(),
+                          cleanup_error=str(exc)[:2000])
         else:
             logger.info("event=cleaned render_id=%s response_closed=%s", self.id, response_closed)
             metrics.cleanup(RenderLog.Cleanup.DELETED)

@@ -166,7 +166,8 @@ def document(view, serializer_class, content_type="video/mp4"):
     request = multipart_segments_schema() if view.endpoint == "concatenate-multipart" else serializer_class
     binary = OpenApiResponse(OpenApiTypes.BINARY, description=f"the rendered file ({content_type}, or "
                              "application/octet-stream when the request's Accept asks for it); headers "
-                             "X-Render-Id, Content-Disposition, Cache-Control: no-store")
+                             "X-Render-Id, Content-Disposition, Cache-Control: no-store, "
+                             "Server-Timing (ffmpeg and total, in ms)")
     summary, description = describe_operation(view)
     alternatives = {(200, "image/jpeg"): binary} if view.endpoint == "trim-preview" else {}
     tag = "templates" if view.path.endswith("/render") else ("trim" if "trim" in view.endpoint else "join")
