@@ -79,4 +79,11 @@ def test_workers_warm_up_before_their_first_request(tmp_path):
     with gunicorn(workers=2) as (address, _proc):
         log = Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"gunicorn-{address.split(':')[1]}.log"
         assert wait_for(lambda: log.read_text().count("event=warmed") == 2, seconds=30), log.read_text()[-2000:]
+        assert wait_for(lambda: log.read_text().count(" ready") == 2, seconds=10)
     assert "warm-up failed" not in log.read_text()
+    # VIDEOAPI_WARM_WORKERS=0 (the benchmark's comparison) skips it and says so
+    with gunicorn({"VIDEOAPI_WARM_WORKERS": "0"}, workers=1) as (address, _proc):
+        log = Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"gunicorn-{address.split(':')[1]}.log"
+        assert wait_for(lambda: "ready (warm-up off)" in log.read_text(), seconds=30), log.read_text()[-2000:]
+        status, _headers, _body = request(address, "/api/trim", {"video": "not-a-file", "start": "0"}, None)
+    assert status == 401 and "event=warmed" not in log.read_text()
