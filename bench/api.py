@@ -255,7 +255,7 @@ def first_request_rows(token, clips, repeat):
     rows = []
     for warm in ("1", "0"):
         extra = []
-        for _ in range(max(2, repeat // 2)):
+        for _ in range(max(3, repeat // 2)):
             with serve(GUNICORN_WORKERS="1", VIDEOAPI_WARM_WORKERS=warm) as (address, _proc):
                 answers = [post(address, token, "/api/intro/render", {"video": clips["intro"], **INTRO})
                            for _ in range(4)]
