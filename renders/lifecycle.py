@@ -126,13 +126,20 @@ class Render:
         django_request._stream = body
         if chunked:  # the parsers read up to CONTENT_LENGTH; the body stream ends the read at the real end
             meta["CONTENT_LENGTH"] = str(limit)
-        django_request.upload_handlers = [WorkspaceUploadHandler(self.workspace, limit, django_request)]
+        handler = WorkspaceUploadHandler(self.workspace, limit, django_request)
+        django_request.upload_handlers = [handler]
         try:
             return request.data  # parses now, into the workspace
-        except RequestDataTooBig:
-            field = body.field or "a text field"
-            message = f"over the in-memory field limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
-            raise PayloadTooLarge(f"{field}: {message}", fields={field: [message]}) from None
+        except BaseException as exc:
+            # the body stream's limit, a full disk, a broken body: Django closes the file being
+            # written only for its own StopUpload, and an open file keeps its disk space after
+            # the workspace is deleted
+            handler.upload_interrupted()
+            if isinstance(exc, RequestDataTooBig):
+                field = body.field or "a text field"
+                message = f"over the in-memory field limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
+                raise PayloadTooLarge(f"{field}: {message}", fields={field: [message]}) from None
+            raise
 
     def accepted(self, params: dict, inputs: list):
         self.log.record(params=params, inputs=inputs)

@@ -1,5 +1,6 @@
 """The upload path under pressure: chunked bodies, oversized fields, a full temp disk."""
 
+import io
 import json
 import os
 import shutil
@@ -156,3 +157,31 @@ def test_disk_filling_during_a_chunked_upload_is_507_and_the_worker_keeps_nothin
         assert shutil.disk_usage(small_disk).free > 11 * 1024 * 1024  # the space is back at once
         status, _, body = chunked_request(address, "/api/trim", {"video": clips.basic, "start": "1"}, token)
         assert status == 200  # and the next render works
+
+
+def test_an_upload_cut_off_by_the_limit_leaves_no_open_file(api, settings, tmp_path):
+    """A chunked body passing the limit mid-file: 413, and the half-written upload is closed at once.
+
+    An open file keeps its disk space after the workspace is deleted, for as
+    long as the request object lives; only Django's own StopUpload closes it.
+    """
+    settings.VIDEOAPI_MAX_UPLOAD_BYTES = 1024 * 1024  # past the parser's first reads: the file is being written
+    upload = tmp_path / "clip.mp4"
+    upload.write_bytes(os.urandom(2 * 1024 * 1024))
+    body, ctype = multipart({"start": "0", "video": upload})
+    # as gunicorn hands over a de-chunked body: no length, a stream that ends (the test client's own cannot)
+    r = api.generic("POST", "/api/trim", body, content_type=ctype, CONTENT_LENGTH="",
+                    HTTP_TRANSFER_ENCODING="chunked", **{"wsgi.input": io.BytesIO(body)})
+    assert r.status_code == 413 and json.loads(r.content)["code"] == "payload_too_large"
+    root = os.path.realpath(settings.VIDEOAPI_TEMP_ROOT)
+    open_under_root = [target for fd in os.listdir("/proc/self/fd")
+                       if (target := _fd_target(fd)).startswith(root)]
+    assert r.wsgi_request is not None and open_under_root == []  # the request is alive, its upload closed
+    assert leftovers() == []
+
+
+def _fd_target(fd):
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return ""
