@@ -35,7 +35,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +60,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 
 from renders import builders, ffmpeg  # noqa: E402
-from tests.server import gunicorn  # noqa: E402
+from tests.server import gunicorn, multipart_parts  # noqa: E402
 
 TEMP_ROOT = Path(ENV["VIDEOAPI_TEMP_ROOT"])
 INTRO = {"full_name": "Ada Lovelace", "role": "Head of Engineering", "team": "Analytical Engines"}
@@ -122,24 +121,9 @@ class Answer:
         return self.wall - self.ffmpeg
 
 
-def body_parts(fields):
-    boundary = uuid.uuid4().hex
-    parts = []
-    for name, value in fields.items():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, Path):
-                parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{item.name}"\r\n'
-                          "Content-Type: application/octet-stream\r\n\r\n".encode(), item, b"\r\n"]
-            else:
-                head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                parts.append(f"{head}{item}\r\n".encode())
-    parts.append(f"--{boundary}--\r\n".encode())
-    return parts, f"multipart/form-data; boundary={boundary}"
-
-
 def post(address, token, path, fields, expect=200, keep=False, sent=None):
     """Stream a multipart POST (files read in 1 MiB chunks), read the whole answer, time its cleanup."""
-    parts, content_type = body_parts(fields)
+    parts, content_type = multipart_parts(fields)
     length = sum(p.stat().st_size if isinstance(p, Path) else len(p) for p in parts)
     host, port = address.split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=900)

@@ -57,8 +57,12 @@ def gunicorn(extra_env=None, workers=2, threads=4):
         log.close()
 
 
-def multipart(fields):
-    """Encode {name: str | Path | [..]} as multipart/form-data; returns (body, content_type)."""
+def multipart_parts(fields):
+    """{name: str | Path | [..]} as multipart/form-data pieces: (parts, content_type).
+
+    A part is bytes, or a Path whose contents go there (read by the caller,
+    so a large file can be streamed).
+    """
     boundary = uuid.uuid4().hex
     parts = []
     for name, value in fields.items():
@@ -66,12 +70,18 @@ def multipart(fields):
             if isinstance(item, Path):
                 head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{item.name}"\r\n' \
                        "Content-Type: application/octet-stream\r\n\r\n"
-                parts.append(head.encode() + item.read_bytes() + b"\r\n")
+                parts += [head.encode(), item, b"\r\n"]
             else:
                 head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
                 parts.append(head.encode() + str(item).encode() + b"\r\n")
     parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+    return parts, f"multipart/form-data; boundary={boundary}"
+
+
+def multipart(fields):
+    """Encode {name: str | Path | [..]} as multipart/form-data; returns (body, content_type)."""
+    parts, content_type = multipart_parts(fields)
+    return b"".join(part.read_bytes() if isinstance(part, Path) else part for part in parts), content_type
 
 
 def raw_request(address, path, fields, token=None, rcvbuf=None):
