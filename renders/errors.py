@@ -84,10 +84,12 @@ class RenderTimeout(ServiceError):
     default_detail = "the render took too long and was stopped"
 
 
-# Every `code` a RenderLog can hold (the admin's error filter lists them without scanning the table).
+# Every `code` a RenderLog can hold (the admin's error filter lists them without scanning the table);
+# a unit test feeds describe() every kind of exception it handles and checks its code is here.
 ERROR_CODES = ["invalid_input", "not_authenticated", "payload_too_large", "unsupported_media", "undecodable_media",
                "throttled", "render_failed", "internal_error", "busy", "unavailable", "render_timeout",
-               "insufficient_storage", "worker_lost", "method_not_allowed", "permission_denied", "not_found"]
+               "insufficient_storage", "worker_lost", "method_not_allowed", "permission_denied", "not_found",
+               "error"]
 
 
 def _messages(value, prefix=""):

@@ -198,3 +198,26 @@ def test_body_stream_names_the_part_being_read(header):
     while stream.read(65_536):
         pass
     assert stream.field == "full_name"
+
+
+def test_every_error_code_is_known_to_the_admin_filter():
+    """The admin's error-code filter lists ERROR_CODES without scanning the table: describe() never says another."""
+    from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+    from django.db import OperationalError
+    from django.http import Http404
+    from rest_framework import exceptions
+
+    from renders import errors
+
+    def subclasses(cls):
+        return [cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))]
+
+    raised = [cls() for cls in subclasses(errors.ServiceError)] + [
+        exceptions.ValidationError({"start": ["bad"]}), exceptions.NotAuthenticated(), exceptions.Throttled(3),
+        exceptions.UnsupportedMediaType("text/plain"), exceptions.ParseError(), exceptions.MethodNotAllowed("GET"),
+        PermissionDenied(), exceptions.NotFound(), Http404(), RequestDataTooBig(), SuspiciousOperation(),
+        exceptions.NotAcceptable(), OperationalError("down"), ValueError("a bug"),
+    ]
+    codes = {errors.describe(exc)[1] for exc in raised}
+    assert codes - set(errors.ERROR_CODES) == set()
+    assert {"error", "unavailable", "internal_error", "insufficient_storage"} <= codes
