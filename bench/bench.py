@@ -95,8 +95,8 @@ def bench(work):
     span = min(options.seconds - 1, 8.0)
 
     def trim_args(i):
-        args, text = builders.trim_accurate_args(src, info, house, 0.5, span, "trim.graph", f"trim{i}.mp4")
-        (work / "trim.graph").write_text(text)
+        args = builders.trim_accurate_args(src, info, house, 0.5, span, "trim.graph", f"trim{i}.mp4")
+        (work / "trim.graph").write_text(";\n".join(builders.normalize_graph(0, info, house, span)))
         return args
 
     rows += [
@@ -138,7 +138,8 @@ def hdr_rows(work, house, options):
         name, info = sources[kind]
 
         def args(i):
-            argv, text = builders.trim_accurate_args(name, info, house, 0.5, span, "hdr.graph", f"h{kind}{i}.mp4")
+            argv = builders.trim_accurate_args(name, info, house, 0.5, span, "hdr.graph", f"h{kind}{i}.mp4")
+            text = ";\n".join(builders.normalize_graph(0, info, house, span))
             if before_scaling:  # the same conversion, run on the 1080p source frames instead
                 convert = ",".join(colour.to_sdr(info.colour))
                 text = text.replace("[0:v:0]", f"[0:v:0]{convert},", 1).replace(
@@ -197,8 +198,8 @@ def quality_rows(work, house, options):
         spec = spec_for(quality=quality)
 
         def args(i, spec=spec, quality=quality):
-            argv, text = builders.trim_accurate_args(source, info, spec, 0.0, span, "q.graph", f"q{quality}.mp4")
-            (work / "q.graph").write_text(text)
+            argv = builders.trim_accurate_args(source, info, spec, 0.0, span, "q.graph", f"q{quality}.mp4")
+            (work / "q.graph").write_text(";\n".join(builders.normalize_graph(0, info, spec, span)))
             return argv
         label, seconds = timed(quality, options.repeat, args, work)
         out = work / f"q{quality}.mp4"

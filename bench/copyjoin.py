@@ -126,9 +126,8 @@ def main():
         for i, (start, frames) in enumerate(zip(starts, counts)):
             length = frames / FPS
             seg = f"seg{i}.mp4"
-            args, graph = builders.trim_accurate_args("source.mov", source_info, house, float(start), length,
-                                                      "g.txt", seg)
-            (work / "g.txt").write_text(graph)
+            args = builders.trim_accurate_args("source.mov", source_info, house, float(start), length, "g.txt", seg)
+            (work / "g.txt").write_text(";\n".join(builders.normalize_graph(0, source_info, house, length)))
             run(work, *args)
             plain.append(seg)
             # in-band priming: the encoder's 1024 priming samples are played, so feed it the source from

@@ -199,10 +199,9 @@ def graph_args(script_name: str) -> list[str]:
 # ---- trim ---------------------------------------------------------------------
 
 
-def trim_accurate_args(src: str, info: MediaInfo, house: OutputSpec, start: float, length: float, graph: str, output: str) -> tuple[list[str], str]:
-    """Frame-accurate trim into the house format: (argv, filter graph text)."""
-    chains = normalize_graph(0, info, house, length)
-    return input_args(src, info, start=start, duration=length) + graph_args(graph) + house_output_args(house, output), ";\n".join(chains)
+def trim_accurate_args(src: str, info: MediaInfo, house: OutputSpec, start: float, length: float, graph: str, output: str) -> list[str]:
+    """Frame-accurate trim into the house format, reading `graph` (normalize_graph's chains for `length`)."""
+    return input_args(src, info, start=start, duration=length) + graph_args(graph) + house_output_args(house, output)
 
 
 FAST_VIDEO_CODECS = {"h264", "hevc", "mpeg4", "vp9", "av1"}

@@ -1,16 +1,17 @@
 """Form fields shared by every endpoint's serializer."""
 
+import json
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
 
 from rest_framework import serializers
 from rest_framework.fields import empty
 
 from . import fonts
-from .probe import ImageInfo, MediaInfo, probe_image, probe_video
+from .plans import ImageInput, VideoInput
+from .probe import probe_image, probe_video
 from .uploads import WorkspaceFile
 
 CLOCK_RE = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d{1,6})?)$")
@@ -138,23 +139,6 @@ class FilenameField(serializers.CharField):
         super().__init__(max_length=1000, allow_blank=True, trim_whitespace=True, **kwargs)
 
 
-@dataclass
-class Probed:
-    """An upload in the workspace and what probing found."""
-
-    path: Path
-    field: str
-    info: MediaInfo | ImageInfo
-    kind: str  # "video" or "image"
-
-    @property
-    def name(self):
-        return self.path.name
-
-    def summary(self):
-        return {"field": self.field, "kind": self.kind, **self.info.summary()}
-
-
 class UploadField(serializers.Field):
     default_error_messages = {"required": "This field is required.", "invalid": "must be an uploaded file"}
 
@@ -169,7 +153,7 @@ class UploadField(serializers.Field):
             raise serializers.ValidationError(f"at most {self.max_bytes // (1024 * 1024)} MB")
         # a ListField's child has no name of its own: report the list's
         name = self.field_name or getattr(self.parent, "field_name", "") or "file"
-        return self.probe(data.path, name)
+        return self.probe(Path(data.path), name)
 
     def to_representation(self, value):
         return value.name
@@ -180,8 +164,8 @@ class VideoField(UploadField):
         kwargs.setdefault("help_text", "a video file: MP4/MOV, Matroska/WebM, AVI or MPEG-TS")
         super().__init__(**kwargs)
 
-    def probe(self, path, field):
-        return Probed(Path(path), field, probe_video(Path(path), field), "video")
+    def probe(self, path, field) -> VideoInput:
+        return VideoInput(field, path.name, probe_video(path, field))
 
 
 class ImageField(UploadField):
@@ -189,5 +173,25 @@ class ImageField(UploadField):
         kwargs.setdefault("help_text", "an image: PNG, JPEG or WebP, at most 4096 px a side")
         super().__init__(**kwargs)
 
-    def probe(self, path, field):
-        return Probed(Path(path), field, probe_image(Path(path), field), "image")
+    def probe(self, path, field) -> ImageInput:
+        return ImageInput(field, path.name, probe_image(path, field))
+
+
+class StepsField(serializers.ListField):
+    """A repeated form field, or one field holding a JSON array of strings."""
+
+    def __init__(self, **kwargs):
+        super().__init__(child=TextField(max_length=100), min_length=1, max_length=8, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, (list, tuple)) and len(data) == 1 and str(data[0]).lstrip().startswith("["):
+            try:
+                data = json.loads(data[0])
+            except ValueError:
+                raise serializers.ValidationError("is not a valid JSON array of strings") from None
+            if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
+                raise serializers.ValidationError("must be a JSON array of strings")
+        data = [item for item in data if isinstance(item, str) and item.strip()]
+        if not data:
+            self.fail("empty")
+        return super().to_internal_value(data)

@@ -12,14 +12,13 @@ import logging
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.utils import timezone
 
-from . import ffmpeg, metrics
+from . import ffmpeg, metrics, plans
 from .authentication import key_name
 from .clients import client_address
 from .errors import InsufficientStorage, PayloadTooLarge, RenderFailed, RenderTimeout, describe
@@ -32,15 +31,6 @@ logger = logging.getLogger("renders.lifecycle")
 
 STDERR_KEEP = 16 * 1024
 DISK_FULL_BELOW = 1024 * 1024  # a failed FFmpeg with less free than this ran out of disk
-
-
-@dataclass
-class Output:
-    path: Path
-    filename: str  # final download name, extension included
-    content_type: str = "video/mp4"
-    headers: dict = field(default_factory=dict)
-    details: dict = field(default_factory=dict)
 
 
 def free_bytes(path) -> int:
@@ -141,8 +131,9 @@ class Render:
                 raise PayloadTooLarge(f"{field}: {message}", fields={field: [message]}) from None
             raise
 
-    def accepted(self, params: dict, inputs: list):
-        self.log.record(params=params, inputs=inputs)
+    def accepted(self, plan):
+        """The request is valid: its plan is the render's parameters."""
+        self.log.record(params=plans.dump(plan), inputs=[upload.summary() for upload in plan.uploads])
 
     # -- rendering ----------------------------------------------------------
 
@@ -177,7 +168,7 @@ class Render:
 
     # -- finishing ----------------------------------------------------------
 
-    def respond(self, output: Output) -> CleanupFileResponse:
+    def respond(self, output) -> CleanupFileResponse:
         size = self.require_output(output.path)
         finished = timezone.now()
         self.log.record(

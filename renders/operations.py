@@ -1,90 +1,189 @@
-"""What each endpoint renders: validated data in, an `Output` back.
+"""What each kind of plan renders: a plan and a workspace in, a `Result` out.
 
-Each function builds its FFmpeg arguments with the pure builders, runs
-them through the render (which records and checks them) and names the
-download. Views stay thin; templates live in `templates.py`.
+An operation is a generator. It writes what FFmpeg needs into the workspace
+(filter graphs, text images), builds each command with the pure builders and
+yields it as a `Run`; whoever drives it (`perform()`, given a runner that
+records and checks each run) sends back the run's `FFmpegResult`, and the
+operation returns the `Result`. So an operation never starts a process, never
+touches the RenderLog and never sees a request: the same plan runs in a
+request or, later, in another process.
 """
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Generator
 
 from django.conf import settings
 
 from . import builders
-from .errors import invalid
-from .lifecycle import Output, Render
-from .output import download_name, write_graph
+from .plans import JoinPlan, PreviewPlan, TemplatePlan, TrimPlan
 from .probe import keyframe_at_or_before
+from .templates import TEMPLATE_BY_ENDPOINT
+from .text import layout, render_block, safe_margin
 
 
-def trim(render: Render, data: dict) -> Output:
-    video = data["video"]
-    output = render.workspace.new_path("output", ".mp4")
-    headers = {}
-    if data["mode"] == "fast":
-        if not builders.fast_trim_supported(video.info):
-            raise invalid("mode", f"fast mode cannot copy {video.info.video_codec}/{video.info.audio_codec} into MP4; use accurate")
-        keyframe = keyframe_at_or_before(video.path, video.info, data["start"])
-        render.run_ffmpeg(builders.trim_fast_args(video.name, video.info, keyframe, data["clip_end"], output.name))
-        headers["X-Trim-Start"] = builders.seconds(keyframe)
-        details = {"mode": "fast", "real_start": keyframe}
-    else:
-        graph = render.workspace.new_path("graph", ".txt")
-        args, text = builders.trim_accurate_args(
-            video.name, video.info, data["output"], data["start"], data["clip_length"], graph.name, output.name
-        )
-        graph.write_text(text, encoding="utf-8")
-        render.run_ffmpeg(args)
-        headers["X-Trim-Start"] = builders.seconds(data["start"])
-        details = {"mode": "accurate"}
-    return Output(output, download_name(data, "trim", "mp4"), headers=headers, details=details)
+@dataclass(frozen=True)
+class Run:
+    """One FFmpeg command (run with the workspace as its working directory)."""
+
+    args: list[str]
 
 
-def trim_preview(render: Render, data: dict) -> Output:
-    video = data["video"]
-    if data["format"] == "jpg":
-        output = render.workspace.new_path("preview", ".jpg")
-        render.run_ffmpeg(builders.preview_jpg_args(video.name, video.info, data["start"], data["height"], output.name))
-        return Output(output, download_name(data, "trim-preview", "jpg"), content_type="image/jpeg")
-    output = render.workspace.new_path("preview", ".mp4")
-    render.run_ffmpeg(
-        builders.preview_mp4_args(
-            video.name, video.info, data["start"], data["clip_length"], data["height"],
-            settings.VIDEOAPI_PREVIEW_CRF, output.name,
-        )
-    )  # fmt: skip
-    return Output(output, download_name(data, "trim-preview", "mp4"))
+@dataclass
+class Result:
+    """The rendered file and how to hand it over."""
+
+    path: Path
+    filename: str  # final download name, extension included
+    content_type: str = "video/mp4"
+    headers: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)  # recorded on the RenderLog
 
 
-def joins_by_copy(info, house) -> bool:
+Steps = Generator[Run, object, Result]
+
+
+def write_graph(workspace, chains) -> str:
+    """Write a filter graph into the workspace (FFmpeg reads it from there); returns its name."""
+    path = workspace.new_path("graph", ".txt")
+    path.write_text(";\n".join(chains), encoding="utf-8")
+    return path.name
+
+
+# ---- trim and preview -------------------------------------------------------------------
+
+
+def trim(plan: TrimPlan, workspace) -> Steps:
+    video = plan.video
+    output = workspace.new_path("output", ".mp4")
+    if plan.mode == "fast":
+        keyframe = keyframe_at_or_before(workspace.path / video.name, video.info, plan.start)
+        yield Run(builders.trim_fast_args(video.name, video.info, keyframe, plan.end, output.name))
+        return Result(output, plan.filename, headers={"X-Trim-Start": builders.seconds(keyframe)},
+                      details={"mode": "fast", "real_start": keyframe})
+    graph = write_graph(workspace, builders.normalize_graph(0, video.info, plan.spec, plan.length))
+    yield Run(builders.trim_accurate_args(video.name, video.info, plan.spec, plan.start, plan.length, graph,
+                                          output.name))
+    return Result(output, plan.filename, headers={"X-Trim-Start": builders.seconds(plan.start)},
+                  details={"mode": "accurate"})
+
+
+def trim_preview(plan: PreviewPlan, workspace) -> Steps:
+    video = plan.video
+    if plan.format == "jpg":
+        output = workspace.new_path("preview", ".jpg")
+        yield Run(builders.preview_jpg_args(video.name, video.info, plan.start, plan.height, output.name))
+        return Result(output, plan.filename, content_type="image/jpeg")
+    output = workspace.new_path("preview", ".mp4")
+    yield Run(builders.preview_mp4_args(video.name, video.info, plan.start, plan.length, plan.height,
+                                        settings.VIDEOAPI_PREVIEW_CRF, output.name))
+    return Result(output, plan.filename)
+
+
+# ---- joins -------------------------------------------------------------------------------
+
+
+def joins_by_copy(info, spec) -> bool:
     """An input already in the requested house format: H.264 + AAC at the spec's canvas and frame rate."""
     return (info.has_audio and info.video_codec == "h264" and info.audio_codec == "aac" and info.rotation == 0
-            and (info.width, info.height) == (house.width, house.height) and abs(info.fps - house.fps) < 0.01
+            and (info.width, info.height) == (spec.width, spec.height) and abs(info.fps - spec.fps) < 0.01
             and not info.colour.hdr)
 
 
-def join(render: Render, data: dict) -> Output:
+def join(plan: JoinPlan, workspace) -> Steps:
     """Concatenate the ordered inputs: stream copy when possible, else one re-encode."""
-    inputs = data["inputs"]
+    inputs, spec = plan.inputs, plan.spec
     infos = [item.info for item in inputs]
-    output = render.workspace.new_path("output", ".mp4")
-    crossfade = data["transition"] == "crossfade"
-    house = data["output"]
-    copyable = not crossfade and len({info.copy_layout() for info in infos}) == 1 and joins_by_copy(infos[0], house)
+    output = workspace.new_path("output", ".mp4")
+    crossfade = plan.transition == "crossfade"
+    copyable = not crossfade and len({info.copy_layout() for info in infos}) == 1 and joins_by_copy(infos[0], spec)
     if copyable:
-        listing = render.workspace.new_path("inputs", ".ffconcat")
+        listing = workspace.new_path("inputs", ".ffconcat")
         listing.write_text(builders.concat_list([item.name for item in inputs]), encoding="utf-8")
-        render.run_ffmpeg(builders.concat_copy_args(listing.name, infos[0].demuxer, house, output.name,
-                                                    infos[0].audio_track))
+        yield Run(builders.concat_copy_args(listing.name, infos[0].demuxer, spec, output.name, infos[0].audio_track))
         mode = "copy"
     else:
-        chains, _length = builders.concat_graph(infos, house, data["transition_duration"] if crossfade else 0.0)
+        chains, _length = builders.concat_graph(infos, spec, plan.transition_duration if crossfade else 0.0)
         args = []
         for item in inputs:
             args += builders.input_args(item.name, item.info)
-        graph = write_graph(render, chains)
-        render.run_ffmpeg(args + builders.graph_args(graph) + builders.house_output_args(house, output.name))
+        graph = write_graph(workspace, chains)
+        yield Run(args + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
         mode = "reencode"
-    return Output(
-        output,
-        download_name(data, render.log.endpoint, "mp4"),
-        headers={"X-Concat-Mode": mode},
-        details={"mode": mode, "inputs": len(inputs), "transition": data["transition"]},
-    )
+    return Result(output, plan.filename, headers={"X-Concat-Mode": mode},
+                  details={"mode": mode, "inputs": len(inputs), "transition": plan.transition})
+
+
+# ---- the six templates ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Still:
+    """An image laid over the video for a time window: a text block or the avatar."""
+
+    name: str  # file name in the workspace
+    demuxer: str
+    start: float
+    end: float
+    fade: float
+    x: int
+    y: int
+    size: int | None = None  # scale to fit this many pixels (the avatar)
+
+
+def template(plan: TemplatePlan, workspace) -> Steps:
+    declared = TEMPLATE_BY_ENDPOINT[plan.template]
+    video, spec, avatar = plan.video, plan.spec, plan.avatar
+    start, end, length = plan.start, plan.end, plan.length
+    fade = min(0.5, (end - start) / 4)
+    short = min(spec.width, spec.height)
+    avatar_size = round(0.24 * short) if avatar else 0
+    inset = avatar_size + round(0.03 * short) if avatar else 0
+
+    stills, card_box = [], None  # the avatar and the text blocks, laid over the video in this order
+    for card in declared.cards(plan):
+        placed, box = layout(card, spec.width, spec.height, inset=inset, style=spec.style)
+        card_box = card_box or box  # the avatar sits beside the first card
+        for block in placed:
+            image = workspace.new_path("text", ".png")
+            render_block(block).save(image, format="PNG")
+            stills.append(Still(image.name, "png_pipe", block.start, block.end,
+                                min(fade, (block.end - block.start) / 4), block.x, block.y))
+    if avatar:
+        margin = safe_margin(spec.width, spec.height)
+        y = max(margin // 2, card_box.bottom - avatar_size)
+        stills.insert(0, Still(avatar.name, avatar.info.demuxer, start, end, fade, margin, y, size=avatar_size))
+
+    video_pre, audio_pre = builders.speed_filters(plan.speed)
+    video_end, audio_end = builders.fade_out(length, plan.fade_out, spec.frame)
+    dim = builders.dim(start, end) if declared.dim else ""
+    chains = builders.normalize_graph(0, video.info, spec, length, video_pre=video_pre, audio_pre=audio_pre,
+                                      video_post=dim, audio_post=audio_end, out_v="base0")
+    inputs = builders.input_args(video.name, video.info)
+    for number, still in enumerate(stills, start=1):
+        inputs += builders.image_input_args(still.name, still.demuxer)
+        chains.append(builders.still_chain(number, spec.fps, still.start, still.end, still.fade, f"still{number}",
+                                           size=still.size))
+        chains.append(builders.overlay(f"base{number - 1}", f"still{number}", still.x, still.y, f"base{number}"))
+    chains.append(f"[base{len(stills)}]{video_end or 'null'}[v]")
+    output = workspace.new_path("output", ".mp4")
+    graph = write_graph(workspace, chains)
+    yield Run(inputs + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
+    return Result(output, plan.filename, details={"speed": plan.speed, "window": [start, end]})
+
+
+# ---- running a plan ---------------------------------------------------------------------------
+
+OPERATIONS = {"trim": trim, "trim-preview": trim_preview, "join": join, "template": template}
+
+
+def perform(plan, workspace, run: Callable) -> Result:
+    """Run the plan's operation, handing each FFmpeg command to `run(args)` (which raises on failure)."""
+    steps = OPERATIONS[plan.kind](plan, workspace)
+    answer = None
+    while True:
+        try:
+            step = steps.send(answer)
+        except StopIteration as done:
+            return done.value
+        answer = run(step.args)

@@ -97,7 +97,7 @@ class OutputFields(serializers.Serializer):
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
-        attrs["output"] = house_format(canvas=attrs.pop("canvas", None), fps=attrs.pop("fps", None),
+        attrs["spec"] = house_format(canvas=attrs.pop("canvas", None), fps=attrs.pop("fps", None),
                                        fit=attrs.pop("fit", "contain"), quality=attrs.pop("quality", "standard"),
                                        style=self.style_spec(attrs))
         return attrs
@@ -118,7 +118,7 @@ class StyleFields(OutputFields):
     def style_spec(self, attrs) -> Style:
         name = attrs.pop("font", None) or fonts.default_font_name()
         return Style(text_color=attrs.pop("text_color"), accent_color=attrs.pop("accent_color"),
-                     box_color=attrs.pop("box_color"), font=name, font_path=fonts.registry()[name])
+                     box_color=attrs.pop("box_color"), font=name)
 
 
 # ---- GET /api/options -------------------------------------------------------------------------

@@ -1,18 +1,16 @@
 """The output spec: what a render produces (canvas, fit, frame rate, quality, style).
 
-One `OutputSpec` value travels from the serializer through the operation to
-the builders and is recorded whole in the RenderLog's params. The choices
+One `OutputSpec` value is part of every house-format plan (plans.py): the
+serializer makes it, the operation and the builders read it. The choices
 offered here (canvas presets, fits, frame rates, qualities, colour defaults)
 are the single source that the serializers validate against and that
 `GET /api/options` publishes.
 """
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from django.conf import settings
-
-from .fields import sanitize_filename
 
 CANVAS_PRESETS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:5": (4, 5)}
 CANVAS_MIN_SIDE, CANVAS_MAX_SIDE, CANVAS_MAX_AREA = 128, 3840, 3840 * 2160
@@ -44,13 +42,12 @@ def parse_color(value: str) -> tuple[int, int, int, int]:
 
 @dataclass(frozen=True)
 class Style:
-    """The look of the templates' text: colours and the primary font (a path; "" = the default)."""
+    """The look of the templates' text: colours and the primary font (a registry name; "" = the default)."""
 
     text_color: str = "#FFFFFF"
     accent_color: str = "#FFD54A"
     box_color: str = "#0000008C"  # black at 55 %
-    font: str = ""  # registry name
-    font_path: str = ""
+    font: str = ""  # fonts.registry() name
 
     def color(self, role: str) -> tuple:
         return parse_color(self.accent_color if role == "accent" else self.text_color)
@@ -79,12 +76,6 @@ class OutputSpec:
     def frame(self) -> float:
         return 1.0 / self.fps
 
-    def summary(self) -> dict:
-        described = asdict(self)
-        described["canvas"] = f"{self.width}x{self.height}"
-        described["style"].pop("font_path", None)
-        return described
-
 
 def preset_size(preset: str, short_side: int) -> tuple[int, int]:
     """An aspect preset at the configured canvas's short side (even sides)."""
@@ -107,14 +98,3 @@ def house_format(canvas: tuple[int, int] | None = None, fps: int | None = None, 
     encode.update({k: v for k, v in QUALITIES[quality].items() if k != "description"})
     return OutputSpec(width=width, height=height, fps=fps or settings.VIDEOAPI_FPS, fit=fit, quality=quality,
                       style=style, **encode)
-
-
-def download_name(data: dict, default_stem: str, extension: str) -> str:
-    return sanitize_filename(data.get("final_filename") or "", extension) or f"{default_stem}.{extension}"
-
-
-def write_graph(render, chains) -> str:
-    """Write a filter graph into the workspace; returns its relative name."""
-    path = render.workspace.new_path("graph", ".txt")
-    path.write_text(chains if isinstance(chains, str) else ";\n".join(chains), encoding="utf-8")
-    return path.name

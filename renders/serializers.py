@@ -1,42 +1,73 @@
-"""One serializer per endpoint form: all field validation lives here."""
+"""One serializer per endpoint form: every field's validation, and the plan it makes.
+
+A serializer checks the request (fields, probed uploads, how they fit
+together) and `plan()` turns what it validated into the endpoint's plan
+(plans.py): the one value an operation runs.
+"""
 
 import re
+from dataclasses import replace
 
 from django.conf import settings
 from rest_framework import serializers
 
-from .fields import FilenameField, Probed, TimeField, VideoField
-from .options import OutputFields
-from .output import OutputSpec
+from . import builders, plans
+from .fields import FilenameField, StepsField, TextField, TimeField, VideoField, sanitize_filename
+from .options import OutputFields, StyleFields
+from .templates import Template
 
 MIN_CLIP = 0.1
+MIN_WINDOW = 0.2
 EPSILON = 1e-3
 
 
-class RenderSerializer(serializers.Serializer):
-    """Fields every endpoint takes."""
+def download_name(final_filename: str | None, default_stem: str, extension: str) -> str:
+    return sanitize_filename(final_filename or "", extension) or f"{default_stem}.{extension}"
 
+
+class RenderSerializer(serializers.Serializer):
+    """Fields every endpoint takes; subclasses name their endpoint and make its plan."""
+
+    endpoint: str = ""
     final_filename = FilenameField()
 
-    def params(self) -> dict:
-        """The validated fields as the RenderLog records them."""
-        out = {}
-        for key, value in self.validated_data.items():
-            if isinstance(value, (str, int, float, bool)) or value is None:
-                out[key] = value
-            elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-                out[key] = value
-            elif isinstance(value, OutputSpec):
-                out[key] = value.summary()
-        return out
+    def plan(self):
+        raise NotImplementedError
 
-    def inputs(self) -> list:
-        found = []
-        for value in self.validated_data.values():
-            for item in value if isinstance(value, list) else [value]:
-                if isinstance(item, Probed):
-                    found.append(item.summary())
-        return found
+    def filename(self, extension: str) -> str:
+        return download_name(self.validated_data.get("final_filename"), self.endpoint, extension)
+
+
+def clip_bounds(attrs) -> tuple[float, float]:
+    """[start, end) of a trim from start and end or duration (default: to the end); refusals name the field."""
+    length = attrs["video"].info.duration
+    start = attrs["start"]
+    if "end" in attrs and "duration" in attrs:
+        raise serializers.ValidationError({"end": ["give end or duration, not both"]})
+    if start >= length - EPSILON:
+        raise serializers.ValidationError(
+            {"start": [f"must lie inside the video (video is {length:.3f} s long)"]}
+        )
+    if "end" in attrs:
+        end = attrs["end"]
+        if end > length + EPSILON:
+            raise serializers.ValidationError({"end": [f"is past the end of the video (video is {length:.3f} s long)"]})
+        if end <= start:
+            raise serializers.ValidationError({"end": ["must be after start"]})
+        key = "end"
+    elif "duration" in attrs:
+        end = start + attrs["duration"]
+        if end > length + EPSILON:
+            raise serializers.ValidationError(
+                {"duration": [f"runs past the end of the video (video is {length:.3f} s long)"]}
+            )
+        key = "duration"
+    else:
+        end, key = length, "start"
+    end = min(end, length)
+    if end - start < MIN_CLIP - EPSILON:
+        raise serializers.ValidationError({key: [f"the clip must be at least {MIN_CLIP} s long"]})
+    return start, end
 
 
 class TrimFields(RenderSerializer):
@@ -49,46 +80,14 @@ class TrimFields(RenderSerializer):
                                              "keyframe at or before start (see X-Trim-Start)")
 
     def validate(self, attrs):
-        video = attrs["video"].info
-        length = video.duration
-        start = attrs["start"]
-        if "end" in attrs and "duration" in attrs:
-            raise serializers.ValidationError({"end": ["give end or duration, not both"]})
-        if start >= length - EPSILON:
-            raise serializers.ValidationError(
-                {"start": [f"must lie inside the video (video is {length:.3f} s long)"]}
-            )
-        if "end" in attrs:
-            end = attrs["end"]
-            if end > length + EPSILON:
-                raise serializers.ValidationError({"end": [f"is past the end of the video (video is {length:.3f} s long)"]})
-            if end <= start:
-                raise serializers.ValidationError({"end": ["must be after start"]})
-            key = "end"
-        elif "duration" in attrs:
-            end = start + attrs["duration"]
-            if end > length + EPSILON:
-                raise serializers.ValidationError(
-                    {"duration": [f"runs past the end of the video (video is {length:.3f} s long)"]}
-                )
-            key = "duration"
-        else:
-            end, key = length, "start"
-        end = min(end, length)
-        if end - start < MIN_CLIP - EPSILON:
-            raise serializers.ValidationError({key: [f"the clip must be at least {MIN_CLIP} s long"]})
-        attrs["clip_end"] = end
-        attrs["clip_length"] = end - start
+        clip_bounds(attrs)
         return attrs
-
-    def params(self):
-        params = super().params()
-        params.pop("clip_end", None)
-        return params
 
 
 class TrimSerializer(OutputFields, TrimFields):
     """A trim; in `accurate` mode (house format) the output fields apply."""
+
+    endpoint = "trim"
 
     def validate(self, attrs):
         if attrs.get("mode") == "fast":
@@ -96,10 +95,22 @@ class TrimSerializer(OutputFields, TrimFields):
             if given:
                 raise serializers.ValidationError({given[0]: ["applies to mode=accurate only (fast mode copies "
                                                               "the source's streams as they are)"]})
-        return super().validate(attrs)
+        attrs = super().validate(attrs)
+        info = attrs["video"].info
+        if attrs["mode"] == "fast" and not builders.fast_trim_supported(info):
+            raise serializers.ValidationError({"mode": [
+                f"fast mode cannot copy {info.video_codec}/{info.audio_codec} into MP4; use accurate"]})
+        return attrs
+
+    def plan(self) -> plans.TrimPlan:
+        data = self.validated_data
+        start, end = clip_bounds(data)
+        return plans.TrimPlan(video=data["video"], start=start, end=end, mode=data["mode"], spec=data["spec"],
+                              filename=self.filename("mp4"))
 
 
 class TrimPreviewSerializer(TrimFields):
+    endpoint = "trim-preview"
     mode = None
     height = serializers.IntegerField(min_value=144, max_value=720, default=360,
                                       help_text="preview height in pixels (the aspect is kept)")
@@ -107,13 +118,19 @@ class TrimPreviewSerializer(TrimFields):
                                      help_text="mp4: a small fast-encoded clip; jpg: the frame at start")
 
     def validate(self, attrs):
-        attrs = super().validate(attrs)
+        start, end = clip_bounds(attrs)
         limit = settings.VIDEOAPI_PREVIEW_MAX_SECONDS
-        if attrs["format"] == "mp4" and attrs["clip_length"] > limit + EPSILON:
+        if attrs["format"] == "mp4" and end - start > limit + EPSILON:
             raise serializers.ValidationError(
                 {"duration" if "duration" in attrs else "end": [f"a preview is at most {limit:g} s long"]}
             )
         return attrs
+
+    def plan(self) -> plans.PreviewPlan:
+        data = self.validated_data
+        start, end = clip_bounds(data)
+        return plans.PreviewPlan(video=data["video"], start=start, end=end, height=data["height"],
+                                 format=data["format"], filename=self.filename(data["format"]))
 
 
 class JoinSerializer(OutputFields, RenderSerializer):
@@ -134,20 +151,20 @@ class JoinSerializer(OutputFields, RenderSerializer):
                     f"must be less than half of the shortest input ({shortest:.3f} s long)"]})
         return super().validate(attrs)
 
-    def params(self):
-        params = super().params()
-        params["order"] = [item.field for item in self.validated_data["inputs"]]
-        return params
+    def plan(self) -> plans.JoinPlan:
+        data = self.validated_data
+        return plans.JoinPlan(inputs=tuple(data["inputs"]), transition=data["transition"],
+                              transition_duration=data["transition_duration"], spec=data["spec"],
+                              filename=self.filename("mp4"))
 
 
 class ConcatenateSerializer(JoinSerializer):
+    endpoint = "concatenate"
     videos = serializers.ListField(child=VideoField(), min_length=2, max_length=20,
                                    help_text="2 to 20 videos, joined in the order sent (repeat the field)")
 
     def validate(self, attrs):
-        for index, item in enumerate(attrs["videos"]):
-            item.field = f"videos[{index}]"
-        attrs["inputs"] = attrs.pop("videos")
+        attrs["inputs"] = [replace(item, field=f"videos[{index}]") for index, item in enumerate(attrs.pop("videos"))]
         return super().validate(attrs)
 
 
@@ -163,6 +180,8 @@ class ConcatenateMultipartSerializer(JoinSerializer):
     Ties between an explicit order and an implied one (`i`) are broken by i;
     two equal explicit orders are an error.
     """
+
+    endpoint = "concatenate-multipart"
 
     # the fields a form class cannot declare (published by /api/options)
     dynamic_fields = {
@@ -220,3 +239,60 @@ class ConcatenateMultipartSerializer(JoinSerializer):
         attrs = super().to_internal_value(data)
         attrs["inputs"] = inputs
         return attrs
+
+
+# ---- the six templates ---------------------------------------------------------------
+
+
+class TemplateSerializer(StyleFields, RenderSerializer):
+    template: Template = None  # set, with the template's fields, by serializer_for()
+    start = TimeField(required=False, default=0.5, help_text="when the text appears (output time)")
+    duration = TimeField(required=False, default=4.0, min_value=0.1,
+                         help_text="how long the text stays (clipped to the end of the video)")
+
+    def speed(self, attrs) -> float:
+        return attrs.get(self.template.speed_field, 1.0) if self.template.speed_field else 1.0
+
+    def window(self, attrs) -> tuple[float, float, float]:
+        """(start, end, output length): when the text shows, in output time; refusals name the field."""
+        template = self.template
+        length = attrs["video"].info.duration / self.speed(attrs)
+        start = attrs["start"]
+        if start > length - MIN_WINDOW:
+            raise serializers.ValidationError(
+                {"start": [f"must leave at least {MIN_WINDOW} s of video (the output is {length:.3f} s long)"]}
+            )
+        end = min(start + attrs["duration"], length)
+        if template.steps_field and attrs.get("step_duration"):
+            needed = start + len(attrs[template.steps_field]) * attrs["step_duration"]
+            if needed > length + EPSILON:
+                raise serializers.ValidationError(
+                    {"step_duration": [f"the steps need {needed - start:.2f} s after start, "
+                                       f"but the output is {length:.3f} s long"]}
+                )
+            end = needed
+        return start, end, length
+
+    def validate(self, attrs):
+        self.window(attrs)
+        return super().validate(attrs)
+
+    def plan(self) -> plans.TemplatePlan:
+        template, data = self.template, self.validated_data
+        start, end, length = self.window(data)
+        text = {name: tuple(data[name]) if isinstance(data[name], list) else data[name]
+                for name, field in template.fields.items()
+                if isinstance(field, (TextField, StepsField)) and data.get(name)}
+        fade_out = min(data.get(template.fade_out_field) or 0.0, length) if template.fade_out_field else 0.0
+        return plans.TemplatePlan(
+            template=template.endpoint, video=data["video"], text=text, start=start, end=end, length=length,
+            spec=data["spec"], filename=self.filename("mp4"), speed=self.speed(data), fade_out=fade_out,
+            step_duration=data.get("step_duration"),
+            avatar=data.get(template.avatar_field) if template.avatar_field else None,
+        )
+
+
+def serializer_for(template: Template):
+    attrs = {"template": template, "endpoint": template.endpoint, "video": VideoField(), **template.fields}
+    name = "".join(part.title() for part in template.endpoint.split("-")) + "Serializer"
+    return type(name, (TemplateSerializer,), attrs)

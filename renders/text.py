@@ -227,7 +227,7 @@ def layout(card: Card, width: int, height: int, inset: int = 0,
 
     `inset` keeps that many pixels free on the left (for an avatar).
     """
-    font = style.font_path
+    font = fonts.registry().get(style.font, "")  # "" = the configured default
     short = min(width, height)
     margin = safe_margin(width, height)
     shrink = 1.0

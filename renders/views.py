@@ -1,10 +1,8 @@
 """The HTTP layer: parse, call one operation, return its response.
 
-All ten endpoints are `RenderView`s; they differ only in their endpoint
-name, serializer and operation.
+All ten endpoints are `RenderView`s; they differ only in their serializer
+(which names the endpoint and makes its plan) and their URL path.
 """
-
-from functools import partial
 
 from django.conf import settings
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
@@ -13,18 +11,19 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import operations
 from .authentication import ClientKeyAuthentication, LegacyTokenAuthentication
-from .options import options_document
-from .templates import TEMPLATES, render_template, serializer_for
 from .lifecycle import Render
+from .operations import perform
+from .options import options_document
 from .schema import document, document_options
 from .serializers import (
     ConcatenateMultipartSerializer,
     ConcatenateSerializer,
     TrimPreviewSerializer,
     TrimSerializer,
+    serializer_for,
 )
+from .templates import TEMPLATES
 from .slots import render_slot
 from .throttling import RenderRateThrottle
 
@@ -44,7 +43,6 @@ class RenderView(APIView):
     content_negotiation_class = AnswerInJSON
     endpoint: str = ""
     serializer_class = None
-    operation = None  # callable(render, validated_data) -> Output
 
     # VIDEOAPI_AUTH is read per request (not frozen at import), so one
     # setting switches every endpoint between token auth and open access.
@@ -63,39 +61,35 @@ class RenderView(APIView):
         render = Render.begin(request, self.endpoint)
         try:
             render.receive(request)
-            serializer = self.serializer_class(data=request.data, context={"render": render})
+            serializer = self.serializer_class(data=request.data)
             serializer.is_valid(raise_exception=True)
-            render.accepted(serializer.params(), serializer.inputs())
+            plan = serializer.plan()
+            render.accepted(plan)
             with render_slot():
-                output = self.operation(render, serializer.validated_data)
-            return render.respond(output)
+                result = perform(plan, render.workspace, render.run_ffmpeg)
+            return render.respond(result)
         except BaseException as exc:
             render.abort(exc)
             raise
 
 
-def render_view(endpoint, serializer_class, operation, path=None):
-    """A RenderView for one endpoint: its name, its form, what it renders, its URL path."""
+def render_view(serializer_class, path=None):
+    """A RenderView for one endpoint: its form (which names the endpoint) and its URL path."""
+    endpoint = serializer_class.endpoint
     name = "".join(part.title() for part in endpoint.split("-")) + "View"
     view = type(name, (RenderView,), {
         "endpoint": endpoint,
         "path": path or f"/api/{endpoint}",
         "serializer_class": serializer_class,
-        "operation": staticmethod(operation),
     })
     return document(view, serializer_class)
 
 
-def template_view(template):
-    return render_view(template.endpoint, serializer_for(template), partial(render_template, template),
-                       f"/api/{template.endpoint}/render")
-
-
-TrimView = render_view("trim", TrimSerializer, operations.trim)
-TrimPreviewView = render_view("trim-preview", TrimPreviewSerializer, operations.trim_preview, "/api/trim/preview")
-ConcatenateView = render_view("concatenate", ConcatenateSerializer, operations.join)
-ConcatenateMultipartView = render_view("concatenate-multipart", ConcatenateMultipartSerializer, operations.join)
-TEMPLATE_VIEWS = [template_view(template) for template in TEMPLATES]
+TrimView = render_view(TrimSerializer)
+TrimPreviewView = render_view(TrimPreviewSerializer, "/api/trim/preview")
+ConcatenateView = render_view(ConcatenateSerializer)
+ConcatenateMultipartView = render_view(ConcatenateMultipartSerializer)
+TEMPLATE_VIEWS = [render_view(serializer_for(template), f"/api/{template.endpoint}/render") for template in TEMPLATES]
 RENDER_VIEWS = [TrimView, TrimPreviewView, ConcatenateView, ConcatenateMultipartView, *TEMPLATE_VIEWS]
 
 

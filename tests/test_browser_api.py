@@ -102,4 +102,4 @@ def test_docs_page_authorize_and_try_a_render(browser, token, clips, tmp_path): 
     assert status == "200", text[-1500:]
     assert "x-render-id" in text.lower() and "from-the-docs.mp4" in text
     log = RenderLog.objects.get()
-    assert log.status == "succeeded" and log.params["output"]["canvas"] == "180x180"
+    assert log.status == "succeeded" and (log.params["spec"]["width"], log.params["spec"]["height"]) == (180, 180)

@@ -43,9 +43,8 @@ def test_canvas_presets_and_custom_sizes(api, clips, tmp_path, settings, canvas)
     want = preset_size(canvas, short) if ":" in canvas else (240, 136)
     assert (info["width"], info["height"]) == want and want[0] % 2 == 0 == want[1] % 2
     assert info["fps"] == 50 and info["vcodec"] == "h264" and info["acodec"] == "aac" and info["faststart"]
-    params = RenderLog.objects.get(id=r["X-Render-Id"]).params["output"]
-    assert (params["canvas"], params["fps"], params["quality"], params["fit"]) == (f"{want[0]}x{want[1]}", 50,
-                                                                                   "draft", "contain")
+    spec = RenderLog.objects.get(id=r["X-Render-Id"]).params["spec"]
+    assert (spec["width"], spec["height"], spec["fps"], spec["quality"], spec["fit"]) == (*want, 50, "draft", "contain")
 
 
 def test_preset_sizes_keep_the_configured_short_side():
@@ -131,7 +130,7 @@ def test_colours_and_box_alpha(api, grey, tmp_path):
     box_pixels = green_opaque & ~red
     assert np.abs(faint[box_pixels] - 128).mean() < np.abs(frames["opaque"][box_pixels] - 128).mean() / 2
     log = RenderLog.objects.filter(endpoint="intro").order_by("-received_at").first()
-    assert log.params["output"]["style"]["box_color"] == "#00C00033"
+    assert log.params["spec"]["style"]["box_color"] == "#00C00033"
 
 
 @pytest.mark.parametrize("field, value", [("text_color", "red"), ("box_color", "#12345"), ("accent_color", "#GGGGGG")])

@@ -190,7 +190,7 @@ def test_awkward_text_renders(api, clips, tmp_path):
     })
     assert r.status_code == 200
     params = RenderLog.objects.get(id=r["X-Render-Id"]).params
-    assert params["quote"].count("\n") == 3  # runs of blank lines folded to one
+    assert params["text"]["quote"].count("\n") == 3  # runs of blank lines folded to one
 
 
 @pytest.mark.parametrize("canvas", ["180x320", "240x240"])
@@ -214,13 +214,13 @@ def test_how_it_works_shows_steps_one_after_another(api, still, tmp_path):
     out = save(r, tmp_path / "o.mp4")
     first, second = media.frame_at(out, 1.0), media.frame_at(out, 2.0)
     assert changed(first, second) > 0.005  # a different step is on screen
-    assert RenderLog.objects.get(id=r["X-Render-Id"]).params["steps"] == ["First", "Second"]
+    assert RenderLog.objects.get(id=r["X-Render-Id"]).params["text"]["steps"] == ["First", "Second"]
 
 
 def test_how_it_works_repeated_field(api, clips):
     r = post(api, url("how-it-works"), {"video": clips.basic, "steps": ["One", "Two", "Three"]})
     assert r.status_code == 200
-    assert RenderLog.objects.get(id=r["X-Render-Id"]).params["steps"] == ["One", "Two", "Three"]
+    assert RenderLog.objects.get(id=r["X-Render-Id"]).params["text"]["steps"] == ["One", "Two", "Three"]
 
 
 def test_persona_avatar_is_drawn(api, still, clips, tmp_path):

@@ -1,0 +1,143 @@
+"""A render as a value: what the request asked for, decided once, typed and storable.
+
+The serializer of each endpoint turns a request into one plan: the validated
+fields, what probing learnt about each upload (by its name inside the
+workspace), the output spec and every value derived from them (the clip's
+end, the text window, the download name...). A plan is frozen, holds no
+paths outside the workspace and no live objects, and survives a round trip
+through JSON unchanged (`dump()` / `load()`), so the RenderLog stores it as
+its parameters and another process can run it later against the same
+workspace. The operations (operations.py) take a plan and a workspace and
+nothing else.
+
+There is one plan per kind of endpoint: `TrimPlan`, `PreviewPlan`,
+`JoinPlan`, `TemplatePlan`; `kind` tells them apart in JSON.
+"""
+
+from dataclasses import dataclass
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, TypeAdapter
+
+from .output import OutputSpec
+from .probe import ImageInfo, MediaInfo
+
+
+@dataclass(frozen=True)
+class VideoInput:
+    """An uploaded video: the form field it came in, its file name in the workspace, what probing found."""
+
+    field: str
+    name: str
+    info: MediaInfo
+
+    def summary(self) -> dict:
+        return {"field": self.field, "kind": "video", **self.info.summary()}
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """An uploaded image (the persona's avatar)."""
+
+    field: str
+    name: str
+    info: ImageInfo
+
+    def summary(self) -> dict:
+        return {"field": self.field, "kind": "image", **self.info.summary()}
+
+
+@dataclass(frozen=True)
+class TrimPlan:
+    """`trim`: [start, end) of one video; `accurate` re-encodes into `spec`, `fast` copies from `keyframe`."""
+
+    video: VideoInput
+    start: float
+    end: float
+    mode: Literal["accurate", "fast"]
+    spec: OutputSpec
+    filename: str
+    keyframe: float | None = None  # fast mode: the keyframe at or before start, where the copy begins
+    kind: Literal["trim"] = "trim"
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
+
+    @property
+    def uploads(self) -> tuple:
+        return (self.video,)
+
+
+@dataclass(frozen=True)
+class PreviewPlan:
+    """`trim/preview`: a small mp4 of [start, end), or the jpg frame at start, `height` pixels high."""
+
+    video: VideoInput
+    start: float
+    end: float
+    height: int
+    format: Literal["mp4", "jpg"]
+    filename: str
+    kind: Literal["trim-preview"] = "trim-preview"
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
+
+    @property
+    def uploads(self) -> tuple:
+        return (self.video,)
+
+
+@dataclass(frozen=True)
+class JoinPlan:
+    """Both joins: the inputs in their final order, the transition, the output spec."""
+
+    inputs: tuple[VideoInput, ...]
+    transition: Literal["none", "crossfade"]
+    transition_duration: float
+    spec: OutputSpec
+    filename: str
+    kind: Literal["join"] = "join"
+
+    @property
+    def uploads(self) -> tuple:
+        return self.inputs
+
+
+@dataclass(frozen=True)
+class TemplatePlan:
+    """One of the six templates: its text, the window it shows in and the shared effects, resolved."""
+
+    template: str  # the template's endpoint name (templates.TEMPLATES)
+    video: VideoInput
+    text: dict[str, str | tuple[str, ...]]  # the template's text fields as validated (a list for steps)
+    start: float  # the text window, in output time
+    end: float
+    length: float  # the output's length (the video's, after the speed change)
+    spec: OutputSpec
+    filename: str
+    speed: float = 1.0
+    fade_out: float = 0.0  # seconds of fade to black and silence at the end
+    step_duration: float | None = None  # how-it-works: seconds each step shows (None: shared equally)
+    avatar: ImageInput | None = None
+    kind: Literal["template"] = "template"
+
+    @property
+    def uploads(self) -> tuple:
+        return (self.video,) + ((self.avatar,) if self.avatar else ())
+
+
+Plan = Annotated[Union[TrimPlan, PreviewPlan, JoinPlan, TemplatePlan], Field(discriminator="kind")]
+_ADAPTER = TypeAdapter(Plan)
+
+
+def dump(plan) -> dict:
+    """The plan as plain JSON data (what the RenderLog stores in `params`)."""
+    return _ADAPTER.dump_python(plan, mode="json")
+
+
+def load(data: dict):
+    """A plan back from `dump()`'s data; a pydantic ValidationError when the data is not a plan."""
+    return _ADAPTER.validate_python(data)
