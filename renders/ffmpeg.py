@@ -17,14 +17,14 @@ import select
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 
 logger = logging.getLogger("renders.ffmpeg")
 
-STDERR_TAIL_BYTES = 16 * 1024
+STDERR_TAIL_BYTES = 16 * 1024  # what a run keeps of its stderr, and what a RenderLog keeps of all its runs
 PR_SET_PDEATHSIG = 1
 
 
@@ -48,7 +48,6 @@ class FFmpegResult:
     stderr_tail: str
     timed_out: bool
     seconds: float
-    extra: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -80,11 +79,11 @@ def _tail(path: Path, limit: int = STDERR_TAIL_BYTES) -> str:
     return text
 
 
-def run(args: list[str], *, cwd: Path, timeout: float | None = None, log_name: str = "ffmpeg.log") -> FFmpegResult:
+def run(args: list[str], *, cwd: Path, timeout: float | None = None) -> FFmpegResult:
     """Run ffmpeg with ``args`` in ``cwd``; never raises for FFmpeg's own failures."""
     timeout = settings.VIDEOAPI_FFMPEG_TIMEOUT if timeout is None else timeout
     argv = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning", "-y", *args]
-    log_path = Path(cwd) / log_name
+    log_path = Path(cwd) / "ffmpeg.log"
     started = time.monotonic()
     timed_out = False
     with open(log_path, "wb") as stderr:
