@@ -18,7 +18,6 @@ from django.conf import settings
 from . import builders
 from .plans import JoinPlan, PreviewPlan, TemplatePlan, TrimPlan
 from .probe import keyframe_at_or_before
-from .templates import TEMPLATE_BY_ENDPOINT
 from .text import layout, render_block, safe_margin
 
 
@@ -132,7 +131,6 @@ class Still:
 
 
 def template(plan: TemplatePlan, workspace) -> Steps:
-    declared = TEMPLATE_BY_ENDPOINT[plan.template]
     video, spec, avatar = plan.video, plan.spec, plan.avatar
     start, end, length = plan.start, plan.end, plan.length
     fade = min(0.5, (end - start) / 4)
@@ -141,7 +139,7 @@ def template(plan: TemplatePlan, workspace) -> Steps:
     inset = avatar_size + round(0.03 * short) if avatar else 0
 
     stills, card_box = [], None  # the avatar and the text blocks, laid over the video in this order
-    for card in declared.cards(plan):
+    for card in plan.cards:
         placed, box = layout(card, spec.width, spec.height, inset=inset, style=spec.style)
         card_box = card_box or box  # the avatar sits beside the first card
         for block in placed:
@@ -156,7 +154,7 @@ def template(plan: TemplatePlan, workspace) -> Steps:
 
     video_pre, audio_pre = builders.speed_filters(plan.speed)
     video_end, audio_end = builders.fade_out(length, plan.fade_out, spec.frame)
-    dim = builders.dim(start, end) if declared.dim else ""
+    dim = builders.dim(start, end) if plan.dim else ""
     chains = builders.normalize_graph(0, video.info, spec, length, video_pre=video_pre, audio_pre=audio_pre,
                                       video_post=dim, audio_post=audio_end, out_v="base0")
     inputs = builders.input_args(video.name, video.info)

@@ -21,6 +21,7 @@ from pydantic import Field, TypeAdapter
 
 from .output import OutputSpec
 from .probe import ImageInfo, MediaInfo
+from .text import Card
 
 
 @dataclass(frozen=True)
@@ -108,19 +109,24 @@ class JoinPlan:
 
 @dataclass(frozen=True)
 class TemplatePlan:
-    """One of the six templates: its text, the window it shows in and the shared effects, resolved."""
+    """One of the six templates, resolved: the cards to draw and when, and the shared effects.
 
-    template: str  # the template's endpoint name (templates.TEMPLATES)
+    The cards hold the request's text as the template laid it out, so a
+    stored plan renders the same whatever the template declarations
+    become later.
+    """
+
+    template: str  # the template's endpoint name
     video: VideoInput
-    text: dict[str, str | tuple[str, ...]]  # the template's text fields as validated (a list for steps)
+    cards: tuple[Card, ...]  # text blocks, their roles, anchors and time windows (output time)
     start: float  # the text window, in output time
     end: float
     length: float  # the output's length (the video's, after the speed change)
     spec: OutputSpec
     filename: str
+    dim: bool = False  # darken the frame during the window
     speed: float = 1.0
     fade_out: float = 0.0  # seconds of fade to black and silence at the end
-    step_duration: float | None = None  # how-it-works: seconds each step shows (None: shared equally)
     avatar: ImageInput | None = None
     kind: Literal["template"] = "template"
 

@@ -12,7 +12,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from . import builders, plans
-from .fields import FilenameField, StepsField, TextField, TimeField, VideoField, sanitize_filename
+from .fields import FilenameField, TimeField, VideoField, sanitize_filename
 from .options import OutputFields, StyleFields
 from .templates import Template
 
@@ -280,14 +280,11 @@ class TemplateSerializer(StyleFields, RenderSerializer):
     def plan(self) -> plans.TemplatePlan:
         template, data = self.template, self.validated_data
         start, end, length = self.window(data)
-        text = {name: tuple(data[name]) if isinstance(data[name], list) else data[name]
-                for name, field in template.fields.items()
-                if isinstance(field, (TextField, StepsField)) and data.get(name)}
         fade_out = min(data.get(template.fade_out_field) or 0.0, length) if template.fade_out_field else 0.0
         return plans.TemplatePlan(
-            template=template.endpoint, video=data["video"], text=text, start=start, end=end, length=length,
-            spec=data["spec"], filename=self.filename("mp4"), speed=self.speed(data), fade_out=fade_out,
-            step_duration=data.get("step_duration"),
+            template=template.endpoint, video=data["video"], cards=tuple(template.cards(data, start, end)),
+            start=start, end=end, length=length, spec=data["spec"], filename=self.filename("mp4"), dim=template.dim,
+            speed=self.speed(data), fade_out=fade_out,
             avatar=data.get(template.avatar_field) if template.avatar_field else None,
         )
 

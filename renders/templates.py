@@ -20,7 +20,7 @@ from .text import ACCENT, BODY, SUBTITLE, TITLE, Block, Card
 class Template:
     endpoint: str
     fields: dict  # name -> serializer field
-    cards: Callable  # (plan) -> [Card]: the text blocks and when each shows
+    cards: Callable  # (validated data, start, end) -> [Card]: the text blocks and when each shows
     dim: bool = False  # darken the frame while the text shows
     speed_field: str | None = None  # a field changing video and audio tempo together
     fade_out_field: str | None = None  # a field giving seconds of fade to black/silence at the end
@@ -32,42 +32,41 @@ class Template:
 # ---- the six declarations -----------------------------------------------------------
 
 
-def text(plan, name, style):
-    return [Block(plan.text[name], style)] if plan.text.get(name) else []
+def text(data, name, style):
+    return [Block(data[name], style)] if data.get(name) else []
 
 
-def intro_cards(plan):
-    blocks = (Block(plan.text["full_name"], TITLE), Block(plan.text["role"], SUBTITLE), Block(plan.text["team"], ACCENT))
-    return [Card(blocks, "lower-left", plan.start, plan.end)]
+def intro_cards(data, start, end):
+    return [Card((Block(data["full_name"], TITLE), Block(data["role"], SUBTITLE), Block(data["team"], ACCENT)),
+                 "lower-left", start, end)]
 
 
-def announcement_cards(plan):
-    return [Card((Block(plan.text["headline"], TITLE), *text(plan, "subheadline", SUBTITLE)), "center",
-                 plan.start, plan.end)]
+def announcement_cards(data, start, end):
+    return [Card((Block(data["headline"], TITLE), *text(data, "subheadline", SUBTITLE)), "center", start, end)]
 
 
-def how_it_works_cards(plan):
-    steps, start, end = plan.text["steps"], plan.start, plan.end
-    each = plan.step_duration or (end - start) / len(steps)
-    cards = [Card(tuple(text(plan, "title", TITLE)), "top", start, end)] if plan.text.get("title") else []
+def how_it_works_cards(data, start, end):
+    steps = data["steps"]
+    each = data.get("step_duration") or (end - start) / len(steps)
+    cards = [Card(tuple(text(data, "title", TITLE)), "top", start, end)] if data.get("title") else []
     for index, step in enumerate(steps):
         step_start = start + index * each
         cards.append(Card((Block(f"{index + 1}. {step}", SUBTITLE),), "center", step_start, min(end, step_start + each)))
     return cards
 
 
-def persona_cards(plan):
-    return [Card((Block(plan.text["name"], TITLE), *text(plan, "title", ACCENT), *text(plan, "quote", BODY)),
-                 "lower-left", plan.start, plan.end)]
+def persona_cards(data, start, end):
+    return [Card((Block(data["name"], TITLE), *text(data, "title", ACCENT), *text(data, "quote", BODY)),
+                 "lower-left", start, end)]
 
 
-def demo_cards(plan):
-    return [Card((Block(plan.text["title"], TITLE), *text(plan, "caption", BODY)), "lower-left", plan.start, plan.end)]
+def demo_cards(data, start, end):
+    return [Card((Block(data["title"], TITLE), *text(data, "caption", BODY)), "lower-left", start, end)]
 
 
-def closing_cards(plan):
-    blocks = (Block(plan.text["cta"], TITLE), *text(plan, "tagline", SUBTITLE), *text(plan, "url", ACCENT))
-    return [Card(blocks, "center", plan.start, plan.end)]
+def closing_cards(data, start, end):
+    blocks = (Block(data["cta"], TITLE), *text(data, "tagline", SUBTITLE), *text(data, "url", ACCENT))
+    return [Card(blocks, "center", start, end)]
 
 
 TEMPLATES = [
@@ -99,6 +98,3 @@ TEMPLATES = [
                               help_text="seconds of fade to black and silence at the end"),
     }, closing_cards, fade_out_field="fade_out", about="a call to action, URL and tagline; picture and sound fade to black and silence"),
 ]  # fmt: skip
-
-
-TEMPLATE_BY_ENDPOINT = {template.endpoint: template for template in TEMPLATES}

@@ -51,7 +51,7 @@ class Block:
 class Card:
     """Blocks shown together, at one anchor, over one time window."""
 
-    blocks: tuple
+    blocks: tuple[Block, ...]
     anchor: str  # "lower-left", "center" or "top"
     start: float
     end: float

@@ -101,7 +101,9 @@ def test_plans_hold_the_derived_values(api, clips, spy):
     post(api, "/api/trim/preview", {"video": clips.basic, "start": "0.5", "format": "jpg"})
     demo, join, preview = (entry["plan"] for entry in spy)
     assert demo.length == pytest.approx(clips_duration(demo) / 2) and demo.end == pytest.approx(demo.length)
-    assert demo.speed == 2.0 and demo.text == {"title": "T"} and demo.spec.style.font
+    assert demo.speed == 2.0 and demo.spec.style.font and not demo.dim
+    assert [(block.text, card.start, card.end) for card in demo.cards for block in card.blocks] == [
+        ("T", 0.1, pytest.approx(demo.length))]
     assert [item.field for item in join.inputs] == ["segment_10", "segment_3"] and join.filename == "passwd.mp4"
     assert all(item.name.startswith("upload_") for item in join.inputs)
     assert (preview.format, preview.filename, preview.end) == ("jpg", "trim-preview.jpg", pytest.approx(2.0, abs=0.05))

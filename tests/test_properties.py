@@ -1,7 +1,6 @@
 """Property tests (hypothesis): any input gets a value or a field error, never an exception."""
 
 import string
-from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
@@ -62,8 +61,7 @@ DRAWABLE = st.text(alphabet=SCRIPTS, min_size=1, max_size=80).filter(str.strip)
 @given(DRAWABLE, DRAWABLE, DRAWABLE, st.sampled_from([(1280, 720), (720, 1280), (720, 720)]))
 def test_any_text_within_the_limits_stays_inside_the_safe_margins(name, role, team, canvas):
     width, height = canvas
-    plan = SimpleNamespace(text={"full_name": name.strip(), "role": role.strip(), "team": team.strip()}, start=0.5, end=2.0)
-    card = intro_cards(plan)[0]
+    card = intro_cards({"full_name": name.strip(), "role": role.strip(), "team": team.strip()}, 0.5, 2.0)[0]
     placed, _box = text.layout(card, width, height)
     margin = text.safe_margin(width, height)
     for block in placed:

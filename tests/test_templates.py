@@ -34,6 +34,11 @@ LIMITS = {"full_name": 80, "team": 80, "role": 80, "headline": 120, "name": 80, 
 NAMES = [t.endpoint for t in TEMPLATES]
 
 
+def drawn(params):
+    """The texts a stored template plan draws, in order."""
+    return [block["text"] for card in params["cards"] for block in card["blocks"]]
+
+
 def url(name):
     return f"/api/{name}/render"
 
@@ -190,7 +195,8 @@ def test_awkward_text_renders(api, clips, tmp_path):
     })
     assert r.status_code == 200
     params = RenderLog.objects.get(id=r["X-Render-Id"]).params
-    assert params["text"]["quote"].count("\n") == 3  # runs of blank lines folded to one
+    name, title, quote = drawn(params)
+    assert quote.count("\n") == 3 and title == "שלום עולם مرحبا 😀 ✓"  # runs of blank lines folded to one
 
 
 @pytest.mark.parametrize("canvas", ["180x320", "240x240"])
@@ -214,13 +220,15 @@ def test_how_it_works_shows_steps_one_after_another(api, still, tmp_path):
     out = save(r, tmp_path / "o.mp4")
     first, second = media.frame_at(out, 1.0), media.frame_at(out, 2.0)
     assert changed(first, second) > 0.005  # a different step is on screen
-    assert RenderLog.objects.get(id=r["X-Render-Id"]).params["text"]["steps"] == ["First", "Second"]
+    params = RenderLog.objects.get(id=r["X-Render-Id"]).params
+    assert drawn(params) == ["1. First", "2. Second"]
+    assert [(card["start"], card["end"]) for card in params["cards"]] == [(0.5, 1.5), (1.5, 2.5)]
 
 
 def test_how_it_works_repeated_field(api, clips):
     r = post(api, url("how-it-works"), {"video": clips.basic, "steps": ["One", "Two", "Three"]})
     assert r.status_code == 200
-    assert RenderLog.objects.get(id=r["X-Render-Id"]).params["text"]["steps"] == ["One", "Two", "Three"]
+    assert drawn(RenderLog.objects.get(id=r["X-Render-Id"]).params) == ["1. One", "2. Two", "3. Three"]
 
 
 def test_persona_avatar_is_drawn(api, still, clips, tmp_path):
