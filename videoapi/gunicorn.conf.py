@@ -1,4 +1,4 @@
-"""gunicorn settings (see the README's "Running in production").
+"""gunicorn settings (see the README's "Deploying").
 
 gthread workers: each worker process serves several requests on threads,
 so a slow client downloading a render does not block renders, and the
@@ -20,6 +20,13 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 # running after that dies with the worker and is removed by sweep_temp.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", str(int(float(os.environ.get("VIDEOAPI_FFMPEG_TIMEOUT", "300"))) + 30)))
 keepalive = 5
+# gunicorn's control socket (gunicornc) is off. Its default path is one per
+# user ($XDG_RUNTIME_DIR or $HOME/.gunicorn/gunicorn.ctl): every instance on a
+# host binds the same file, the last one takes it over and the first to stop
+# unlinks it from under the others; under deploy/systemd the home directory is
+# read-only, so it fails anyway. systemd already stops, reloads (HUP) and
+# resizes (`systemctl kill -s TTIN/TTOU --kill-whom=main`) the service.
+control_socket_disable = True
 # The proxies (deploy/nginx) whose X-Forwarded-Proto gunicorn believes; Django
 # reads the same variable to take the client address from X-Forwarded-For.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
