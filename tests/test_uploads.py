@@ -1,9 +1,12 @@
 """The upload path under pressure: chunked bodies, oversized fields, a full temp disk."""
 
+import http.client
 import io
 import json
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import uuid
 from pathlib import Path
@@ -185,3 +188,132 @@ def _fd_target(fd):
         return os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return ""
+
+
+# ---- a client that goes away mid-upload ---------------------------------------------------------------
+
+
+def hang_up_mid_upload(address, path, fields, token, *, keep, chunked=False, cut="mid-chunk", reset=False,
+                       before_close=None):
+    """Send the headers and the first `keep` bytes of the body, then go away.
+
+    Content-Length: the header declares the whole body. Chunked: the bytes go
+    as 16 KiB chunks, then the body is cut `mid-chunk` (a chunk header
+    promising more than follows) or `before-crlf` (a chunk's data without
+    the CRLF that ends it). `reset`: hang up with an RST instead of a FIN,
+    after `before_close()` says the server is reading.
+    """
+    body, ctype = multipart(fields)
+    host, port = address.split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}"
+    sock.sendall((f"POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: {ctype}\r\n{framing}\r\n"
+                  f"Authorization: Token {token}\r\n\r\n").encode())
+    part = body[:keep]
+    if not chunked:
+        sock.sendall(part)
+    else:
+        whole, tail = part[:len(part) - len(part) % 16384], part[len(part) - len(part) % 16384:]
+        for offset in range(0, len(whole), 16384):
+            sock.sendall(b"4000\r\n" + whole[offset:offset + 16384] + b"\r\n")
+        if cut == "mid-chunk":
+            sock.sendall(f"{len(tail) + 5000:x}\r\n".encode() + tail)
+        else:
+            sock.sendall(f"{len(tail):x}\r\n".encode() + tail)
+    if before_close:
+        before_close()
+    if reset:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def scrape(address):
+    """The server's /metrics text (a plain HTTP GET on loopback)."""
+    host, port = address.split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", "/metrics")
+        return connection.getresponse().read().decode()
+    finally:
+        connection.close()
+
+
+def counter(text, name, **labels):
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_a_client_hanging_up_mid_upload_is_recorded_as_its_abort(token, clips):
+    """Content-Length and chunked bodies cut off, by FIN and by RST: `rejected`/`client_disconnected`, no traceback.
+
+    Before, the chunked ones were 500 `internal_error` (Django's
+    UnreadablePostError over gunicorn's NoMoreData) with a traceback and
+    counted `failed`, and a short Content-Length body was 400 "video: This
+    field is required." (the parser saw the end of the stream and fewer parts).
+    """
+    fields = {"start": "0.5", "video": clips.basic}
+    body, _ctype = multipart(fields)
+    video_part = body.index(b'name="video"')
+    cases = [
+        ("length, cut between parts", dict(keep=body.rindex(b"--", 0, video_part))),
+        ("length, cut mid-file", dict(keep=len(body) // 2)),
+        ("length, cut mid-file by a reset", dict(keep=len(body) // 2, reset=True)),
+        ("chunked, cut mid-chunk", dict(keep=len(body) // 2, chunked=True)),
+        ("chunked, cut before a chunk's CRLF", dict(keep=len(body) // 2, chunked=True, cut="before-crlf")),
+    ]
+    seen = []
+    with gunicorn(workers=1) as (address, _proc):
+        log_file = Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"gunicorn-{address.split(':')[1]}.log"
+        for name, how in cases:
+            known = set(RenderLog.objects.values_list("id", flat=True))
+
+            def started():
+                return RenderLog.objects.exclude(id__in=known).first()
+
+            hang_up_mid_upload(address, "/api/trim", fields, token, before_close=lambda: wait_for(started), **how)
+            log = wait_for(lambda: (row := started()) is not None and row.cleanup_status != "pending" and row)
+            assert log, name
+            assert (log.status, log.http_status, log.error_code) == ("rejected", 400, "client_disconnected"), \
+                (name, log.status, log.error_code, log.error_message)
+            assert "disconnected" in log.error_message, name
+            assert log.cleanup_status == "deleted" and log.render_started_at is None, name
+            assert leftovers() == [], name  # the workspace went at once
+            if name == "length, cut mid-file":  # what came is on record: the file begun, as far as it came
+                assert log.inputs == [{"field": "video", "file": clips.basic.name, "complete": False,
+                                       "bytes": log.inputs[0]["bytes"]}] and 0 < log.inputs[0]["bytes"] < len(body) // 2
+                assert f"after {len(body) // 2} of the {len(body)} bytes" in log.error_message
+            seen.append(log.id)
+        metrics = scrape(address)
+        server_log = log_file.read_text()
+    assert counter(metrics, "videoapi_renders_total", endpoint="trim", outcome="aborted") == len(cases)
+    assert counter(metrics, "videoapi_renders_total", endpoint="trim", outcome="failed") == 0
+    assert counter(metrics, "videoapi_renders_total", endpoint="trim", outcome="rejected") == 0
+    assert "Traceback" not in server_log and " ERROR " not in server_log, server_log[-3000:]
+    assert server_log.count("code=client_disconnected") == len(cases)
+    assert len(set(seen)) == len(cases)
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_a_malformed_chunked_body_is_400_not_500(token, clips):
+    """A chunk size that is not hex is the client's mistake: 400 `invalid_input`, no traceback (it was a 500)."""
+    body, ctype = multipart({"start": "0.5", "video": clips.basic})
+    with gunicorn(workers=1) as (address, _proc):
+        log_file = Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"gunicorn-{address.split(':')[1]}.log"
+        host, port = address.split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall((f"POST /api/trim HTTP/1.1\r\nHost: {address}\r\nContent-Type: {ctype}\r\n"
+                          f"Transfer-Encoding: chunked\r\nAuthorization: Token {token}\r\nConnection: close\r\n\r\n"
+                          ).encode() + f"{1000:x}\r\n".encode() + body[:1000] + b"\r\nzz\r\n" + body[1000:2000])
+            status, headers, answer = read_response(sock)
+        server_log = log_file.read_text()
+    assert status == 400, answer[:300]
+    assert json.loads(answer)["code"] == "invalid_input" and "malformed" in json.loads(answer)["detail"]
+    log = RenderLog.objects.get(id=headers["x-render-id"])
+    assert (log.status, log.error_code, log.cleanup_status) == ("rejected", "invalid_input", "deleted")
+    assert "Traceback" not in server_log and " ERROR " not in server_log, server_log[-3000:]
