@@ -317,3 +317,68 @@ def test_a_malformed_chunked_body_is_400_not_500(token, clips):
     log = RenderLog.objects.get(id=headers["x-render-id"])
     assert (log.status, log.error_code, log.cleanup_status) == ("rejected", "invalid_input", "deleted")
     assert "Traceback" not in server_log and " ERROR " not in server_log, server_log[-3000:]
+
+
+# ---- what a refused request brought, on its RenderLog --------------------------------------------------
+
+
+def logged(response):
+    return RenderLog.objects.get(id=json.loads(response.body)["render_id"])
+
+
+def test_a_refused_request_records_what_it_brought_cut_and_without_secrets(api, clips, token):
+    secret = token.partition(".")[2]
+    assert len(secret) >= 16
+    r = post(api, "/api/intro/render", {
+        "video": clips.basic, "full_name": "N" * 500, "role": "Engineer", "start": "soon" * 50,
+        "team": f"our key is {token}", "password": "hunter2-hunter2", "api_key": token, "note": "x" * 300,
+    })
+    assert r.status_code == 400 and json.loads(r.body)["code"] == "invalid_input"
+    log = logged(r)
+    assert log.status == "rejected"
+    assert log.params["full_name"] == "N" * 80 + "\u2026 (500 characters)"  # its field's limit: 80
+    assert log.params["start"] == ("soon" * 50)[:100] + "\u2026 (200 characters)"  # no declared limit: 100
+    assert log.params["note"] == "x" * 100 + "\u2026 (300 characters)"  # a field the form does not know
+    assert log.params["role"] == "Engineer"
+    assert log.params["team"] == log.params["password"] == log.params["api_key"] == "[not recorded]"
+    assert log.inputs == [{"field": "video", "file": "basic.mp4", "bytes": clips.basic.stat().st_size}]
+    everything = json.dumps([log.params, log.inputs, log.details, log.error_message, log.api_key])
+    assert secret not in everything and "hunter2" not in everything
+    assert "Token" not in everything and "Authorization" not in everything  # nothing from the headers
+
+
+def test_a_text_file_as_video_and_a_missing_field_are_on_record(api, clips):
+    r = post(api, "/api/trim", {"video": clips.text, "start": "0.5", "final_filename": "cut"})
+    assert r.status_code == 415
+    log = logged(r)
+    assert log.params == {"start": "0.5", "final_filename": "cut"}
+    assert log.inputs == [{"field": "video", "file": "notes.txt", "bytes": clips.text.stat().st_size}]
+    r = post(api, "/api/intro/render", {"video": clips.basic, "team": "Core", "role": "Engineer"})
+    assert r.status_code == 400 and "full_name" in json.loads(r.body)["fields"]
+    log = logged(r)
+    assert log.params == {"team": "Core", "role": "Engineer"}  # what came, and so what did not
+    assert [item["field"] for item in log.inputs] == ["video"]
+
+
+def test_a_refused_list_is_recorded_to_its_limits(api, clips):
+    steps = [f"step {i}" for i in range(10)]
+    steps[1] = "s" * 150
+    r = post(api, "/api/how-it-works/render", {"video": clips.basic, "steps": steps})
+    assert r.status_code == 400 and "steps" in json.loads(r.body)["fields"]
+    recorded = logged(r).params["steps"]
+    # the list's limit (8 items) and each item's (100 characters)
+    assert recorded == ["step 0", "s" * 100 + "\u2026 (150 characters)", *steps[2:8], "\u2026 (10 values)"]
+
+
+def test_an_accepted_render_keeps_its_validated_params_when_it_fails(api, clips, monkeypatch):
+    from renders import lifecycle
+
+    def explode(self, args):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(lifecycle.Render, "run_ffmpeg", explode)
+    r = post(api, "/api/trim", {"video": clips.basic, "start": "0.5", "note": "not a field"})
+    assert r.status_code == 500
+    log = logged(r)
+    assert log.params["start"] == 0.5 and "note" not in log.params  # validated, not as received
+    assert log.inputs[0]["field"] == "video" and log.inputs[0]["duration"] > 1.9  # the probe's summary
