@@ -257,3 +257,16 @@ class ClientKeyAdmin(APIKeyModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return (*super().get_readonly_fields(request, obj), "created", "last_used_at")
+
+
+
+# ---- plain tokens from before hashed keys: not in the admin ----------------------------------
+#
+# DRF's token admin adds plain tokens (stored as they are) and shows each one's secret
+# (in its list, page titles and the deletion log). None is made any more:
+# `manage.py migrate_authtokens` turns the old ones into hashed keys with the same
+# secret, which are then seen, revoked and expired under "API keys".
+
+from rest_framework.authtoken.models import TokenProxy  # noqa: E402
+
+admin.site.unregister(TokenProxy)
