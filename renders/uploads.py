@@ -41,6 +41,9 @@ class BodyStream:
       end while the byte limit still holds (413 the moment it is passed).
     - The name of the part being read is kept, so that a text field over
       Django's in-memory field limit can be named in the 413.
+    - The end of the stream before the declared length, and any failure of
+      the server's input, is `ClientDisconnected` (gunicorn's malformed
+      chunk framing is a 400); nothing else reading the body needs to know.
     """
 
     def __init__(self, raw, limit, declared=0):
