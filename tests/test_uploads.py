@@ -272,7 +272,7 @@ def test_a_client_hanging_up_mid_upload_is_recorded_as_its_abort(token, clips):
         for name, how in cases:
             known = set(RenderLog.objects.values_list("id", flat=True))
 
-            def started():
+            def started(known=known):
                 return RenderLog.objects.exclude(id__in=known).first()
 
             hang_up_mid_upload(address, "/api/trim", fields, token, before_close=lambda: wait_for(started), **how)
