@@ -43,7 +43,13 @@ def dashboard():
             path = root / entry.name
             leftovers.append({"name": entry.name, "bytes": dir_size(path), "live": is_locked(path)})
     return {"totals": totals, "cleanups": cleanups, "leftovers": leftovers, "host": settings.VIDEOAPI_HOST_ID,
-            "failed_cleanups": RenderLog.objects.filter(cleanup_status=RenderLog.Cleanup.FAILED).count()}
+            "failed_cleanups": capped_count(RenderLog.objects.filter(cleanup_status=RenderLog.Cleanup.FAILED))}
+
+
+def capped_count(queryset) -> str:
+    """How many rows, counted up to COUNT_CAP ("50000+" past it, "" for none): never a count over every row."""
+    n = queryset.order_by()[:COUNT_CAP].count()
+    return "" if not n else f"{n}+" if n >= COUNT_CAP else str(n)
 
 
 # ---- a list that stays fast with a year of renders ---------------------------------------------
