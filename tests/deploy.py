@@ -149,3 +149,19 @@ def tls_socket(port, source="127.0.0.1", rcvbuf=None):
     sock.bind((source, 0))
     sock.connect(("127.0.0.1", port))
     return tls_context().wrap_socket(sock)
+
+
+def named_unix_sockets(pid):
+    """Paths of the named Unix sockets process `pid` holds open."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    paths = []
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[6] in inodes:
+            paths.append(fields[7])
+    return paths

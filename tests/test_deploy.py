@@ -36,9 +36,10 @@ from videoapi import settings as production_settings
 
 from . import media
 from .conftest import wait_for
-from .deploy import DEPLOY, ROOT, SHIPPED_BODY_LIMIT, Nginx, https, nginx_binary, render_site, self_signed_cert, tls_socket
+from .deploy import (DEPLOY, ROOT, SHIPPED_BODY_LIMIT, Nginx, https, named_unix_sockets, nginx_binary, render_site,
+                     self_signed_cert, tls_socket)
 from .pgcluster import Cluster
-from .server import free_port, gunicorn, multipart, read_head
+from .server import free_port, gunicorn, multipart, read_head, read_response
 
 CLIENT = "127.0.0.3"  # a client's address on loopback (nginx itself talks to the hosts from 127.0.0.1)
 OUTSIDER = "127.0.0.2"  # an address the operator paths do not allow
@@ -346,9 +347,14 @@ class Host:
     proc: object
     env: dict
     temp_root: Path
+    home: Path
 
     def workspaces(self):
         return sorted(p.name for p in self.temp_root.iterdir() if p.name != ".slots") if self.temp_root.exists() else []
+
+    def log(self):
+        port = self.address.rsplit(":", 1)[1]
+        return (Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"gunicorn-{port}.log").read_text(errors="replace")
 
 
 @dataclass
@@ -381,11 +387,16 @@ def stack(django_db_setup, tmp_path_factory):
         hosts = {}
         for name in ("host-a", "host-b"):
             base = workdir / name
+            home = base / "home"  # each host's own $HOME and $XDG_RUNTIME_DIR: nothing of gunicorn's may appear there
+            (home / "run").mkdir(parents=True)
             env = {"VIDEOAPI_HOST_ID": name, "VIDEOAPI_TEMP_ROOT": str(base / "renders"),
                    "VIDEOAPI_STATE_DIR": str(base / "state"), "VIDEOAPI_FFMPEG": ffmpeg,
-                   "FORWARDED_ALLOW_IPS": "127.0.0.1", "DJANGO_HTTPS": "true", "VIDEOAPI_SWEEP_GRACE": "0"}
+                   "FORWARDED_ALLOW_IPS": "127.0.0.1", "DJANGO_HTTPS": "true", "VIDEOAPI_SWEEP_GRACE": "0",
+                   # the site's name, as deploy/videoapi.env has it, and the address the tests' clients dial
+                   "DJANGO_ALLOWED_HOSTS": env_file()["DJANGO_ALLOWED_HOSTS"] + ",127.0.0.1",
+                   "HOME": str(home), "XDG_RUNTIME_DIR": str(home / "run")}
             address, proc = exits.enter_context(gunicorn(env, workers=2, threads=4))
-            hosts[name] = Host(name, address, proc, env, base / "renders")
+            hosts[name] = Host(name, address, proc, env, base / "renders", home)
         cert, key = self_signed_cert(workdir)
         http_port, https_port = free_port(), free_port()
         upstreams = [h.address for h in hosts.values()]
@@ -525,13 +536,62 @@ def test_operator_paths_only_from_the_named_addresses(stack):
     assert status == 200 and b"videoapi_workspaces_in_flight" in body
     status, headers, _ = https(stack.https_port, "GET", "/admin/")
     assert status == 302 and "/admin/login/" in headers["location"]
+    # /readyz tells free disk bytes, fonts and the database's state: the operator's and the probes' only
+    status, _, body = https(stack.https_port, "GET", "/readyz", source=OUTSIDER)
+    assert status == 403 and b"fonts" not in body and b"free" not in body
+    status, _, body = https(stack.https_port, "GET", "/readyz")
+    assert status == 200 and json.loads(body)["checks"]["database"]["ok"] is True
     status, _, _ = https(stack.https_port, "GET", "/healthz", source=OUTSIDER)  # public paths stay public
     assert status == 200
-    # plain http redirects to https, except the health probe
-    with socket.create_connection(("127.0.0.1", stack.http_port), timeout=10) as sock:
-        sock.sendall(f"GET /api/trim HTTP/1.1\r\nHost: 127.0.0.1:{stack.http_port}\r\nConnection: close\r\n\r\n".encode())
-        status, headers, _ = read_head(sock)
+    status, _, _ = https(stack.https_port, "GET", "/api/schema", source=OUTSIDER)
+    assert status == 200
+
+
+def plain_http(port, head):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        return read_response(sock)
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_plain_http_answers_the_health_probe_and_redirects_the_rest(stack):
+    """Port 80: a load balancer's probe gets 200 whatever Host it sends (none, the address it dialled, the name)."""
+    for head in ["GET /healthz HTTP/1.0\r\n\r\n",
+                 "GET /healthz HTTP/1.1\r\nHost: 10.20.30.40\r\nConnection: close\r\n\r\n",
+                 f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{stack.http_port}\r\nConnection: close\r\n\r\n",
+                 "GET /healthz HTTP/1.1\r\nHost: videos.example.com\r\nConnection: close\r\n\r\n"]:
+        for _ in stack.hosts:  # nginx takes turns: each host answers
+            status, _, body = plain_http(stack.http_port, head)
+            assert status == 200 and json.loads(body) == {"status": "ok"}, (head, status, body[:300])
+    # and no host logged a refused Host header (Django's DisallowedHost, with its traceback)
+    for host in stack.hosts.values():
+        assert "Invalid HTTP_HOST" not in host.log(), host.name
+    # everything else on plain http goes to https
+    status, headers, _ = plain_http(stack.http_port, f"GET /api/trim HTTP/1.1\r\nHost: 127.0.0.1:{stack.http_port}\r\n"
+                                                     "Connection: close\r\n\r\n")
     assert status == 308 and headers["location"].startswith("https://")
+    status, headers, _ = plain_http(stack.http_port, "GET /readyz HTTP/1.1\r\nHost: 10.20.30.40\r\n"
+                                                     "Connection: close\r\n\r\n")
+    assert status == 308
+    # the log check above sees a refused Host: a name nobody allowed, passed on by the https site
+    for _ in range(10):  # until nginx has passed one to each host
+        status, _, _ = https(stack.https_port, "GET", "/healthz", headers={"Host": "not-ours.example.org"})
+        assert status == 400
+        if all("Invalid HTTP_HOST" in host.log() for host in stack.hosts.values()):
+            break
+    assert all("Invalid HTTP_HOST" in host.log() for host in stack.hosts.values())
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_hosts_open_no_shared_control_socket(stack):
+    """gunicorn's control socket is off: no instance binds one, none appears under $HOME or $XDG_RUNTIME_DIR."""
+    for host in stack.hosts.values():
+        assert host.proc.poll() is None
+        assert named_unix_sockets(host.proc.pid) == [], host.name
+        assert [str(p) for p in host.home.rglob("*") if "gunicorn" in p.name] == [], host.name
+        assert "control socket" not in host.log().lower(), host.name
 
 
 def start_download(port, token, clip, rcvbuf=16384):
