@@ -58,9 +58,9 @@ def test_count_is_estimated_or_capped(monkeypatch):
     assert render_admin.CappedCountPaginator(RenderLog.objects.all(), 50).count >= 12  # the table estimate
 
 
-COUNTED = re.compile(r"\bCOUNT\(", re.I)
-CAPPED = re.compile(r"^SELECT COUNT\(\*\) FROM \(SELECT .* LIMIT (\d+)\) subquery$", re.I | re.S)
-DAY = re.compile(r'WHERE "renders_renderlog"\."received_at" >= ', re.I)  # the dashboard's last 24 hours
+COUNTED = re.compile(r"\bCOUNT\(", re.IGNORECASE)
+CAPPED = re.compile(r"^SELECT COUNT\(\*\) FROM \(SELECT .* LIMIT (\d+)\) subquery$", re.IGNORECASE | re.DOTALL)
+DAY = re.compile(r'WHERE "renders_renderlog"\."received_at" >= ', re.IGNORECASE)  # the dashboard's last 24 hours
 
 
 def counts(url, admin_client):
