@@ -319,6 +319,18 @@ def test_crontab_lines_run_as_written_and_log_to_syslog(tmp_path):
     assert len(sweep) + len(prune) == len(lines)
 
 
+def test_readme_quotes_the_shipped_files():
+    """The README's cron line is deploy/crontab's, and its install steps name every unit shipped."""
+    readme = (ROOT / "README.md").read_text()
+    crontab = [line for line in (DEPLOY / "crontab").read_text().splitlines() if line[:1] in "*0123456789"]
+    quoted = [line.strip() for line in readme.splitlines() if re.match(r"\s*[*\d/,-]+( [*\d/,-]+){4} \S", line)]
+    assert quoted and set(quoted) <= set(crontab), quoted
+    deploying = readme.split("## Deploying", 1)[1].split("\n## ", 1)[0]
+    for name in UNITS:
+        assert name in deploying or "videoapi*" in deploying, name
+    assert "systemctl start videoapi-migrate.service" in deploying
+
+
 def test_nginx_site_matches_the_service_settings(tmp_path):
     text = (DEPLOY / "nginx" / "videoapi.conf").read_text()
     directives = dict(re.findall(r"^\s*(\w+)\s+([^;{]+);", text, re.M))
