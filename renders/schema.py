@@ -16,6 +16,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from .errors import ERROR_CODES
+from .output import FPS_CHOICES
 from .serializers import JoinSerializer
 
 
@@ -269,8 +270,8 @@ def add_examples(result, generator, request, public):
         for name, prop in form.get("properties", {}).items():
             if name in examples:
                 prop["example"] = examples[name]
-            elif name == "fps":  # otherwise the first choice (24), not what this service renders by default
-                prop["example"] = settings.VIDEOAPI_FPS
+            elif name == "fps" and settings.VIDEOAPI_FPS in FPS_CHOICES:
+                prop["example"] = settings.VIDEOAPI_FPS  # not the first choice (24): this service's default
         arrays = [name for name, prop in form.get("properties", {}).items() if prop.get("type") == "array"]
         if arrays:  # `steps=a&steps=b`, which the service reads as a list (not Swagger UI's `steps=a,b`)
             content["encoding"] = {name: {"style": "form", "explode": True} for name in arrays}
