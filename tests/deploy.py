@@ -165,3 +165,65 @@ def named_unix_sockets(pid):
         if len(fields) >= 8 and fields[6] in inodes:
             paths.append(fields[7])
     return paths
+
+
+def unit_system_calls(analyze, filters):
+    """The system calls a unit's SystemCallFilter= lines allow, groups expanded by systemd-analyze itself."""
+    groups = {}
+
+    def expand(name):
+        if not name.startswith("@"):
+            return {name}
+        if name not in groups:
+            listing = subprocess.run([analyze, "syscall-filter", "--no-pager", name], capture_output=True, text=True,
+                                     timeout=30, check=True).stdout
+            members = [line.split()[0] for line in listing.splitlines()[1:]
+                       if line.strip() and not line.lstrip().startswith("#")]
+            groups[name] = set().union(*map(expand, members)) if members else set()
+        return groups[name]
+
+    allowed = set()
+    for value in filters:  # an allow list, then `~` lines that take calls out of it (systemd's order of reading)
+        deny = value.startswith("~")
+        names = set().union(*map(expand, value.lstrip("~").split()))
+        allowed = allowed - names if deny else allowed | names
+    return allowed
+
+
+# Installed by `sitecustomize` at the start of a Python started with VIDEOAPI_TEST_SYSCALLS naming a file of
+# allowed system calls: NoNewPrivileges, then a seccomp filter answering EPERM to every other call (as a unit
+# with SystemCallFilter= and SystemCallErrorNumber=EPERM). Children (gunicorn's workers, FFmpeg) inherit it.
+SECCOMP_SITECUSTOMIZE = '''
+import ctypes, ctypes.util, errno, os
+
+def _install(path):
+    lib = ctypes.CDLL(ctypes.util.find_library("seccomp"), use_errno=True)
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                           ctypes.c_void_p]
+    lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
+    ctx = lib.seccomp_init(0x00050000 | errno.EPERM)  # SCMP_ACT_ERRNO(EPERM) for anything not allowed
+    with open(path) as names:
+        for name in names.read().split():
+            number = lib.seccomp_syscall_resolve_name(name.encode())
+            if number >= 0:  # negative: not a system call of this architecture
+                if lib.seccomp_rule_add_array(ctx, 0x7FFF0000, number, 0, None) != 0:  # SCMP_ACT_ALLOW
+                    raise OSError("seccomp_rule_add " + name)
+    if lib.seccomp_load(ctx) != 0:
+        raise OSError("seccomp_load")
+
+if os.environ.get("VIDEOAPI_TEST_SYSCALLS"):
+    _install(os.environ["VIDEOAPI_TEST_SYSCALLS"])
+'''
+
+
+def seccomp_environment(directory: Path, allowed):
+    """Environment entries that start a Python (and all it runs) under a seccomp filter allowing `allowed`."""
+    (directory / "sitecustomize.py").write_text(SECCOMP_SITECUSTOMIZE)
+    (directory / "allowed").write_text("\n".join(sorted(allowed)) + "\n")
+    return {"PYTHONPATH": str(directory), "VIDEOAPI_TEST_SYSCALLS": str(directory / "allowed")}

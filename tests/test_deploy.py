@@ -7,6 +7,7 @@ PostgreSQL pass of scripts/test, started once for this module.
 """
 
 import contextlib
+import ctypes.util
 import json
 import os
 import re
@@ -37,9 +38,9 @@ from videoapi import settings as production_settings
 from . import media
 from .conftest import wait_for
 from .deploy import (DEPLOY, ROOT, SHIPPED_BODY_LIMIT, Nginx, https, named_unix_sockets, nginx_binary, render_site,
-                     self_signed_cert, tls_socket)
+                     seccomp_environment, self_signed_cert, tls_socket, unit_system_calls)
 from .pgcluster import Cluster
-from .server import free_port, gunicorn, multipart, read_head, read_response
+from .server import free_port, gunicorn, multipart, read_head, read_response, request
 
 CLIENT = "127.0.0.3"  # a client's address on loopback (nginx itself talks to the hosts from 127.0.0.1)
 OUTSIDER = "127.0.0.2"  # an address the operator paths do not allow
@@ -150,6 +151,46 @@ def test_service_unit_sandbox_covers_the_configured_paths():
     # graceful stop: systemd waits at least as long as gunicorn lets renders finish
     graceful = production_settings.DEFAULT_FFMPEG_TIMEOUT + 30
     assert int(service["TimeoutStopSec"][0]) >= graceful
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_service_renders_under_the_units_system_call_filter(tmp_path, token, clips):
+    """gunicorn, its workers and FFmpeg under videoapi.service's SystemCallFilter (and NoNewPrivileges), for real."""
+    analyze = systemd_analyze()
+    if not ctypes.util.find_library("seccomp"):
+        pytest.skip("libseccomp is not installed (Debian package libseccomp2)")
+    service = unit("videoapi.service")
+    assert service["SystemCallErrorNumber"] == ["EPERM"] and service["NoNewPrivileges"] == ["true"]
+    for name in SERVICES:  # one filter for every unit
+        assert unit(name)["SystemCallFilter"] == service["SystemCallFilter"], name
+    allowed = unit_system_calls(analyze, service["SystemCallFilter"])
+    assert {"execve", "clone", "pidfd_open", "flock"} <= allowed
+    assert not {"setuid", "setrlimit", "sched_setaffinity", "mount", "reboot", "ptrace"} & allowed
+    env = seccomp_environment(tmp_path, allowed)
+    with gunicorn(env, workers=1, threads=4) as (address, proc):
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        assert re.search(r"^Seccomp:\s+2$", status, re.M) and re.search(r"^NoNewPrivs:\s+1$", status, re.M)
+        jobs = [("/api/trim", {"video": clips.basic, "start": "0.5", "end": "1.5"}, "video/mp4"),
+                ("/api/intro/render", {"video": clips.basic, "team": "Team", "full_name": "Ada Lovelace",
+                                       "role": "Engineer"}, "video/mp4"),
+                ("/api/trim/preview", {"video": clips.basic, "start": "0", "duration": "1"}, "video/mp4")]
+        for path, fields, kind in jobs:
+            code, headers, body = request(address, path, fields, token)
+            assert code == 200 and headers["content-type"] == kind, (path, body[:300])
+            (tmp_path / "out.mp4").write_bytes(body)
+            assert media.probe(tmp_path / "out.mp4")["vcodec"] == "h264"
+        with socket.create_connection(tuple(address.rsplit(":", 1)), timeout=30) as sock:
+            sock.sendall("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            code, _, body = read_response(sock)
+        assert code == 200 and json.loads(body)["checks"]["ffmpeg"]["ok"] is True, body
+    # the sweep and prune units' commands under the same filter
+    result = run_unit_command("videoapi-sweep.service", "ExecStart", {**os.environ, **env})
+    assert result.returncode == 0 and json.loads(result.stdout)["errors"] == {}, result.stderr
+    # the filter is real: what it takes out fails
+    setuid = subprocess.run([sys.executable, "-c", "import os; os.setuid(os.getuid())"], env={**os.environ, **env},
+                            capture_output=True, text=True, timeout=60)
+    assert setuid.returncode != 0 and "Operation not permitted" in setuid.stderr
 
 
 def seconds(analyze, span):
