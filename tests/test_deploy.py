@@ -155,8 +155,9 @@ def test_service_unit_sandbox_covers_the_configured_paths():
 
 @pytest.mark.server
 @pytest.mark.django_db(transaction=True)
-def test_service_renders_under_the_units_system_call_filter(tmp_path, token, clips):
-    """gunicorn, its workers and FFmpeg under videoapi.service's SystemCallFilter (and NoNewPrivileges), for real."""
+def test_service_renders_under_the_units_system_call_filters(tmp_path, token, clips):
+    """gunicorn, its workers and FFmpeg under videoapi.service's SystemCallFilter, MemoryDenyWriteExecute and
+    NoNewPrivileges, for real."""
     analyze = systemd_analyze()
     if not ctypes.util.find_library("seccomp"):
         pytest.skip("libseccomp is not installed (Debian package libseccomp2)")
@@ -167,10 +168,12 @@ def test_service_renders_under_the_units_system_call_filter(tmp_path, token, cli
     allowed = unit_system_calls(analyze, service["SystemCallFilter"])
     assert {"execve", "clone", "pidfd_open", "flock"} <= allowed
     assert not {"setuid", "setrlimit", "sched_setaffinity", "mount", "reboot", "ptrace"} & allowed
-    env = seccomp_environment(tmp_path, allowed)
+    assert service["MemoryDenyWriteExecute"] == ["true"]
+    env = seccomp_environment(tmp_path, allowed, deny_write_execute=True)
     with gunicorn(env, workers=1, threads=4) as (address, proc):
         status = Path(f"/proc/{proc.pid}/status").read_text()
         assert re.search(r"^Seccomp:\s+2$", status, re.M) and re.search(r"^NoNewPrivs:\s+1$", status, re.M)
+        assert re.search(r"^Seccomp_filters:\s+2$", status, re.M)  # the allow list and the write-or-execute one
         jobs = [("/api/trim", {"video": clips.basic, "start": "0.5", "end": "1.5"}, "video/mp4"),
                 ("/api/intro/render", {"video": clips.basic, "team": "Team", "full_name": "Ada Lovelace",
                                        "role": "Engineer"}, "video/mp4"),
@@ -187,10 +190,12 @@ def test_service_renders_under_the_units_system_call_filter(tmp_path, token, cli
     # the sweep and prune units' commands under the same filter
     result = run_unit_command("videoapi-sweep.service", "ExecStart", {**os.environ, **env})
     assert result.returncode == 0 and json.loads(result.stdout)["errors"] == {}, result.stderr
-    # the filter is real: what it takes out fails
-    setuid = subprocess.run([sys.executable, "-c", "import os; os.setuid(os.getuid())"], env={**os.environ, **env},
-                            capture_output=True, text=True, timeout=60)
-    assert setuid.returncode != 0 and "Operation not permitted" in setuid.stderr
+    # the filters are real: what they take out fails
+    for code in ["import os; os.setuid(os.getuid())",
+                 "import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)"]:
+        refused = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,
+                                 text=True, timeout=60)
+        assert refused.returncode != 0 and "Operation not permitted" in refused.stderr, code
 
 
 def seconds(analyze, span):
