@@ -4,7 +4,9 @@
 
 Starts the service as production runs it (the shipped gunicorn.conf.py, the
 production settings module, SQLite in a temp state dir, API-key auth) on a
-loopback port, generates its inputs with FFmpeg, and prints one table:
+loopback port, generates its inputs with FFmpeg, and prints one table.
+Under `python -m tests.pgcluster --createdb -- ...` it uses that PostgreSQL
+instead of SQLite. The rows:
 
 - API wall time / FFmpeg time: an intro render (720p, 5 s) on a warm
   worker; FFmpeg's time comes from the response's Server-Timing header;
@@ -48,7 +50,9 @@ ENV = {
     "DJANGO_SETTINGS_MODULE": "videoapi.settings",
     "VIDEOAPI_STATE_DIR": str(WORK / "state"),
     "VIDEOAPI_TEMP_ROOT": str(WORK / "renders"),
-    "DATABASE_URL": f"sqlite:///{WORK / 'state' / 'db.sqlite3'}",
+    # SQLite in the temp dir, or the PostgreSQL that tests.pgcluster --createdb hands over
+    "DATABASE_URL": os.environ.get("DATABASE_URL", "") if os.environ.get("DATABASE_URL", "").startswith("postgres")
+    else f"sqlite:///{WORK / 'state' / 'db.sqlite3'}",
     "VIDEOAPI_TEST_DIR": str(WORK),  # where tests.server writes gunicorn's log
     "VIDEOAPI_QUEUE_TIMEOUT": "600",  # the throughput rows queue on purpose
     "VIDEOAPI_LOG_LEVEL": "WARNING",
@@ -245,7 +249,8 @@ def first_request_rows(token, clips, repeat):
 
     Nothing waits for the worker to say it is ready (a client cannot see
     that): the first request goes out as soon as the port accepts a
-    connection, and after a reload (HUP) as soon as the old worker is gone.
+    connection, and after a reload (HUP) as soon as the new worker is forked
+    (gunicorn tells the old one to stop right then).
     Four jpg previews of the 720p clip each time, one worker, several fresh
     servers; the service's own span (Server-Timing total) shows whether the
     difference lies inside the view or before it.
@@ -261,7 +266,7 @@ def first_request_rows(token, clips, repeat):
                 old = set(worker_pids(proc))
                 os.kill(proc.pid, signal.SIGHUP)
                 deadline = time.monotonic() + 60
-                while old & set(worker_pids(proc)) or not worker_pids(proc):  # the old worker gone, a new one forked
+                while not set(worker_pids(proc)) - old:  # the new worker is forked (the old one is told to stop)
                     if time.monotonic() > deadline:
                         raise SystemExit("the reload did not replace the worker")
                     time.sleep(0.002)
