@@ -4,13 +4,17 @@
 
 Starts the service as production runs it (the shipped gunicorn.conf.py, the
 production settings module, SQLite in a temp state dir, API-key auth) on a
-loopback port, generates its inputs with FFmpeg, and prints one table:
+loopback port, generates its inputs with FFmpeg, and prints one table.
+Under `python -m tests.pgcluster --createdb -- ...` it uses that PostgreSQL
+instead of SQLite. The rows:
 
 - API wall time / FFmpeg time: an intro render (720p, 5 s) on a warm
   worker; FFmpeg's time comes from the response's Server-Timing header;
-- a fresh worker's first request: its extra time (wall minus FFmpeg) over
-  the same worker's next requests, with the boot-time warm-up and without
-  it (VIDEOAPI_WARM_WORKERS=0);
+- a fresh worker's first request as a client sees it: the whole request's
+  wall time over the same worker's next three (jpg previews of the 720p
+  clip), sent the moment a fresh server's port accepts and right after a
+  reload (HUP), median over several fresh servers, with the warm-up and
+  without it (VIDEOAPI_WARM_WORKERS=0);
 - trim preview (mp4, 360p) / accurate trim: 8 s of a 1080p source, end to end;
 - forced re-encode / copy join: 3 x 10 s 720p house segments (the re-encode
   is forced by giving the last segment 44.1 kHz sound);
@@ -30,6 +34,7 @@ import concurrent.futures
 import contextlib
 import http.client
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -45,7 +50,9 @@ ENV = {
     "DJANGO_SETTINGS_MODULE": "videoapi.settings",
     "VIDEOAPI_STATE_DIR": str(WORK / "state"),
     "VIDEOAPI_TEMP_ROOT": str(WORK / "renders"),
-    "DATABASE_URL": f"sqlite:///{WORK / 'state' / 'db.sqlite3'}",
+    # SQLite in the temp dir, or the PostgreSQL that tests.pgcluster --createdb hands over
+    "DATABASE_URL": os.environ.get("DATABASE_URL", "") if os.environ.get("DATABASE_URL", "").startswith("postgres")
+    else f"sqlite:///{WORK / 'state' / 'db.sqlite3'}",
     "VIDEOAPI_TEST_DIR": str(WORK),  # where tests.server writes gunicorn's log
     "VIDEOAPI_QUEUE_TIMEOUT": "600",  # the throughput rows queue on purpose
     "VIDEOAPI_LOG_LEVEL": "WARNING",
@@ -111,6 +118,7 @@ class Answer:
     status: int
     wall: float  # request start to the last byte read
     ffmpeg: float  # Server-Timing ffmpeg
+    total: float  # Server-Timing total: the service's own span, from receiving the request to its first byte
     render_id: str
     headers: dict
     body: bytes | None
@@ -151,8 +159,9 @@ def post(address, token, path, fields, expect=200, keep=False, sent=None):
     render_id = response.getheader("X-Render-Id", "")
     cleanup = cleanup_latency(render_id, finished) if render_id else None
     timing = dict(p.split(";")[:2] for p in response.getheader("Server-Timing", "ffmpeg;dur=0").split(", "))
-    return Answer(response.status, finished - started, float(timing["ffmpeg"][4:]) / 1000, render_id,
-                  dict(response.getheaders()), body if keep else None, cleanup)
+    return Answer(response.status, finished - started, float(timing["ffmpeg"][4:]) / 1000,
+                  float(timing.get("total", "dur=0")[4:]) / 1000, render_id, dict(response.getheaders()),
+                  body if keep else None, cleanup)
 
 
 def cleanup_latency(render_id, finished):
@@ -236,17 +245,50 @@ def warm_rows(token, clips, repeat, cleanups):
 
 
 def first_request_rows(token, clips, repeat):
+    """A fresh worker's first request as a client sees it: the whole request's wall time, first vs next.
+
+    Nothing waits for the worker to say it is ready (a client cannot see
+    that): the first request goes out as soon as the port accepts a
+    connection, and after a reload (HUP) as soon as the new worker is forked
+    (gunicorn tells the old one to stop right then).
+    Four jpg previews of the 720p clip each time, one worker, several fresh
+    servers; the service's own span (Server-Timing total) shows whether the
+    difference lies inside the view or before it.
+    """
     rows = []
+    preview = ("/api/trim/preview", {"video": clips["intro"], "start": "1", "format": "jpg"})
+    runs = max(3, repeat)
     for warm in ("1", "0"):
-        extra = []
-        for _ in range(max(3, repeat // 2)):
-            with serve(GUNICORN_WORKERS="1", VIDEOAPI_WARM_WORKERS=warm) as (address, _proc):
-                answers = [post(address, token, "/api/intro/render", {"video": clips["intro"], **INTRO})
-                           for _ in range(4)]
-            extra.append(answers[0].overhead - statistics.median(a.overhead for a in answers[1:]))
-        label = "with warm-up (default)" if warm == "1" else "without warm-up"
-        rows.append((f"first request's extra time, {label}", f"{1000 * statistics.median(extra):.0f} ms",
-                     "median over fresh workers: first request's (wall - FFmpeg) minus the next three's"))
+        samples = {"start": [], "reload": []}
+        for _ in range(runs):
+            with gunicorn(extra_env={**ENV, "VIDEOAPI_WARM_WORKERS": warm}, workers=1, threads=8) as (address, proc):
+                samples["start"].append([post(address, token, *preview) for _ in range(4)])
+                old = set(worker_pids(proc))
+                os.kill(proc.pid, signal.SIGHUP)
+                deadline = time.monotonic() + 60
+                while not set(worker_pids(proc)) - old:  # the new worker is forked (the old one is told to stop)
+                    if time.monotonic() > deadline:
+                        raise SystemExit("the reload did not replace the worker")
+                    time.sleep(0.002)
+                samples["reload"].append([post(address, token, *preview) for _ in range(4)])
+        if os.environ.get("BENCH_VERBOSE"):
+            for when, answers in ((when, answers) for when, runs_ in samples.items() for answers in runs_):
+                print(f"VIDEOAPI_WARM_WORKERS={warm} {when}: wall", [round(1000 * a.wall) for a in answers],
+                      "span", [round(1000 * a.total) for a in answers], "ms", flush=True)
+        labels = {("1", "start"): "a fresh worker's first request over its next three",
+                  ("1", "reload"): "  the same right after a reload (HUP)",
+                  ("0", "start"): "  the same with VIDEOAPI_WARM_WORKERS=0",
+                  ("0", "reload"): "  the same after a reload, VIDEOAPI_WARM_WORKERS=0"}
+        for when in ("start", "reload"):
+            runs_ = samples[when]
+            first = statistics.median(answers[0].wall for answers in runs_)
+            nexts = statistics.median(statistics.median(a.wall for a in answers[1:]) for answers in runs_)
+            extra = statistics.median(answers[0].wall - statistics.median(a.wall for a in answers[1:]) for answers in runs_)
+            span = statistics.median(answers[0].total - statistics.median(a.total for a in answers[1:])
+                                     for answers in runs_)
+            rows.append((labels[warm, when], f"{1000 * extra:+.0f} ms",
+                         (f"client wall: first {1000 * first:.0f} ms, next {1000 * nexts:.0f} ms (service span "
+                          f"{1000 * span:+.0f} ms); median over {runs} fresh servers")))
     return rows
 
 

@@ -43,7 +43,13 @@ def dashboard():
             path = root / entry.name
             leftovers.append({"name": entry.name, "bytes": dir_size(path), "live": is_locked(path)})
     return {"totals": totals, "cleanups": cleanups, "leftovers": leftovers, "host": settings.VIDEOAPI_HOST_ID,
-            "failed_cleanups": RenderLog.objects.filter(cleanup_status=RenderLog.Cleanup.FAILED).count()}
+            "failed_cleanups": capped_count(RenderLog.objects.filter(cleanup_status=RenderLog.Cleanup.FAILED))}
+
+
+def capped_count(queryset) -> str:
+    """How many rows, counted up to COUNT_CAP ("50000+" past it, "" for none): never a count over every row."""
+    n = queryset.order_by()[:COUNT_CAP].count()
+    return "" if not n else f"{n}+" if n >= COUNT_CAP else str(n)
 
 
 # ---- a list that stays fast with a year of renders ---------------------------------------------
@@ -257,3 +263,16 @@ class ClientKeyAdmin(APIKeyModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return (*super().get_readonly_fields(request, obj), "created", "last_used_at")
+
+
+
+# ---- plain tokens from before hashed keys: not in the admin ----------------------------------
+#
+# DRF's token admin adds plain tokens (stored as they are) and shows each one's secret
+# (in its list, page titles and the deletion log). None is made any more:
+# `manage.py migrate_authtokens` turns the old ones into hashed keys with the same
+# secret, which are then seen, revoked and expired under "API keys".
+
+from rest_framework.authtoken.models import TokenProxy  # noqa: E402
+
+admin.site.unregister(TokenProxy)

@@ -4,11 +4,15 @@ Keys are stored as SHA-512 hashes of high-entropy random keys, found by
 their public prefix; a key's last use is recorded (at most once a minute).
 Plain DRF authtoken keys from before still work through
 `LegacyTokenAuthentication` until `manage.py migrate_authtokens` turns
-them into hashed keys (the same secret, so clients need no change).
+them into hashed keys (the same secret, so clients need no change). Only
+those: a plain token made after hashed keys came in (the time the
+migration that made them was applied), by the shell, DRF's
+`drf_create_token` or any other path, is refused.
 """
 
 from datetime import timedelta
 
+from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
@@ -47,8 +51,38 @@ class ClientKeyAuthentication(authentication.BaseAuthentication):
         return f'{self.keyword} realm="api"'
 
 
+HASHED_KEYS_MIGRATION = ("renders", "0003_client_keys")
+
+
+_since = None
+
+
+def hashed_keys_since():
+    """When this database got hashed keys (None: not recorded). Plain tokens made later are never valid."""
+    global _since
+    if _since is None:  # it never changes once recorded
+        app, name = HASHED_KEYS_MIGRATION
+        _since = (MigrationRecorder.Migration.objects.filter(app=app, name=name)
+                  .values_list("applied", flat=True).first())
+    return _since
+
+
+def is_legacy(token) -> bool:
+    """A plain token from before hashed keys: the only kind still accepted (until migrated)."""
+    since = hashed_keys_since()
+    return since is not None and token.created < since
+
+
 class LegacyTokenAuthentication(authentication.TokenAuthentication):
-    """Plain authtoken keys made before hashed keys, until they are migrated."""
+    """Plain authtoken keys made before hashed keys, until they are migrated; none made since."""
+
+    def authenticate_credentials(self, key):
+        user, token = super().authenticate_credentials(key)  # unknown key, disabled user: 401
+        if not is_legacy(token):
+            raise exceptions.AuthenticationFailed(
+                "plain tokens made since hashed API keys are not accepted: make a key in the admin "
+                "(API keys) or with manage.py create_api_key")
+        return user, token
 
 
 def key_name(auth) -> str:

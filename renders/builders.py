@@ -176,12 +176,17 @@ def normalize_graph(
 
 
 def house_output_args(house: OutputSpec, output: str, *, video: str = "[v]", audio: str = "[a]") -> list[str]:
-    """Encoder settings of the house format: same everywhere, so outputs join by copy."""
+    """Encoder settings of the house format: same everywhere, so outputs join by copy.
+
+    No colour options: the graph's last filter (colour.HOUSE_TAGS) tags the
+    frames and x264 writes what the frames carry. With this FFmpeg,
+    -color_primaries/-color_trc are ignored, and -colorspace/-color_range
+    only ask the graph to convert into BT.709 limited, which it already is.
+    """
     return [
         "-map", video, "-map", audio,
         "-c:v", "libx264", "-preset", house.preset, "-crf", str(house.crf),
         "-profile:v", "high", "-pix_fmt", "yuv420p",
-        "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
         "-r", str(house.fps), "-fps_mode", "cfr", "-video_track_timescale", str(house.fps * 512),
         "-g", str(house.fps * 2),
         "-c:a", "aac", "-b:a", house.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2",
@@ -244,12 +249,12 @@ def preview_mp4_args(src: str, info: MediaInfo, start: float, length: float, hei
 
 
 def preview_jpg_args(src: str, info: MediaInfo, start: float, height: int, output: str) -> list[str]:
-    """The frame at `start`, scaled to `height`."""
+    """The frame at `start`, scaled to `height`, as a JFIF still: BT.601 full-range YCbCr (colour.STILL)."""
     return input_args(src, info, start=start) + [
         "-map", "0:v:0", "-frames:v", "1",
-        "-vf", ",".join([f"scale=-2:{height}:flags=bicubic{colour.scale_options(info.colour)}",
-                         *colour.to_sdr(info.colour), "scale=out_range=pc:out_color_matrix=bt709", "format=yuvj420p"]),
-        "-q:v", "3", "-f", "image2", "-c:v", "mjpeg", output,
+        "-vf", ",".join([f"scale=-2:{height}:flags=bicubic{colour.scale_options(info.colour, colour.STILL)}",
+                         *colour.to_sdr(info.colour, colour.STILL)]),
+        "-q:v", "3", "-update", "1", "-f", "image2", "-c:v", "mjpeg", output,
     ]  # fmt: skip
 
 

@@ -12,11 +12,17 @@ by zscale in linear light: to BT.709 primaries, tone-mapped with `mobius`
 Other 10-bit and 4:2:2/4:4:4 inputs go through swscale, which dithers when
 it drops bits; full-range inputs are mapped to limited range.
 `mobius` was chosen by measurement on a colour-bar pattern converted to HLG
-and PQ (docs in the README): it keeps 95-97 % of the SDR pattern's
+and PQ (docs in the README): it keeps 95-96 % of the SDR pattern's
 saturation and its brightness within 1 %, where `hable` keeps the colour
 but darkens the picture by a third and `reinhard` by 7 %; above SDR white it
-rolls highlights off smoothly instead of clipping them. The float path runs
-after scaling down to the canvas, so its cost follows the output size.
+rolls highlights off smoothly (up to HDR_PEAK) instead of clipping them. The
+float path runs after scaling down to the canvas, so its cost follows the
+output size.
+
+JPEG stills are the one exception to the house format: JFIF defines its
+YCbCr as BT.601 full range, and every decoder reads a JPEG that way, so the
+still is converted to that (`STILL`) from the same SDR picture the video
+gets; its RGB is the video's (BT.709 primaries, which sRGB shares).
 """
 
 from dataclasses import dataclass
@@ -33,6 +39,11 @@ RANGES = {1: "tv", 2: "pc"}
 HDR_TRANSFERS = {"smpte2084": "pq", "arib-std-b67": "hlg"}
 TONEMAP = "mobius"
 HDR_NOMINAL_PEAK = 100  # nits of SDR white, zscale's npl: HDR reference white lands on SDR white
+# The brightest light the tone map keeps apart (mapped to SDR white), in nits. PQ can
+# carry up to 10 000 nits, so nothing a PQ file holds is clipped; HLG is defined for a
+# 1000-nit display. (Left unset, `tonemap` takes 1000 nits for both, because the frames
+# it gets are linear: a PQ highlight over 1000 nits would clip to white.)
+HDR_PEAK = {"pq": 10000, "hlg": 1000}
 
 # swscale's names for input matrices (scale=in_color_matrix=...)
 _SWS_MATRIX = {"bt709": "bt709", "bt470bg": "bt601", "smpte170m": "bt601", "fcc": "fcc", "smpte240m": "smpte240m",
@@ -43,6 +54,10 @@ _Z_TRANSFER = {"bt709": "709", "smpte170m": "601", "bt470bg": "601", "gamma22": 
 _Z_MATRIX = {"bt709": "709", "smpte170m": "470bg", "bt470bg": "470bg", "bt2020nc": "2020_ncl", "bt2020c": "2020_cl"}
 _Z_PRIMARIES = {"bt709": "709", "smpte170m": "170m", "bt470bg": "bt470bg", "bt2020": "2020", "smpte240m": "240m",
                 "smpte432": "smpte432", "smpte431": "smpte431", "film": "film", "bt470m": "bt470m"}
+
+# (matrix, range) of the YCbCr a picture is written in: the house video, a JFIF still
+HOUSE = ("bt709", "tv")
+STILL = ("bt601", "pc")
 
 HOUSE_TAGS = "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv"
 
@@ -110,16 +125,18 @@ def _chroma(pix_fmt: str) -> str:
     return "4:2:0"
 
 
-def scale_options(colour: Colour) -> str:
-    """Options for the `scale` that takes an SDR BT.709-family input to BT.709 limited range."""
+def scale_options(colour: Colour, target: tuple[str, str] = HOUSE) -> str:
+    """Options for the `scale` that takes an SDR BT.709-family input to `target` (HOUSE or STILL)."""
     if colour.hdr or colour.wide_gamut:
         return ""  # keep the source's pixels: zscale converts after scaling
     matrix = _SWS_MATRIX.get(colour.effective_matrix, "bt709")
-    return f":in_color_matrix={matrix}:in_range={colour.effective_range}:out_color_matrix=bt709:out_range=tv"
+    out_matrix, out_range = target
+    return (f":in_color_matrix={matrix}:in_range={colour.effective_range}"
+            f":out_color_matrix={out_matrix}:out_range={out_range}")
 
 
-def to_sdr(colour: Colour) -> list[str]:
-    """Filters after scaling: linear-light conversion for HDR and BT.2020, then 8-bit 4:2:0."""
+def to_sdr(colour: Colour, target: tuple[str, str] = HOUSE) -> list[str]:
+    """Filters after scaling: linear-light conversion for HDR and BT.2020, then 8-bit 4:2:0 in `target`."""
     if not (colour.hdr or colour.wide_gamut):
         return ["format=yuv420p"]
     tin = _Z_TRANSFER.get(colour.transfer, colour.transfer) if colour.transfer else "709"
@@ -132,6 +149,9 @@ def to_sdr(colour: Colour) -> list[str]:
     steps = [f"zscale=tin={tin}:pin={pin}:min={min_}:rin={rin}:t=linear:p=709:npl={HDR_NOMINAL_PEAK}",
              "format=gbrpf32le"]
     if colour.hdr:
-        steps.append(f"tonemap=tonemap={TONEMAP}:desat=0")
-    steps += ["zscale=t=709:m=709:r=limited:dither=ordered", "format=yuv420p"]
+        steps.append(f"tonemap=tonemap={TONEMAP}:desat=0:peak={HDR_PEAK[colour.hdr] / HDR_NOMINAL_PEAK:g}")
+    out_matrix, out_range = target
+    z_matrix = "470bg" if out_matrix == "bt601" else "709"
+    z_range = "full" if out_range == "pc" else "limited"
+    steps += [f"zscale=t=709:m={z_matrix}:r={z_range}:dither=ordered", "format=yuv420p"]
     return steps

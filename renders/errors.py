@@ -10,7 +10,7 @@ import logging
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
-from django.http import Http404
+from django.http import Http404, UnreadablePostError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -32,6 +32,17 @@ class ServiceError(exceptions.APIException):
 
 class InvalidInput(ServiceError):
     pass
+
+
+class ClientDisconnected(ServiceError):
+    """The client went away before its request body was complete.
+
+    The client's doing, not ours: recorded as a rejection with its own code
+    (the 400 is never delivered), never logged as an error.
+    """
+
+    default_code = "client_disconnected"
+    default_detail = "the client disconnected before the request body was complete"
 
 
 def invalid(field, message):
@@ -89,7 +100,7 @@ class RenderTimeout(ServiceError):
 ERROR_CODES = ["invalid_input", "not_authenticated", "payload_too_large", "unsupported_media", "undecodable_media",
                "throttled", "render_failed", "internal_error", "busy", "unavailable", "render_timeout",
                "insufficient_storage", "worker_lost", "method_not_allowed", "permission_denied", "not_found",
-               "error"]
+               "error", "client_disconnected"]
 
 
 def _messages(value, prefix=""):
@@ -136,6 +147,10 @@ def describe(exc):
         return 403, "permission_denied", "you may not do that", {}, {}
     if isinstance(exc, (exceptions.NotFound, Http404)):
         return 404, "not_found", "not found", {}, {}
+    if isinstance(exc, UnreadablePostError):
+        # Django's wrapper of the server's input failing (the upload path raises ClientDisconnected itself;
+        # this catches a body read anywhere else)
+        return 400, "client_disconnected", ClientDisconnected.default_detail, {}, {}
     if isinstance(exc, RequestDataTooBig):
         return 413, "payload_too_large", "a text field is over the in-memory field limit", {}, {}
     if isinstance(exc, SuspiciousOperation):

@@ -79,11 +79,11 @@ def _tail(path: Path, limit: int = STDERR_TAIL_BYTES) -> str:
     return text
 
 
-def run(args: list[str], *, cwd: Path, timeout: float | None = None) -> FFmpegResult:
+def run(args: list[str], *, cwd: Path, timeout: float | None = None, log_name: str = "ffmpeg.log") -> FFmpegResult:
     """Run ffmpeg with ``args`` in ``cwd``; never raises for FFmpeg's own failures."""
     timeout = settings.VIDEOAPI_FFMPEG_TIMEOUT if timeout is None else timeout
     argv = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning", "-y", *args]
-    log_path = Path(cwd) / "ffmpeg.log"
+    log_path = Path(cwd) / log_name  # stderr goes to a file in cwd (a workspace, or make_samples' folder)
     started = time.monotonic()
     timed_out = False
     with open(log_path, "wb") as stderr:

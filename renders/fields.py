@@ -153,7 +153,9 @@ class UploadField(serializers.Field):
             raise serializers.ValidationError(f"at most {self.max_bytes // (1024 * 1024)} MB")
         # a ListField's child has no name of its own: report the list's
         name = self.field_name or getattr(self.parent, "field_name", "") or "file"
-        return self.probe(Path(data.path), name)
+        probed = self.probe(Path(data.path), name)
+        data.probe_summary = probed.summary()  # a request refused later still records what was found
+        return probed
 
     def to_representation(self, value):
         return value.name

@@ -3,7 +3,8 @@
 `Render.begin()` creates the RenderLog row and the locked workspace;
 `receive()` streams the uploads into it; `run_ffmpeg()` runs and records
 FFmpeg; `respond()` hands the output to a cleanup response; `abort()` is
-the one error path, deleting the workspace at once. Every RenderLog write
+the one error path, recording what a refused request brought and deleting
+the workspace at once. Every RenderLog write
 is a single short UPDATE with no transaction held across FFmpeg or the
 download.
 """
@@ -24,7 +25,7 @@ from .clients import client_address
 from .errors import InsufficientStorage, PayloadTooLarge, RenderFailed, RenderTimeout, describe
 from .models import RenderLog
 from .responses import CleanupFileResponse
-from .uploads import BodyStream, WorkspaceUploadHandler
+from .uploads import BodyStream, WorkspaceUploadHandler, received
 from .workspace import CleanupError, Workspace, temp_root
 
 logger = logging.getLogger("renders.lifecycle")
@@ -56,12 +57,17 @@ def log_status_for(http_status: int) -> str:
 
 
 class Render:
-    def __init__(self, log: RenderLog, workspace: Workspace, accept: str = ""):
+    def __init__(self, log: RenderLog, workspace: Workspace, accept: str = "", form=None, secrets=()):
         self.log = log
         self.workspace = workspace
         self._ffmpeg_runs = []
         self.accept = accept  # the request's Accept header (lifecycle.negotiated_type)
         self._began = time.monotonic()
+        self._form = form  # the endpoint's serializer class: the limits a refused request's fields are cut to
+        self._secrets = secrets  # the request's credential: never recorded, even when sent in a field
+        self._handler = None  # the upload handler (the files begun, if the body is never parsed)
+        self._data = None  # the parsed form
+        self._accepted = False
 
     @property
     def id(self):
@@ -85,7 +91,11 @@ class Render:
                        cleanup_at=timezone.now())
             raise
         logger.info("event=received render_id=%s endpoint=%s client=%s", render_id, endpoint, log.client_address)
-        return cls(log, workspace, accept=request.META.get("HTTP_ACCEPT", ""))
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        credential = request.META.get("HTTP_AUTHORIZATION", "").rpartition(" ")[2]
+        return cls(log, workspace, accept=request.META.get("HTTP_ACCEPT", ""),
+                   form=getattr(view, "serializer_class", None),
+                   secrets=(credential, credential.partition(".")[2]) if credential else ())
 
     # -- receiving ----------------------------------------------------------
 
@@ -112,14 +122,15 @@ class Render:
             raise InsufficientStorage(f"the temp disk has {free} bytes free; this upload needs {declared}")
         chunked = not declared and "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
         raw = meta["wsgi.input"] if chunked else django_request._stream
-        body = BodyStream(raw, limit)
+        body = BodyStream(raw, limit, declared)  # a body ending short of `declared`: the client hung up
         django_request._stream = body
         if chunked:  # the parsers read up to CONTENT_LENGTH; the body stream ends the read at the real end
             meta["CONTENT_LENGTH"] = str(limit)
-        handler = WorkspaceUploadHandler(self.workspace, limit, django_request)
+        handler = self._handler = WorkspaceUploadHandler(self.workspace, limit, django_request)
         django_request.upload_handlers = [handler]
         try:
-            return request.data  # parses now, into the workspace
+            self._data = request.data  # parses now, into the workspace
+            return self._data
         except BaseException as exc:
             # the body stream's limit, a full disk, a broken body: Django closes the file being
             # written only for its own StopUpload, and an open file keeps its disk space after
@@ -133,7 +144,17 @@ class Render:
 
     def accepted(self, plan):
         """The request is valid: its plan is the render's parameters."""
+        self._accepted = True
         self.log.record(params=plans.dump(plan), inputs=[upload.summary() for upload in plan.uploads])
+
+    def received(self) -> dict:
+        """What a request refused before `accepted()` brought: RenderLog `params` and `inputs` (uploads.received)."""
+        if self._data is not None:
+            form_fields = self._form().fields if self._form is not None else {}
+            params, inputs = received(self._data, form_fields, self._secrets)
+        else:  # the body was never parsed to its end: the files begun, as far as they came
+            params, inputs = {}, [dict(item) for item in self._handler.files] if self._handler else []
+        return {"params": params, "inputs": inputs}
 
     # -- rendering ----------------------------------------------------------
 
@@ -211,7 +232,12 @@ class Render:
         fields = dict(status=status, http_status=status_code, error_code=code, error_message=detail)
         if self.log.render_started_at:
             fields["render_finished_at"] = now
-        metrics.rendered(self.log.endpoint, status)
+        if not self._accepted:
+            try:
+                fields.update(self.received())
+            except Exception:  # a description must never hide the failure it describes
+                logger.warning("event=received_unrecorded render_id=%s", self.id, exc_info=True)
+        metrics.rendered(self.log.endpoint, metrics.ABORTED if code == "client_disconnected" else status)
         logger.info("event=%s render_id=%s http_status=%s code=%s detail=%r", status, self.id, status_code, code, detail)
         try:
             self.log.record(**fields)

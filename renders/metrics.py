@@ -16,8 +16,11 @@ from prometheus_client.core import GaugeMetricFamily
 
 from .workspace import NAME_RE, dir_size, temp_root
 
-RENDERS = Counter("videoapi_renders_total", "Requests that reached a render endpoint, by final outcome",
-                  ["endpoint", "outcome"])
+# outcome: the RenderLog status (succeeded, rejected, failed, timeout), or `aborted` for a client that went
+# away mid-upload (a rejected RenderLog with code client_disconnected): neither a failure of ours nor a bad request
+ABORTED = "aborted"
+RENDERS = Counter("videoapi_renders_total", "Requests that reached a render endpoint, by final outcome "
+                  "(succeeded, rejected, aborted, failed, timeout)", ["endpoint", "outcome"])
 RENDER_SECONDS = Histogram("videoapi_render_duration_seconds", "Time from render start to output ready",
                            ["endpoint"], buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600))
 CLEANUPS = Counter("videoapi_cleanups_total", "Workspace cleanups by outcome (deleted, failed, swept)", ["outcome"])

@@ -38,8 +38,12 @@ class RenderLog(models.Model):
     host = models.CharField(max_length=100, default=current_host, db_index=True,
                             help_text="the render host (VIDEOAPI_HOST_ID) that handled the request")
 
-    params = models.JSONField(default=dict, blank=True, help_text="validated form fields")
-    inputs = models.JSONField(default=list, blank=True, help_text="uploads: field, size, probe summary")
+    params = models.JSONField(default=dict, blank=True,
+                              help_text="validated form fields; for a refused request, the text fields as received "
+                                        "(cut to their limits, secrets left out)")
+    inputs = models.JSONField(default=list, blank=True,
+                              help_text="uploads: field, size, probe summary; for a refused request, each file's "
+                                        "field, name and size as received")
     output_size = models.BigIntegerField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True, help_text="endpoint specifics, e.g. concat mode")
 

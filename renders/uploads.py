@@ -6,6 +6,12 @@ writes each file, chunk by chunk, to a name the service chooses inside the
 render's workspace, and counts bytes against the size limit as they arrive
 (the Content-Length check comes first, in the view; the counter catches a
 body that is larger than its header says).
+
+A body that ends before its declared length, or whose reading fails in the
+WSGI server (the connection reset or timed out, a chunked body cut off), is
+a client that went away: `ClientDisconnected`, the client's doing and not an
+error of ours. `received()` describes what a rejected request brought, for
+its RenderLog.
 """
 
 import errno
@@ -14,8 +20,15 @@ import re
 
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
+from rest_framework import serializers
 
-from .errors import InsufficientStorage, PayloadTooLarge
+from .errors import ClientDisconnected, InsufficientStorage, InvalidInput, PayloadTooLarge
+
+try:  # the body errors of the WSGI server the service ships with; another server's are OSErrors or bugs
+    from gunicorn.http.errors import ChunkMissingTerminator
+    from gunicorn.http.errors import ParseException as ServerBodyError
+except ImportError:  # pragma: no cover
+    ChunkMissingTerminator = ServerBodyError = ()
 
 FIELD_NAME = re.compile(rb'Content-Disposition:[^\r\n]*?\bname="([^"\r\n]{1,100})"', re.IGNORECASE)
 
@@ -28,22 +41,50 @@ class BodyStream:
       end while the byte limit still holds (413 the moment it is passed).
     - The name of the part being read is kept, so that a text field over
       Django's in-memory field limit can be named in the 413.
+    - The end of the stream before the declared length, and any failure of
+      the server's input, is `ClientDisconnected` (gunicorn's malformed
+      chunk framing is a 400); nothing else reading the body needs to know.
     """
 
-    def __init__(self, raw, limit):
+    def __init__(self, raw, limit, declared=0):
         self.raw = raw
         self.limit = limit
+        self.declared = declared  # the Content-Length; 0 for a chunked body
         self.read_bytes = 0
         self.field = ""
         self._tail = b""
 
     def read(self, size=-1):
-        return self._seen(self.raw.read(size) if size is not None and size >= 0 else self.raw.read())
+        whole = size is None or size < 0
+        return self._seen(self._from_server(self.raw.read, () if whole else (size,)), size)
 
     def readline(self, size=-1):
-        return self._seen(self.raw.readline(size) if size is not None and size >= 0 else self.raw.readline())
+        whole = size is None or size < 0
+        return self._seen(self._from_server(self.raw.readline, () if whole else (size,)), size)
 
-    def _seen(self, data):
+    def _from_server(self, read, args):
+        try:
+            return read(*args)
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise self.disconnected("the connection was reset") from exc
+        except TimeoutError as exc:
+            raise self.disconnected("the connection timed out") from exc
+        except OSError as exc:  # gunicorn's NoMoreData: the connection closed inside a chunk
+            raise self.disconnected("the connection closed inside the body") from exc
+        except ChunkMissingTerminator as exc:
+            if b"\r\n".startswith(getattr(exc, "term", None) or b""):  # it closed where a chunk's CRLF belongs
+                raise self.disconnected("the connection closed inside the body") from exc
+            raise InvalidInput("the chunked request body is malformed") from exc
+        except ServerBodyError as exc:  # a bad chunk size or extension: the client's bytes, not our defect
+            raise InvalidInput("the chunked request body is malformed") from exc
+
+    def disconnected(self, how):
+        return ClientDisconnected(f"the client disconnected before its request body was complete ({how})")
+
+    def _seen(self, data, size=-1):
+        if not data and size != 0 and self.read_bytes < self.declared:  # the stream ended short of its length
+            raise self.disconnected(f"the connection closed after {self.read_bytes} of the {self.declared} bytes "
+                                    "its Content-Length declared")
         self.read_bytes += len(data)
         if self.read_bytes > self.limit:
             raise PayloadTooLarge(f"request body is over the limit of {self.limit} bytes")
@@ -62,6 +103,8 @@ class BodyStream:
 
 class WorkspaceFile(UploadedFile):
     """An upload that lives in the workspace under a service-chosen name."""
+
+    probe_summary = None  # what probing found, once the field that takes it has probed it
 
     def __init__(self, path, field_name, client_name, content_type, size):
         super().__init__(open(path, "rb"), client_name, content_type, size)
@@ -100,17 +143,23 @@ class WorkspaceUploadHandler(FileUploadHandler):
         self.workspace = workspace
         self.max_bytes = max_bytes
         self.received = 0
+        self.files = []  # every file part begun: field, client's name, bytes written (the RenderLog of a failure)
         self._handle = None
         self._path = None
 
     def new_file(self, field_name, file_name, content_type, content_length, charset=None, content_type_extra=None):
         super().new_file(field_name, file_name, content_type, content_length, charset, content_type_extra)
+        if len(self.files) < MAX_RECORDED:
+            self.files.append({"field": cut(field_name, NAME_KEEP), "file": cut(file_name or "", NAME_KEEP),
+                               "bytes": 0, "complete": False})
         self._path = self.workspace.new_path("upload", ".bin")
         fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         self._handle = os.fdopen(fd, "wb")
 
     def receive_data_chunk(self, raw_data, start):
         self.received += len(raw_data)
+        if self.files:
+            self.files[-1]["bytes"] += len(raw_data)
         if self.received > self.max_bytes:
             self._close()
             raise PayloadTooLarge(f"request body is over the limit of {self.max_bytes} bytes")
@@ -125,6 +174,8 @@ class WorkspaceUploadHandler(FileUploadHandler):
 
     def file_complete(self, file_size):
         self._close()
+        if self.files:
+            self.files[-1]["complete"] = True
         return WorkspaceFile(self._path, self.field_name, self.file_name, self.content_type, file_size)
 
     def upload_interrupted(self):
@@ -137,3 +188,73 @@ class WorkspaceUploadHandler(FileUploadHandler):
                 handle.close()  # flushing the last buffer can fail on a full disk too
             except OSError:
                 pass
+
+
+# ---- what a rejected request brought, for its RenderLog --------------------------------------
+
+TEXT_KEEP = 100  # characters kept of a text value whose field declares no limit (and of unknown fields)
+NAME_KEEP = 100  # characters kept of a field or file name
+MAX_RECORDED = 50  # fields, files and list items recorded at most
+NOT_RECORDED = "[not recorded]"
+SECRET_NAME = re.compile(r"pass|secret|token|key|auth|credential|cookie|session", re.IGNORECASE)
+
+
+def cut(text, limit):
+    """`text` as recorded: at most `limit` characters, saying how long it was when cut."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def limits(form_fields, name):
+    """(characters kept per value, values kept) of form field `name`: its declared limits, or the defaults."""
+    field = form_fields.get(name) if form_fields else None
+    items = MAX_RECORDED
+    if isinstance(field, serializers.ListField):
+        items = min(field.max_length or MAX_RECORDED, MAX_RECORDED)
+        field = field.child
+    chars = field.max_length if isinstance(field, serializers.CharField) and field.max_length else TEXT_KEEP
+    return chars, items
+
+
+def received(data, form_fields=None, secrets=()):
+    """(params, inputs) describing a parsed request that was refused.
+
+    params: each text field as sent, cut to its field's limit (TEXT_KEEP when
+    it declares none); inputs: each file's field, name, size and, where a
+    probe ran, what it found. Nothing from the headers; a field whose name
+    sounds secret (a password, a key) or whose value holds the request's own
+    credential is `[not recorded]`. `form_fields` are the endpoint form's
+    declared fields (their limits).
+    """
+    secrets = [s for s in secrets if s and len(s) >= 8]
+
+    def clean(text, limit):
+        return NOT_RECORDED if any(secret in text for secret in secrets) else cut(text, limit)
+
+    params, inputs = {}, []
+    entries = data.lists() if hasattr(data, "lists") else ((k, v if isinstance(v, list) else [v]) for k, v in data.items())
+    for number, (name, values) in enumerate(entries):
+        if number >= MAX_RECORDED:
+            params["…"] = "more fields not recorded"
+            break
+        name = str(name)
+        chars, items = limits(form_fields, name)
+        texts = []
+        for value in values:
+            if isinstance(value, UploadedFile):
+                if len(inputs) < MAX_RECORDED:
+                    upload = {"field": cut(name, NAME_KEEP), "file": clean(value.name or "", NAME_KEEP),
+                              "bytes": value.size}
+                    inputs.append({**upload, **(getattr(value, "probe_summary", None) or {})})
+            else:
+                texts.append(value)
+        if not texts:
+            continue
+        if SECRET_NAME.search(name) and name not in (form_fields or {}):  # the form's own fields hold no secrets
+            recorded = NOT_RECORDED
+        else:
+            recorded = [clean(str(text), chars) for text in texts[:items]]
+            if len(texts) > items:
+                recorded.append(f"… ({len(texts)} values)")
+            recorded = recorded[0] if len(recorded) == 1 else recorded
+        params[clean(name, NAME_KEEP)] = recorded
+    return params, inputs

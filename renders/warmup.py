@@ -1,14 +1,21 @@
-"""Load what a request needs when a worker boots, not on its first request.
+"""Load what a request needs before the service listens, not on its first request.
 
-Called from gunicorn's `post_worker_init`: the URLconf (and through it every
-view, serializer and the schema machinery), the font chain and the fonts'
-shaping (Pillow, raqm), Pillow's image plugins and PNG encoder, PyAV's
-codecs, the MIME table, the auth and session backends, and the FFmpeg
-binary's path. bench/api.py measures a fresh worker's first request with
-and without it.
+Called from gunicorn's `on_starting`, in the master, with the app already
+loaded (`preload_app`) and before the port opens; every worker forks from
+the warmed master. So a client, even one that connects the moment the port
+opens or while a worker is being replaced, never waits for a worker to
+import Django, the views or PyAV, or to read the fonts.
+
+What it loads: the URLconf (and through it every view, serializer and the
+schema machinery), the font chain and the fonts' shaping (Pillow, raqm),
+Pillow's image plugins and PNG encoder, PyAV's codecs, the MIME table, the
+auth, session and message backends, the ORM's SQL compiler, and the FFmpeg
+binary's path. It opens no database connection. bench/api.py measures a
+fresh worker's first request as a client sees it, with and without it.
 """
 
 import logging
+import os
 import time
 
 logger = logging.getLogger("renders.warmup")
@@ -30,11 +37,7 @@ def warm():
     import av.subtitles.stream  # noqa: F401  (its codec tables, and what opening a container imports)
 
     _first_use_imports()
-
-    from django.db import connections
-
-    connections.close_all()  # a worker opens its own connections on demand
-    logger.info("event=warmed seconds=%.3f", time.monotonic() - started)
+    logger.info("event=warmed pid=%d seconds=%.3f", os.getpid(), time.monotonic() - started)
 
 
 def _first_use_imports():
@@ -45,10 +48,14 @@ def _first_use_imports():
 
     from django.conf import settings
     from django.contrib.auth import get_backends
+    from django.utils.module_loading import import_string
     from PIL import Image
 
     mimetypes.init()  # the download's headers
     Image.init()  # every image plugin: PNG for the text cards, the still-image inputs
     Image.new("RGBA", (2, 2)).save(io.BytesIO(), "PNG")
     get_backends()
-    import_module(settings.SESSION_ENGINE)
+    import_module(settings.SESSION_ENGINE)  # the session middleware
+    import_string(settings.SESSION_SERIALIZER)
+    import_string(settings.MESSAGE_STORAGE)  # the messages middleware
+    import_module("django.db.models.sql.compiler")  # the first query

@@ -180,6 +180,7 @@ def drop_stray_connections(django_db_setup, django_db_blocker):
     from django.db import connection
 
     if connection.vendor == "postgresql":
-        with django_db_blocker.unblock(), connection.cursor() as cursor:
+        # From the maintenance database: when no selected test used the database, it was never made.
+        with django_db_blocker.unblock(), connection._nodb_cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                           "WHERE datname = %s AND pid <> pg_backend_pid()", [connection.settings_dict["NAME"]])

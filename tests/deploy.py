@@ -149,3 +149,110 @@ def tls_socket(port, source="127.0.0.1", rcvbuf=None):
     sock.bind((source, 0))
     sock.connect(("127.0.0.1", port))
     return tls_context().wrap_socket(sock)
+
+
+def named_unix_sockets(pid):
+    """Paths of the named Unix sockets process `pid` holds open."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    paths = []
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[6] in inodes:
+            paths.append(fields[7])
+    return paths
+
+
+def unit_system_calls(analyze, filters):
+    """The system calls a unit's SystemCallFilter= lines allow, groups expanded by systemd-analyze itself."""
+    groups = {}
+
+    def expand(name):
+        if not name.startswith("@"):
+            return {name}
+        if name not in groups:
+            listing = subprocess.run([analyze, "syscall-filter", "--no-pager", name], capture_output=True, text=True,
+                                     timeout=30, check=True).stdout
+            members = [line.split()[0] for line in listing.splitlines()[1:]
+                       if line.strip() and not line.lstrip().startswith("#")]
+            groups[name] = set().union(*map(expand, members)) if members else set()
+        return groups[name]
+
+    allowed = set()
+    for value in filters:  # an allow list, then `~` lines that take calls out of it (systemd's order of reading)
+        deny = value.startswith("~")
+        names = set().union(*map(expand, value.lstrip("~").split()))
+        allowed = allowed - names if deny else allowed | names
+    return allowed
+
+
+# Installed by `sitecustomize` at the start of a Python started with VIDEOAPI_TEST_SYSCALLS naming a file of
+# allowed system calls: NoNewPrivileges, then a seccomp filter answering EPERM to every other call (as a unit
+# with SystemCallFilter= and SystemCallErrorNumber=EPERM) and, with VIDEOAPI_TEST_MDWE=1, a second filter refusing
+# what MemoryDenyWriteExecute= refuses (systemd's own rules: a mapping both writable and executable, making any
+# mapping executable later, executable SysV shared memory). Children (gunicorn's workers, FFmpeg) inherit both.
+SECCOMP_SITECUSTOMIZE = '''
+import ctypes, ctypes.util, errno, os
+
+ALLOW, EPERM = 0x7FFF0000, 0x00050000 | errno.EPERM  # SCMP_ACT_ALLOW, SCMP_ACT_ERRNO(EPERM)
+
+
+class _Compare(ctypes.Structure):  # struct scmp_arg_cmp
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
+                ("datum_b", ctypes.c_uint64)]
+
+
+def _filter(default, rules):
+    lib = ctypes.CDLL(ctypes.util.find_library("seccomp"), use_errno=True)
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                           ctypes.c_void_p]
+    lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    ctx = lib.seccomp_init(default)
+    for action, name, compare in rules:
+        number = lib.seccomp_syscall_resolve_name(name.encode())
+        if number < 0:  # not a system call of this architecture
+            continue
+        if lib.seccomp_rule_add_array(ctx, action, number, 1 if compare else 0,
+                                      ctypes.byref(compare) if compare else None) != 0:
+            raise OSError("seccomp_rule_add " + name)
+    if lib.seccomp_load(ctx) != 0:
+        raise OSError("seccomp_load")
+
+
+def _install(path, deny_write_execute):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
+    if deny_write_execute:  # first: the allow list below does not allow loading another filter
+        masked = 7  # SCMP_CMP_MASKED_EQ: (argument & datum_a) == datum_b
+        write, execute, shm_exec = 0x2, 0x4, 0o100000
+        _filter(ALLOW, [(EPERM, "mmap", _Compare(2, masked, write | execute, write | execute)),
+                        (EPERM, "mprotect", _Compare(2, masked, execute, execute)),
+                        (EPERM, "pkey_mprotect", _Compare(2, masked, execute, execute)),
+                        (EPERM, "shmat", _Compare(2, masked, shm_exec, shm_exec))])
+    with open(path) as names:
+        _filter(EPERM, [(ALLOW, name, None) for name in names.read().split()])
+
+
+if os.environ.get("VIDEOAPI_TEST_SYSCALLS"):
+    try:
+        _install(os.environ["VIDEOAPI_TEST_SYSCALLS"], os.environ.get("VIDEOAPI_TEST_MDWE") == "1")
+    except BaseException as exc:  # Python would only print it and run on unfiltered
+        os.write(2, ("sitecustomize: no seccomp filter: %r\\n" % (exc,)).encode())
+        os._exit(70)
+'''
+
+
+def seccomp_environment(directory: Path, allowed, deny_write_execute=False):
+    """Environment entries that start a Python (and all it runs) under the seccomp filters of a unit."""
+    (directory / "sitecustomize.py").write_text(SECCOMP_SITECUSTOMIZE)
+    (directory / "allowed").write_text("\n".join(sorted(allowed)) + "\n")
+    return {"PYTHONPATH": str(directory), "VIDEOAPI_TEST_SYSCALLS": str(directory / "allowed"),
+            "VIDEOAPI_TEST_MDWE": "1" if deny_write_execute else "0"}

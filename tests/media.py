@@ -148,3 +148,53 @@ def dominant_frequency(path, start, length=0.25):
     samples = np.concatenate(chunks)[int(start * rate): int((start + length) * rate)]
     spectrum = np.abs(np.fft.rfft(samples))
     return float(np.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()])
+
+
+def pq_nits_to_code(nits: float) -> float:
+    """SMPTE ST 2084 (PQ) inverse EOTF: absolute luminance in nits -> signal 0..1."""
+    m1, m2 = 2610 / 16384, 2523 / 4096 * 128
+    c1, c2, c3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+    y = (max(0.0, nits) / 10000) ** m1
+    return ((c1 + c2 * y) / (1 + c3 * y)) ** m2
+
+
+def pq_patches(path, nits, *, size=(320, 180), seconds=1.0, rate=25):
+    """An HDR10-style clip (HEVC Main10, BT.2020, PQ, tagged as phones tag it): grey vertical
+    stripes at the given absolute luminances, left to right. Written from raw 10-bit samples,
+    so each stripe is exactly its PQ code value."""
+    import numpy as np
+
+    path = Path(path)
+    width, height = size
+    luma = np.zeros((height, width), np.uint16)
+    for columns, level in zip(np.array_split(np.arange(width), len(nits)), nits):
+        luma[:, columns] = round(64 + 876 * pq_nits_to_code(level))  # 10-bit limited range
+    chroma = np.full((height // 2, width // 2), 512, np.uint16)  # neutral grey
+    raw = path.with_suffix(".yuv")
+    raw.write_bytes((luma.tobytes() + chroma.tobytes() * 2))
+    try:
+        return make(path, "-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-s", f"{width}x{height}", "-r", str(rate),
+                    "-stream_loop", "-1", "-i", raw.name, "-t", str(seconds),
+                    "-c:v", "libx265", "-pix_fmt", "yuv420p10le",
+                    "-x265-params", "log-level=error:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc",
+                    "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
+                    "-color_range", "tv", "-tag:v", "hvc1")
+    finally:
+        raw.unlink(missing_ok=True)
+
+
+def jpeg_rgb(path):
+    """A JPEG decoded as any image viewer decodes it (libjpeg through Pillow: JFIF's full-range BT.601)."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "JPEG"
+        return np.asarray(image.convert("RGB"))
+
+
+def frame_tags(path):
+    """(primaries, transfer, matrix, range) of the first decoded video frame, as FFmpeg's enum values."""
+    with av.open(str(path)) as container:
+        frame = next(container.decode(container.streams.video[0]))
+        return int(frame.color_primaries), int(frame.color_trc), int(frame.colorspace), int(frame.color_range)

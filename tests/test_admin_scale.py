@@ -1,5 +1,6 @@
 """The render list's queries stay index-friendly: no DISTINCT over the table, id search by range."""
 
+import re
 import uuid
 
 import pytest
@@ -55,3 +56,46 @@ def test_count_is_estimated_or_capped(monkeypatch):
     monkeypatch.setattr(render_admin, "COUNT_CAP", 5)
     assert render_admin.CappedCountPaginator(RenderLog.objects.filter(endpoint="trim"), 50).count == 5
     assert render_admin.CappedCountPaginator(RenderLog.objects.all(), 50).count >= 12  # the table estimate
+
+
+COUNTED = re.compile(r"\bCOUNT\(", re.IGNORECASE)
+CAPPED = re.compile(r"^SELECT COUNT\(\*\) FROM \(SELECT .* LIMIT (\d+)\) subquery$", re.IGNORECASE | re.DOTALL)
+# the dashboard's totals: one pass over the last 24 hours (the received_at index)
+DAY = re.compile(r'^SELECT COUNT\("renders_renderlog"\."id"\) AS "renders", .* FROM "renders_renderlog" '
+                 r'WHERE "renders_renderlog"\."received_at" >= \'[^\']+\'(::timestamptz)?$', re.IGNORECASE | re.DOTALL)
+
+
+def counts(url, admin_client):
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(url)
+    assert page.status_code == 200, url
+    return [q["sql"] for q in queries.captured_queries if "renders_renderlog" in q["sql"] and COUNTED.search(q["sql"])]
+
+
+def test_no_list_counts_every_row(admin_client):
+    """A list that matches a million rows still counts at most COUNT_CAP of them (the whole table: an estimate).
+
+    Django's paginator counts every matching row, and its "N total" beside a filtered
+    count every row of the table: with either back, a query below is neither capped nor
+    one of the dashboard's, which count the last 24 hours only.
+    """
+    from django.core.cache import cache
+
+    from renders import admin as render_admin
+
+    make()
+    cache.set("renders:admin:hosts", ["render-1"], 60)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # statistics, as autovacuum keeps them: the estimate's source
+            cursor.execute(f"ANALYZE {RenderLog._meta.db_table}")
+    capped_lists = 0
+    for query in ("", "?p=1", "?endpoint=trim", "?status__exact=failed", "?error_code=render_failed",
+                  "?host=render-1", "?cleanup_status__exact=deleted", "?q=exit+code", "?q=abcd",
+                  "?status__exact=failed&q=FFmpeg", "?received_at__gte=2020-01-01+00%3A00%3A00%2B00%3A00"):
+        for sql in counts("/admin/renders/renderlog/" + query, admin_client):
+            capped = CAPPED.match(sql)
+            assert capped or DAY.match(sql), f"{query or 'unfiltered'}: unbounded count: {sql}"
+            if capped:
+                assert int(capped[1]) <= render_admin.COUNT_CAP, sql
+                capped_lists += "cleanup_status\" = 'failed'" not in sql  # not the dashboard's own
+    assert capped_lists == 9  # each filtered or searched list counted its rows, capped; the unfiltered two did not

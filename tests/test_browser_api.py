@@ -74,32 +74,47 @@ def test_front_end_on_another_origin(browser, token, clips, tmp_path):  # noqa: 
     assert RenderLog.objects.count() == 1  # the browser never sent the stranger's upload
 
 
-def test_docs_page_authorize_and_try_a_render(browser, token, clips, tmp_path):  # noqa: F811
+def test_docs_page_authorize_and_try_every_render_untouched(browser, token, clips, tmp_path):  # noqa: F811
+    """In /api/: authorize, then on every render choose only the files and press Execute: each answers 200.
+
+    The form's other fields keep what the schema prefilled (its examples), so this is "Try it out" exactly as a
+    newcomer meets it.
+    """
     ARTIFACTS.mkdir(exist_ok=True)
+    statuses, texts = {}, {}
     with gunicorn() as (address, _proc):
         page = browser.new_page(viewport={"width": 1300, "height": 1600})
         page.goto(f"http://{address}/")  # redirects to the docs
         page.wait_for_selector(".swagger-ui .opblock")
         assert page.url.endswith("/api/")
+        about = page.locator(".swagger-ui .information-container").inner_text()
+        assert "Nothing is kept" in about and "insufficient_storage" in about  # the contract, on the page
         page.click("button.authorize")
         page.fill(".modal-ux input[type=text]", f"Token {token}")
         page.click(".modal-ux button.authorize")
         page.click(".modal-ux button.btn-done")
-        page.click("#operations-trim-trim .opblock-summary")
-        # tryItOutEnabled: the form is editable at once (no "Try it out" click)
-        block = page.locator("#operations-trim-trim")
-        block.locator("tr[data-property-name='video'] input[type=file]").set_input_files(str(clips.basic))
-        for name, value in (("start", "0.5"), ("end", "1.5"), ("duration", ""), ("canvas", "1:1"),
-                            ("final_filename", "from-the-docs")):
-            field = block.locator(f"tr[data-property-name='{name}'] input")
-            if field.count():
-                field.first.fill(value)
-        block.locator("button.execute").click()
-        block.locator(".live-responses-table tbody .response-col_status").first.wait_for(timeout=60_000)
-        status = block.locator(".live-responses-table tbody .response-col_status").first.inner_text().strip()
-        text = block.inner_text()
+        blocks = page.locator(".opblock-post")
+        for index in range(blocks.count()):
+            block = blocks.nth(index)
+            path = block.locator(".opblock-summary-path").first.inner_text().strip()
+            block.locator(".opblock-summary").first.click()
+            files = block.locator("input[type=file]")
+            files.first.wait_for()
+            for i in range(files.count()):
+                name = files.nth(i).locator("xpath=ancestor::tr[@data-property-name]").get_attribute(
+                    "data-property-name")
+                files.nth(i).set_input_files(str(clips.png if name == "avatar" else clips.basic))
+            block.locator("button.execute").click()
+            status = block.locator(".live-responses-table tbody .response-col_status").first
+            status.wait_for(timeout=120_000)
+            statuses[path], texts[path] = status.inner_text().strip(), block.inner_text()
         page.screenshot(path=str(ARTIFACTS / "api-docs-try-it-out.png"), full_page=True)
-    assert status == "200", text[-1500:]
-    assert "x-render-id" in text.lower() and "from-the-docs.mp4" in text
-    log = RenderLog.objects.get()
-    assert log.status == "succeeded" and (log.params["spec"]["width"], log.params["spec"]["height"]) == (180, 180)
+    assert len(statuses) == 10, statuses
+    assert statuses == {path: "200" for path in statuses}, {p: texts[p][-800:] for p, s in statuses.items()
+                                                             if s != "200"}
+    trim = texts["/api/trim"].lower()
+    assert "x-render-id" in trim and "launch-video.mp4" in trim
+    logs = RenderLog.objects.all()
+    assert len(logs) == 10 and {log.status for log in logs} == {"succeeded"}
+    assert {(log.params["spec"]["width"], log.params["spec"]["height"]) for log in logs
+            if "spec" in log.params} == {(180, 320)}  # 9:16

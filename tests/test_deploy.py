@@ -7,23 +7,29 @@ PostgreSQL pass of scripts/test, started once for this module.
 """
 
 import contextlib
+import ctypes.util
 import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connection, connections
+from django.utils import timezone
 
 from renders.ffmpeg import ffmpeg_binary
 from renders.models import RenderLog
@@ -31,9 +37,10 @@ from videoapi import settings as production_settings
 
 from . import media
 from .conftest import wait_for
-from .deploy import DEPLOY, ROOT, SHIPPED_BODY_LIMIT, Nginx, https, nginx_binary, render_site, self_signed_cert, tls_socket
+from .deploy import (DEPLOY, ROOT, SHIPPED_BODY_LIMIT, Nginx, https, named_unix_sockets, nginx_binary, render_site,
+                     seccomp_environment, self_signed_cert, tls_socket, unit_system_calls)
 from .pgcluster import Cluster
-from .server import free_port, gunicorn, multipart, read_head
+from .server import free_port, gunicorn, multipart, read_head, read_response, request
 
 CLIENT = "127.0.0.3"  # a client's address on loopback (nginx itself talks to the hosts from 127.0.0.1)
 OUTSIDER = "127.0.0.2"  # an address the operator paths do not allow
@@ -67,19 +74,33 @@ def clean_env(**overrides):
 # ---- files that need no server ---------------------------------------------------------------------
 
 
-UNITS = ["videoapi.service", "videoapi-sweep.service", "videoapi-sweep.timer",
+UNITS = ["videoapi.service", "videoapi-migrate.service", "videoapi-sweep.service", "videoapi-sweep.timer",
          "videoapi-prune.service", "videoapi-prune.timer"]
+SERVICES = [name for name in UNITS if name.endswith(".service")]
+# `systemd-analyze security` rates videoapi.service at most this (5.0 before the sandbox was tightened); the
+# other units at most what it rates the service (lower is safer).
+SERVICE_EXPOSURE_BOUND = 1.5
+
+
+def systemd_analyze():
+    found = shutil.which("systemd-analyze")
+    if not found:
+        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+    return found
+
+
+def units_here(directory: Path, names=UNITS):
+    """The units as an operator installs them, their /srv/videoapi pointed at this checkout (so executables exist)."""
+    for name in names:
+        (directory / name).write_text((DEPLOY / "systemd" / name).read_text().replace("/srv/videoapi", str(ROOT)))
+    return [directory / name for name in names]
 
 
 def test_systemd_units_verify(tmp_path):
-    analyze = subprocess.run(["which", "systemd-analyze"], capture_output=True, text=True).stdout.strip()
-    if not analyze:
-        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
-    for name in UNITS:  # the operator's paths, pointed at this checkout so the executables exist
-        text = (DEPLOY / "systemd" / name).read_text().replace("/srv/videoapi", str(ROOT))
-        (tmp_path / name).write_text(text)
-    result = subprocess.run([analyze, "verify", "--man=no", *(str(tmp_path / n) for n in UNITS)],
-                            capture_output=True, text=True, timeout=60)
+    analyze = systemd_analyze()
+    paths = units_here(tmp_path)
+    result = subprocess.run([analyze, "verify", "--man=no", *map(str, paths)], capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode == 0 and not result.stderr.strip() and not result.stdout.strip(), result.stderr
     # verify really reads them: a unit with a typo is refused
     (tmp_path / "broken.service").write_text((tmp_path / "videoapi.service").read_text()
@@ -89,23 +110,165 @@ def test_systemd_units_verify(tmp_path):
     assert "ExecStrat" in broken.stderr
 
 
+def exposure(analyze, path):
+    """`systemd-analyze security`'s overall rating of a unit file (0 safest, 10 exposed)."""
+    result = subprocess.run([analyze, "security", "--offline=true", "--no-pager", str(path)],
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "SYSTEMD_COLORS": "0"})
+    match = re.search(rf"Overall exposure level for {re.escape(path.name)}: (\d+(?:\.\d+)?)", result.stdout)
+    assert match, result.stdout[-2000:] + result.stderr
+    return float(match[1])
+
+
+def test_units_security_ratings(tmp_path):
+    analyze = systemd_analyze()
+    ratings = {path.name: exposure(analyze, path) for path in units_here(tmp_path, SERVICES)}
+    assert ratings["videoapi.service"] <= SERVICE_EXPOSURE_BOUND, ratings
+    for name, rating in ratings.items():  # the timers' and the migration's units are no looser than the service
+        assert rating <= ratings["videoapi.service"], ratings
+    # the rating reads the sandbox: the same unit without its syscall filter and capability limit rates worse
+    loose = tmp_path / "loose.service"
+    loose.write_text("\n".join(line for line in (tmp_path / "videoapi.service").read_text().splitlines()
+                               if not line.startswith(("SystemCallFilter=", "CapabilityBoundingSet="))))
+    assert exposure(analyze, loose) > ratings["videoapi.service"] + 1
+
+
 def test_service_unit_sandbox_covers_the_configured_paths():
-    service, env = unit("videoapi.service"), env_file()
-    for key, value in [("PrivateTmp", "true"), ("ProtectSystem", "strict"), ("NoNewPrivileges", "true")]:
-        assert service[key] == [value], key
+    env = env_file()
+    for name in SERVICES:
+        service = unit(name)
+        for key, value in [("PrivateTmp", "true"), ("ProtectSystem", "strict"), ("NoNewPrivileges", "true"),
+                           ("PrivateDevices", "true"), ("User", "videoapi")]:
+            assert service[key] == [value], (name, key)
+        assert service["EnvironmentFile"] == ["/etc/videoapi/videoapi.env"], name
+        writable = [Path(p) for values in service["ReadWritePaths"] for p in values.split()]
+        for setting in ("VIDEOAPI_TEMP_ROOT", "VIDEOAPI_STATE_DIR"):
+            path = Path(env[setting])
+            assert any(path == w or w in path.parents for w in writable), f"{name}: {setting}={path} is not writable"
+            # PrivateTmp gives each unit its own /tmp and /var/tmp: the sweep unit could not see a temp root there
+            assert not str(path).startswith(("/tmp/", "/var/tmp/")), setting
+    service = unit("videoapi.service")
     assert re.fullmatch(r"\d+[KMGT]?", service["MemoryMax"][0])
-    writable = [Path(p) for values in service["ReadWritePaths"] for p in values.split()]
-    for setting in ("VIDEOAPI_TEMP_ROOT", "VIDEOAPI_STATE_DIR"):
-        path = Path(env[setting])
-        assert any(path == w or w in path.parents for w in writable), f"{setting}={path} is not writable"
-        # PrivateTmp gives each unit its own /tmp and /var/tmp: the sweep unit could not see a temp root there
-        assert not str(path).startswith(("/tmp/", "/var/tmp/")), setting
-    assert service["EnvironmentFile"] == ["/etc/videoapi/videoapi.env"]
-    for timer, every in [("videoapi-sweep.timer", "OnUnitActiveSec"), ("videoapi-prune.timer", "OnCalendar")]:
-        assert unit(timer)[every]
     # graceful stop: systemd waits at least as long as gunicorn lets renders finish
     graceful = production_settings.DEFAULT_FFMPEG_TIMEOUT + 30
     assert int(service["TimeoutStopSec"][0]) >= graceful
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_service_renders_under_the_units_system_call_filters(tmp_path, token, clips):
+    """gunicorn, its workers and FFmpeg under videoapi.service's SystemCallFilter, MemoryDenyWriteExecute and
+    NoNewPrivileges, for real."""
+    analyze = systemd_analyze()
+    if not ctypes.util.find_library("seccomp"):
+        pytest.skip("libseccomp is not installed (Debian package libseccomp2)")
+    service = unit("videoapi.service")
+    assert service["SystemCallErrorNumber"] == ["EPERM"] and service["NoNewPrivileges"] == ["true"]
+    for name in SERVICES:  # one filter for every unit
+        assert unit(name)["SystemCallFilter"] == service["SystemCallFilter"], name
+    allowed = unit_system_calls(analyze, service["SystemCallFilter"])
+    assert {"execve", "clone", "pidfd_open", "flock"} <= allowed
+    assert not {"setuid", "setrlimit", "sched_setaffinity", "mount", "reboot", "ptrace"} & allowed
+    assert service["MemoryDenyWriteExecute"] == ["true"]
+    env = seccomp_environment(tmp_path, allowed, deny_write_execute=True)
+    with gunicorn(env, workers=1, threads=4) as (address, proc):
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        assert re.search(r"^Seccomp:\s+2$", status, re.M) and re.search(r"^NoNewPrivs:\s+1$", status, re.M)
+        assert re.search(r"^Seccomp_filters:\s+2$", status, re.M)  # the allow list and the write-or-execute one
+        jobs = [("/api/trim", {"video": clips.basic, "start": "0.5", "end": "1.5"}, "video/mp4"),
+                ("/api/intro/render", {"video": clips.basic, "team": "Team", "full_name": "Ada Lovelace",
+                                       "role": "Engineer"}, "video/mp4"),
+                ("/api/trim/preview", {"video": clips.basic, "start": "0", "duration": "1"}, "video/mp4")]
+        for path, fields, kind in jobs:
+            code, headers, body = request(address, path, fields, token)
+            assert code == 200 and headers["content-type"] == kind, (path, body[:300])
+            (tmp_path / "out.mp4").write_bytes(body)
+            assert media.probe(tmp_path / "out.mp4")["vcodec"] == "h264"
+        with socket.create_connection(tuple(address.rsplit(":", 1)), timeout=30) as sock:
+            sock.sendall("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            code, _, body = read_response(sock)
+        assert code == 200 and json.loads(body)["checks"]["ffmpeg"]["ok"] is True, body
+    # the sweep and prune units' commands under the same filter
+    result = run_unit_command("videoapi-sweep.service", "ExecStart", {**os.environ, **env})
+    assert result.returncode == 0 and json.loads(result.stdout)["errors"] == {}, result.stderr
+    # the filters are real: what they take out fails
+    for code in ["import os; os.setuid(os.getuid())",
+                 "import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)"]:
+        refused = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,
+                                 text=True, timeout=60)
+        assert refused.returncode != 0 and "Operation not permitted" in refused.stderr, code
+
+
+def seconds(analyze, span):
+    """A systemd time span (OnUnitActiveSec=5min, 1h 30s, ...) in seconds, as systemd itself reads it."""
+    result = subprocess.run([analyze, "timespan", span], capture_output=True, text=True, timeout=30, check=True)
+    return int(re.search(r"μs: (\d+)", result.stdout)[1]) / 1e6
+
+
+def test_timers_fire_at_the_documented_intervals():
+    """The sweep every 5 minutes (cron's */5 alike), the prune once a day at 03:30."""
+    analyze = systemd_analyze()
+    sweep = unit("videoapi-sweep.timer")
+    assert len(sweep["OnUnitActiveSec"]) == 1 and "OnCalendar" not in sweep
+    assert seconds(analyze, sweep["OnUnitActiveSec"][0]) == 5 * 60
+    assert seconds(analyze, sweep["OnBootSec"][0]) <= 5 * 60  # and soon after boot, not only 5 min after a run
+    assert seconds(analyze, sweep["AccuracySec"][0]) <= 60
+    cron = next(line for line in (DEPLOY / "crontab").read_text().splitlines() if "sweep_temp" in line)
+    assert cron.split()[:5] == ["*/5", "*", "*", "*", "*"]
+    assert "every 5 minutes" in unit("videoapi-sweep.timer")["Description"][0]
+
+    prune = unit("videoapi-prune.timer")
+    assert len(prune["OnCalendar"]) == 1
+    result = subprocess.run([analyze, "calendar", "--iterations=3", prune["OnCalendar"][0]], capture_output=True,
+                            text=True, timeout=30, check=True, env={**os.environ, "TZ": "UTC"})
+    times = [datetime.strptime(found, "%Y-%m-%d %H:%M:%S")
+             for found in re.findall(r"(?:Next elapse|Iter\. #\d): \w+ (\S+ \S+)", result.stdout)]
+    assert len(times) == 3, result.stdout
+    assert {b - a for a, b in zip(times, times[1:])} == {timedelta(days=1)}
+    assert times[0].time() == datetime.strptime("03:30", "%H:%M").time()
+    assert seconds(analyze, prune["RandomizedDelaySec"][0]) <= 3600
+    # the check reads systemd's own semantics: the interval as it was once broken is refused
+    assert seconds(analyze, "5d") != 5 * 60 and seconds(analyze, "5m") == 5 * 60
+
+
+def run_unit_command(name, key, env, index=-1):
+    """Run a unit's Exec line as systemd would: its WorkingDirectory, its environment, paths pointed here."""
+    service = unit(name)
+    argv = shlex.split(service[key][index].replace("/srv/videoapi/.venv/bin/python", sys.executable))
+    workdir = service["WorkingDirectory"][0].replace("/srv/videoapi", str(ROOT))
+    return subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_migrations_are_one_deliberate_step_not_every_start(tmp_path):
+    """videoapi.service never migrates (hosts starting together would race); videoapi-migrate.service does."""
+    service, migrate = unit("videoapi.service"), unit("videoapi-migrate.service")
+    assert "videoapi-migrate.service" in " ".join(service["After"])
+    for key in ("Wants", "Requires", "BindsTo", "Requisite", "Upholds"):  # ordered after it, never pulling it in
+        assert "videoapi-migrate" not in " ".join(service.get(key, [])), key
+    assert "WantedBy" not in migrate and migrate["Type"] == ["oneshot"]  # started by hand, on one host
+    commands = [c for key in ("ExecStartPre", "ExecStart", "ExecStartPost") for c in service.get(key, [])]
+    assert [c for c in commands if " migrate" in c] == [c for c in commands if " migrate --check" in c] != []
+
+    database = tmp_path / "fresh.sqlite3"
+    values = env_file()
+    values.update(DJANGO_SECRET_KEY="k" * 10 + "-tests-only-migrate-0123456789abcdefghijklmnop",
+                  DATABASE_URL=f"sqlite:///{database}", VIDEOAPI_STATE_DIR=str(tmp_path / "state"),
+                  VIDEOAPI_TEMP_ROOT=str(tmp_path / "renders"))
+    env = clean_env(**values)
+
+    def tables():
+        with sqlite3.connect(database) as db:
+            return [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+    # the service's own start, on a database this release has not migrated: refused, and nothing written
+    refused = run_unit_command("videoapi.service", "ExecStartPre", env)
+    assert refused.returncode == 1, refused.stderr
+    assert not database.exists() or tables() == []
+    # the deliberate step migrates; then the service starts
+    done = run_unit_command("videoapi-migrate.service", "ExecStart", env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert {"django_migrations", "renders_renderlog"} <= set(tables())
+    started = run_unit_command("videoapi.service", "ExecStartPre", env)
+    assert started.returncode == 0, started.stdout + started.stderr
 
 
 def test_check_deploy_is_clean_with_the_documented_settings(tmp_path):
@@ -127,26 +290,91 @@ def test_check_deploy_is_clean_with_the_documented_settings(tmp_path):
     assert refused.returncode != 0 and "placeholder" in refused.stderr
 
 
-def test_crontab_runs_the_same_sweep_as_the_timer(tmp_path):
-    """The crontab line, with its paths pointed here, runs and logs the sweep's JSON report."""
-    lines = [line for line in (DEPLOY / "crontab").read_text().splitlines() if "sweep_temp" in line]
-    assert len(lines) == 1
-    schedule, command = lines[0].split(maxsplit=5)[:5], lines[0].split(maxsplit=5)[5]
-    assert schedule == ["*/5", "*", "*", "*", "*"]
-    timer_command = unit("videoapi-sweep.service")["ExecStart"][0].replace("/srv/videoapi/", "")
-    assert timer_command in command
+@contextlib.contextmanager
+def syslog(directory: Path):
+    """A syslog socket for `logger`: cron's PATH with a `logger` in front that runs the real one against it."""
+    real = shutil.which("logger", path="/usr/bin:/bin")
+    if not real:
+        pytest.skip("logger is not installed (Debian package bsdutils)")
+    bindir = directory / "bin"
+    bindir.mkdir()
+    path = directory / "log.sock"
+    (bindir / "logger").write_text(f'#!/bin/sh\nexec {real} --socket-errors=on --socket={path} "$@"\n')
+    (bindir / "logger").chmod(0o755)
+    messages = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.settimeout(0.2)
+
+        def received():
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    messages.append(sock.recv(65536).decode())
+            return messages
+
+        yield f"{bindir}:/usr/bin:/bin", received
+
+
+@pytest.mark.django_db(transaction=True)  # the cron jobs are other processes: they see committed rows only
+def test_crontab_lines_run_as_written_and_log_to_syslog(tmp_path):
+    """Each crontab line, only its paths pointed here as the README tells an operator, sweeps or prunes for real."""
+    text = (DEPLOY / "crontab").read_text()
+    assert re.search(r"^SHELL=/bin/sh$", text, re.M)
+    jobs = {}
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#") and "=" not in line.split()[0]:
+            fields = line.split(maxsplit=5)
+            jobs[fields[5].split("manage.py ")[1].split()[0]] = (fields[:5], fields[5])
+    assert set(jobs) == {"sweep_temp", "prune_renders"}
+    # the same commands as the systemd units (output flags aside)
+    for name, service in [("sweep_temp", "videoapi-sweep.service"), ("prune_renders", "videoapi-prune.service")]:
+        assert unit(service)["ExecStart"][0].replace("/srv/videoapi/", "").replace(" --json", "") in jobs[name][1]
+
+    # something for each job to do: a dead worker's workspace, a render log from 40 days ago
+    leftover = Path(settings.VIDEOAPI_TEMP_ROOT) / f"trim_{uuid.uuid4()}"
+    leftover.mkdir(mode=0o700, parents=True)
+    (leftover / ".lock").touch()
+    (leftover / "upload_1.bin").write_bytes(b"x" * 1000)
+    os.utime(leftover, (time.time() - 3600, time.time() - 3600))
+    old = RenderLog.objects.create(endpoint="trim", status="succeeded", cleanup_status="deleted")
+    RenderLog.objects.filter(id=old.id).update(received_at=timezone.now() - timedelta(days=40))
+    kept = RenderLog.objects.create(endpoint="trim", status="succeeded", cleanup_status="deleted")
+
     envfile = tmp_path / "videoapi.env"
     envfile.write_text(f"DJANGO_SETTINGS_MODULE=tests.settings\nVIDEOAPI_TEMP_ROOT={settings.VIDEOAPI_TEMP_ROOT}\n"
-                       f"VIDEOAPI_STATE_DIR={settings.STATE_DIR}\nDATABASE_URL={os.environ['DATABASE_URL']}\n")
-    log = tmp_path / "sweep.log"
-    command = (command.replace("/srv/videoapi", str(ROOT)).replace("/etc/videoapi/videoapi.env", str(envfile))
-               .replace("/var/log/videoapi/sweep.log", str(log)))
-    if not (ROOT / ".venv" / "bin" / "python").exists():
-        command = command.replace(".venv/bin/python", sys.executable)
-    result = subprocess.run(["sh", "-c", command], env=clean_env(VIDEOAPI_TEST_DIR=os.environ["VIDEOAPI_TEST_DIR"]),
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, log.read_text() if log.exists() else result.stderr
-    assert json.loads(log.read_text())["errors"] == {}
+                       f"VIDEOAPI_STATE_DIR={settings.STATE_DIR}\nDATABASE_URL={os.environ['DATABASE_URL']}\n"
+                       "VIDEOAPI_SWEEP_GRACE=60\n")
+    venv_python = ROOT / ".venv" / "bin" / "python"
+    with syslog(tmp_path) as (path, received), contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, leftover, ignore_errors=True)  # even if the sweep fails
+        for name, (_schedule, command) in jobs.items():
+            command = command.replace("/srv/videoapi", str(ROOT)).replace("/etc/videoapi/videoapi.env", str(envfile))
+            if not venv_python.exists():
+                command = command.replace(".venv/bin/python", sys.executable)
+            result = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=120,
+                                    env={"PATH": path, "HOME": str(tmp_path), "SHELL": "/bin/sh",
+                                         "VIDEOAPI_TEST_DIR": os.environ["VIDEOAPI_TEST_DIR"]})
+            assert result.returncode == 0 and not result.stdout and not result.stderr, (name, result)
+        lines = received()
+    assert not leftover.exists()
+    assert list(RenderLog.objects.values_list("id", flat=True)) == [kept.id]
+    sweep = [m for m in lines if " videoapi-sweep: " in m]
+    prune = [m for m in lines if " videoapi-prune: " in m]
+    assert any("deleted 1 (" in m and "errors 0" in m for m in sweep), lines
+    assert any("deleted 1 render log row(s) older than 30d" in m for m in prune), lines
+    assert len(sweep) + len(prune) == len(lines)
+
+
+def test_readme_quotes_the_shipped_files():
+    """The README's cron line is deploy/crontab's, and its install steps name every unit shipped."""
+    readme = (ROOT / "README.md").read_text()
+    crontab = [line for line in (DEPLOY / "crontab").read_text().splitlines() if line[:1] in "*0123456789"]
+    quoted = [line.strip() for line in readme.splitlines() if re.match(r"\s*[*\d/,-]+( [*\d/,-]+){4} \S", line)]
+    assert quoted and set(quoted) <= set(crontab), quoted
+    deploying = readme.split("## Deploying", 1)[1].split("\n## ", 1)[0]
+    for name in UNITS:
+        assert name in deploying or "videoapi*" in deploying, name
+    assert "systemctl start videoapi-migrate.service" in deploying
 
 
 def test_nginx_site_matches_the_service_settings(tmp_path):
@@ -177,9 +405,14 @@ class Host:
     proc: object
     env: dict
     temp_root: Path
+    home: Path
 
     def workspaces(self):
         return sorted(p.name for p in self.temp_root.iterdir() if p.name != ".slots") if self.temp_root.exists() else []
+
+    def log(self):
+        port = self.address.rsplit(":", 1)[1]
+        return (Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"gunicorn-{port}.log").read_text(errors="replace")
 
 
 @dataclass
@@ -212,11 +445,16 @@ def stack(django_db_setup, tmp_path_factory):
         hosts = {}
         for name in ("host-a", "host-b"):
             base = workdir / name
+            home = base / "home"  # each host's own $HOME and $XDG_RUNTIME_DIR: nothing of gunicorn's may appear there
+            (home / "run").mkdir(parents=True)
             env = {"VIDEOAPI_HOST_ID": name, "VIDEOAPI_TEMP_ROOT": str(base / "renders"),
                    "VIDEOAPI_STATE_DIR": str(base / "state"), "VIDEOAPI_FFMPEG": ffmpeg,
-                   "FORWARDED_ALLOW_IPS": "127.0.0.1", "DJANGO_HTTPS": "true", "VIDEOAPI_SWEEP_GRACE": "0"}
+                   "FORWARDED_ALLOW_IPS": "127.0.0.1", "DJANGO_HTTPS": "true", "VIDEOAPI_SWEEP_GRACE": "0",
+                   # the site's name, as deploy/videoapi.env has it, and the address the tests' clients dial
+                   "DJANGO_ALLOWED_HOSTS": env_file()["DJANGO_ALLOWED_HOSTS"] + ",127.0.0.1",
+                   "HOME": str(home), "XDG_RUNTIME_DIR": str(home / "run")}
             address, proc = exits.enter_context(gunicorn(env, workers=2, threads=4))
-            hosts[name] = Host(name, address, proc, env, base / "renders")
+            hosts[name] = Host(name, address, proc, env, base / "renders", home)
         cert, key = self_signed_cert(workdir)
         http_port, https_port = free_port(), free_port()
         upstreams = [h.address for h in hosts.values()]
@@ -356,13 +594,62 @@ def test_operator_paths_only_from_the_named_addresses(stack):
     assert status == 200 and b"videoapi_workspaces_in_flight" in body
     status, headers, _ = https(stack.https_port, "GET", "/admin/")
     assert status == 302 and "/admin/login/" in headers["location"]
+    # /readyz tells free disk bytes, fonts and the database's state: the operator's and the probes' only
+    status, _, body = https(stack.https_port, "GET", "/readyz", source=OUTSIDER)
+    assert status == 403 and b"fonts" not in body and b"free" not in body
+    status, _, body = https(stack.https_port, "GET", "/readyz")
+    assert status == 200 and json.loads(body)["checks"]["database"]["ok"] is True
     status, _, _ = https(stack.https_port, "GET", "/healthz", source=OUTSIDER)  # public paths stay public
     assert status == 200
-    # plain http redirects to https, except the health probe
-    with socket.create_connection(("127.0.0.1", stack.http_port), timeout=10) as sock:
-        sock.sendall(f"GET /api/trim HTTP/1.1\r\nHost: 127.0.0.1:{stack.http_port}\r\nConnection: close\r\n\r\n".encode())
-        status, headers, _ = read_head(sock)
+    status, _, _ = https(stack.https_port, "GET", "/api/schema", source=OUTSIDER)
+    assert status == 200
+
+
+def plain_http(port, head):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        return read_response(sock)
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_plain_http_answers_the_health_probe_and_redirects_the_rest(stack):
+    """Port 80: a load balancer's probe gets 200 whatever Host it sends (none, the address it dialled, the name)."""
+    for head in ["GET /healthz HTTP/1.0\r\n\r\n",
+                 "GET /healthz HTTP/1.1\r\nHost: 10.20.30.40\r\nConnection: close\r\n\r\n",
+                 f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{stack.http_port}\r\nConnection: close\r\n\r\n",
+                 "GET /healthz HTTP/1.1\r\nHost: videos.example.com\r\nConnection: close\r\n\r\n"]:
+        for _ in stack.hosts:  # nginx takes turns: each host answers
+            status, _, body = plain_http(stack.http_port, head)
+            assert status == 200 and json.loads(body) == {"status": "ok"}, (head, status, body[:300])
+    # and no host logged a refused Host header (Django's DisallowedHost, with its traceback)
+    for host in stack.hosts.values():
+        assert "Invalid HTTP_HOST" not in host.log(), host.name
+    # everything else on plain http goes to https
+    status, headers, _ = plain_http(stack.http_port, f"GET /api/trim HTTP/1.1\r\nHost: 127.0.0.1:{stack.http_port}\r\n"
+                                                     "Connection: close\r\n\r\n")
     assert status == 308 and headers["location"].startswith("https://")
+    status, headers, _ = plain_http(stack.http_port, "GET /readyz HTTP/1.1\r\nHost: 10.20.30.40\r\n"
+                                                     "Connection: close\r\n\r\n")
+    assert status == 308
+    # the log check above sees a refused Host: a name nobody allowed, passed on by the https site
+    for _ in range(10):  # until nginx has passed one to each host
+        status, _, _ = https(stack.https_port, "GET", "/healthz", headers={"Host": "not-ours.example.org"})
+        assert status == 400
+        if all("Invalid HTTP_HOST" in host.log() for host in stack.hosts.values()):
+            break
+    assert all("Invalid HTTP_HOST" in host.log() for host in stack.hosts.values())
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_hosts_open_no_shared_control_socket(stack):
+    """gunicorn's control socket is off: no instance binds one, none appears under $HOME or $XDG_RUNTIME_DIR."""
+    for host in stack.hosts.values():
+        assert host.proc.poll() is None
+        assert named_unix_sockets(host.proc.pid) == [], host.name
+        assert [str(p) for p in host.home.rglob("*") if "gunicorn" in p.name] == [], host.name
+        assert "control socket" not in host.log().lower(), host.name
 
 
 def start_download(port, token, clip, rcvbuf=16384):

@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from renders.authentication import hashed_keys_since
 from renders.models import ClientKey, RenderLog
 
 from .conftest import post
@@ -61,9 +62,16 @@ def test_revoked_expired_and_wrong_keys_are_401(clips):
     assert RenderLog.objects.count() == 0
 
 
+def old_plain_token(user):
+    """A plain token as made before hashed keys came in (the migration that brought them)."""
+    token = Token.objects.create(user=user)
+    Token.objects.filter(pk=token.pk).update(created=hashed_keys_since() - timedelta(days=30))
+    return token.key
+
+
 def test_plain_tokens_keep_working_until_migrated_then_keep_working_hashed(clips):
     user = User.objects.create_user("legacy")
-    plain = Token.objects.create(user=user).key
+    plain = old_plain_token(user)
     r = post(client_with(plain), "/api/trim", {"video": clips.basic, "start": "1"})
     assert r.status_code == 200
     assert RenderLog.objects.get(id=r["X-Render-Id"]).api_key.startswith("legacy token")
@@ -104,3 +112,44 @@ def test_admin_makes_a_key_and_shows_it_once(admin_client, admin_user):
     assert secret.startswith(key.prefix) and secret not in stored_text()
     listing = admin_client.get("/admin/renders/clientkey/").content.decode()
     assert "mobile app" in listing and secret not in listing
+
+
+def refused(secret, clips):
+    r = post(client_with(secret), "/api/trim", {"video": clips.basic, "start": "1"})
+    assert r.status_code == 401 and json.loads(r.body)["code"] == "not_authenticated", r.body
+    return json.loads(r.body)
+
+
+def test_a_disabled_accounts_keys_are_401(clips):
+    user = User.objects.create_user("gone")
+    _key, secret = ClientKey.objects.create_key(name="front end", user=user)
+    plain = old_plain_token(User.objects.create_user("gone-too"))
+    for s in (secret, plain):  # both work while the account is active
+        assert post(client_with(s), "/api/trim", {"video": clips.basic, "start": "1"}).status_code == 200
+    User.objects.filter(username__startswith="gone").update(is_active=False)
+    assert "disabled" in refused(secret, clips)["detail"]
+    refused(plain, clips)
+    assert RenderLog.objects.count() == 2  # the refused requests made none
+
+
+def test_no_plain_token_made_since_hashed_keys_authenticates(clips):
+    """The promise is hashed keys: plain tokens from before work until migrated, a plain token made since never."""
+    shell = Token.objects.create(user=User.objects.create_user("shell")).key  # e.g. from manage.py shell
+    out = StringIO()
+    User.objects.create_user("cli")
+    call_command("drf_create_token", "cli", stdout=out)  # DRF's own command
+    command = out.getvalue().split("Generated token ")[1].split()[0]
+    assert Token.objects.filter(key=command).exists()
+    for secret in (shell, command):
+        assert "create_api_key" in refused(secret, clips)["detail"]
+    old = old_plain_token(User.objects.create_user("old"))
+    assert post(client_with(old), "/api/trim", {"video": clips.basic, "start": "1"}).status_code == 200
+    out = StringIO()
+    call_command("migrate_authtokens", stdout=out)  # carries the old one over, drops the new one
+    assert "migrated 1 " in out.getvalue() and "deleted 2 plain token(s)" in out.getvalue()
+    assert not Token.objects.exists() and list(ClientKey.objects.values_list("name", flat=True)) == [
+        "migrated token of old"]
+    for secret in (shell, command):
+        refused(secret, clips)
+    assert post(client_with(old), "/api/trim", {"video": clips.basic, "start": "1"}).status_code == 200
+    assert all(secret not in stored_text() for secret in (shell, command, old))

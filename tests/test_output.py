@@ -258,17 +258,42 @@ def test_cors_preflight_and_exposed_headers(client, api, clips, settings):
     assert all(h in exposed for h in ("x-render-id", "content-disposition", "x-concat-mode", "x-trim-start"))
 
 
-def test_frames_with_brand_colour_and_font_for_people_to_look_at(api, clips, tmp_path, brand_fonts):
+BRAND = {"text_color": "#FFF4E0", "accent_color": "#FF6A3D", "box_color": "#1B2A4ACC"}
+
+
+def near(frame, colour, tolerance):
+    """Where `frame` (RGB) is within `tolerance` levels of `colour` (#RRGGBB) in every channel."""
+    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return (np.abs(frame.astype(int) - rgb).max(axis=2) <= tolerance)
+
+
+def test_frames_with_brand_colour_and_font_for_people_to_look_at(api, pattern, tmp_path, brand_fonts, settings):
+    """Writes artifacts/output-<canvas>-brand.png for people to judge, and checks what they should see:
+    the canvas filled (blur, no bars), the text and accent in the brand colours, on the brand box.
+    The source is a still picture, so whatever differs from the frame before the text is the drawing."""
     ARTIFACTS.mkdir(exist_ok=True)
+    box = BRAND["box_color"][:7]
     for canvas in ("16:9", "9:16", "1:1"):
-        r = post(api, url("intro"), {"video": clips.basic, "full_name": "Ada Lovelace", "role": "Head of Engineering",
+        r = post(api, url("intro"), {"video": pattern, "full_name": "Ada Lovelace", "role": "Head of Engineering",
                                      "team": "Analytical Engines", "canvas": canvas, "fit": "blur",
-                                     "font": "Liberation Serif Bold", "text_color": "#FFF4E0",
-                                     "accent_color": "#FF6A3D", "box_color": "#1B2A4ACC",
-                                     "start": "0.2", "duration": "1.6"})
+                                     "font": "Liberation Serif Bold", **BRAND, "start": "0.1", "duration": "0.85"})
         assert r.status_code == 200
-        frame = media.frame_at(save(r, tmp_path / "o.mp4"), 1.0)
+        out = save(r, tmp_path / "o.mp4")
+        info = media.probe(out)
+        assert (info["width"], info["height"]) == preset_size(canvas, min(settings.VIDEOAPI_CANVAS))
+        frame, before = media.frame_at(out, 0.5), media.frame_at(out, 0.0)
         Image.fromarray(frame).save(ARTIFACTS / f"output-{canvas.replace(':', 'x')}-brand.png")
+        for edge in (frame[:8], frame[-8:], frame[:, :8], frame[:, -8:]):
+            assert edge.mean() > 15, canvas  # blur: picture to every edge
+        drawn = np.abs(frame.astype(int) - before.astype(int)).max(axis=2) > 30
+        red, green, blue = (frame[..., i].astype(int) for i in range(3))
+        orange = drawn & (red > 150) & (red - green > 50) & (red - blue > 80)  # the accent's hue, not the default yellow's
+        # measured at each canvas: ~160 text pixels (none before), ~130 orange, the box ~80 % of what is drawn
+        assert near(frame, BRAND["text_color"], 24).sum() > 80 and not near(before, BRAND["text_color"], 24).any()
+        assert orange.sum() > 60, canvas
+        assert drawn.sum() > 2000 and (near(frame, box, 40) & drawn).sum() > 0.6 * drawn.sum(), canvas
+    style = RenderLog.objects.filter(endpoint="intro").order_by("-received_at").first().params["spec"]["style"]
+    assert {key: style[key] for key in BRAND} == BRAND and style["font"] == "Liberation Serif Bold"
 
 
 @pytest.mark.parametrize("fit", ["cover", "blur"])

@@ -1,7 +1,15 @@
-"""The published OpenAPI schema agrees with docs/API.md."""
+"""The published OpenAPI schema: it agrees with the contract, stands alone, and its examples render."""
+
+import json
+import re
 
 import pytest
 import yaml
+
+from renders import errors
+
+from . import media
+from .conftest import post
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +73,138 @@ def test_field_details(client):
     assert persona["quote"]["maxLength"] == 240 and persona["avatar"]["format"] == "binary"
     assert form(doc, "/api/concatenate")["properties"]["videos"]["items"]["format"] == "binary"
     multipart = form(doc, "/api/concatenate-multipart")["properties"]
-    assert multipart["segment_0"]["format"] == "binary" and multipart["order_19"]["type"] == "integer"
+    assert multipart["segment_0"]["format"] == "binary" and multipart["order_1"]["type"] == "integer"
+    assert "order_2" not in multipart and "segment_2" not in multipart  # listed: the two a join needs
+    assert form(doc, "/api/concatenate-multipart")["additionalProperties"] is True  # the rest
+    assert multipart["canvas"] == form(doc, "/api/concatenate")["properties"]["canvas"]  # described alike
     assert multipart["transition"]["enum"] == ["none", "crossfade"]
     assert multipart["fps"]["enum"] == [24, 25, 30, 50, 60] and multipart["quality"]["default"] == "standard"
+
+
+# ---- the examples: what "Try it out" in /api/ sends when nothing is typed ---------------------------------
+
+PLACEHOLDERS = {"string": "string", "integer": 0, "number": 0, "boolean": True}
+
+
+def resolved(doc, prop):
+    """A property with the component it refers to (allOf/$ref) merged in."""
+    merged = dict(prop)
+    for part in prop.get("allOf", []) + ([prop] if "$ref" in prop else []):
+        if "$ref" in part:
+            merged = {**doc["components"]["schemas"][part["$ref"].rsplit("/", 1)[1]], **merged}
+    return merged
+
+
+def prefilled(doc, prop):
+    """Swagger UI's value for a form field nobody touched: its example, else default, else first choice, else
+    a placeholder of its type ("string", 0)."""
+    prop = resolved(doc, prop)
+    for key in ("example", "default"):
+        if key in prop:
+            return prop[key]
+    return prop["enum"][0] if "enum" in prop else PLACEHOLDERS[prop.get("type", "string")]
+
+
+def untouched_form(doc, path, clips):
+    """The request Swagger UI sends for `path` once a file is chosen for every file field (an image for
+    the avatar) and nothing else is typed."""
+    content = doc["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]
+    encoding = content.get("encoding", {})
+    data = {}
+    for name, prop in form(doc, path)["properties"].items():
+        items = prop.get("items", {})
+        if prop.get("format") == "binary":
+            data[name] = clips.png if name == "avatar" else clips.basic
+        elif items.get("format") == "binary":
+            data[name] = [clips.basic] * max(prop.get("minItems", 1), 1)
+        else:
+            value = prefilled(doc, prop)
+            if isinstance(value, list) and not encoding.get(name, {}).get("explode"):
+                value = ",".join(map(str, value))  # what Swagger UI makes of an array without explode
+            data[name] = value
+    return data
+
+
+RENDERS = [*REQUIRED, "/api/concatenate-multipart"]
+
+
+def test_every_form_field_has_a_usable_prefill(client):
+    """No field falls back to Swagger UI's placeholder ("string" in a time field is a 400)."""
+    doc = schema(client)
+    for path in RENDERS:
+        for name, prop in form(doc, path)["properties"].items():
+            prop = resolved(doc, prop)
+            if prop.get("format") == "binary" or prop.get("items", {}).get("format") == "binary":
+                continue
+            assert {"example", "default", "enum"} & set(prop), (path, name)
+
+
+@pytest.mark.parametrize("path", RENDERS)
+def test_examples_together_make_a_valid_request(api, client, clips, tmp_path, path):
+    """Each operation's prefilled form, posted as Swagger UI would with a real clip, renders (200)."""
+    doc = schema(client)
+    data = untouched_form(doc, path, clips)
+    r = post(api, path, data)
+    assert r.status_code == 200, (path, {k: v for k, v in data.items() if not hasattr(v, "name")}, r.body[:400])
+    expected = "image/jpeg" if data.get("format") == "jpg" else "video/mp4"
+    assert r["Content-Type"] == expected
+    out = tmp_path / "out"
+    out.write_bytes(r.body)
+    info = media.probe(out)
+    assert info["frames"] > 0 and info["vcodec"] == "h264"
+    if data.get("final_filename"):
+        assert f'filename="{data["final_filename"]}.mp4"' in r["Content-Disposition"]
+
+
+def test_options_operation_answers(api, client):
+    doc = schema(client)
+    assert "requestBody" not in doc["paths"]["/api/options"]["get"]
+    r = api.get("/api/options")
+    assert r.status_code == 200 and "endpoints" in r.json()
+
+
+def test_steps_are_sent_as_repeated_fields(client):
+    """Without `explode`, Swagger UI joins a list with commas: three steps would arrive as one."""
+    doc = schema(client)
+    encoding = doc["paths"]["/api/how-it-works/render"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert encoding["encoding"]["steps"] == {"style": "form", "explode": True}
+
+
+# ---- the schema stands alone -------------------------------------------------------------------------------
+
+
+def test_schema_and_docs_page_refer_to_no_repository_file(client):
+    text = client.get("/api/schema").content.decode()
+    page = client.get("/api/").content.decode()
+    for where in (text, page):
+        assert not re.search(r"docs/|README|ARCHITECTURE|SECURITY|\w\.md\b|repositor", where), \
+            re.search(r".{0,80}(docs/|README|ARCHITECTURE|SECURITY|\w\.md\b|repositor).{0,80}", where)[0]
+
+
+def test_description_holds_the_contract(client, settings):
+    settings.VIDEOAPI_MAX_UPLOAD_BYTES = 3 * 1024 ** 2
+    doc = schema(client)
+    about = doc["info"]["description"]
+    # auth
+    assert "Authorization: Token <key>" in about and "401 `not_authenticated`" in about
+    # the error envelope: the example is the Error schema's shape, and every code is explained with its status
+    envelope = json.loads(re.search(r"\n {4}(\{.*?\})\n\n", about, re.S)[1])
+    assert set(envelope) == set(doc["components"]["schemas"]["Error"]["properties"])
+    rows = {code: status for status, code in re.findall(r"^\| (\S+) \| `(\w+)` \|", about, re.M)}
+    for code in errors.ERROR_CODES:
+        assert code in rows or f"`{code}` (" in about, code
+    for cls in vars(errors).values():  # each refusal's status in the table is the one it is answered with
+        if isinstance(cls, type) and issubclass(cls, errors.ServiceError) and cls.default_code in rows:
+            assert rows[cls.default_code] == str(cls.status_code), cls
+    # headers, cleanup, this service's own limits
+    for header in ("X-Render-Id", "Content-Disposition", "Cache-Control", "X-Trim-Start", "X-Concat-Mode",
+                   "Server-Timing", "Retry-After"):
+        assert f"`{header}`" in about, header
+    assert "Nothing is kept" in about and "deleted the moment the download" in about
+    assert "at most 3 MiB" in about
+
+
+def test_description_follows_the_auth_setting(client, settings):
+    settings.VIDEOAPI_AUTH = "none"
+    about = schema(client)["info"]["description"]
+    assert "without authentication" in about and "Authorization: Token" not in about

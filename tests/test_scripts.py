@@ -145,14 +145,33 @@ def test_widest_cjk_line_stays_inside_the_safe_margins(api, grey, tmp_path, sett
         assert changed(during[edge], before[edge]) == 0
 
 
-def test_frames_per_script_for_people_to_look_at(api, grey, tmp_path):
-    ARTIFACTS.mkdir(exist_ok=True)
-    tiles = []
+def test_names_in_every_script_render_as_lower_thirds(api, grey, tmp_path):
+    """What people type, in ten scripts: each renders a full intro whose card is drawn in the lower third,
+    inside the safe margins, with pixels of its own; one frame of each is saved for a human look."""
+    plain = media.frame_at(grey, 1.0)
+    height, width = plain.shape[:2]
+    margin = text.safe_margin(width, height)
+    tiles, cards = [], []
     for script, name in NAMES.items():
         r = post(api, url("intro"), {"video": grey, "full_name": name, "team": "Team", "role": name,
                                      "start": "0.2", "duration": "1.6"})
         assert r.status_code == 200, (script, r.body[:200])
-        tiles.append(media.frame_at(save(r, tmp_path / "o.mp4"), 1.0))
+        out = save(r, tmp_path / "o.mp4")
+        info = media.probe(out)
+        assert (info["width"], info["height"], info["frames"]) == (width, height, 50), script
+        assert abs(info["a_duration"] - 2.0) < 0.05, script
+        frame = media.frame_at(out, 1.0)
+        drawn = np.abs(frame.astype(int) - plain.astype(int)).max(axis=2) > 30
+        rows, columns = np.nonzero(drawn)
+        assert drawn.mean() > 0.02, f"{script}: (almost) nothing drawn over the plain input"
+        assert rows.min() >= height // 2 and rows.max() < height - margin, f"{script}: not a lower third"
+        assert columns.min() >= margin and columns.max() < width - margin, f"{script}: outside the margins"
+        tiles.append(frame)
+        cards.append(frame[height // 2:])
+    for i, first in enumerate(cards):  # every name drew its own pixels (no two alike, so none is a box or blank)
+        for j in range(i + 1, len(cards)):
+            assert changed(first, cards[j]) > 0.01, (list(NAMES)[i], list(NAMES)[j])
+    ARTIFACTS.mkdir(exist_ok=True)
     rows = [np.concatenate(tiles[i:i + 2], axis=1) for i in range(0, len(tiles), 2)]
     Image.fromarray(np.concatenate(rows, axis=0)).save(ARTIFACTS / "scripts-intro.png")
 

@@ -1,6 +1,5 @@
 """The cleanup promise under a real WSGI server (gunicorn on loopback)."""
 
-import os
 import threading
 from pathlib import Path
 
@@ -72,18 +71,3 @@ def test_errors_through_the_server(token, clips):
         status, _headers, body = request(address, "/api/trim", {"video": clips.basic, "start": "0"}, "bad")
         assert status == 401
     assert Path(settings.VIDEOAPI_TEMP_ROOT).exists()
-
-
-def test_workers_warm_up_before_their_first_request(tmp_path):
-    """Each worker loads views, fonts, PyAV and FFmpeg's path at boot (the log says so), before any request."""
-    with gunicorn(workers=2) as (address, _proc):
-        log = Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"gunicorn-{address.split(':')[1]}.log"
-        assert wait_for(lambda: log.read_text().count("event=warmed") == 2, seconds=30), log.read_text()[-2000:]
-        assert wait_for(lambda: log.read_text().count(" ready") == 2, seconds=10)
-    assert "warm-up failed" not in log.read_text()
-    # VIDEOAPI_WARM_WORKERS=0 (the benchmark's comparison) skips it and says so
-    with gunicorn({"VIDEOAPI_WARM_WORKERS": "0"}, workers=1) as (address, _proc):
-        log = Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"gunicorn-{address.split(':')[1]}.log"
-        assert wait_for(lambda: "ready (warm-up off)" in log.read_text(), seconds=30), log.read_text()[-2000:]
-        status, _headers, _body = request(address, "/api/trim", {"video": "not-a-file", "start": "0"}, None)
-    assert status == 401 and "event=warmed" not in log.read_text()

@@ -1,11 +1,13 @@
 """The six template renders: fields, limits, house format, text drawn literally."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from renders.fields import TextField
 from renders.models import RenderLog
 from renders.templates import TEMPLATES
 
@@ -51,8 +53,42 @@ def still(tmp_path_factory):
                             extra=["-crf", "0"])
 
 
-def test_every_template_is_declared_once():
-    assert sorted(NAMES) == sorted(REQUIRED)
+def documented_templates():
+    """docs/API.md's templates table: endpoint -> (required {field: max length}, optional {field: max length}).
+
+    A length is None where the row gives none (files, numbers, times, the steps list).
+    """
+    text = (Path(__file__).resolve().parent.parent / "docs" / "API.md").read_text()
+    table = text.split("| template | required (max length) | optional | draws |", 1)[1].split("\n\n", 1)[0]
+    rows = {}
+    for endpoint, required, optional in re.findall(r"^\| `([\w-]+)` \| (.*?) \| (.*?) \|", table, re.M):
+        rows[endpoint] = tuple({name: int(limit) if limit else None
+                                for name, limit in re.findall(r"`(\w+)`(?:[^`]*?\((\d+)[,)])?", column)}
+                               for column in (required, optional))
+    return rows
+
+
+def test_test_tables_match_the_declarations_and_the_docs():
+    """REQUIRED, LIMITS and OPTIONAL_TEXT (which the tests below trust) are what TEMPLATES declares, and what
+    docs/API.md's table tells clients: same templates in the same order, same fields, same lengths."""
+    declared = {t.endpoint: t for t in TEMPLATES}
+    documented = documented_templates()
+    assert len(declared) == len(TEMPLATES)  # each endpoint declared once
+    assert list(declared) == list(REQUIRED) == list(documented)
+    for name, template in declared.items():
+        required = {f: field for f, field in template.fields.items() if field.required}
+        optional = {f: field for f, field in template.fields.items() if not field.required}
+        doc_required, doc_optional = documented[name]
+        assert set(required) == set(REQUIRED[name]) == set(doc_required), name
+        assert set(optional) == set(doc_optional), name
+        for field_name, field in required.items():
+            if isinstance(field, TextField):
+                assert field.max_length == LIMITS[field_name] == doc_required[field_name], (name, field_name)
+        text_limits = {f: field.max_length for f, field in optional.items() if isinstance(field, TextField)}
+        assert text_limits == OPTIONAL_TEXT.get(name, {}) == {f: n for f, n in doc_optional.items() if n}, name
+    steps = declared["how-it-works"].fields["steps"]
+    assert f"`steps`: {steps.min_length}-{steps.max_length} items of {steps.child.max_length}" in \
+        (Path(__file__).resolve().parent.parent / "docs" / "API.md").read_text()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -137,8 +173,14 @@ def test_invalid_fields(api, clips, name, fields, field):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_non_video_upload(api, clips, name):
+    """A text file as the video is refused by its content, before FFmpeg renders anything."""
     r = post(api, url(name), {"video": clips.text, **REQUIRED[name]})
     assert r.status_code == 415
+    body = json.loads(r.body)
+    assert body["code"] == "unsupported_media" and list(body["fields"]) == ["video"]
+    log = RenderLog.objects.get(id=body["render_id"])
+    assert (log.status, log.http_status, log.error_code) == ("rejected", 415, "unsupported_media")
+    assert log.ffmpeg_argv == [] and log.output_size is None and log.cleanup_status == "deleted"
 
 
 def region_diff(a, b):

@@ -1,9 +1,12 @@
 """The upload path under pressure: chunked bodies, oversized fields, a full temp disk."""
 
+import http.client
 import io
 import json
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import uuid
 from pathlib import Path
@@ -185,3 +188,207 @@ def _fd_target(fd):
         return os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return ""
+
+
+# ---- a client that goes away mid-upload ---------------------------------------------------------------
+
+
+def hang_up_mid_upload(address, path, fields, token, *, keep, chunked=False, cut="mid-chunk", reset=False,
+                       before_close=None):
+    """Send the headers and the first `keep` bytes of the body, then go away.
+
+    Content-Length: the header declares the whole body. Chunked: the bytes go
+    as 16 KiB chunks, then the body is cut `mid-chunk` (a chunk header
+    promising more than follows) or `before-crlf` (a chunk's data without
+    the CRLF that ends it). `reset`: hang up with an RST instead of a FIN,
+    after `before_close()` says the server is reading.
+    """
+    body, ctype = multipart(fields)
+    host, port = address.split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}"
+    sock.sendall((f"POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: {ctype}\r\n{framing}\r\n"
+                  f"Authorization: Token {token}\r\n\r\n").encode())
+    part = body[:keep]
+    if not chunked:
+        sock.sendall(part)
+    else:
+        whole, tail = part[:len(part) - len(part) % 16384], part[len(part) - len(part) % 16384:]
+        for offset in range(0, len(whole), 16384):
+            sock.sendall(b"4000\r\n" + whole[offset:offset + 16384] + b"\r\n")
+        if cut == "mid-chunk":
+            sock.sendall(f"{len(tail) + 5000:x}\r\n".encode() + tail)
+        else:
+            sock.sendall(f"{len(tail):x}\r\n".encode() + tail)
+    if before_close:
+        before_close()
+    if reset:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def scrape(address):
+    """The server's /metrics text (a plain HTTP GET on loopback)."""
+    host, port = address.split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", "/metrics")
+        return connection.getresponse().read().decode()
+    finally:
+        connection.close()
+
+
+def counter(text, name, **labels):
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_a_client_hanging_up_mid_upload_is_recorded_as_its_abort(token, clips):
+    """Content-Length and chunked bodies cut off, by FIN and by RST: `rejected`/`client_disconnected`, no traceback.
+
+    Before, the chunked ones were 500 `internal_error` (Django's
+    UnreadablePostError over gunicorn's NoMoreData) with a traceback and
+    counted `failed`, and a short Content-Length body was 400 "video: This
+    field is required." (the parser saw the end of the stream and fewer parts).
+    """
+    fields = {"start": "0.5", "video": clips.basic}
+    body, _ctype = multipart(fields)
+    video_part = body.index(b'name="video"')
+    cases = [
+        ("length, cut between parts", dict(keep=body.rindex(b"--", 0, video_part))),
+        ("length, cut mid-file", dict(keep=len(body) // 2)),
+        ("length, cut mid-file by a reset", dict(keep=len(body) // 2, reset=True)),
+        ("chunked, cut mid-chunk", dict(keep=len(body) // 2, chunked=True)),
+        ("chunked, cut before a chunk's CRLF", dict(keep=len(body) // 2, chunked=True, cut="before-crlf")),
+    ]
+    seen = []
+    with gunicorn(workers=1) as (address, _proc):
+        log_file = Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"gunicorn-{address.split(':')[1]}.log"
+        for name, how in cases:
+            known = set(RenderLog.objects.values_list("id", flat=True))
+
+            def started(known=known):
+                return RenderLog.objects.exclude(id__in=known).first()
+
+            hang_up_mid_upload(address, "/api/trim", fields, token, before_close=lambda: wait_for(started), **how)
+            log = wait_for(lambda: (row := started()) is not None and row.cleanup_status != "pending" and row)
+            assert log, name
+            assert (log.status, log.http_status, log.error_code) == ("rejected", 400, "client_disconnected"), \
+                (name, log.status, log.error_code, log.error_message)
+            assert "disconnected" in log.error_message, name
+            assert log.cleanup_status == "deleted" and log.render_started_at is None, name
+            assert leftovers() == [], name  # the workspace went at once
+            if name == "length, cut mid-file":  # what came is on record: the file begun, as far as it came
+                assert log.inputs == [{"field": "video", "file": clips.basic.name, "complete": False,
+                                       "bytes": log.inputs[0]["bytes"]}] and 0 < log.inputs[0]["bytes"] < len(body) // 2
+                assert f"after {len(body) // 2} of the {len(body)} bytes" in log.error_message
+            seen.append(log.id)
+        metrics = scrape(address)
+        server_log = log_file.read_text()
+    assert counter(metrics, "videoapi_renders_total", endpoint="trim", outcome="aborted") == len(cases)
+    assert counter(metrics, "videoapi_renders_total", endpoint="trim", outcome="failed") == 0
+    assert counter(metrics, "videoapi_renders_total", endpoint="trim", outcome="rejected") == 0
+    assert "Traceback" not in server_log and " ERROR " not in server_log, server_log[-3000:]
+    assert server_log.count("code=client_disconnected") == len(cases)
+    assert len(set(seen)) == len(cases)
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_a_malformed_chunked_body_is_400_not_500(token, clips):
+    """A chunk size that is not hex is the client's mistake: 400 `invalid_input`, no traceback (it was a 500)."""
+    body, ctype = multipart({"start": "0.5", "video": clips.basic})
+    with gunicorn(workers=1) as (address, _proc):
+        log_file = Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"gunicorn-{address.split(':')[1]}.log"
+        host, port = address.split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall((f"POST /api/trim HTTP/1.1\r\nHost: {address}\r\nContent-Type: {ctype}\r\n"
+                          f"Transfer-Encoding: chunked\r\nAuthorization: Token {token}\r\nConnection: close\r\n\r\n"
+                          ).encode() + f"{1000:x}\r\n".encode() + body[:1000] + b"\r\nzz\r\n" + body[1000:2000])
+            status, headers, answer = read_response(sock)
+        server_log = log_file.read_text()
+    assert status == 400, answer[:300]
+    assert json.loads(answer)["code"] == "invalid_input" and "malformed" in json.loads(answer)["detail"]
+    log = RenderLog.objects.get(id=headers["x-render-id"])
+    assert (log.status, log.error_code, log.cleanup_status) == ("rejected", "invalid_input", "deleted")
+    assert "Traceback" not in server_log and " ERROR " not in server_log, server_log[-3000:]
+
+
+# ---- what a refused request brought, on its RenderLog --------------------------------------------------
+
+
+def logged(response):
+    return RenderLog.objects.get(id=json.loads(response.body)["render_id"])
+
+
+def test_a_refused_request_records_what_it_brought_cut_and_without_secrets(api, clips, token):
+    secret = token.partition(".")[2]
+    assert len(secret) >= 16
+    r = post(api, "/api/intro/render", {
+        "video": clips.basic, "full_name": "N" * 500, "role": "Engineer", "start": "soon" * 50,
+        "team": f"our key is {token}", "password": "hunter2-hunter2", "api_key": token, "note": "x" * 300,
+    })
+    assert r.status_code == 400 and json.loads(r.body)["code"] == "invalid_input"
+    log = logged(r)
+    assert log.status == "rejected"
+    assert log.params["full_name"] == "N" * 80 + "\u2026 (500 characters)"  # its field's limit: 80
+    assert log.params["start"] == ("soon" * 50)[:100] + "\u2026 (200 characters)"  # no declared limit: 100
+    assert log.params["note"] == "x" * 100 + "\u2026 (300 characters)"  # a field the form does not know
+    assert log.params["role"] == "Engineer"
+    assert log.params["team"] == log.params["password"] == log.params["api_key"] == "[not recorded]"
+    [upload] = log.inputs  # as received, and what probing found (the video itself was valid)
+    assert (upload["field"], upload["file"], upload["bytes"]) == ("video", "basic.mp4", clips.basic.stat().st_size)
+    assert (upload["kind"], upload["video_codec"]) == ("video", "h264")
+    everything = json.dumps([log.params, log.inputs, log.details, log.error_message, log.api_key])
+    assert secret not in everything and "hunter2" not in everything
+    assert "Token" not in everything and "Authorization" not in everything  # nothing from the headers
+
+
+def test_a_text_file_as_video_and_a_missing_field_are_on_record(api, clips):
+    r = post(api, "/api/trim", {"video": clips.text, "start": "0.5", "final_filename": "cut"})
+    assert r.status_code == 415
+    log = logged(r)
+    assert log.params == {"start": "0.5", "final_filename": "cut"}
+    assert log.inputs == [{"field": "video", "file": "notes.txt", "bytes": clips.text.stat().st_size}]
+    r = post(api, "/api/intro/render", {"video": clips.basic, "team": "Core", "role": "Engineer"})
+    assert r.status_code == 400 and "full_name" in json.loads(r.body)["fields"]
+    log = logged(r)
+    assert log.params == {"team": "Core", "role": "Engineer"}  # what came, and so what did not
+    assert [item["field"] for item in log.inputs] == ["video"]
+
+
+def test_a_refused_list_is_recorded_to_its_limits(api, clips):
+    steps = [f"step {i}" for i in range(10)]
+    steps[1] = "s" * 150
+    r = post(api, "/api/how-it-works/render", {"video": clips.basic, "steps": steps})
+    assert r.status_code == 400 and "steps" in json.loads(r.body)["fields"]
+    recorded = logged(r).params["steps"]
+    # the list's limit (8 items) and each item's (100 characters)
+    assert recorded == ["step 0", "s" * 100 + "\u2026 (150 characters)", *steps[2:8], "\u2026 (10 values)"]
+
+
+def test_an_accepted_render_keeps_its_validated_params_when_it_fails(api, clips, monkeypatch):
+    from renders import lifecycle
+
+    def explode(self, args):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(lifecycle.Render, "run_ffmpeg", explode)
+    r = post(api, "/api/trim", {"video": clips.basic, "start": "0.5", "note": "not a field"})
+    assert r.status_code == 500
+    log = logged(r)
+    assert log.params["start"] == 0.5 and "note" not in log.params  # validated, not as received
+    assert log.inputs[0]["field"] == "video" and log.inputs[0]["duration"] > 1.9  # the probe's summary
+
+
+def test_a_refused_request_records_the_probe_where_one_ran(api, clips):
+    r = post(api, "/api/trim", {"video": clips.basic, "start": "5"})  # past the end of a 2 s clip
+    assert r.status_code == 400 and "start" in json.loads(r.body)["fields"]
+    item = logged(r).inputs[0]
+    assert (item["field"], item["file"], item["kind"], item["video_codec"]) == ("video", "basic.mp4", "video", "h264")
+    assert abs(item["duration"] - 2.0) < 0.1

@@ -1,4 +1,4 @@
-"""gunicorn settings (see the README's "Running in production").
+"""gunicorn settings (see the README's "Deploying").
 
 gthread workers: each worker process serves several requests on threads,
 so a slow client downloading a render does not block renders, and the
@@ -20,16 +20,33 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 # running after that dies with the worker and is removed by sweep_temp.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", str(int(float(os.environ.get("VIDEOAPI_FFMPEG_TIMEOUT", "300"))) + 30)))
 keepalive = 5
+# gunicorn's control socket (gunicornc) is off. Its default path is one per
+# user ($XDG_RUNTIME_DIR or $HOME/.gunicorn/gunicorn.ctl): every instance on a
+# host binds the same file, the last one takes it over and the first to stop
+# unlinks it from under the others; under deploy/systemd the home directory is
+# read-only, so it fails anyway. systemd already stops, reloads (HUP) and
+# resizes (`systemctl kill -s TTIN/TTOU --kill-whom=main`) the service.
+control_socket_disable = True
 # The proxies (deploy/nginx) whose X-Forwarded-Proto gunicorn believes; Django
 # reads the same variable to take the client address from X-Forwarded-For.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # empty: no access log
 errorlog = "-"
 wsgi_app = "videoapi.wsgi:application"
+# The master loads the app and warms it (on_starting, renders/warmup.py) before
+# it opens the port, and each worker forks from it ready: no client waits for
+# a worker to import Django, the views, the fonts or PyAV, neither after a
+# start nor when a worker is replaced. A reload (HUP) re-reads this file and
+# forks new workers from the code already loaded: new code needs a restart.
+preload_app = True
 
 
 def on_starting(server):
-    """Once, in the master, before workers start: fresh metrics, sweep leftovers."""
+    """Once, in the master, before it listens: fresh metrics, sweep leftovers, warm up.
+
+    VIDEOAPI_WARM_WORKERS=0 skips the warm-up (bench/api.py measures the difference).
+    """
+    import gc
     import shutil
 
     import django
@@ -42,28 +59,44 @@ def on_starting(server):
     from renders.sweep import sweep
 
     report = sweep()
+    server.log.info("startup sweep: deleted %d workspace(s), %d byte(s), %d live, %d error(s)",
+                    len(report.deleted), report.bytes_freed, len(report.skipped_live), len(report.errors))
+    if os.environ.get("VIDEOAPI_WARM_WORKERS", "1") == "0":
+        server.log.info("warm-up off")
+    else:
+        from renders.warmup import warm
+
+        try:
+            warm()
+        except Exception:  # a service that cannot warm up still serves (and fails loudly where it must)
+            server.log.exception("warm-up failed")
     from django.db import connections
 
     connections.close_all()  # never hand a database connection to forked workers
-    server.log.info("startup sweep: deleted %d workspace(s), %d byte(s), %d live, %d error(s)",
-                    len(report.deleted), report.bytes_freed, len(report.skipped_live), len(report.errors))
+    # What the master loaded stays out of the workers' garbage collections: a
+    # collection would touch (and so copy) every page they share with it.
+    gc.freeze()
 
 
 def post_worker_init(worker):
-    """Each worker loads views, fonts, PyAV and the FFmpeg path before its first request.
-
-    VIDEOAPI_WARM_WORKERS=0 turns it off (bench/api.py measures the difference).
-    """
-    if os.environ.get("VIDEOAPI_WARM_WORKERS", "1") == "0":
-        worker.log.info("worker %s ready (warm-up off)", worker.pid)
-        return
-    from renders.warmup import warm
-
-    try:
-        warm()
-    except Exception:  # a worker that cannot warm up still serves (and fails loudly where it must)
-        worker.log.exception("warm-up failed")
+    """A worker forked from the warmed master has nothing left to load (preload_app)."""
     worker.log.info("worker %s ready", worker.pid)
+
+
+def worker_exit(server, worker):
+    """A worker that stopped as asked, with nothing left in flight, leaves at once.
+
+    Tearing down its interpreter would touch (and so copy) the pages it shares
+    with the master: 50-60 ms of CPU, taken from the workers that replace it
+    on a reload (docs/BENCHMARKS.md). Its log lines are already written, its
+    renders finished and their workspaces deleted.
+    """
+    import sys
+
+    if worker.booted and not worker.alive and getattr(worker, "nr_conns", 0) == 0:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def child_exit(server, worker):
