@@ -6,6 +6,7 @@
 """
 
 import logging
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
@@ -96,7 +97,7 @@ class RenderTimeout(ServiceError):
 
 
 # Every `code` a RenderLog can hold (the admin's error filter lists them without scanning the table);
-# a unit test feeds describe() every kind of exception it handles and checks its code is here.
+# a unit test feeds answer_for() every kind of exception it handles and checks its code is here.
 ERROR_CODES = ["invalid_input", "not_authenticated", "payload_too_large", "unsupported_media", "undecodable_media",
                "throttled", "render_failed", "internal_error", "busy", "unavailable", "render_timeout",
                "insufficient_storage", "worker_lost", "method_not_allowed", "permission_denied", "not_found",
@@ -123,8 +124,22 @@ def _flatten(detail):
     return {"non_field_errors": _messages(detail)}
 
 
-def describe(exc):
-    """(status, code, detail, fields, headers) for any exception."""
+class ErrorAnswer(NamedTuple):
+    """How the service answers an exception: the HTTP status and the envelope's parts."""
+
+    status: int
+    code: str
+    detail: str
+    fields: dict
+    headers: dict
+
+
+def answer_for(exc) -> ErrorAnswer:
+    """The answer to any exception (ErrorAnswer); anything unforeseen is a 500 `internal_error`."""
+    return ErrorAnswer(*_answer(exc))
+
+
+def _answer(exc):
     if isinstance(exc, ServiceError):
         return exc.status_code, exc.default_code, str(exc.detail), exc.fields, exc.headers
     if isinstance(exc, exceptions.ValidationError):
@@ -167,11 +182,11 @@ def describe(exc):
 
 
 def error_response(exc, render_id=None):
-    status_code, code, detail, fields, headers = describe(exc)
-    body = {"code": code, "detail": detail, "fields": fields}
+    answer = answer_for(exc)
+    body = {"code": answer.code, "detail": answer.detail, "fields": answer.fields}
     if render_id:
         body["render_id"] = str(render_id)
-    response = Response(body, status=status_code, headers=headers)
+    response = Response(body, status=answer.status, headers=answer.headers)
     if render_id:
         response["X-Render-Id"] = str(render_id)
     response["Cache-Control"] = "no-store"
@@ -181,7 +196,7 @@ def error_response(exc, render_id=None):
 def exception_handler(exc, context):
     request = context.get("request")
     render_id = getattr(request, "render_id", None) if request is not None else None
-    status_code = describe(exc)[0]
+    status_code = answer_for(exc).status
     if status_code == 503 and not isinstance(exc, ServiceError):
         logger.error("event=database_unavailable render_id=%s error=%s", render_id, str(exc).strip()[:300])
     elif status_code >= 500 and not isinstance(exc, ServiceError):

@@ -1,50 +1,36 @@
-"""The life of one render (docs/ARCHITECTURE.md): RenderLog, workspace, FFmpeg, cleanup.
+"""The life of one render's RenderLog (docs/ARCHITECTURE.md): its states, its FFmpeg runs, its cleanup.
 
 `Render.begin()` creates the RenderLog row and the locked workspace;
-`receive()` streams the uploads into it; `run_ffmpeg()` runs and records
-FFmpeg; `respond()` hands the output to a cleanup response; `abort()` is
-the one error path, recording what a refused request brought and deleting
-the workspace at once. Every RenderLog write
+`receive()` has the body streamed into it (uploads.Receipt); `accepted()`
+stores the plan; `run_ffmpeg()` runs and records FFmpeg and turns its
+failures into the service's errors; `respond()` records the success and
+hands the result to the download (responses.file_response), whose close
+cleans up; `abort()` is the one error path, recording what a refused
+request brought and deleting the workspace at once. Every RenderLog write
 is a single short UPDATE with no transaction held across FFmpeg or the
 download.
 """
 
 import logging
-import shutil
 import time
 import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.utils import timezone
 
 from . import ffmpeg, metrics, plans
 from .authentication import key_name
 from .clients import client_address
-from .errors import InsufficientStorage, PayloadTooLarge, RenderFailed, RenderTimeout, describe
+from .errors import InsufficientStorage, RenderFailed, RenderTimeout, answer_for
 from .models import RenderLog
-from .responses import CleanupFileResponse
-from .uploads import BodyStream, WorkspaceUploadHandler, received
-from .workspace import CleanupError, Workspace, temp_root
+from .responses import file_response
+from .uploads import Receipt
+from .workspace import CleanupError, Workspace, free_bytes, workspace_path
 
 logger = logging.getLogger("renders.lifecycle")
 
-STDERR_KEEP = 16 * 1024
 DISK_FULL_BELOW = 1024 * 1024  # a failed FFmpeg with less free than this ran out of disk
-
-
-def free_bytes(path) -> int:
-    return shutil.disk_usage(path).free
-
-
-def negotiated_type(accept: str, real: str) -> str:
-    """`application/octet-stream` when the client asks for it and not for the real type (generated clients do)."""
-    wanted = {part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()}
-    family = real.split("/")[0] + "/*"
-    if "application/octet-stream" in wanted and not wanted & {real, family, "*/*"}:
-        return "application/octet-stream"
-    return real
 
 
 def log_status_for(http_status: int) -> str:
@@ -60,13 +46,12 @@ class Render:
     def __init__(self, log: RenderLog, workspace: Workspace, accept: str = "", form=None, secrets=()):
         self.log = log
         self.workspace = workspace
+        self.receipt = Receipt(workspace)
         self._ffmpeg_runs = []
-        self.accept = accept  # the request's Accept header (lifecycle.negotiated_type)
+        self.accept = accept  # the request's Accept header (responses.negotiated_type)
         self._began = time.monotonic()
         self._form = form  # the endpoint's serializer class: the limits a refused request's fields are cut to
         self._secrets = secrets  # the request's credential: never recorded, even when sent in a field
-        self._handler = None  # the upload handler (the files begun, if the body is never parsed)
-        self._data = None  # the parsed form
         self._accepted = False
 
     @property
@@ -77,10 +62,9 @@ class Render:
     def begin(cls, request, endpoint: str) -> "Render":
         render_id = uuid.uuid4()
         user = request.user if getattr(request.user, "is_authenticated", False) else None
-        path = temp_root() / f"{endpoint}_{render_id}"
         log = RenderLog.objects.create(
             id=render_id, endpoint=endpoint, user=user, api_key=key_name(getattr(request, "auth", None)),
-            client_address=client_address(request), workspace=str(path),
+            client_address=client_address(request), workspace=str(workspace_path(endpoint, render_id)),
         )
         request.render_id = render_id
         try:
@@ -100,61 +84,13 @@ class Render:
     # -- receiving ----------------------------------------------------------
 
     def receive(self, request):
-        """Stream the multipart body into the workspace.
-
-        413 when the declared length is over the limit (before a byte is read)
-        or the body grows past it; 507 when the declared length cannot fit in
-        the temp disk's free space, or the disk fills while the body arrives.
-        A chunked body (no declared length) is read to its end under the same
-        limit.
-        """
-        limit = settings.VIDEOAPI_MAX_UPLOAD_BYTES
-        django_request = request._request
-        meta = django_request.META
-        try:
-            declared = int(meta.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        if declared > limit:
-            raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
-        free = free_bytes(self.workspace.path)
-        if declared > free:
-            raise InsufficientStorage(f"the temp disk has {free} bytes free; this upload needs {declared}")
-        chunked = not declared and "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
-        raw = meta["wsgi.input"] if chunked else django_request._stream
-        body = BodyStream(raw, limit, declared)  # a body ending short of `declared`: the client hung up
-        django_request._stream = body
-        if chunked:  # the parsers read up to CONTENT_LENGTH; the body stream ends the read at the real end
-            meta["CONTENT_LENGTH"] = str(limit)
-        handler = self._handler = WorkspaceUploadHandler(self.workspace, limit, django_request)
-        django_request.upload_handlers = [handler]
-        try:
-            self._data = request.data  # parses now, into the workspace
-            return self._data
-        except BaseException as exc:
-            # the body stream's limit, a full disk, a broken body: Django closes the file being
-            # written only for its own StopUpload, and an open file keeps its disk space after
-            # the workspace is deleted
-            handler.upload_interrupted()
-            if isinstance(exc, RequestDataTooBig):
-                field = body.field or "a text field"
-                message = f"over the in-memory field limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
-                raise PayloadTooLarge(f"{field}: {message}", fields={field: [message]}) from None
-            raise
+        """The body, streamed into the workspace (uploads.Receipt.read); returns the parsed form."""
+        return self.receipt.read(request)
 
     def accepted(self, plan):
         """The request is valid: its plan is the render's parameters."""
         self._accepted = True
         self.log.record(params=plans.dump(plan), inputs=[upload.summary() for upload in plan.uploads])
-
-    def received(self) -> dict:
-        """What a request refused before `accepted()` brought: RenderLog `params` and `inputs` (uploads.received)."""
-        if self._data is not None:
-            form_fields = self._form().fields if self._form is not None else {}
-            params, inputs = received(self._data, form_fields, self._secrets)
-        else:  # the body was never parsed to its end: the files begun, as far as they came
-            params, inputs = {}, [dict(item) for item in self._handler.files] if self._handler else []
-        return {"params": params, "inputs": inputs}
 
     # -- rendering ----------------------------------------------------------
 
@@ -163,7 +99,7 @@ class Render:
             self.log.record(status=RenderLog.Status.RENDERING, render_started_at=timezone.now())
         result = ffmpeg.run(args, cwd=self.workspace.path)
         self._ffmpeg_runs.append(result)
-        stderr = "\n".join(r.stderr_tail for r in self._ffmpeg_runs if r.stderr_tail)[-STDERR_KEEP:]
+        stderr = "\n".join(r.stderr_tail for r in self._ffmpeg_runs if r.stderr_tail)[-ffmpeg.STDERR_TAIL_BYTES:]
         self.log.record(
             ffmpeg_argv=[r.argv for r in self._ffmpeg_runs], ffmpeg_exit_code=result.returncode, ffmpeg_stderr=stderr
         )
@@ -189,32 +125,23 @@ class Render:
 
     # -- finishing ----------------------------------------------------------
 
-    def respond(self, output) -> CleanupFileResponse:
-        size = self.require_output(output.path)
+    def respond(self, result):
+        """The render succeeded: record it and hand the file to the download, whose close cleans up."""
+        size = self.require_output(result.path)
         finished = timezone.now()
         self.log.record(
             status=RenderLog.Status.SUCCEEDED,
             http_status=200,
             output_size=size,
             render_finished_at=finished,
-            details=output.details,
+            details=result.details,
         )
         seconds = (finished - self.log.render_started_at).total_seconds() if self.log.render_started_at else None
         metrics.rendered(self.log.endpoint, RenderLog.Status.SUCCEEDED, seconds)
         logger.info("event=rendered render_id=%s seconds=%s bytes=%s", self.id,
                     f"{seconds:.3f}" if seconds is not None else "-", size)
-        response = CleanupFileResponse(
-            open(output.path, "rb"),
-            as_attachment=True,
-            filename=output.filename,
-            content_type=negotiated_type(self.accept, output.content_type),
-            on_close=lambda: self.cleanup(response_closed=True),
-        )
-        response["Cache-Control"] = "no-store"
-        response["X-Render-Id"] = str(self.id)
-        response["Server-Timing"] = self.server_timing()
-        for name, value in output.headers.items():
-            response[name] = value
+        response = file_response(result, render_id=self.id, accept=self.accept, server_timing=self.server_timing(),
+                                 on_close=lambda: self.cleanup(response_closed=True))
         logger.info("event=streaming render_id=%s bytes=%s", self.id, size)
         return response
 
@@ -226,19 +153,20 @@ class Render:
 
     def abort(self, exc: BaseException):
         """Any failure before a response exists: record it, delete at once."""
-        status_code, code, detail, _fields, _headers = describe(exc)
-        status = log_status_for(status_code)
+        answer = answer_for(exc)
+        status = log_status_for(answer.status)
         now = timezone.now()
-        fields = dict(status=status, http_status=status_code, error_code=code, error_message=detail)
+        fields = dict(status=status, http_status=answer.status, error_code=answer.code, error_message=answer.detail)
         if self.log.render_started_at:
             fields["render_finished_at"] = now
         if not self._accepted:
             try:
-                fields.update(self.received())
+                fields.update(self.receipt.brought(self._form().fields if self._form else {}, self._secrets))
             except Exception:  # a description must never hide the failure it describes
                 logger.warning("event=received_unrecorded render_id=%s", self.id, exc_info=True)
-        metrics.rendered(self.log.endpoint, metrics.ABORTED if code == "client_disconnected" else status)
-        logger.info("event=%s render_id=%s http_status=%s code=%s detail=%r", status, self.id, status_code, code, detail)
+        metrics.rendered(self.log.endpoint, metrics.ABORTED if answer.code == "client_disconnected" else status)
+        logger.info("event=%s render_id=%s http_status=%s code=%s detail=%r", status, self.id, answer.status,
+                    answer.code, answer.detail)
         try:
             self.log.record(**fields)
         except Exception:

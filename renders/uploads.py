@@ -3,9 +3,10 @@
 Django's default handlers keep small files in memory and spill big ones
 into the system temp dir; for renders neither is wanted. The handler below
 writes each file, chunk by chunk, to a name the service chooses inside the
-render's workspace, and counts bytes against the size limit as they arrive
-(the Content-Length check comes first, in the view; the counter catches a
-body that is larger than its header says).
+render's workspace, and counts bytes against the size limit as they arrive.
+`Receipt.read()` checks the declared length against the limit and the free
+disk before a byte is read; the counting stream then catches a body that is
+larger than its header says, and a chunked body that has no header.
 
 A body that ends before its declared length, or whose reading fails in the
 WSGI server (the connection reset or timed out, a chunked body cut off), is
@@ -18,11 +19,14 @@ import errno
 import os
 import re
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from rest_framework import serializers
 
 from .errors import ClientDisconnected, InsufficientStorage, InvalidInput, PayloadTooLarge
+from .workspace import free_bytes
 
 try:  # the body errors of the WSGI server the service ships with; another server's are OSErrors or bugs
     from gunicorn.http.errors import ChunkMissingTerminator
@@ -188,6 +192,73 @@ class WorkspaceUploadHandler(FileUploadHandler):
                 handle.close()  # flushing the last buffer can fail on a full disk too
             except OSError:
                 pass
+
+
+# ---- one request's body ------------------------------------------------------------------------
+
+
+class Receipt:
+    """What one request's body brought into its workspace: the parsed form, and the files begun."""
+
+    def __init__(self, workspace):
+        self.workspace = workspace
+        self.data = None  # the parsed form, once the body has been read to its end
+        self.handler = None  # the upload handler: the files begun, if the body never was
+
+    def read(self, request):
+        """Stream the multipart body of a DRF request into the workspace; returns the parsed form.
+
+        413 when the declared length is over the limit (before a byte is read)
+        or the body grows past it; 507 when the declared length cannot fit in
+        the temp disk's free space, or the disk fills while the body arrives.
+        A chunked body (no declared length) is read to its end under the same
+        limit.
+        """
+        limit = settings.VIDEOAPI_MAX_UPLOAD_BYTES
+        meta = request.META
+        try:
+            declared = int(meta.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
+        free = free_bytes(self.workspace.path)
+        if declared > free:
+            raise InsufficientStorage(f"the temp disk has {free} bytes free; this upload needs {declared}")
+        # Django reads a body only through the request's private `_stream`, made from `wsgi.input`
+        # when the request object is built, and only up to CONTENT_LENGTH: it has no public hook to
+        # count, limit or watch a body, nor to read one that is chunked. So the stream is swapped
+        # here, before anything has read it.
+        django_request = request._request
+        chunked = not declared and "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+        raw = meta["wsgi.input"] if chunked else django_request._stream
+        body = BodyStream(raw, limit, declared)  # a body ending short of `declared`: the client hung up
+        django_request._stream = body
+        if chunked:  # the parsers read up to CONTENT_LENGTH; the body stream ends the read at the real end
+            meta["CONTENT_LENGTH"] = str(limit)
+        handler = self.handler = WorkspaceUploadHandler(self.workspace, limit, django_request)
+        request.upload_handlers = [handler]
+        try:
+            self.data = request.data  # parses now, into the workspace
+            return self.data
+        except BaseException as exc:
+            # the body stream's limit, a full disk, a broken body: Django closes the file being
+            # written only for its own StopUpload, and an open file keeps its disk space after
+            # the workspace is deleted
+            handler.upload_interrupted()
+            if isinstance(exc, RequestDataTooBig):
+                field = body.field or "a text field"
+                message = f"over the in-memory field limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
+                raise PayloadTooLarge(f"{field}: {message}", fields={field: [message]}) from None
+            raise
+
+    def brought(self, form_fields=None, secrets=()) -> dict:
+        """What a refused request brought, as its RenderLog records it: {"params", "inputs"} (see received())."""
+        if self.data is not None:
+            params, inputs = received(self.data, form_fields, secrets)
+        else:  # the body was never parsed to its end: the files begun, as far as they came
+            params, inputs = {}, [dict(item) for item in self.handler.files] if self.handler else []
+        return {"params": params, "inputs": inputs}
 
 
 # ---- what a rejected request brought, for its RenderLog --------------------------------------

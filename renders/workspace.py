@@ -35,6 +35,15 @@ def temp_root() -> Path:
     return root.resolve()
 
 
+def workspace_path(endpoint: str, render_id) -> Path:
+    """Where a render's workspace lives: `<temp root>/<endpoint>_<render id>` (what the sweep recognises)."""
+    return temp_root() / f"{endpoint}_{render_id}"
+
+
+def free_bytes(path) -> int:
+    return shutil.disk_usage(path).free
+
+
 class Workspace:
     def __init__(self, path: Path, lock_fd: int | None):
         self.path = path
@@ -44,7 +53,7 @@ class Workspace:
 
     @classmethod
     def create(cls, endpoint: str, render_id) -> "Workspace":
-        path = temp_root() / f"{endpoint}_{render_id}"
+        path = workspace_path(endpoint, render_id)
         if not NAME_RE.match(path.name):
             raise ValueError(f"bad workspace name {path.name!r}")
         os.mkdir(path, 0o700)  # fails if it exists: never adopt a directory

@@ -201,7 +201,7 @@ def test_body_stream_names_the_part_being_read(header):
 
 
 def test_every_error_code_is_known_to_the_admin_filter():
-    """The admin's error-code filter lists ERROR_CODES without scanning the table: describe() never says another."""
+    """The admin's error-code filter lists ERROR_CODES without scanning the table: answer_for() never says another."""
     from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
     from django.db import OperationalError
     from django.http import Http404
@@ -218,6 +218,6 @@ def test_every_error_code_is_known_to_the_admin_filter():
         PermissionDenied(), exceptions.NotFound(), Http404(), RequestDataTooBig(), SuspiciousOperation(),
         exceptions.NotAcceptable(), OperationalError("down"), ValueError("a bug"),
     ]
-    codes = {errors.describe(exc)[1] for exc in raised}
+    codes = {errors.answer_for(exc).code for exc in raised}
     assert codes - set(errors.ERROR_CODES) == set()
     assert {"error", "unavailable", "internal_error", "insufficient_storage"} <= codes
