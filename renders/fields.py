@@ -73,8 +73,18 @@ class TimeField(BlankIsMissing, serializers.Field):
         return value
 
 
+LINE_BREAKS = ("\r\n", "\r", "\x85", "\u2028", "\u2029")  # each one a line break; "\n" is the one kept
+
+
 class TextField(BlankIsMissing, serializers.CharField):
-    """Stripped UTF-8 text that the fonts can draw; empty counts as missing; no control characters."""
+    """Stripped UTF-8 text that the fonts can draw; empty counts as missing; no control characters.
+
+    Format characters (joiners, variation selectors, tags, bidi embeddings and
+    isolates, soft hyphens) are kept and drawn as Unicode says (text.py); text
+    made only of such invisible characters has nothing to draw and is refused.
+    In a multiline field every kind of line break (CR, NEL, U+2028, U+2029)
+    counts as one; in a single-line field any of them is refused.
+    """
 
     def __init__(self, *, max_length, multiline=False, **kwargs):
         self.multiline = multiline
@@ -85,18 +95,22 @@ class TextField(BlankIsMissing, serializers.CharField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
-        data = data.replace("\r\n", "\n").replace("\r", "\n") if self.multiline else data
+        if self.multiline:
+            for line_break in LINE_BREAKS:
+                data = data.replace(line_break, "\n")
         value = super().to_internal_value(data)
         for char in value:
             if char == "\n" and self.multiline:
                 continue
-            if unicodedata.category(char) in ("Cc", "Cs") or char in "\u2028\u2029":
-                raise serializers.ValidationError(
-                    "line breaks are not allowed here" if char in "\n\r\u2028\u2029" else "control characters are not allowed"
-                )
+            if char == "\n" or char in "".join(LINE_BREAKS):
+                raise serializers.ValidationError("line breaks are not allowed here")
+            if unicodedata.category(char) in ("Cc", "Cs"):
+                raise serializers.ValidationError("control characters are not allowed")
         if self.multiline:
             value = "\n".join(line.strip() for line in value.split("\n"))
             value = re.sub(r"\n{3,}", "\n\n", value)
+        if not any(fonts.needs_glyph(char) and not char.isspace() for char in value):
+            raise serializers.ValidationError("has nothing to draw: only invisible characters")
         undrawable = fonts.missing(value)
         if undrawable:  # it would be drawn as an empty box ("tofu")
             shown = ", ".join(fonts.describe(char) for char in undrawable[:5])

@@ -58,15 +58,15 @@ def _check_database():
 
 
 def _check_fonts():
-    """The primary font loads; the detail says which scripts the installed fonts draw."""
+    """The primary font loads; the detail says which scripts the installed fonts draw (fonts.coverage)."""
     try:
         coverage = fonts.coverage()
     except Exception as exc:  # ImproperlyConfigured: no primary font
         return False, str(exc), {}
-    detail = f"{len(coverage['fonts'])} fonts"
-    if coverage["missing"]:
-        detail += "; no font for: " + ", ".join(coverage["missing"])
-    return True, detail, {"scripts": coverage["covered"], "scripts_missing": coverage["missing"]}
+    detail = f"{len(coverage['fonts'])} fonts drawing {len(coverage['covered'])} scripts"
+    if coverage["partial"]:
+        detail += "; in part only: " + ", ".join(coverage["partial"])
+    return True, detail, {"scripts": coverage["covered"], "scripts_partial": coverage["partial"]}
 
 
 @require_GET
