@@ -62,8 +62,8 @@ def bench(work):
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each input segment")
     parser.add_argument("--repeat", type=int, default=3)
     options = parser.parse_args()
-    house = house_format()
-    print(f"canvas {house.width}x{house.height}@{house.fps}, preset {house.preset}, "
+    spec = house_format()
+    print(f"canvas {spec.width}x{spec.height}@{spec.fps}, preset {spec.preset}, "
           f"3 x {options.seconds:g} s segments, median of {options.repeat}")
 
     names = []
@@ -72,21 +72,21 @@ def bench(work):
         graph = work / f"seg{index}.graph"
         graph.write_text(f"[0:v]scale=out_color_matrix=bt709:out_range=tv,format=yuv420p[v];"
                          f"sine=f={440 * (index + 1)}:d={options.seconds}[a]")
-        run(["-f", "lavfi", "-i", f"{source}=s={house.width}x{house.height}:r={house.fps}:d={options.seconds}",
-             *builders.graph_args(graph.name), *builders.house_output_args(house, name)], work)
+        run(["-f", "lavfi", "-i", f"{source}=s={spec.width}x{spec.height}:r={spec.fps}:d={options.seconds}",
+             *builders.graph_args(graph.name), *builders.house_output_args(spec, name)], work)
         names.append(name)
     infos = [probe_video(work / n, "video") for n in names]
     assert len({i.copy_layout() for i in infos}) == 1, "segments should share one layout"
     (work / "list.ffconcat").write_text(builders.concat_list(names))
 
     def copy_args(i):
-        return builders.concat_copy_args("list.ffconcat", "mov", house, f"copy{i}.mp4")
+        return builders.concat_copy_args("list.ffconcat", "mov", spec, f"copy{i}.mp4")
 
     def reencode_args(i):
-        chains, _ = builders.concat_graph(infos, house)
+        chains, _ = builders.concat_graph(infos, spec)
         (work / "join.graph").write_text(";".join(chains))
         inputs = [a for n, info in zip(names, infos) for a in builders.input_args(n, info)]
-        return inputs + builders.graph_args("join.graph") + builders.house_output_args(house, f"re{i}.mp4")
+        return inputs + builders.graph_args("join.graph") + builders.house_output_args(spec, f"re{i}.mp4")
 
     rows = [timed("concat: copy path", options.repeat, copy_args, work),
             timed("concat: forced re-encode", options.repeat, reencode_args, work)]
@@ -95,8 +95,8 @@ def bench(work):
     span = min(options.seconds - 1, 8.0)
 
     def trim_args(i):
-        args = builders.trim_accurate_args(src, info, house, 0.5, span, "trim.graph", f"trim{i}.mp4")
-        (work / "trim.graph").write_text(";\n".join(builders.normalize_graph(0, info, house, span)))
+        args = builders.trim_accurate_args(src, info, spec, 0.5, span, "trim.graph", f"trim{i}.mp4")
+        (work / "trim.graph").write_text(";\n".join(builders.normalize_graph(0, info, spec, span)))
         return args
 
     rows += [
@@ -115,10 +115,10 @@ def bench(work):
         print(f"{label:<36} {seconds:>9.3f} {reference / seconds:>8.1f}x")
     print()
     print("ratio: how many times faster than the re-encode (concat) or the full trim (trim rows)")
-    hdr_rows(work, house, options)
+    hdr_rows(work, spec, options)
 
 
-def hdr_rows(work, house, options):
+def hdr_rows(work, spec, options):
     """Tone mapping's cost on a 1080p trim, and why it runs after scaling."""
     from renders import colour
 
@@ -128,7 +128,7 @@ def hdr_rows(work, house, options):
         name = f"{kind}1080.mp4"
         convert = "" if kind == "sdr" else f"zscale=tin=709:min=709:pin=709:t={trc}:m=2020_ncl:p=2020:npl=100,"
         tags = "bt709" if kind == "sdr" else "bt2020"
-        run(["-f", "lavfi", "-i", f"smptehdbars=s=1920x1080:r={house.fps}:d={span + 1}",
+        run(["-f", "lavfi", "-i", f"smptehdbars=s=1920x1080:r={spec.fps}:d={span + 1}",
              "-vf", f"{convert}format=yuv420p10le", "-c:v", "libx265", "-preset", "ultrafast",
              "-x265-params", "log-level=error", "-color_primaries", tags, "-color_trc", trc,
              "-colorspace", "bt709" if kind == "sdr" else "bt2020nc", name], work)
@@ -138,8 +138,8 @@ def hdr_rows(work, house, options):
         name, info = sources[kind]
 
         def args(i):
-            argv = builders.trim_accurate_args(name, info, house, 0.5, span, "hdr.graph", f"h{kind}{i}.mp4")
-            text = ";\n".join(builders.normalize_graph(0, info, house, span))
+            argv = builders.trim_accurate_args(name, info, spec, 0.5, span, "hdr.graph", f"h{kind}{i}.mp4")
+            text = ";\n".join(builders.normalize_graph(0, info, spec, span))
             if before_scaling:  # the same conversion, run on the 1080p source frames instead
                 convert = ",".join(colour.to_sdr(info.colour))
                 text = text.replace("[0:v:0]", f"[0:v:0]{convert},", 1).replace(
@@ -157,12 +157,12 @@ def hdr_rows(work, house, options):
         text.render_block(card).save(work / "card.png")
 
         def args(i):
-            chains = builders.normalize_graph(0, info, house, span, out_v="base")
-            chains += [builders.still_chain(1, house.fps, card.start, card.end, 0.5, "card"),
+            chains = builders.normalize_graph(0, info, spec, span, out_v="base")
+            chains += [builders.still_chain(1, spec.fps, card.start, card.end, 0.5, "card"),
                        builders.overlay("base", "card", card.x, card.y, "v")]
             (work / "tpl.graph").write_text(";".join(chains))
             return (builders.input_args(name, info) + builders.image_input_args("card.png", "png_pipe")
-                    + builders.graph_args("tpl.graph") + builders.house_output_args(house, f"t{kind}{i}.mp4"))
+                    + builders.graph_args("tpl.graph") + builders.house_output_args(spec, f"t{kind}{i}.mp4"))
         return args
 
     trims = [timed(f"trim 1080p 10-bit SDR ({span:g} s)", options.repeat, trim("sdr"), work),
@@ -171,16 +171,16 @@ def hdr_rows(work, house, options):
     templates = [timed(f"template 1080p 10-bit SDR ({span:g} s)", options.repeat, template("sdr"), work),
                  timed("  same, HLG tone-mapped", options.repeat, template("hlg"), work)]
     print()
-    print(f"{'HDR to SDR (canvas ' + str(house.width) + 'x' + str(house.height) + ')':<40} {'seconds':>9} {'vs SDR':>9}")
+    print(f"{'HDR to SDR (canvas ' + str(spec.width) + 'x' + str(spec.height) + ')':<40} {'seconds':>9} {'vs SDR':>9}")
     print("-" * 60)
     for group in (trims, templates):
         for label, seconds in group:
             print(f"{label:<40} {seconds:>9.3f} {seconds / group[0][1]:>8.2f}x")
-    script_rows(work, house, options)
-    quality_rows(work, house, options)
+    script_rows(work, spec, options)
+    quality_rows(work, spec, options)
 
 
-def quality_rows(work, house, options):
+def quality_rows(work, spec, options):
     """draft / standard / high: time, size and SSIM of an accurate trim of detailed, moving footage."""
     import re
 
@@ -189,17 +189,17 @@ def quality_rows(work, house, options):
     span = min(options.seconds - 1, 8.0)
     source = "detail.mp4"
     # a deterministic stand-in for detailed camera footage: a zooming fractal (fine detail everywhere, all moving)
-    run(["-f", "lavfi", "-i", f"mandelbrot=s={house.width}x{house.height}:r={house.fps}:end_scale=0.05,"
+    run(["-f", "lavfi", "-i", f"mandelbrot=s={spec.width}x{spec.height}:r={spec.fps}:end_scale=0.05,"
          f"trim=duration={span + 1}", "-f", "lavfi", "-i", f"sine=d={span + 1}", "-c:v", "libx264", "-qp", "4",
          "-preset", "ultrafast", "-c:a", "aac", source], work)
     info = probe_video(work / source, "video")
     rows = []
     for quality in ("draft", "standard", "high"):
-        spec = spec_for(quality=quality)
+        encode = spec_for(quality=quality)
 
-        def args(i, spec=spec, quality=quality):
-            argv = builders.trim_accurate_args(source, info, spec, 0.0, span, "q.graph", f"q{quality}.mp4")
-            (work / "q.graph").write_text(";\n".join(builders.normalize_graph(0, info, spec, span)))
+        def args(i, encode=encode, quality=quality):
+            argv = builders.trim_accurate_args(source, info, encode, 0.0, span, "q.graph", f"q{quality}.mp4")
+            (work / "q.graph").write_text(";\n".join(builders.normalize_graph(0, info, encode, span)))
             return argv
         label, seconds = timed(quality, options.repeat, args, work)
         out = work / f"q{quality}.mp4"
@@ -218,14 +218,14 @@ def quality_rows(work, house, options):
               f"{size / base_size:>7.2f}x {ssim:>8.4f}")
 
 
-def script_rows(work, house, options):
+def script_rows(work, spec, options):
     """An intro render through the API view: Latin vs CJK vs Devanagari names (fonts load once per process)."""
     from django.core.management import call_command
     from rest_framework.test import APIClient
 
     call_command("migrate", verbosity=0)
     source = work / "intro-src.mp4"
-    run(["-f", "lavfi", "-i", f"testsrc2=s={house.width}x{house.height}:r={house.fps}:d=6", "-f", "lavfi",
+    run(["-f", "lavfi", "-i", f"testsrc2=s={spec.width}x{spec.height}:r={spec.fps}:d=6", "-f", "lavfi",
          "-i", "sine=d=6", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", source.name], work)
     client = APIClient()
     names = {"Latin": ("Ada Lovelace", "Head of Engineering"), "Chinese": ("张伟 Zhang Wei", "工程部主管"),

@@ -120,14 +120,14 @@ def main():
             "-c:v", "libx264", "-preset", "ultrafast", "-g", "15", "-c:a", "pcm_s16le", "source.mov")
         source_info = probe_video(work / "source.mov", "video")
         source = pcm(work, "source.mov")
-        house = house_format()
+        spec = house_format()
         starts = np.cumsum([0] + counts[:-1]) / FPS
         plain, inband, whole, spliced, silent = [], [], [], [], []
         for i, (start, frames) in enumerate(zip(starts, counts)):
             length = frames / FPS
             seg = f"seg{i}.mp4"
-            args = builders.trim_accurate_args("source.mov", source_info, house, float(start), length, "g.txt", seg)
-            (work / "g.txt").write_text(";\n".join(builders.normalize_graph(0, source_info, house, length)))
+            args = builders.trim_accurate_args("source.mov", source_info, spec, float(start), length, "g.txt", seg)
+            (work / "g.txt").write_text(";\n".join(builders.normalize_graph(0, source_info, spec, length)))
             run(work, *args)
             plain.append(seg)
             # in-band priming: the encoder's 1024 priming samples are played, so feed it the source from
@@ -137,7 +137,7 @@ def main():
                 audio = f"a{i}{kind}.m4a"
                 run(work, "-ss", f"{start + AAC / RATE:.6f}", "-i", "source.mov", "-map", "0:a",
                     "-af", f"atrim=end_sample={samples - AAC},apad=whole_len={samples - AAC}",
-                    "-c:a", "aac", "-b:a", house.audio_bitrate, "-ac", "2", "-ar", str(RATE),
+                    "-c:a", "aac", "-b:a", spec.audio_bitrate, "-ac", "2", "-ar", str(RATE),
                     "-use_editlist", "0", audio)
                 both = f"seg{i}{kind}.mp4"
                 run(work, "-i", seg, "-i", audio, "-map", "0:v", "-map", "1:a", "-c", "copy",
@@ -153,7 +153,7 @@ def main():
                 audio = f"a{i}{kind}.m4a"
                 run(work, "-ss", f"{start:.6f}", "-i", "source.mov", "-map", "0:a",
                     "-af", f"atrim=end_sample={keep},apad=whole_len={(frames_aac + 1) * AAC}",
-                    "-c:a", "aac", "-b:a", house.audio_bitrate, "-ac", "2", "-ar", str(RATE),
+                    "-c:a", "aac", "-b:a", spec.audio_bitrate, "-ac", "2", "-ar", str(RATE),
                     "-bsf:a", f"noise=drop=eq(n\\,0)+gt(n\\,{frames_aac})", "-use_editlist", "0", audio)
                 both = f"seg{i}{kind}.mp4"
                 run(work, "-i", seg, "-i", audio, "-map", "0:v", "-map", "1:a", "-c", "copy",
@@ -167,7 +167,7 @@ def main():
             (work / listing).write_text(builders.concat_list(names))
             out = f"joined{len(joined)}.mp4"
             if label == "today":
-                run(work, *builders.concat_copy_args(listing, "mov", house, out))
+                run(work, *builders.concat_copy_args(listing, "mov", spec, out))
             else:
                 run(work, "-f", "concat", "-safe", "1", "-i", listing, "-c", "copy", "-movflags", "+faststart", out)
             joined[label] = out

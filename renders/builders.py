@@ -56,7 +56,7 @@ def whole_frames(duration: float, fps: int) -> float:
     return max(1, round(duration * fps)) / fps
 
 
-def fit_steps(info: MediaInfo, house: OutputSpec) -> list[str]:
+def fit_steps(info: MediaInfo, spec: OutputSpec) -> list[str]:
     """Source to canvas size in SDR BT.709 by the spec's fit (contain, cover; blur's foreground).
 
     Colour conversion (colour.py) follows the scaling (and cropping), so
@@ -65,28 +65,28 @@ def fit_steps(info: MediaInfo, house: OutputSpec) -> list[str]:
     steps = ["bwdif=mode=send_frame:deint=interlaced"] if info.interlaced else []
     if abs(info.sar - 1.0) > 0.01:
         steps.append("scale=trunc(iw*sar/2)*2:ih,setsar=1")
-    w, h = house.width, house.height
+    w, h = spec.width, spec.height
     options = colour.scale_options(info.colour)
-    if house.fit == "cover":
+    if spec.fit == "cover":
         steps += [f"scale={w}:{h}:force_original_aspect_ratio=increase:force_divisible_by=2{options}",
                   f"crop={w}:{h}", *colour.to_sdr(info.colour)]
     else:
         steps += [f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2{options}",
                   *colour.to_sdr(info.colour)]
-        if house.fit == "contain":
+        if spec.fit == "contain":
             steps.append(f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black")
     return steps
 
 
-def blur_background(house: OutputSpec) -> str:
+def blur_background(spec: OutputSpec) -> str:
     """The picture enlarged to cover the canvas and blurred (at a quarter size: cheap), for fit=blur."""
-    w, h = house.width, house.height
+    w, h = spec.width, spec.height
     qw, qh = max(2, w // 8 * 2), max(2, h // 8 * 2)
     return (f"scale={qw}:{qh}:force_original_aspect_ratio=increase,crop={qw}:{qh},"
             f"gblur=sigma={max(2, min(qw, qh) // 12)},scale={w}:{h},eq=brightness=-0.06")
 
 
-def house_video_tail(house: OutputSpec, duration: float) -> str:
+def house_video_tail(spec: OutputSpec, duration: float) -> str:
     """Square pixels, constant frame rate, exactly `duration`, house colour tags.
 
     A couple of cloned frames at the end make sure a source a hair shorter
@@ -94,7 +94,7 @@ def house_video_tail(house: OutputSpec, duration: float) -> str:
     """
     return ",".join([
         "setsar=1",
-        f"fps={house.fps}:start_time=0",
+        f"fps={spec.fps}:start_time=0",
         "tpad=stop_mode=clone:stop=2",
         f"trim=end={seconds(duration)}",
         "setpts=PTS-STARTPTS",
@@ -102,17 +102,17 @@ def house_video_tail(house: OutputSpec, duration: float) -> str:
     ])
 
 
-def house_video_chains(index: int, info: MediaInfo, house: OutputSpec, duration: float, *, pre: str = "",
+def house_video_chains(index: int, info: MediaInfo, spec: OutputSpec, duration: float, *, pre: str = "",
                        post: str = "", out: str = "v") -> list[str]:
     """Input `index`'s picture in the house format at the spec's canvas, fit and frame rate, as [out]."""
     source = f"[{index}:v:0]" + (f"{pre}," if pre else "")
-    tail = ",".join(p for p in (house_video_tail(house, duration), post) if p)
-    if house.fit != "blur":
-        return [f"{source}{','.join(fit_steps(info, house))},{tail}[{out}]"]
+    tail = ",".join(p for p in (house_video_tail(spec, duration), post) if p)
+    if spec.fit != "blur":
+        return [f"{source}{','.join(fit_steps(info, spec))},{tail}[{out}]"]
     fg, raw, bg = f"fg{index}_{out}", f"bgsrc{index}_{out}", f"bg{index}_{out}"
     return [
-        f"{source}{','.join(fit_steps(info, house))},split[{fg}][{raw}]",
-        f"[{raw}]{blur_background(house)}[{bg}]",
+        f"{source}{','.join(fit_steps(info, spec))},split[{fg}][{raw}]",
+        f"[{raw}]{blur_background(spec)}[{bg}]",
         f"[{bg}][{fg}]overlay=(W-w)/2:(H-h)/2,{tail}[{out}]",
     ]
 
@@ -149,7 +149,7 @@ def silence(duration: float) -> str:
 def normalize_graph(
     index: int,
     info: MediaInfo,
-    house: OutputSpec,
+    spec: OutputSpec,
     duration: float,
     *,
     video_pre: str = "",
@@ -164,8 +164,8 @@ def normalize_graph(
     `*_pre` filters run on the source (before scaling: e.g. speed changes),
     `*_post` on the canvas (after scaling: e.g. text, fades).
     """
-    duration = whole_frames(duration, house.fps)
-    chains = house_video_chains(index, info, house, duration, pre=video_pre, post=video_post, out=out_v)
+    duration = whole_frames(duration, spec.fps)
+    chains = house_video_chains(index, info, spec, duration, pre=video_pre, post=video_post, out=out_v)
     if info.has_audio:
         aparts = [p for p in (audio_pre, house_audio_chain(duration, info), audio_post) if p]
         chains.append(f"[{index}:a:{info.audio_track}]{','.join(aparts)}[{out_a}]")
@@ -175,7 +175,7 @@ def normalize_graph(
     return chains
 
 
-def house_output_args(house: OutputSpec, output: str, *, video: str = "[v]", audio: str = "[a]") -> list[str]:
+def house_output_args(spec: OutputSpec, output: str, *, video: str = "[v]", audio: str = "[a]") -> list[str]:
     """Encoder settings of the house format: same everywhere, so outputs join by copy.
 
     No colour options: the graph's last filter (colour.HOUSE_TAGS) tags the
@@ -185,11 +185,11 @@ def house_output_args(house: OutputSpec, output: str, *, video: str = "[v]", aud
     """
     return [
         "-map", video, "-map", audio,
-        "-c:v", "libx264", "-preset", house.preset, "-crf", str(house.crf),
+        "-c:v", "libx264", "-preset", spec.preset, "-crf", str(spec.crf),
         "-profile:v", "high", "-pix_fmt", "yuv420p",
-        "-r", str(house.fps), "-fps_mode", "cfr", "-video_track_timescale", str(house.fps * 512),
-        "-g", str(house.fps * 2),
-        "-c:a", "aac", "-b:a", house.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2",
+        "-r", str(spec.fps), "-fps_mode", "cfr", "-video_track_timescale", str(spec.fps * 512),
+        "-g", str(spec.fps * 2),
+        "-c:a", "aac", "-b:a", spec.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2",
         "-map_metadata", "-1", "-map_chapters", "-1",
         "-movflags", "+faststart", *threads(),
         "-f", "mp4", output,
@@ -204,9 +204,9 @@ def graph_args(script_name: str) -> list[str]:
 # ---- trim ---------------------------------------------------------------------
 
 
-def trim_accurate_args(src: str, info: MediaInfo, house: OutputSpec, start: float, length: float, graph: str, output: str) -> list[str]:
+def trim_accurate_args(src: str, info: MediaInfo, spec: OutputSpec, start: float, length: float, graph: str, output: str) -> list[str]:
     """Frame-accurate trim into the house format, reading `graph` (normalize_graph's chains for `length`)."""
-    return input_args(src, info, start=start, duration=length) + graph_args(graph) + house_output_args(house, output)
+    return input_args(src, info, start=start, duration=length) + graph_args(graph) + house_output_args(spec, output)
 
 
 FAST_VIDEO_CODECS = {"h264", "hevc", "mpeg4", "vp9", "av1"}
@@ -326,7 +326,7 @@ def concat_list(names: list[str]) -> str:
     return "ffconcat version 1.0\n" + "".join(f"file {name}\n" for name in names)
 
 
-def concat_copy_args(list_name: str, demuxer: str, house: OutputSpec, output: str, audio_track: int = 0) -> list[str]:
+def concat_copy_args(list_name: str, demuxer: str, spec: OutputSpec, output: str, audio_track: int = 0) -> list[str]:
     """Join same-layout files: video by stream copy, audio decoded and re-encoded.
 
     Copying AAC too would keep every segment's encoder priming (1024
@@ -338,12 +338,12 @@ def concat_copy_args(list_name: str, demuxer: str, house: OutputSpec, output: st
         "-protocol_whitelist", "file", "-format_whitelist", f"concat,{demuxer}", "-f", "concat", "-safe", "1",
         "-i", list_name, "-map", "0:v:0", "-map", f"0:a:{audio_track}", "-c:v", "copy",
         "-af", "aresample=async=1:first_pts=0",  # follow the timestamps: a short segment's gap stays a gap
-        "-c:a", "aac", "-b:a", house.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2",
+        "-c:a", "aac", "-b:a", spec.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2",
         "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", output,
     ]  # fmt: skip
 
 
-def concat_graph(infos: list[MediaInfo], house: OutputSpec, transition: float = 0.0) -> tuple[list[str], float]:
+def concat_graph(infos: list[MediaInfo], spec: OutputSpec, transition: float = 0.0) -> tuple[list[str], float]:
     """One filter graph normalising every input and joining them.
 
     With `transition` > 0 each join is a crossfade of picture (xfade) and
@@ -351,15 +351,15 @@ def concat_graph(infos: list[MediaInfo], house: OutputSpec, transition: float = 
     """
     chains, lengths = [], []
     for index, info in enumerate(infos):
-        length = whole_frames(info.duration, house.fps)
+        length = whole_frames(info.duration, spec.fps)
         lengths.append(length)
-        chains += normalize_graph(index, info, house, length, out_v=f"v{index}", out_a=f"a{index}")
+        chains += normalize_graph(index, info, spec, length, out_v=f"v{index}", out_a=f"a{index}")
     count = len(infos)
     if transition <= 0:
         pairs = "".join(f"[v{i}][a{i}]" for i in range(count))
         chains.append(f"{pairs}concat=n={count}:v=1:a=1[v][a]")
         return chains, sum(lengths)
-    fade = whole_frames(transition, house.fps)
+    fade = whole_frames(transition, spec.fps)
     video, audio, offset = "v0", "a0", 0.0
     for index in range(1, count):
         offset += lengths[index - 1] - fade

@@ -57,9 +57,9 @@ def test_inputs_are_locked_to_one_demuxer_and_local_files(settings):
 
 def test_every_run_gets_the_thread_budget(settings):
     """Decoder, filter graph and x264 each get VIDEOAPI_FFMPEG_THREADS; 0 leaves FFmpeg's own choice."""
-    house = house_format()
+    spec = house_format()
     settings.VIDEOAPI_FFMPEG_THREADS = 3
-    args = builders.trim_accurate_args("in.mp4", INFO, house, 0, 1, "g.txt", "out.mp4")
+    args = builders.trim_accurate_args("in.mp4", INFO, spec, 0, 1, "g.txt", "out.mp4")
     assert args.index("-threads") < args.index("-i")  # the decoder's
     assert args[args.index("-filter_complex_threads") + 1] == "3"
     last = len(args) - 1 - args[::-1].index("-threads")
@@ -70,7 +70,7 @@ def test_every_run_gets_the_thread_budget(settings):
     # the preview decodes without deblocking (before its input); a house-format trim never does
     assert preview.index("-skip_loop_filter:v") < preview.index("-i") and "-skip_loop_filter:v" not in args
     settings.VIDEOAPI_FFMPEG_THREADS = 0
-    args = builders.trim_accurate_args("in.mp4", INFO, house, 0, 1, "g.txt", "out.mp4")
+    args = builders.trim_accurate_args("in.mp4", INFO, spec, 0, 1, "g.txt", "out.mp4")
     assert "-threads" not in args and "-filter_complex_threads" not in args
 
 
