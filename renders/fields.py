@@ -113,7 +113,7 @@ class TextField(BlankIsMissing, serializers.CharField):
             raise serializers.ValidationError("has nothing to draw: only invisible characters")
         undrawable = fonts.missing(value)
         if undrawable:  # it would be drawn as an empty box ("tofu")
-            shown = ", ".join(fonts.describe(char) for char in undrawable[:5])
+            shown = ", ".join(fonts.char_name(char) for char in undrawable[:5])
             raise serializers.ValidationError(f"no installed font can draw {shown}")
         return value
 

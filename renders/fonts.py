@@ -189,7 +189,7 @@ def missing(text: str, primary: str = "") -> list[str]:
     return found
 
 
-def describe(char: str) -> str:
+def char_name(char: str) -> str:
     name = unicodedata.name(char, "")
     return f"U+{ord(char):04X}" + (f" {name}" if name else "")
 

@@ -124,7 +124,7 @@ class StyleFields(OutputFields):
 # ---- GET /api/options -------------------------------------------------------------------------
 
 
-def describe_field(field) -> dict:
+def field_options(field) -> dict:
     """A form field as a front end needs it: type, required, default, limits, choices."""
     child = getattr(field, "child", None)
     described = {"type": _type(field), "required": bool(field.required)}
@@ -145,7 +145,7 @@ def describe_field(field) -> dict:
     if isinstance(field, (VideoField, ImageField)) and getattr(field, "max_bytes", None):
         described["max_bytes"] = field.max_bytes
     if child is not None:
-        described["items"] = describe_field(child)
+        described["items"] = field_options(child)
     if field.help_text:
         described["description"] = str(field.help_text)
     return described
@@ -179,7 +179,7 @@ def options_document(views) -> dict:
     for view in views:
         fields = view.serializer_class().fields
         endpoints[view.path] = {"endpoint": view.endpoint, "method": "POST",
-                                "fields": {name: describe_field(f) for name, f in fields.items()}}
+                                "fields": {name: field_options(f) for name, f in fields.items()}}
         if getattr(view.serializer_class, "dynamic_fields", None):
             endpoints[view.path]["dynamic_fields"] = view.serializer_class.dynamic_fields
     width, height = settings.VIDEOAPI_CANVAS

@@ -170,10 +170,10 @@ OPERATIONS = {
 }
 
 
-def describe_operation(view):
-    from .templates import TEMPLATES
-
-    template = next((t for t in TEMPLATES if t.endpoint == view.endpoint), None)
+def operation_text(view) -> tuple[str, str]:
+    """(summary, description) of one endpoint's operation."""
+    form = view.serializer_class
+    template = getattr(form, "template", None)
     if template:
         summary = f"Render the {template.endpoint} template"
         about = (f"Draws {template.about}. Text is drawn literally in any script (a character no installed "
@@ -184,28 +184,28 @@ def describe_operation(view):
         example = f"-F video=@clip.mp4 {example} -F canvas=9:16 -o {template.endpoint}.mp4"
     else:
         summary, about, example = OPERATIONS[view.endpoint]
-    house = "" if view.endpoint == "trim-preview" else " " + HOUSE
+    house = " " + HOUSE if form.house_format else ""
     return summary, (f"{about}{house} {UPLOADS}\n\nExample:\n\n    curl -X POST https://HOST{view.path} "
                      f"-H 'Authorization: Token $TOKEN' {example}")
 
 
-def document(view, serializer_class, content_type="video/mp4"):
-    request = multipart_segments_schema() if view.endpoint == "concatenate-multipart" else serializer_class
-    binary = OpenApiResponse(OpenApiTypes.BINARY, description=f"the rendered file ({content_type}, or "
-                             "application/octet-stream when the request's Accept asks for it); headers "
+def document(view):
+    """The view, documented from its form: the fields, the operation's text, what it answers."""
+    form = view.serializer_class
+    request = multipart_segments_schema() if getattr(form, "dynamic_fields", None) else form
+    binary = OpenApiResponse(OpenApiTypes.BINARY, description=f"the rendered file ({', '.join(form.media_types)}, "
+                             "or application/octet-stream when the request's Accept asks for it); headers "
                              "X-Render-Id, Content-Disposition, Cache-Control: no-store, "
                              "Server-Timing (ffmpeg and total, in ms)")
-    summary, description = describe_operation(view)
-    alternatives = {(200, "image/jpeg"): binary} if view.endpoint == "trim-preview" else {}
-    tag = "templates" if view.path.endswith("/render") else ("trim" if "trim" in view.endpoint else "join")
+    summary, description = operation_text(view)
     return extend_schema_view(post=extend_schema(
         operation_id=view.endpoint.replace("-", "_"),
-        tags=[tag],
+        tags=[form.tag],
         summary=summary,
         description=description,
         request={"multipart/form-data": request},
-        responses={(200, content_type): binary, **alternatives, (200, "application/octet-stream"): binary,
-                   **ERRORS},
+        responses={**{(200, media_type): binary for media_type in form.media_types},
+                   (200, "application/octet-stream"): binary, **ERRORS},
     ))(view)
 
 

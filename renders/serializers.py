@@ -26,9 +26,14 @@ def download_name(final_filename: str | None, default_stem: str, extension: str)
 
 
 class RenderSerializer(serializers.Serializer):
-    """Fields every endpoint takes; subclasses name their endpoint and make its plan."""
+    """Fields every endpoint takes."""
+
+    # each endpoint's form names it, says how its operation is documented, and makes its plan
 
     endpoint: str = ""
+    tag: str = ""  # the group its operation is listed under in the API docs
+    media_types = ("video/mp4",)  # what a success answers
+    house_format = True  # its video is in the house format (the output fields apply)
     final_filename = FilenameField()
 
     def plan(self):
@@ -87,7 +92,7 @@ class TrimFields(RenderSerializer):
 class TrimSerializer(OutputFields, TrimFields):
     """A trim; in `accurate` mode (house format) the output fields apply."""
 
-    endpoint = "trim"
+    endpoint, tag = "trim", "trim"
 
     def validate(self, attrs):
         if attrs.get("mode") == "fast":
@@ -110,7 +115,9 @@ class TrimSerializer(OutputFields, TrimFields):
 
 
 class TrimPreviewSerializer(TrimFields):
-    endpoint = "trim-preview"
+    endpoint, tag = "trim-preview", "trim"
+    media_types = ("video/mp4", "image/jpeg")
+    house_format = False
     mode = None
     height = serializers.IntegerField(min_value=144, max_value=720, default=360,
                                       help_text="preview height in pixels (the aspect is kept)")
@@ -137,6 +144,7 @@ class JoinSerializer(OutputFields, RenderSerializer):
     """Fields both joins share; subclasses supply the ordered `inputs`."""
 
     MIN_INPUTS, MAX_INPUTS = 2, 20
+    tag = "join"
     transition = serializers.ChoiceField(choices=["none", "crossfade"], default="none",
                                          help_text="crossfade: picture and sound fade across each join")
     transition_duration = TimeField(required=False, default=0.5, min_value=0.1, max_value=2,
@@ -246,6 +254,7 @@ class ConcatenateMultipartSerializer(JoinSerializer):
 
 class TemplateSerializer(StyleFields, RenderSerializer):
     template: Template = None  # set, with the template's fields, by serializer_for()
+    tag = "templates"
     start = TimeField(required=False, default=0.5, help_text="when the text appears (output time)")
     duration = TimeField(required=False, default=4.0, min_value=0.1,
                          help_text="how long the text stays (clipped to the end of the video)")

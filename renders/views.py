@@ -82,7 +82,7 @@ def render_view(serializer_class, path=None):
         "path": path or f"/api/{endpoint}",
         "serializer_class": serializer_class,
     })
-    return document(view, serializer_class)
+    return document(view)
 
 
 TrimView = render_view(TrimSerializer)
