@@ -38,6 +38,23 @@ def parse_time(raw) -> float:
     return value
 
 
+class Published:
+    """How one of this service's form fields is published, said once by the field's class.
+
+    `option_type` (and `option_extras()`) is what GET /api/options shows a
+    front end; `openapi()` is the field's OpenAPI schema where
+    drf-spectacular's own mapping would say too little (None: use it).
+    """
+
+    option_type = "text"
+
+    def option_extras(self) -> dict:
+        return {}
+
+    def openapi(self) -> dict | None:
+        return None
+
+
 class BlankIsMissing:
     """A form value that is empty or only whitespace counts as not sent."""
 
@@ -48,7 +65,8 @@ class BlankIsMissing:
         return value
 
 
-class TimeField(BlankIsMissing, serializers.Field):
+class TimeField(Published, BlankIsMissing, serializers.Field):
+    option_type = "time"
     default_error_messages = {"invalid": "{message}", "min": "must be at least {min} s", "max": "must be at most {max} s"}
 
     def __init__(self, *, min_value=0.0, max_value=None, **kwargs):
@@ -72,11 +90,16 @@ class TimeField(BlankIsMissing, serializers.Field):
     def to_representation(self, value):
         return value
 
+    def openapi(self):
+        # no example here: each time field gets one that fits its operation (schema.EXAMPLES)
+        syntax = "seconds (2, 2.5) or clock time (MM:SS or HH:MM:SS, optional .mmm)"
+        return {"type": "string", "description": f"{self.help_text}; {syntax}" if self.help_text else syntax}
+
 
 LINE_BREAKS = ("\r\n", "\r", "\x85", "\u2028", "\u2029")  # each one a line break; "\n" is the one kept
 
 
-class TextField(BlankIsMissing, serializers.CharField):
+class TextField(Published, BlankIsMissing, serializers.CharField):
     """Stripped UTF-8 text that the fonts can draw; empty counts as missing; no control characters.
 
     Format characters (joiners, variation selectors, tags, bidi embeddings and
@@ -91,6 +114,9 @@ class TextField(BlankIsMissing, serializers.CharField):
         kwargs.setdefault("help_text", f"drawn literally, at most {max_length} characters"
                                        + (", line breaks allowed" if multiline else ""))
         super().__init__(max_length=max_length, trim_whitespace=True, allow_blank=False, **kwargs)
+
+    def option_extras(self):
+        return {"multiline": self.multiline}
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
@@ -153,12 +179,18 @@ class FilenameField(serializers.CharField):
         super().__init__(max_length=1000, allow_blank=True, trim_whitespace=True, **kwargs)
 
 
-class UploadField(serializers.Field):
+class UploadField(Published, serializers.Field):
     default_error_messages = {"required": "This field is required.", "invalid": "must be an uploaded file"}
 
     def __init__(self, *, max_bytes=None, **kwargs):
         self.max_bytes = max_bytes
         super().__init__(**kwargs)
+
+    def option_extras(self):
+        return {"max_bytes": self.max_bytes} if self.max_bytes else {}
+
+    def openapi(self):
+        return {"type": "string", "format": "binary", "description": self.help_text or "a file"}
 
     def to_internal_value(self, data):
         if not isinstance(data, WorkspaceFile):
@@ -176,6 +208,8 @@ class UploadField(serializers.Field):
 
 
 class VideoField(UploadField):
+    option_type = "video"
+
     def __init__(self, **kwargs):
         kwargs.setdefault("help_text", "a video file: MP4/MOV, Matroska/WebM, AVI or MPEG-TS")
         super().__init__(**kwargs)
@@ -185,6 +219,8 @@ class VideoField(UploadField):
 
 
 class ImageField(UploadField):
+    option_type = "image"
+
     def __init__(self, **kwargs):
         kwargs.setdefault("help_text", "an image: PNG, JPEG or WebP, at most 4096 px a side")
         super().__init__(**kwargs)

@@ -12,7 +12,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from . import fonts
-from .fields import BlankIsMissing, TextField, TimeField, VideoField, ImageField
+from .fields import BlankIsMissing, Published
 from .output import (
     CANVAS_MAX_AREA, CANVAS_MAX_SIDE, CANVAS_MIN_SIDE, CANVAS_PRESETS, DEFAULT_STYLE, FITS, FPS_CHOICES, QUALITIES,
     Style, house_format, parse_color, preset_size,
@@ -21,8 +21,10 @@ from .output import (
 SIZE_RE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 
 
-class CanvasField(BlankIsMissing, serializers.Field):
+class CanvasField(Published, BlankIsMissing, serializers.Field):
     """An aspect preset (`16:9`, `9:16`, `1:1`, `4:5`) or `WxH` -> (width, height)."""
+
+    option_type = "canvas"
 
     def __init__(self, **kwargs):
         kwargs.setdefault("help_text", "Output size: an aspect preset (keeps the configured short side) or WxH "
@@ -51,8 +53,17 @@ class CanvasField(BlankIsMissing, serializers.Field):
     def to_representation(self, value):
         return f"{value[0]}x{value[1]}"
 
+    def option_extras(self):
+        return {"choices": list(CANVAS_PRESETS) + ["WxH"]}
 
-class ColorField(BlankIsMissing, serializers.CharField):
+    def openapi(self):
+        return {"type": "string", "example": "9:16", "pattern": r"^(" + "|".join(CANVAS_PRESETS) + r"|\d+x\d+)$",
+                "description": self.help_text}
+
+
+class ColorField(Published, BlankIsMissing, serializers.CharField):
+    option_type = "color"
+
     def __init__(self, default, **kwargs):
         super().__init__(required=False, default=default, max_length=9, **kwargs)
 
@@ -64,9 +75,15 @@ class ColorField(BlankIsMissing, serializers.CharField):
             raise serializers.ValidationError(str(exc)) from None
         return value.upper()
 
+    def openapi(self):
+        return {"type": "string", "pattern": "^#[0-9A-Fa-f]{6}([0-9A-Fa-f]{2})?$", "example": self.default,
+                "default": self.default, "description": self.help_text}
 
-class FontField(BlankIsMissing, serializers.Field):
+
+class FontField(Published, BlankIsMissing, serializers.Field):
     """A name from the font registry (read once per process)."""
+
+    option_type = "choice"
 
     def __init__(self, **kwargs):
         kwargs.setdefault("help_text", "A font name from GET /api/options (fonts): the default font, or a font "
@@ -78,6 +95,13 @@ class FontField(BlankIsMissing, serializers.Field):
         if not isinstance(data, str) or data.strip() not in names:
             raise serializers.ValidationError(f"unknown font; valid names: {', '.join(names)}")
         return data.strip()
+
+    def option_extras(self):
+        return {"choices": list(fonts.registry())}
+
+    def openapi(self):
+        names = list(fonts.registry())
+        return {"type": "string", "enum": names, "example": names[0], "description": self.help_text}
 
 
 def _choice(choices, default, help_text):
@@ -127,7 +151,7 @@ class StyleFields(OutputFields):
 def field_options(field) -> dict:
     """A form field as a front end needs it: type, required, default, limits, choices."""
     child = getattr(field, "child", None)
-    described = {"type": _type(field), "required": bool(field.required)}
+    described = {"type": option_type(field), "required": bool(field.required)}
     if field.default is not serializers.empty and not callable(field.default):
         described["default"] = field.default
     for attribute in ("max_length", "min_length", "min_value", "max_value"):
@@ -136,14 +160,8 @@ def field_options(field) -> dict:
             described[attribute] = value
     if isinstance(field, serializers.ChoiceField):
         described["choices"] = list(field.choices)
-    if isinstance(field, FontField):
-        described["choices"] = list(fonts.registry())
-    if isinstance(field, CanvasField):
-        described["choices"] = list(CANVAS_PRESETS) + ["WxH"]
-    if isinstance(field, TextField):
-        described["multiline"] = field.multiline
-    if isinstance(field, (VideoField, ImageField)) and getattr(field, "max_bytes", None):
-        described["max_bytes"] = field.max_bytes
+    if isinstance(field, Published):
+        described.update(field.option_extras())
     if child is not None:
         described["items"] = field_options(child)
     if field.help_text:
@@ -151,26 +169,15 @@ def field_options(field) -> dict:
     return described
 
 
-def _type(field) -> str:
-    if isinstance(field, VideoField):
-        return "video"
-    if isinstance(field, ImageField):
-        return "image"
-    if isinstance(field, TimeField):
-        return "time"
-    if isinstance(field, serializers.ListField):
-        return "list"
-    if isinstance(field, CanvasField):
-        return "canvas"
-    if isinstance(field, ColorField):
-        return "color"
-    if isinstance(field, (FontField, serializers.ChoiceField)):
-        return "choice"
-    if isinstance(field, serializers.IntegerField):
-        return "integer"
-    if isinstance(field, serializers.FloatField):
-        return "number"
-    return "text"
+# DRF's own fields, by the type GET /api/options gives them; this service's fields say theirs (fields.Published)
+DRF_OPTION_TYPES = ((serializers.ListField, "list"), (serializers.ChoiceField, "choice"),
+                    (serializers.IntegerField, "integer"), (serializers.FloatField, "number"))
+
+
+def option_type(field) -> str:
+    if isinstance(field, Published):
+        return field.option_type
+    return next((name for cls, name in DRF_OPTION_TYPES if isinstance(field, cls)), "text")
 
 
 def options_document(views) -> dict:

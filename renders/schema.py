@@ -17,6 +17,7 @@ from rest_framework import serializers
 
 from .errors import ERROR_CODES
 from .output import FPS_CHOICES
+from .fields import Published
 from .serializers import JoinSerializer
 
 
@@ -37,52 +38,17 @@ class ClientKeyScheme(OpenApiAuthenticationExtension):
                 "description": "An API key with the prefix \"Token\": `Token <key>`"}
 
 
-class TimeFieldExtension(OpenApiSerializerFieldExtension):
-    target_class = "renders.fields.TimeField"
+class PublishedFieldExtension(OpenApiSerializerFieldExtension):
+    """This service's form fields describe their own schema (fields.Published.openapi)."""
 
-    def map_serializer_field(self, auto_schema, direction):
-        # no example here: each time field gets one that fits its operation (EXAMPLES, add_examples)
-        described = {"type": "string",
-                     "description": "seconds (2, 2.5) or clock time (MM:SS or HH:MM:SS, optional .mmm)"}
-        if self.target.help_text:
-            described["description"] = f"{self.target.help_text}; {described['description']}"
-        return described
-
-
-class CanvasFieldExtension(OpenApiSerializerFieldExtension):
-    target_class = "renders.options.CanvasField"
-
-    def map_serializer_field(self, auto_schema, direction):
-        from .output import CANVAS_PRESETS
-
-        return {"type": "string", "example": "9:16", "pattern": r"^(" + "|".join(CANVAS_PRESETS) + r"|\d+x\d+)$",
-                "description": self.target.help_text}
-
-
-class ColorFieldExtension(OpenApiSerializerFieldExtension):
-    target_class = "renders.options.ColorField"
-
-    def map_serializer_field(self, auto_schema, direction):
-        return {"type": "string", "pattern": "^#[0-9A-Fa-f]{6}([0-9A-Fa-f]{2})?$", "example": self.target.default,
-                "default": self.target.default, "description": self.target.help_text}
-
-
-class FontFieldExtension(OpenApiSerializerFieldExtension):
-    target_class = "renders.options.FontField"
-
-    def map_serializer_field(self, auto_schema, direction):
-        from . import fonts
-
-        names = list(fonts.registry())
-        return {"type": "string", "enum": names, "example": names[0], "description": self.target.help_text}
-
-
-class UploadFieldExtension(OpenApiSerializerFieldExtension):
-    target_class = "renders.fields.UploadField"
+    target_class = "renders.fields.Published"
     match_subclasses = True
 
     def map_serializer_field(self, auto_schema, direction):
-        return {"type": "string", "format": "binary", "description": self.target.help_text or "a file"}
+        schema = self.target.openapi()
+        if schema is None:
+            return auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        return schema
 
 
 ERRORS = {
@@ -99,11 +65,11 @@ ERRORS = {
 def form_property(field) -> dict:
     """A declared form field as a schema property (for the one form drf-spectacular cannot introspect).
 
-    Fields with an extension above (canvas, times, colours, fonts) are described by it, exactly as on the
-    forms drf-spectacular introspects."""
-    extension = OpenApiSerializerFieldExtension.get_match(field)
-    if extension is not None:
-        return extension.map_serializer_field(None, "request")
+    Fields that describe their own schema (canvas, times, colours, fonts) are described by it, exactly as on
+    the forms drf-spectacular introspects."""
+    own = field.openapi() if isinstance(field, Published) else None
+    if own is not None:
+        return own
     if isinstance(field, serializers.ChoiceField):
         choices = list(field.choices)
         prop = {"type": "integer" if all(isinstance(c, int) for c in choices) else "string", "enum": choices}
