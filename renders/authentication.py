@@ -12,19 +12,38 @@ migration that made them was applied), by the shell, DRF's
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, permissions
 
 from .models import ClientKey
 
 LAST_USE_EVERY = timedelta(minutes=1)
+
+# The service's one auth decision is VIDEOAPI_AUTH, read per request (so one setting switches every
+# endpoint): `token` asks every API request for a key, `none` opens the API (trusted networks) and
+# ignores any Authorization header. REST_FRAMEWORK's defaults name the classes below, and no view
+# overrides them.
+
+
+def keys_required() -> bool:
+    return settings.VIDEOAPI_AUTH == "token"
+
+
+class ServiceAccess(permissions.BasePermission):
+    """An authenticated key when VIDEOAPI_AUTH is `token`; anyone when it is `none`."""
+
+    def has_permission(self, request, view):
+        return not keys_required() or bool(request.user and request.user.is_authenticated)
 
 
 class ClientKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Token"
 
     def authenticate(self, request):
+        if not keys_required():
+            return None
         parts = authentication.get_authorization_header(request).split()
         if not parts or parts[0].lower() != self.keyword.lower().encode():
             return None
@@ -75,6 +94,9 @@ def is_legacy(token) -> bool:
 
 class LegacyTokenAuthentication(authentication.TokenAuthentication):
     """Plain authtoken keys made before hashed keys, until they are migrated; none made since."""
+
+    def authenticate(self, request):
+        return super().authenticate(request) if keys_required() else None
 
     def authenticate_credentials(self, key):
         user, token = super().authenticate_credentials(key)  # unknown key, disabled user: 401

@@ -10,11 +10,13 @@ alone: a client of a deployed service has nothing else to read.
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from django.conf import settings
 from rest_framework import serializers
 
+from .authentication import keys_required
 from .errors import ERROR_CODES
 from .output import FPS_CHOICES
 from .fields import Published
@@ -27,6 +29,13 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="for people; never server paths or FFmpeg output")
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
     render_id = serializers.UUIDField(required=False, help_text="present when a RenderLog row exists")
+
+
+class ServiceSchema(AutoSchema):
+    """drf-spectacular's introspection, with the security the auth setting gives (open when VIDEOAPI_AUTH=none)."""
+
+    def get_auth(self):
+        return super().get_auth() if keys_required() else [{}]
 
 
 class ClientKeyScheme(OpenApiAuthenticationExtension):

@@ -7,11 +7,9 @@ All ten endpoints are `RenderView`s; they differ only in their serializer
 from django.conf import settings
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.parsers import MultiPartParser
-from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .authentication import ClientKeyAuthentication, LegacyTokenAuthentication
 from .lifecycle import Render
 from .operations import perform
 from .options import options_document
@@ -43,16 +41,6 @@ class RenderView(APIView):
     content_negotiation_class = AnswerInJSON
     endpoint: str = ""
     serializer_class = None
-
-    # VIDEOAPI_AUTH is read per request (not frozen at import), so one
-    # setting switches every endpoint between token auth and open access.
-    def get_authenticators(self):
-        if settings.VIDEOAPI_AUTH != "token":
-            return []
-        return [ClientKeyAuthentication(), LegacyTokenAuthentication()]
-
-    def get_permissions(self):
-        return [IsAuthenticated()] if settings.VIDEOAPI_AUTH == "token" else [AllowAny()]
 
     def get_throttles(self):
         return [RenderRateThrottle()] if settings.VIDEOAPI_THROTTLE_RATE else []
@@ -95,9 +83,6 @@ RENDER_VIEWS = [TrimView, TrimPreviewView, ConcatenateView, ConcatenateMultipart
 
 class OptionsView(APIView):
     """GET /api/options: what a front end needs to build its forms (same auth as the renders)."""
-
-    get_authenticators = RenderView.get_authenticators
-    get_permissions = RenderView.get_permissions
 
     @document_options
     def get(self, request):

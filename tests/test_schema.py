@@ -208,3 +208,16 @@ def test_description_follows_the_auth_setting(client, settings):
     settings.VIDEOAPI_AUTH = "none"
     about = schema(client)["info"]["description"]
     assert "without authentication" in about and "Authorization: Token" not in about
+
+
+def test_security_follows_the_auth_setting(client, settings):
+    """One auth decision (VIDEOAPI_AUTH, read per request) for the endpoints and for what the schema says."""
+    operations = [op for item in schema(client)["paths"].values() for op in item.values()]
+    assert len(operations) == 11 and all(op["security"] == [{"tokenAuth": []}] for op in operations)
+    assert client.post("/api/trim").status_code == 401 and client.get("/api/options").status_code == 401
+    settings.VIDEOAPI_AUTH = "none"
+    doc = schema(client)
+    assert all(op["security"] == [{}] for item in doc["paths"].values() for op in item.values())
+    assert "securitySchemes" not in doc.get("components", {})
+    assert client.get("/api/options").status_code == 200
+    assert client.get("/api/options", HTTP_AUTHORIZATION="Token not-a-key").status_code == 200  # ignored

@@ -252,17 +252,15 @@ if len(VIDEOAPI_HOST_ID) > 100:
 VIDEOAPI_DB_RETRY_AFTER = env_number("VIDEOAPI_DB_RETRY_AFTER", 5, int, minimum=1)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": (
-        ["renders.authentication.ClientKeyAuthentication", "renders.authentication.LegacyTokenAuthentication"]
-        if VIDEOAPI_AUTH == "token" else []
-    ),
-    "DEFAULT_PERMISSION_CLASSES": (
-        ["rest_framework.permissions.IsAuthenticated"] if VIDEOAPI_AUTH == "token" else ["rest_framework.permissions.AllowAny"]
-    ),
+    # VIDEOAPI_AUTH is applied per request by these classes (renders/authentication.py)
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "renders.authentication.ClientKeyAuthentication", "renders.authentication.LegacyTokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["renders.authentication.ServiceAccess"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.MultiPartParser"],
     "EXCEPTION_HANDLER": "renders.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "renders.schema.ServiceSchema",
 }
 # Browser front ends on other origins (comma-separated, e.g. https://app.example.com); empty: CORS off.
 CORS_ALLOWED_ORIGINS = [o.strip().rstrip("/") for o in env_str("VIDEOAPI_CORS_ALLOWED_ORIGINS", "").split(",")
