@@ -1,9 +1,12 @@
-"""Pure builders of FFmpeg argument lists and filter graphs.
+"""Builders of FFmpeg argument lists and filter graphs.
 
 Nothing here runs a process or touches the disk: every function takes plain
-values (probe results, validated fields, the house format) and returns
-strings or lists, so it is unit-tested without FFmpeg. File names are the
-relative names the service chose inside the workspace.
+values (probe results, plan values, the output spec) and returns strings or
+lists, so it is unit-tested without FFmpeg. File names are the relative
+names the service chose inside the workspace. The one thing read from
+outside the arguments is the host's per-run thread budget
+(VIDEOAPI_FFMPEG_THREADS, `threads()`): a property of the machine that runs
+the command, not of the render, so it is not part of a plan.
 """
 
 import re

@@ -10,6 +10,10 @@ the host-wide render slots (VIDEOAPI_MAX_CONCURRENT_RENDERS).
 
 import os
 
+from django.conf import settings as django_settings
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "videoapi.settings")
+
 bind = os.environ.get("VIDEOAPI_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 worker_class = "gthread"
@@ -18,7 +22,9 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 # On SIGTERM a worker stops accepting and gets this long to finish its
 # renders and downloads (each one's close() then cleans up); anything still
 # running after that dies with the worker and is removed by sweep_temp.
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", str(int(float(os.environ.get("VIDEOAPI_FFMPEG_TIMEOUT", "300"))) + 30)))
+# The FFmpeg timeout is read from Django's settings (one parser for every
+# setting; a bad value stops the server here, before any worker starts).
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", int(django_settings.VIDEOAPI_FFMPEG_TIMEOUT) + 30))
 keepalive = 5
 # gunicorn's control socket (gunicornc) is off. Its default path is one per
 # user ($XDG_RUNTIME_DIR or $HOME/.gunicorn/gunicorn.ctl): every instance on a
