@@ -66,7 +66,10 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
-from renders import builders, ffmpeg  # noqa: E402
+from renders.media import (
+    builders,  # noqa: E402
+    ffmpeg,
+)
 from tests.server import gunicorn, multipart_parts  # noqa: E402
 
 TEMP_ROOT = Path(ENV["VIDEOAPI_TEMP_ROOT"])
@@ -364,8 +367,9 @@ def main():
     options = parser.parse_args()
     call_command("migrate", verbosity=0)
     call_command("ensure_admin", stdout=open(os.devnull, "w"))
-    from renders.models import ClientKey
     from django.contrib.auth import get_user_model
+
+    from renders.models import ClientKey
 
     _key, token = ClientKey.objects.create_key(name="bench", user=get_user_model().objects.get(username="admin"))
     django.db.connections.close_all()

@@ -35,9 +35,12 @@ import django  # noqa: E402
 
 django.setup()
 
-from renders import builders, ffmpeg  # noqa: E402
-from renders.output import house_format  # noqa: E402
-from renders.probe import probe_video  # noqa: E402
+from renders.media import (
+    builders,  # noqa: E402
+    ffmpeg,
+)
+from renders.media.probe import probe_video  # noqa: E402
+from renders.media.spec import house_format  # noqa: E402
 
 
 def run(args, cwd):
@@ -120,7 +123,7 @@ def bench(work):
 
 def hdr_rows(work, spec, options):
     """Tone mapping's cost on a 1080p trim, and why it runs after scaling."""
-    from renders import colour
+    from renders.media import colour
 
     span = min(options.seconds - 1, 8.0)
     sources = {}
@@ -150,7 +153,7 @@ def hdr_rows(work, spec, options):
 
     def template(kind):
         """A template's graph: the house chain plus a fading text card laid over it (as the intro draws it)."""
-        from renders import text
+        from renders.media import text
 
         name, info = sources[kind]
         card = text.Placed(("Ada Lovelace", "Engineer"), 48, (255, 255, 255, 255), 60, 400, "L", 16, 1.0, span - 1)
@@ -184,7 +187,7 @@ def quality_rows(work, spec, options):
     """draft / standard / high: time, size and SSIM of an accurate trim of detailed, moving footage."""
     import re
 
-    from renders.output import house_format as spec_for
+    from renders.media.spec import house_format as spec_for
 
     span = min(options.seconds - 1, 8.0)
     source = "detail.mp4"

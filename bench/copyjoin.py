@@ -52,9 +52,12 @@ django.setup()
 
 import av  # noqa: E402
 
-from renders import builders, ffmpeg  # noqa: E402
-from renders.output import house_format  # noqa: E402
-from renders.probe import probe_video  # noqa: E402
+from renders.media import (
+    builders,  # noqa: E402
+    ffmpeg,
+)
+from renders.media.probe import probe_video  # noqa: E402
+from renders.media.spec import house_format  # noqa: E402
 
 RATE, FPS, AAC = 48000, 30, 1024
 

@@ -13,13 +13,13 @@ from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Q
-from django.utils.functional import cached_property
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from .errors import ERROR_CODES
-from .models import RenderLog
-from .workspace import NAME_RE, CleanupError, dir_size, is_locked, remove_tree, temp_root
+from renders.errors import ERROR_CODES
+from renders.lifecycle.workspace import NAME_RE, CleanupError, dir_size, is_locked, remove_tree, temp_root
+from renders.models import RenderLog
 
 
 def dashboard():
@@ -104,7 +104,7 @@ class EndpointFilter(ValuesFilter):
     title, parameter_name = "endpoint", "endpoint"
 
     def values(self):
-        from .views import RENDER_VIEWS
+        from renders.api.views import RENDER_VIEWS
 
         return [view.endpoint for view in RENDER_VIEWS]
 
@@ -247,7 +247,7 @@ class RenderLogAdmin(admin.ModelAdmin):
 from rest_framework_api_key.admin import APIKeyModelAdmin  # noqa: E402
 from rest_framework_api_key.models import APIKey  # noqa: E402
 
-from .models import ClientKey  # noqa: E402
+from renders.models import ClientKey  # noqa: E402
 
 admin.site.unregister(APIKey)  # the library's own model is unused: keys here belong to a user
 

@@ -1,5 +1,6 @@
 """/healthz, /readyz and /metrics: plain Django views for probes and scrapers."""
 
+import os
 import shutil
 import tempfile
 import time
@@ -8,9 +9,12 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
 
-from . import ffmpeg, fonts, metrics
-from .workspace import temp_root
+from renders.lifecycle.slots import slots_in_use
+from renders.lifecycle.workspace import NAME_RE, dir_size, temp_root
+from renders.media import ffmpeg, fonts
 
 _FFMPEG_OK = {"checked": 0.0, "ok": False, "detail": ""}
 FFMPEG_CHECK_EVERY = 60.0
@@ -83,4 +87,39 @@ def readyz(request):
 
 @require_GET
 def metrics_view(request):
-    return HttpResponse(metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+    return HttpResponse(exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+class TempRootCollector:
+    """Gauges read off the temp root when scraped."""
+
+    def collect(self):
+        root = temp_root()
+        count, size, oldest = 0, 0, 0.0
+        now = time.time()
+        for entry in os.scandir(root):
+            if not NAME_RE.match(entry.name) or entry.is_symlink():
+                continue
+            count += 1
+            size += dir_size(root / entry.name)
+            try:
+                oldest = max(oldest, now - entry.stat(follow_symlinks=False).st_mtime)
+            except FileNotFoundError:
+                pass
+        yield GaugeMetricFamily("videoapi_workspaces_in_flight", "Render workspaces under the temp root", value=count)
+        yield GaugeMetricFamily("videoapi_temp_root_bytes", "Bytes in render workspaces under the temp root",
+                                value=size)
+        yield GaugeMetricFamily("videoapi_oldest_workspace_age_seconds", "Age of the oldest workspace", value=oldest)
+        yield GaugeMetricFamily("videoapi_render_slots_busy", "Render slots held right now", value=slots_in_use())
+
+
+def exposition() -> bytes:
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:  # pragma: no cover - single process without the env var
+        from prometheus_client import REGISTRY
+
+        registry = REGISTRY
+    registry.register(TempRootCollector())
+    return generate_latest(registry)

@@ -117,3 +117,12 @@ class ClientKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API key"
         verbose_name_plural = "API keys"
+
+
+def key_name(auth) -> str:
+    """How a RenderLog names the credential of its request (never the secret)."""
+    if isinstance(auth, ClientKey):
+        return auth.name
+    if auth is not None:
+        return "legacy token (run manage.py migrate_authtokens)"
+    return ""

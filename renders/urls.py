@@ -2,7 +2,8 @@ from django.urls import path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import health, views
+from renders import health
+from renders.api import views
 
 app_name = "renders"
 

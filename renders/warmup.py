@@ -26,8 +26,8 @@ def warm():
     from django.urls import get_resolver
 
     get_resolver().url_patterns  # imports every view, serializer, template declaration
-    from . import fonts, text
-    from .ffmpeg import ffmpeg_binary
+    from renders.media import fonts, text
+    from renders.media.ffmpeg import ffmpeg_binary
 
     fonts.chain()
     fonts.registry()

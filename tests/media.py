@@ -5,8 +5,7 @@ from pathlib import Path
 
 import av
 
-
-from renders import ffmpeg
+from renders.media import ffmpeg
 
 
 def make(path: Path, *args: str) -> Path:
@@ -121,9 +120,9 @@ def tone_clip(path, *, color, freq, seconds=1.0, size="320x240", rate=25, sample
 
 def house_clip(path, source, info=None):
     """Re-encode `source` exactly as the service's house format does (copy-joinable)."""
-    from renders import builders
-    from renders.output import house_format
-    from renders.probe import probe_video
+    from renders.media import builders
+    from renders.media.probe import probe_video
+    from renders.media.spec import house_format
 
     path = Path(path)
     info = info or probe_video(Path(source), "video")

@@ -83,7 +83,7 @@ def test_mixed_inputs_reencode_to_house_format(api, variants, tones, tmp_path):
     assert r.status_code == 200, r.body[:300]
     assert r["X-Concat-Mode"] == "reencode"
     out = save(r, tmp_path / "o.mp4")
-    from renders.probe import probe_video
+    from renders.media.probe import probe_video
 
     expected = sum(round(probe_video(p, "v").duration * 25) / 25 for p in paths)
     assert_house(media.probe(out), expected)

@@ -16,8 +16,8 @@ import threading
 
 import pytest
 
-from renders import ffmpeg, probe
 from renders.errors import UndecodableMedia, UnsupportedMedia
+from renders.media import ffmpeg, probe
 
 from . import media
 from .server import gunicorn, read_head

@@ -31,14 +31,26 @@ from django.conf import settings
 from django.db import connection, connections
 from django.utils import timezone
 
-from renders.ffmpeg import ffmpeg_binary
+from renders.media.ffmpeg import ffmpeg_binary
 from renders.models import RenderLog
 from videoapi import settings as production_settings
 
 from . import media
 from .conftest import wait_for
-from .deploy import (DEPLOY, ROOT, SHIPPED_BODY_LIMIT, Nginx, https, named_unix_sockets, nginx_binary, render_site,
-                     seccomp_environment, self_signed_cert, tls_socket, unit_system_calls)
+from .deploy import (
+    DEPLOY,
+    ROOT,
+    SHIPPED_BODY_LIMIT,
+    Nginx,
+    https,
+    named_unix_sockets,
+    nginx_binary,
+    render_site,
+    seccomp_environment,
+    self_signed_cert,
+    tls_socket,
+    unit_system_calls,
+)
 from .pgcluster import Cluster
 from .server import free_port, gunicorn, multipart, read_head, read_response, request
 

@@ -14,8 +14,8 @@ import pytest
 from django.core.management import call_command
 from PIL import Image
 
-from renders import ffmpeg
 from renders.management.commands.make_samples import AVATAR, SAMPLES
+from renders.media import ffmpeg
 
 from . import media
 from .server import gunicorn

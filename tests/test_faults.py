@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from renders import lifecycle
+from renders.lifecycle.render import Render
 from renders.models import RenderLog
 
 from .conftest import post
@@ -104,7 +104,7 @@ def test_unexpected_error_mid_render_cleans_up(api, clips, monkeypatch):
     def explode(self, args):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(lifecycle.Render, "run_ffmpeg", explode)
+    monkeypatch.setattr(Render, "run_ffmpeg", explode)
     r = post(api, "/api/trim", {"video": clips.basic, "start": "0.5"})
     assert r.status_code == 500
     data = body(r)
@@ -114,7 +114,7 @@ def test_unexpected_error_mid_render_cleans_up(api, clips, monkeypatch):
 
 
 def test_cleanup_failure_is_recorded(api, clips, monkeypatch):
-    from renders import workspace
+    from renders.lifecycle import workspace
 
     real = workspace.remove_tree
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from renders import fonts
+from renders.media import fonts
 
 pytestmark = pytest.mark.django_db
 # scripts the Noto fallbacks draw that a fixed list of 19 left out

@@ -11,8 +11,9 @@ import urllib.request
 
 import pytest
 import schemathesis
+from hypothesis import HealthCheck
+from hypothesis import settings as hsettings
 from schemathesis.specs.openapi import checks
-from hypothesis import HealthCheck, settings as hsettings
 
 from .conftest import leftovers, wait_for
 from .server import gunicorn

@@ -8,7 +8,7 @@ import pytest
 from django.db import OperationalError
 from django.test import RequestFactory
 
-from renders.clients import client_address
+from renders.lifecycle.clients import client_address
 from renders.models import RenderLog
 
 from .conftest import post
@@ -88,7 +88,7 @@ def test_database_error_is_503_before_the_upload_is_read(api, clips):
     """The real outage is proven against PostgreSQL in test_deploy; this forces it on any database."""
     with mock.patch("renders.models.ClientKeyManager.get_from_key",
                     side_effect=OperationalError("connection refused")), \
-            mock.patch("renders.lifecycle.Render.receive") as receive:
+            mock.patch("renders.lifecycle.render.Render.receive") as receive:
         r = post(api, "/api/trim", {"video": clips.basic, "start": "0.5"})
     assert r.status_code == 503 and int(r["Retry-After"]) > 0
     body = json.loads(r.body)

@@ -85,9 +85,9 @@ def test_unknown_channel_order_is_mixed_down_with_every_channel(api, made, tmp_p
 
 
 def test_interlaced_input_is_deinterlaced(api, made):
-    from renders import builders
-    from renders.output import house_format
-    from renders.probe import probe_video
+    from renders.media import builders
+    from renders.media.probe import probe_video
+    from renders.media.spec import house_format
 
     info = probe_video(made["interlaced_tff"], "video")
     assert info.interlaced and not probe_video(made["mono_8k"], "video").interlaced

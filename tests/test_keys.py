@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from renders.authentication import hashed_keys_since
+from renders.api.authentication import hashed_keys_since
 from renders.models import ClientKey, RenderLog
 
 from .conftest import post

@@ -14,7 +14,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from renders import health, lifecycle, slots, workspace
+from renders import health
+from renders.lifecycle import slots, workspace
+from renders.lifecycle.render import Render
 from renders.models import RenderLog
 
 from .conftest import post, wait_for
@@ -99,7 +101,7 @@ def immutable(path, on):
 
 
 def test_undeletable_file_is_recorded_shown_and_repaired(api, clips, admin_client, monkeypatch):
-    real_respond = lifecycle.Render.respond
+    real_respond = Render.respond
     stuck = []
 
     def respond_with_stuck_file(self, output):
@@ -109,7 +111,7 @@ def test_undeletable_file_is_recorded_shown_and_repaired(api, clips, admin_clien
         stuck.append(path)
         return real_respond(self, output)
 
-    monkeypatch.setattr(lifecycle.Render, "respond", respond_with_stuck_file)
+    monkeypatch.setattr(Render, "respond", respond_with_stuck_file)
     before = metric_value("videoapi_cleanups_total", outcome="failed")
     try:
         r = post(api, "/api/trim", {"video": clips.basic, "start": "0.5"})

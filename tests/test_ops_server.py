@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from renders.ffmpeg import ffmpeg_binary
+from renders.media.ffmpeg import ffmpeg_binary
 from renders.models import RenderLog
 
 from . import media

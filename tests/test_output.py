@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from renders import fonts, text
+from renders.media import fonts, text
+from renders.media.spec import preset_size
 from renders.models import RenderLog
-from renders.output import preset_size
 
 from . import media
 from .conftest import post, save

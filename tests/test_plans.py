@@ -14,8 +14,10 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from renders import operations, plans, views
+from renders import plans
+from renders.api import views
 from renders.models import RenderLog
+from renders.plans import operations
 
 from .conftest import post
 

@@ -16,13 +16,16 @@ import zlib
 
 import bidi
 import pytest
-from hypothesis import HealthCheck, given, seed, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given, seed
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from rest_framework import serializers
 
-from renders import fonts, text, views
-from renders.fields import TextField, UploadField, parse_time, sanitize_filename
-from renders.serializers import ConcatenateMultipartSerializer
-from renders.templates import intro_cards
+from renders.api import views
+from renders.api.fields import TextField, UploadField, parse_time, sanitize_filename
+from renders.api.serializers import ConcatenateMultipartSerializer
+from renders.api.templates import intro_cards
+from renders.media import fonts, text
 
 from .server import multipart
 
@@ -369,7 +372,7 @@ ORDER = st.one_of(st.integers(-10**6, 10**6).map(str), st.text(max_size=8))
 def test_multipart_order_parsing_gives_a_field_error_or_an_order(form):
     serializer = ConcatenateMultipartSerializer()
     # probing is not what this test is about: a segment validates to itself
-    from renders import serializers as module
+    from renders.api import serializers as module
 
     class Accept:
         def bind(self, *args):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from renders import fonts, text
+from renders.media import fonts, text
 
 from . import media
 from .conftest import post, save

@@ -2,7 +2,7 @@
 
 import pytest
 
-from renders.probe import probe_video
+from renders.media.probe import probe_video
 
 from . import media
 from .conftest import post, save

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from renders.fields import TextField
+from renders.api.fields import TextField
+from renders.api.templates import TEMPLATES
 from renders.models import RenderLog
-from renders.templates import TEMPLATES
 
 from . import media
 from .conftest import post, save

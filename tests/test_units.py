@@ -6,12 +6,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from renders.output import OutputSpec, house_format
-from renders import builders, workspace
+from renders.api.fields import parse_time, sanitize_filename
 from renders.errors import PayloadTooLarge
-from renders.fields import parse_time, sanitize_filename
-from renders.probe import MediaInfo, input_options
-from renders.uploads import WorkspaceUploadHandler
+from renders.lifecycle import workspace
+from renders.lifecycle.uploads import WorkspaceUploadHandler
+from renders.media import builders
+from renders.media.probe import MediaInfo, input_options
+from renders.media.spec import OutputSpec, house_format
 
 INFO = MediaInfo(demuxer="mov", size=1, duration=2.0, video_codec="h264", width=320, height=240, rotation=0,
                  fps=25, sar=1.0, pix_fmt="yuv420p", audio_codec="aac", sample_rate=44100, channels=1)
@@ -190,7 +191,7 @@ def test_body_stream_names_the_part_being_read(header):
     """The field a 413 names: found however a client spells the header, also across a chunk edge."""
     from io import BytesIO
 
-    from renders.uploads import BodyStream
+    from renders.lifecycle.uploads import BodyStream
 
     # the header straddles the end of the first 64 KiB read
     body = b"\x00" * 65_520 + b"\r\n--b\r\n" + header + b': form-data; name="full_name"\r\n\r\n' + b"x" * 1000

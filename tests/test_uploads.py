@@ -373,12 +373,12 @@ def test_a_refused_list_is_recorded_to_its_limits(api, clips):
 
 
 def test_an_accepted_render_keeps_its_validated_params_when_it_fails(api, clips, monkeypatch):
-    from renders import lifecycle
+    from renders.lifecycle.render import Render
 
     def explode(self, args):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(lifecycle.Render, "run_ffmpeg", explode)
+    monkeypatch.setattr(Render, "run_ffmpeg", explode)
     r = post(api, "/api/trim", {"video": clips.basic, "start": "0.5", "note": "not a field"})
     assert r.status_code == 500
     log = logged(r)

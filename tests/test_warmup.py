@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from renders import fonts
+from renders.media import fonts
 
 from .conftest import wait_for
 from .server import gunicorn, request

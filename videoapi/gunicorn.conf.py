@@ -62,7 +62,7 @@ def on_starting(server):
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(metrics_dir, ignore_errors=True)
     os.makedirs(metrics_dir, exist_ok=True)
-    from renders.sweep import sweep
+    from renders.lifecycle.sweep import sweep
 
     report = sweep()
     server.log.info("startup sweep: deleted %d workspace(s), %d byte(s), %d live, %d error(s)",

@@ -205,7 +205,7 @@ STORAGES = {
 
 # Uploads: the render views install their own handler, which streams every
 # file into the render's workspace; nothing goes through Django's temp dir.
-FILE_UPLOAD_HANDLERS = ["renders.uploads.RefuseUploadHandler"]
+FILE_UPLOAD_HANDLERS = ["renders.lifecycle.uploads.RefuseUploadHandler"]
 DATA_UPLOAD_MAX_NUMBER_FILES = 64
 
 # ---- The render service ----
@@ -252,15 +252,15 @@ if len(VIDEOAPI_HOST_ID) > 100:
 VIDEOAPI_DB_RETRY_AFTER = env_number("VIDEOAPI_DB_RETRY_AFTER", 5, int, minimum=1)
 
 REST_FRAMEWORK = {
-    # VIDEOAPI_AUTH is applied per request by these classes (renders/authentication.py)
+    # VIDEOAPI_AUTH is applied per request by these classes (renders/api/authentication.py)
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "renders.authentication.ClientKeyAuthentication", "renders.authentication.LegacyTokenAuthentication",
+        "renders.api.authentication.ClientKeyAuthentication", "renders.api.authentication.LegacyTokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["renders.authentication.ServiceAccess"],
+    "DEFAULT_PERMISSION_CLASSES": ["renders.api.authentication.ServiceAccess"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.MultiPartParser"],
     "EXCEPTION_HANDLER": "renders.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "renders.schema.ServiceSchema",
+    "DEFAULT_SCHEMA_CLASS": "renders.api.schema.ServiceSchema",
 }
 # Browser front ends on other origins (comma-separated, e.g. https://app.example.com); empty: CORS off.
 CORS_ALLOWED_ORIGINS = [o.strip().rstrip("/") for o in env_str("VIDEOAPI_CORS_ALLOWED_ORIGINS", "").split(",")
@@ -282,7 +282,7 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "AUTHENTICATION_WHITELIST": ["renders.authentication.ClientKeyAuthentication"],  # one scheme: Token <key>
+    "AUTHENTICATION_WHITELIST": ["renders.api.authentication.ClientKeyAuthentication"],  # one scheme: Token <key>
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -290,8 +290,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "renders.schema.paths_without_trailing_slash",
-        "renders.schema.add_examples",
+        "renders.api.schema.paths_without_trailing_slash",
+        "renders.api.schema.add_examples",
     ],
 }
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from PIL import Image, ImageDraw
 
-from renders import ffmpeg
+from renders.media import ffmpeg
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 from rest_framework_api_key.crypto import concatenate
 
-from renders.authentication import is_legacy
+from renders.api.authentication import is_legacy
 from renders.models import ClientKey
 
 

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from renders.sweep import sweep
+from renders.lifecycle.sweep import sweep
 
 
 def human_bytes(count):

@@ -17,8 +17,8 @@ from pathlib import Path
 import av
 from django.conf import settings
 
-from .colour import Colour, from_frame
-from .errors import InvalidInput, UndecodableMedia, UnsupportedMedia
+from renders.errors import InvalidInput, UndecodableMedia, UnsupportedMedia
+from renders.media.colour import Colour, from_frame
 
 logger = logging.getLogger("renders.probe")
 

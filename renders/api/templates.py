@@ -12,8 +12,8 @@ from typing import Callable
 
 from rest_framework import serializers
 
-from .fields import ImageField, StepsField, TextField, TimeField
-from .text import ACCENT, BODY, SUBTITLE, TITLE, Block, Card
+from renders.api.fields import ImageField, StepsField, TextField, TimeField
+from renders.media.text import ACCENT, BODY, SUBTITLE, TITLE, Block, Card
 
 
 @dataclass(frozen=True)

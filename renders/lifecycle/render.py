@@ -19,14 +19,14 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from . import ffmpeg, metrics, plans
-from .authentication import key_name
-from .clients import client_address
-from .errors import InsufficientStorage, RenderFailed, RenderTimeout, answer_for
-from .models import RenderLog
-from .responses import file_response
-from .uploads import Receipt
-from .workspace import CleanupError, Workspace, free_bytes, workspace_path
+from renders import metrics, plans
+from renders.errors import InsufficientStorage, RenderFailed, RenderTimeout, answer_for
+from renders.lifecycle.clients import client_address
+from renders.lifecycle.responses import file_response
+from renders.lifecycle.uploads import Receipt
+from renders.lifecycle.workspace import CleanupError, Workspace, free_bytes, workspace_path
+from renders.media import ffmpeg
+from renders.models import RenderLog, key_name
 
 logger = logging.getLogger("renders.lifecycle")
 

@@ -14,8 +14,8 @@ import time
 
 from django.conf import settings
 
-from .errors import Busy
-from .workspace import temp_root
+from renders.errors import Busy
+from renders.lifecycle.workspace import temp_root
 
 POLL_SECONDS = 0.05
 

@@ -13,9 +13,9 @@ import re
 
 from django.conf import settings
 
-from . import colour
-from .output import OutputSpec
-from .probe import MediaInfo, input_options
+from renders.media import colour
+from renders.media.probe import MediaInfo, input_options
+from renders.media.spec import OutputSpec
 
 AUDIO_RATE = 48000
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from bidi import algorithm as bidi
 from PIL import Image, ImageDraw, ImageFont
 
-from . import fonts
-from .output import DEFAULT_STYLE, Style
+from renders.media import fonts
+from renders.media.spec import DEFAULT_STYLE, Style
 
 BITMAP_SIZE = 109  # the one size of Noto Color Emoji's bitmaps
 

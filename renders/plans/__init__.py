@@ -19,9 +19,9 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, TypeAdapter
 
-from .output import OutputSpec
-from .probe import ImageInfo, MediaInfo
-from .text import Card
+from renders.media.probe import ImageInfo, MediaInfo
+from renders.media.spec import OutputSpec
+from renders.media.text import Card
 
 
 @dataclass(frozen=True)

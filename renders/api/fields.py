@@ -9,10 +9,10 @@ from pathlib import Path
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from . import fonts
-from .plans import ImageInput, VideoInput
-from .probe import probe_image, probe_video
-from .uploads import WorkspaceFile
+from renders.lifecycle.uploads import WorkspaceFile
+from renders.media import fonts
+from renders.media.probe import probe_image, probe_video
+from renders.plans import ImageInput, VideoInput
 
 CLOCK_RE = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d{1,6})?)$")
 NUMBER_RE = re.compile(r"^\d+(?:\.\d+)?$|^\.\d+$")

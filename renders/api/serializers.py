@@ -11,10 +11,11 @@ from dataclasses import replace
 from django.conf import settings
 from rest_framework import serializers
 
-from . import builders, plans
-from .fields import FilenameField, TimeField, VideoField, sanitize_filename
-from .options import OutputFields, StyleFields
-from .templates import Template
+from renders import plans
+from renders.api.fields import FilenameField, TimeField, VideoField, sanitize_filename
+from renders.api.options import OutputFields, StyleFields
+from renders.api.templates import Template
+from renders.media import builders
 
 MIN_CLIP = 0.1
 MIN_WINDOW = 0.2

@@ -15,10 +15,10 @@ from typing import Callable, Generator
 
 from django.conf import settings
 
-from . import builders
-from .plans import JoinPlan, PreviewPlan, TemplatePlan, TrimPlan
-from .probe import keyframe_at_or_before
-from .text import layout, render_block, safe_margin
+from renders.media import builders
+from renders.media.probe import keyframe_at_or_before
+from renders.media.text import layout, render_block, safe_margin
+from renders.plans import JoinPlan, PreviewPlan, TemplatePlan, TrimPlan
 
 
 @dataclass(frozen=True)

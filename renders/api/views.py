@@ -10,20 +10,20 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .lifecycle import Render
-from .operations import perform
-from .options import options_document
-from .schema import document, document_options
-from .serializers import (
+from renders.api.options import options_document
+from renders.api.schema import document, document_options
+from renders.api.serializers import (
     ConcatenateMultipartSerializer,
     ConcatenateSerializer,
     TrimPreviewSerializer,
     TrimSerializer,
     serializer_for,
 )
-from .templates import TEMPLATES
-from .slots import render_slot
-from .throttling import RenderRateThrottle
+from renders.api.templates import TEMPLATES
+from renders.api.throttling import RenderRateThrottle
+from renders.lifecycle.render import Render
+from renders.lifecycle.slots import render_slot
+from renders.plans.operations import perform
 
 
 class AnswerInJSON(BaseContentNegotiation):

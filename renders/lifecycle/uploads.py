@@ -25,8 +25,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from rest_framework import serializers
 
-from .errors import ClientDisconnected, InsufficientStorage, InvalidInput, PayloadTooLarge
-from .workspace import free_bytes
+from renders.errors import ClientDisconnected, InsufficientStorage, InvalidInput, PayloadTooLarge
+from renders.lifecycle.workspace import free_bytes
 
 try:  # the body errors of the WSGI server the service ships with; another server's are OSErrors or bugs
     from gunicorn.http.errors import ChunkMissingTerminator

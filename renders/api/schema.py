@@ -9,18 +9,18 @@ operation (what Swagger UI's "Try it out" sends untouched). The schema stands
 alone: a client of a deployed service has nothing else to read.
 """
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from django.conf import settings
 from rest_framework import serializers
 
-from .authentication import keys_required
-from .errors import ERROR_CODES
-from .output import FPS_CHOICES
-from .fields import Published
-from .serializers import JoinSerializer
+from renders.api.authentication import keys_required
+from renders.api.fields import Published
+from renders.api.serializers import JoinSerializer
+from renders.errors import ERROR_CODES
+from renders.media.spec import FPS_CHOICES
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -39,7 +39,7 @@ class ServiceSchema(AutoSchema):
 
 
 class ClientKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "renders.authentication.ClientKeyAuthentication"
+    target_class = "renders.api.authentication.ClientKeyAuthentication"
     name = "tokenAuth"
 
     def get_security_definition(self, auto_schema):
@@ -50,7 +50,7 @@ class ClientKeyScheme(OpenApiAuthenticationExtension):
 class PublishedFieldExtension(OpenApiSerializerFieldExtension):
     """This service's form fields describe their own schema (fields.Published.openapi)."""
 
-    target_class = "renders.fields.Published"
+    target_class = "renders.api.fields.Published"
     match_subclasses = True
 
     def map_serializer_field(self, auto_schema, direction):

@@ -11,11 +11,21 @@ import re
 from django.conf import settings
 from rest_framework import serializers
 
-from . import fonts
-from .fields import BlankIsMissing, Published
-from .output import (
-    CANVAS_MAX_AREA, CANVAS_MAX_SIDE, CANVAS_MIN_SIDE, CANVAS_PRESETS, DEFAULT_STYLE, FITS, FPS_CHOICES, QUALITIES,
-    Style, house_format, parse_color, preset_size,
+from renders.api.fields import BlankIsMissing, Published
+from renders.media import fonts
+from renders.media.spec import (
+    CANVAS_MAX_AREA,
+    CANVAS_MAX_SIDE,
+    CANVAS_MIN_SIDE,
+    CANVAS_PRESETS,
+    DEFAULT_STYLE,
+    FITS,
+    FPS_CHOICES,
+    QUALITIES,
+    Style,
+    house_format,
+    parse_color,
+    preset_size,
 )
 
 SIZE_RE = re.compile(r"^(\d{2,5})x(\d{2,5})$")

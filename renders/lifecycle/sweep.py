@@ -22,8 +22,8 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from .models import RenderLog
-from .workspace import LOCK_NAME, NAME_RE, CleanupError, dir_size, remove_tree, temp_root
+from renders.lifecycle.workspace import LOCK_NAME, NAME_RE, CleanupError, dir_size, remove_tree, temp_root
+from renders.models import RenderLog
 
 logger = logging.getLogger("renders.sweep")
 
@@ -132,7 +132,7 @@ def sweep(grace: float | None = None, dry_run: bool = False, now: float | None =
 
 
 def _mark_swept(render_id: str):
-    from . import metrics
+    from renders import metrics
 
     metrics.cleanup("swept")
     # Only this host's renders: another host's RenderLog is that host's to mark.

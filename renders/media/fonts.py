@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from fontTools.ttLib import TTCollection, TTFont
-from fontTools.unicodedata import Scripts, script as unicode_script, script_name
+from fontTools.unicodedata import Scripts, script_name
+from fontTools.unicodedata import script as unicode_script
 
 logger = logging.getLogger("renders.fonts")
 

@@ -17,7 +17,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
-from .models import ClientKey
+from renders.models import ClientKey
 
 LAST_USE_EVERY = timedelta(minutes=1)
 
@@ -105,11 +105,3 @@ class LegacyTokenAuthentication(authentication.TokenAuthentication):
                 "plain tokens made since hashed API keys are not accepted: make a key in the admin "
                 "(API keys) or with manage.py create_api_key")
         return user, token
-
-
-def key_name(auth) -> str:
-    if isinstance(auth, ClientKey):
-        return auth.name
-    if auth is not None:
-        return "legacy token (run manage.py migrate_authtokens)"
-    return ""

@@ -1,0 +1,1 @@
+"""The media engine: probing, the FFmpeg runner, argument builders, text, fonts, colour."""

@@ -1,0 +1,70 @@
+"""The folder tree is the architecture: every import in `renders` runs downward through its layers.
+
+From the top: what surrounds the service (admin, health and metrics views,
+warm-up, URLs, management commands), the HTTP face (`renders.api`), the
+life of a render (`renders.lifecycle`), plans and their operations
+(`renders.plans`), the media engine (`renders.media`), and what every layer
+uses (`renders.errors`, `renders.models`, `renders.metrics`). A module may
+import its own layer or any layer below it, never one above.
+"""
+
+import ast
+from pathlib import Path
+
+import renders
+
+LAYERS = ["surroundings", "api", "lifecycle", "plans", "media", "base"]
+PACKAGE = Path(renders.__file__).parent
+BASE = {"errors", "models", "metrics", "apps", "migrations"}
+
+
+def layer_of(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "renders":
+        return None
+    if len(parts) == 1 or parts[1] in BASE:
+        return "base"
+    return parts[1] if parts[1] in LAYERS else "surroundings"
+
+
+def imports(path: Path):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.level:
+                raise AssertionError(f"{path}: a relative import (use renders.<layer>...)")
+            if node.module == "renders":
+                yield from (f"renders.{alias.name}" for alias in node.names)
+            else:
+                yield node.module
+        elif isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+
+
+def modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE.parent).with_suffix("")
+        if "migrations" not in relative.parts:
+            yield ".".join(relative.parts).removesuffix(".__init__"), path
+
+
+def test_imports_run_only_downward():
+    upward = []
+    for module, path in modules():
+        mine = LAYERS.index(layer_of(module))
+        for imported in imports(path):
+            theirs = layer_of(imported)
+            if theirs is not None and LAYERS.index(theirs) < mine:
+                upward.append(f"{module} ({LAYERS[mine]}) imports {imported} ({theirs})")
+    assert upward == []
+
+
+def test_every_module_is_in_a_layer_package_or_named_at_the_root():
+    at_root = {path.stem for path in PACKAGE.glob("*.py")}
+    assert at_root == {"__init__", "admin", "apps", "errors", "health", "metrics", "models", "urls", "warmup"}
+    for package in ("api", "lifecycle", "plans", "media"):
+        assert (PACKAGE / package / "__init__.py").is_file()
+
+
+def test_only_the_runner_starts_processes():
+    starters = sorted(module for module, path in modules() if "subprocess" in set(imports(path)))
+    assert starters == ["renders.media.ffmpeg"]
