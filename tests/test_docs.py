@@ -62,7 +62,7 @@ def run_examples(blocks, address, directory, token):
 def test_make_samples_writes_valid_clips_and_an_avatar(samples):
     assert sorted(p.name for p in samples.dir.iterdir()) == sorted([s.name for s in SAMPLES] + [AVATAR])
     assert {"test.mp4", "clip.mp4", "talk.mp4"} == {s.name for s in SAMPLES}
-    assert len(samples.runs) == len(SAMPLES) and all(r.ok for r in samples.runs)  # through renders/ffmpeg.py
+    assert len(samples.runs) == len(SAMPLES) and all(r.ok for r in samples.runs)  # through renders/media/ffmpeg.py
     for sample in SAMPLES:
         info = media.probe(samples.dir / sample.name)
         assert info["streams"] == 2 and (info["vcodec"], info["width"], info["height"]) == ("h264", 1280, 720)
