@@ -84,11 +84,25 @@ class RenderLog(models.Model):
         """Write the given fields at once, in one short autocommit UPDATE.
 
         Never a read-modify-write and never inside a long transaction: the
-        render and the download run with no database lock held.
+        render and the download run with no database lock held. A client's NUL
+        characters are recorded as U+FFFD: PostgreSQL's text and JSON cannot
+        hold NUL, and a refused request must still be on record.
         """
+        fields = {name: storable(value) for name, value in fields.items()}
         for name, value in fields.items():
             setattr(self, name, value)
         type(self).objects.filter(pk=self.pk).update(**fields)
+
+
+def storable(value):
+    """`value` with every NUL in its strings (keys included) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, (list, tuple)):
+        return [storable(item) for item in value]
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    return value
 
 
 class ClientKeyManager(BaseAPIKeyManager):

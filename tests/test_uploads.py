@@ -392,3 +392,14 @@ def test_a_refused_request_records_the_probe_where_one_ran(api, clips):
     item = logged(r).inputs[0]
     assert (item["field"], item["file"], item["kind"], item["video_codec"]) == ("video", "basic.mp4", "video", "h264")
     assert abs(item["duration"] - 2.0) < 0.1
+
+
+def test_a_refused_request_with_nul_characters_is_on_record(api, clips):
+    """PostgreSQL's text and JSON hold no NUL: what a client sent is recorded with U+FFFD in its place."""
+    r = post(api, "/api/intro/render", {"video": clips.basic, "full_name": "A\x00B", "role": "R", "team": "T",
+                                        "fit": "co\x00ver", "note\x00": "x\x00y"})
+    assert r.status_code == 400 and json.loads(r.body)["fields"].keys() >= {"fit"}
+    log = logged(r)
+    assert log.status == "rejected" and log.error_code == "invalid_input" and "\ufffd" in log.error_message
+    assert log.params["fit"] == "co\ufffdver" and log.params["note\ufffd"] == "x\ufffdy"
+    assert post(api, "/api/trim", {"video": clips.basic, "start": "0.5"}).status_code == 200  # nothing poisoned
