@@ -31,6 +31,7 @@ def warm():
 
     fonts.chain()
     fonts.registry()
+    fonts.coverage()  # the scripts /readyz lists
     for sample in ("Warm up", "张伟", "क्ष", "مرحبا"):
         text.measure(sample, 24)  # loads each face at a size and runs the shaper once
     ffmpeg_binary()
