@@ -15,7 +15,7 @@ There is one plan per kind of endpoint: `TrimPlan`, `PreviewPlan`,
 """
 
 from dataclasses import dataclass
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import Field, TypeAdapter
 
@@ -25,41 +25,33 @@ from renders.media.text import Card
 
 
 @dataclass(frozen=True)
-class VideoInput:
-    """An uploaded video: the form field it came in, its file name in the workspace, what probing found."""
+class Upload:
+    """An uploaded file: the form field it came in, its file name in the workspace, what probing found."""
 
+    kind: ClassVar[str] = ""
     field: str
     name: str
+
+    def summary(self) -> dict:
+        return {"field": self.field, "kind": self.kind, **self.info.summary()}
+
+
+@dataclass(frozen=True)
+class VideoInput(Upload):
+    kind: ClassVar[str] = "video"
     info: MediaInfo
 
-    def summary(self) -> dict:
-        return {"field": self.field, "kind": "video", **self.info.summary()}
-
 
 @dataclass(frozen=True)
-class ImageInput:
+class ImageInput(Upload):
     """An uploaded image (the persona's avatar)."""
 
-    field: str
-    name: str
+    kind: ClassVar[str] = "image"
     info: ImageInfo
 
-    def summary(self) -> dict:
-        return {"field": self.field, "kind": "image", **self.info.summary()}
 
-
-@dataclass(frozen=True)
-class TrimPlan:
-    """`trim`: [start, end) of one video; `accurate` re-encodes into `spec`, `fast` copies from `keyframe`."""
-
-    video: VideoInput
-    start: float
-    end: float
-    mode: Literal["accurate", "fast"]
-    spec: OutputSpec
-    filename: str
-    keyframe: float | None = None  # fast mode: the keyframe at or before start, where the copy begins
-    kind: Literal["trim"] = "trim"
+class Clip:
+    """What the plans of one clip of one video share: [start, end) of `video`."""
 
     @property
     def length(self) -> float:
@@ -71,7 +63,21 @@ class TrimPlan:
 
 
 @dataclass(frozen=True)
-class PreviewPlan:
+class TrimPlan(Clip):
+    """`trim`: [start, end) of one video; `accurate` re-encodes into `spec`, `fast` copies from the keyframe
+    at or before start (found by the operation, which reads the file)."""
+
+    video: VideoInput
+    start: float
+    end: float
+    mode: Literal["accurate", "fast"]
+    spec: OutputSpec
+    filename: str
+    kind: Literal["trim"] = "trim"
+
+
+@dataclass(frozen=True)
+class PreviewPlan(Clip):
     """`trim/preview`: a small mp4 of [start, end), or the jpg frame at start, `height` pixels high."""
 
     video: VideoInput
@@ -81,14 +87,6 @@ class PreviewPlan:
     format: Literal["mp4", "jpg"]
     filename: str
     kind: Literal["trim-preview"] = "trim-preview"
-
-    @property
-    def length(self) -> float:
-        return self.end - self.start
-
-    @property
-    def uploads(self) -> tuple:
-        return (self.video,)
 
 
 @dataclass(frozen=True)
