@@ -272,14 +272,8 @@ CORS_PREFLIGHT_MAX_AGE = 600
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "videoapi",
-    "DESCRIPTION": (
-        "Render short video segments with FFmpeg: six text-over-video templates, trim and a cheap trim "
-        "preview, and joins of 2 to 20 videos. Every endpoint takes `multipart/form-data` and answers with the "
-        "file itself (200) or a JSON error `{code, detail, fields, render_id}`.\n\n"
-        "Authorize with `Token <your key>` (the button on the right); `GET /api/options` lists the canvas "
-        "presets, fits, frame rates, qualities, fonts and every endpoint's fields with their limits. "
-        "The full reference is docs/API.md in the project's repository."
-    ),
+    # the description is the service's whole contract, written per request from the live settings
+    # (renders.api.schema.contract_and_examples)
     "VERSION": "1.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "AUTHENTICATION_WHITELIST": ["renders.api.authentication.ClientKeyAuthentication"],  # one scheme: Token <key>
@@ -291,7 +285,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "renders.api.schema.paths_without_trailing_slash",
-        "renders.api.schema.add_examples",
+        "renders.api.schema.contract_and_examples",
     ],
 }
 

@@ -236,7 +236,7 @@ def operations(result):
             yield operation["operationId"], form, content
 
 
-def add_examples(result, generator, request, public):
+def contract_and_examples(result, generator, request, public):
     """Make the schema and /api/ stand alone: the service's contract as the description; for every form an
     example per field that together make a valid request; list fields sent as repeated fields."""
     result.setdefault("info", {})["description"] = service_description()
