@@ -39,8 +39,8 @@ class RenderLog(models.Model):
                             help_text="the render host (VIDEOAPI_HOST_ID) that handled the request")
 
     params = models.JSONField(default=dict, blank=True,
-                              help_text="validated form fields; for a refused request, the text fields as received "
-                                        "(cut to their limits, secrets left out)")
+                              help_text="the render's plan (renders.plans); for a refused request, the text "
+                                        "fields as received (cut to their limits, secrets left out)")
     inputs = models.JSONField(default=list, blank=True,
                               help_text="uploads: field, size, probe summary; for a refused request, each file's "
                                         "field, name and size as received")

@@ -257,6 +257,8 @@ def test_migrations_are_one_deliberate_step_not_every_start(tmp_path):
     for key in ("Wants", "Requires", "BindsTo", "Requisite", "Upholds"):  # ordered after it, never pulling it in
         assert "videoapi-migrate" not in " ".join(service.get(key, [])), key
     assert "WantedBy" not in migrate and migrate["Type"] == ["oneshot"]  # started by hand, on one host
+    # refused while a migration is missing, the service retries until it is in: no start limit gives up on it
+    assert service["Restart"] == ["on-failure"] and service["StartLimitIntervalSec"] == ["0"]
     commands = [c for key in ("ExecStartPre", "ExecStart", "ExecStartPost") for c in service.get(key, [])]
     assert [c for c in commands if " migrate" in c] == [c for c in commands if " migrate --check" in c] != []
 

@@ -16,24 +16,27 @@ from pydantic import ValidationError
 
 from renders import plans
 from renders.api import views
+from renders.media import fonts
 from renders.models import RenderLog
 from renders.plans import operations
 
 from .conftest import post
 
-NUMBERED = re.compile(r"\b(\w+?)_\d+(\.\w+)\b")
+NUMBERED = re.compile(r"\b(?!upload_)(\w+?)_\d+(\.\w+)\b")  # what the operation writes; uploads keep their names
 
 REQUESTS = [
     ("/api/trim", {"start": "0.2", "end": "1.4", "canvas": "9:16", "fit": "blur", "fps": "50", "quality": "draft",
                    "final_filename": "my cut.mov"}),
     ("/api/trim", {"start": "00:00.5", "duration": "1", "mode": "fast"}),
+    ("/api/trim", {"start": "0", "canvas": "240x136", "fit": "cover", "quality": "high", "fps": "24"}),
     ("/api/trim/preview", {"start": "0.5", "format": "jpg", "height": "144"}),
     ("/api/trim/preview", {"start": "0.2", "end": "1.2", "height": "160"}),
     ("/api/concatenate", {"videos": 2, "transition": "crossfade", "transition_duration": "0.3", "canvas": "1:1"}),
     ("/api/concatenate-multipart", {"segment_3": "video", "segment_10": "video", "order_10": "-1"}),
     ("/api/intro/render", {"full_name": "Ada Lovelace", "role": "Engineer", "team": "Analytical", "start": "0.2",
                            "duration": "1", "text_color": "#00FF00", "box_color": "#11223344", "canvas": "4:5"}),
-    ("/api/announcement/render", {"headline": "שלום عالم", "subheadline": "second line"}),
+    ("/api/announcement/render", {"headline": "שלום عالم", "subheadline": "second line", "font": "default",
+                                  "accent_color": "#123456", "fit": "contain", "quality": "high"}),
     ("/api/how-it-works/render", {"steps": '["One", "Two", "Three"]', "title": "How", "step_duration": "0.4",
                                   "start": "0.1"}),
     ("/api/persona/render", {"name": "Grace", "title": "Admiral", "quote": "Line one\n\nline two",
@@ -41,6 +44,11 @@ REQUESTS = [
     ("/api/demo/render", {"title": "Fast", "caption": "twice the speed", "speed": "2"}),
     ("/api/closing/render", {"cta": "Sign up", "url": "example.org", "tagline": "today", "fade_out": "0.5"}),
 ]
+
+
+def described(result):
+    return (NUMBERED.sub(r"\1_N\2", result.path.name), result.filename, result.content_type, result.headers,
+            result.details)
 
 
 def unnumbered(commands):
@@ -56,7 +64,7 @@ def spy(monkeypatch):
         stored = json.loads(json.dumps(plans.dump(plan)))
         again = plans.load(stored)
         replayed = []
-        operations.perform(again, workspace, lambda args: replayed.append(args))
+        replayed_result = operations.perform(again, workspace, lambda args: replayed.append(args))
         ran = []
 
         def recording(args):
@@ -64,7 +72,8 @@ def spy(monkeypatch):
             return run(args)
 
         result = real(plan, workspace, recording)
-        seen.append({"plan": plan, "again": again, "stored": stored, "replayed": replayed, "ran": ran})
+        seen.append({"plan": plan, "again": again, "stored": stored, "replayed": replayed, "ran": ran,
+                     "results": [described(replayed_result), described(result)]})
         return result
 
     monkeypatch.setattr(views, "perform", spying)
@@ -81,6 +90,8 @@ def test_every_plan_round_trips_and_runs_the_same(api, clips, spy, path, fields)
             data[key] = clips.png
         elif key == "videos":
             data = {key: [clips.basic] * value}
+        elif value == "default":
+            data[key] = fonts.default_font_name()
         else:
             data[key] = value
     if path == "/api/concatenate-multipart":
@@ -90,6 +101,7 @@ def test_every_plan_round_trips_and_runs_the_same(api, clips, spy, path, fields)
     [seen] = spy
     assert seen["again"] == seen["plan"] and type(seen["again"]) is type(seen["plan"])
     assert seen["ran"] and unnumbered(seen["replayed"]) == unnumbered(seen["ran"])
+    assert seen["results"][0] == seen["results"][1]
     log = RenderLog.objects.get(id=r["X-Render-Id"])
     assert log.params == seen["stored"] and log.params["kind"] == seen["plan"].kind
     assert [item["field"] for item in log.inputs] == [upload.field for upload in seen["plan"].uploads]

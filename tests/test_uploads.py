@@ -403,3 +403,20 @@ def test_a_refused_request_with_nul_characters_is_on_record(api, clips):
     assert log.status == "rejected" and log.error_code == "invalid_input" and "\ufffd" in log.error_message
     assert log.params["fit"] == "co\ufffdver" and log.params["note\ufffd"] == "x\ufffdy"
     assert post(api, "/api/trim", {"video": clips.basic, "start": "0.5"}).status_code == 200  # nothing poisoned
+
+
+def test_a_body_never_read_to_its_end_records_its_files_without_secrets():
+    """The files a cut-off body began are recorded like a parsed one's: names cut, a secret never kept."""
+    from types import SimpleNamespace
+
+    from renders.lifecycle.uploads import NOT_RECORDED, Receipt
+
+    secret = "s3cr3t-s3cr3t-s3cr3t"
+    receipt = Receipt(workspace=None)
+    receipt.handler = SimpleNamespace(files=[
+        {"field": "video", "file": f"clip-{secret}.mp4", "bytes": 10, "complete": False},
+        {"field": "f" * 300, "file": "n" * 300 + ".mp4", "bytes": 0, "complete": False},
+    ])
+    first, second = receipt.brought(secrets=(f"Prefix.{secret}", secret))["inputs"]
+    assert first == {"field": "video", "file": NOT_RECORDED, "bytes": 10, "complete": False}
+    assert second["field"] == "f" * 100 + "\u2026 (300 characters)" and second["file"].endswith("(304 characters)")

@@ -2,7 +2,7 @@
 
 The serializers mix in `OutputFields` (every endpoint producing house-format
 video) and `StyleFields` (the six templates); `options_document()` walks the
-same serializer classes and the choices in output.py, so anything added
+same serializer classes and the choices in media/spec.py, so anything added
 there shows up in /api/options without extra code.
 """
 

@@ -159,7 +159,7 @@ def operation_text(view) -> tuple[str, str]:
         example = f"-F video=@clip.mp4 {example} -F canvas=9:16 -o {template.endpoint}.mp4"
     else:
         summary, about, example = OPERATIONS[view.endpoint]
-    house = " " + HOUSE if form.house_format else ""
+    house = " " + HOUSE if form.outputs_house_format else ""
     return summary, (f"{about}{house} {UPLOADS}\n\nExample:\n\n    curl -X POST https://HOST{view.path} "
                      f"-H 'Authorization: Token $TOKEN' {example}")
 
@@ -306,7 +306,7 @@ def error_table() -> str:
 
 def service_description() -> str:
     """What a client of a deployed service must know, built from this service's own settings."""
-    if settings.VIDEOAPI_AUTH == "token":
+    if keys_required():
         auth = ("Send `Authorization: Token <key>` with every request (on this page: **Authorize**, then "
                 "`Token <key>`). Keys are issued by the service's operator, one per client, and may be revoked "
                 "or expire. Without a valid key the answer is 401 `not_authenticated`, given before any of the "

@@ -2,7 +2,7 @@
 
 A serializer checks the request (fields, probed uploads, how they fit
 together) and `plan()` turns what it validated into the endpoint's plan
-(plans.py): the one value an operation runs.
+(renders.plans): the one value an operation runs.
 """
 
 import re
@@ -34,7 +34,7 @@ class RenderSerializer(serializers.Serializer):
     endpoint: str = ""
     tag: str = ""  # the group its operation is listed under in the API docs
     media_types = ("video/mp4",)  # what a success answers
-    house_format = True  # its video is in the house format (the output fields apply)
+    outputs_house_format = True  # its video is in the house format (the output fields apply)
     final_filename = FilenameField()
 
     def plan(self):
@@ -118,7 +118,7 @@ class TrimSerializer(OutputFields, TrimFields):
 class TrimPreviewSerializer(TrimFields):
     endpoint, tag = "trim-preview", "trim"
     media_types = ("video/mp4", "image/jpeg")
-    house_format = False
+    outputs_house_format = False
     mode = None
     height = serializers.IntegerField(min_value=144, max_value=720, default=360,
                                       help_text="preview height in pixels (the aspect is kept)")
@@ -138,7 +138,8 @@ class TrimPreviewSerializer(TrimFields):
         data = self.validated_data
         start, end = clip_bounds(data)
         return plans.PreviewPlan(video=data["video"], start=start, end=end, height=data["height"],
-                                 format=data["format"], filename=self.filename(data["format"]))
+                                 format=data["format"], crf=settings.VIDEOAPI_PREVIEW_CRF,
+                                 filename=self.filename(data["format"]))
 
 
 class JoinSerializer(OutputFields, RenderSerializer):

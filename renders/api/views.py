@@ -27,7 +27,7 @@ from renders.plans.operations import perform
 
 
 class AnswerInJSON(BaseContentNegotiation):
-    """Errors are JSON whatever the client's Accept says (a download's type is chosen in lifecycle.respond)."""
+    """Errors are JSON whatever the client's Accept says (a download's type is chosen in lifecycle.responses.negotiated_type)."""
 
     def select_parser(self, request, parsers):
         return DefaultContentNegotiation().select_parser(request, parsers)
@@ -46,7 +46,7 @@ class RenderView(APIView):
         return [RenderRateThrottle()] if settings.VIDEOAPI_THROTTLE_RATE else []
 
     def post(self, request, *args, **kwargs):
-        render = Render.begin(request, self.endpoint)
+        render = Render.begin(request, self.endpoint, form=self.serializer_class)
         try:
             render.receive(request)
             serializer = self.serializer_class(data=request.data)

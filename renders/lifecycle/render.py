@@ -59,7 +59,9 @@ class Render:
         return self.log.id
 
     @classmethod
-    def begin(cls, request, endpoint: str) -> "Render":
+    def begin(cls, request, endpoint: str, form=None) -> "Render":
+        """The RenderLog row and the locked workspace; `form` is the endpoint's serializer class (its limits
+        cut what a refused request recorded)."""
         render_id = uuid.uuid4()
         user = request.user if getattr(request.user, "is_authenticated", False) else None
         log = RenderLog.objects.create(
@@ -75,10 +77,9 @@ class Render:
                        cleanup_at=timezone.now())
             raise
         logger.info("event=received render_id=%s endpoint=%s client=%s", render_id, endpoint, log.client_address)
-        view = (getattr(request, "parser_context", None) or {}).get("view")
         credential = request.META.get("HTTP_AUTHORIZATION", "").rpartition(" ")[2]
         return cls(log, workspace, accept=request.META.get("HTTP_ACCEPT", ""),
-                   form=getattr(view, "serializer_class", None),
+                   form=form,
                    secrets=(credential, credential.partition(".")[2]) if credential else ())
 
     # -- receiving ----------------------------------------------------------
@@ -89,8 +90,8 @@ class Render:
 
     def accepted(self, plan):
         """The request is valid: its plan is the render's parameters."""
-        self._accepted = True
         self.log.record(params=plans.dump(plan), inputs=[upload.summary() for upload in plan.uploads])
+        self._accepted = True
 
     # -- rendering ----------------------------------------------------------
 

@@ -147,15 +147,14 @@ class WorkspaceUploadHandler(FileUploadHandler):
         self.workspace = workspace
         self.max_bytes = max_bytes
         self.received = 0
-        self.files = []  # every file part begun: field, client's name, bytes written (the RenderLog of a failure)
+        self.files = []  # every file part begun: field, client's name (as sent; cut when recorded), bytes written
         self._handle = None
         self._path = None
 
     def new_file(self, field_name, file_name, content_type, content_length, charset=None, content_type_extra=None):
         super().new_file(field_name, file_name, content_type, content_length, charset, content_type_extra)
         if len(self.files) < MAX_RECORDED:
-            self.files.append({"field": cut(field_name, NAME_KEEP), "file": cut(file_name or "", NAME_KEEP),
-                               "bytes": 0, "complete": False})
+            self.files.append({"field": field_name, "file": file_name or "", "bytes": 0, "complete": False})
         self._path = self.workspace.new_path("upload", ".bin")
         fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         self._handle = os.fdopen(fd, "wb")
@@ -257,7 +256,10 @@ class Receipt:
         if self.data is not None:
             params, inputs = received(self.data, form_fields, secrets)
         else:  # the body was never parsed to its end: the files begun, as far as they came
-            params, inputs = {}, [dict(item) for item in self.handler.files] if self.handler else []
+            clean = cleaner(secrets)
+            params = {}
+            inputs = [{**item, "field": clean(item["field"], NAME_KEEP), "file": clean(item["file"], NAME_KEEP)}
+                      for item in (self.handler.files if self.handler else [])]
         return {"params": params, "inputs": inputs}
 
 
@@ -286,6 +288,16 @@ def limits(form_fields, name):
     return chars, items
 
 
+def cleaner(secrets):
+    """clean(text, limit): `text` as recorded, or `[not recorded]` when it holds one of the request's secrets."""
+    secrets = [s for s in secrets if s and len(s) >= 8]
+
+    def clean(text, limit):
+        return NOT_RECORDED if any(secret in text for secret in secrets) else cut(text, limit)
+
+    return clean
+
+
 def received(data, form_fields=None, secrets=()):
     """(params, inputs) describing a parsed request that was refused.
 
@@ -296,10 +308,7 @@ def received(data, form_fields=None, secrets=()):
     credential is `[not recorded]`. `form_fields` are the endpoint form's
     declared fields (their limits).
     """
-    secrets = [s for s in secrets if s and len(s) >= 8]
-
-    def clean(text, limit):
-        return NOT_RECORDED if any(secret in text for secret in secrets) else cut(text, limit)
+    clean = cleaner(secrets)
 
     params, inputs = {}, []
     entries = data.lists() if hasattr(data, "lists") else ((k, v if isinstance(v, list) else [v]) for k, v in data.items())

@@ -1,6 +1,6 @@
 """The output spec: what a render produces (canvas, fit, frame rate, quality, style).
 
-One `OutputSpec` value is part of every house-format plan (plans.py): the
+One `OutputSpec` value is part of every house-format plan (renders.plans): the
 serializer makes it, the operation and the builders read it. The choices
 offered here (canvas presets, fits, frame rates, qualities, colour defaults)
 are the single source that the serializers validate against and that

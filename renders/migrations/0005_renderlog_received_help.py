@@ -18,6 +18,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='renderlog',
             name='params',
-            field=models.JSONField(blank=True, default=dict, help_text='validated form fields; for a refused request, the text fields as received (cut to their limits, secrets left out)'),
+            field=models.JSONField(blank=True, default=dict, help_text="the render's plan (renders.plans); for a refused request, the text fields as received (cut to their limits, secrets left out)"),
         ),
     ]

@@ -28,17 +28,17 @@ from renders.media.text import Card
 class Upload:
     """An uploaded file: the form field it came in, its file name in the workspace, what probing found."""
 
-    kind: ClassVar[str] = ""
+    media: ClassVar[str] = ""  # "video" or "image"
     field: str
     name: str
 
     def summary(self) -> dict:
-        return {"field": self.field, "kind": self.kind, **self.info.summary()}
+        return {"field": self.field, "kind": self.media, **self.info.summary()}
 
 
 @dataclass(frozen=True)
 class VideoInput(Upload):
-    kind: ClassVar[str] = "video"
+    media: ClassVar[str] = "video"
     info: MediaInfo
 
 
@@ -46,7 +46,7 @@ class VideoInput(Upload):
 class ImageInput(Upload):
     """An uploaded image (the persona's avatar)."""
 
-    kind: ClassVar[str] = "image"
+    media: ClassVar[str] = "image"
     info: ImageInfo
 
 
@@ -85,6 +85,7 @@ class PreviewPlan(Clip):
     end: float
     height: int
     format: Literal["mp4", "jpg"]
+    crf: int  # the mp4's x264 quality (VIDEOAPI_PREVIEW_CRF when planned)
     filename: str
     kind: Literal["trim-preview"] = "trim-preview"
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Generator
 
-from django.conf import settings
 
 from renders.media import builders
 from renders.media.probe import keyframe_at_or_before
@@ -74,8 +73,8 @@ def trim_preview(plan: PreviewPlan, workspace) -> Steps:
         yield Run(builders.preview_jpg_args(video.name, video.info, plan.start, plan.height, output.name))
         return Result(output, plan.filename, content_type="image/jpeg")
     output = workspace.new_path("preview", ".mp4")
-    yield Run(builders.preview_mp4_args(video.name, video.info, plan.start, plan.length, plan.height,
-                                        settings.VIDEOAPI_PREVIEW_CRF, output.name))
+    yield Run(builders.preview_mp4_args(video.name, video.info, plan.start, plan.length, plan.height, plan.crf,
+                                        output.name))
     return Result(output, plan.filename)
 
 
