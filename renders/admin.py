@@ -265,7 +265,6 @@ class ClientKeyAdmin(APIKeyModelAdmin):
         return (*super().get_readonly_fields(request, obj), "created", "last_used_at")
 
 
-
 # ---- plain tokens from before hashed keys: not in the admin ----------------------------------
 #
 # DRF's token admin adds plain tokens (stored as they are) and shows each one's secret

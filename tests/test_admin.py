@@ -25,7 +25,6 @@ def test_admin_lists_and_shows_renders(api, admin_client, clips):
     assert RenderLog.objects.count() == 2
 
 
-
 def test_admin_offers_no_plain_tokens(admin_client, admin_user):
     """Plain tokens are stored as they are: the admin neither makes nor shows them (API keys replace them)."""
     from rest_framework.authtoken.models import Token
