@@ -21,11 +21,13 @@ pytestmark = pytest.mark.django_db
 WEB = -16.0
 
 
-def tone(path, dbfs, seconds=2.0, freq=440):
-    """A 320x240 clip with a stereo sine whose peak is `dbfs` (0 = full scale), or silence (None)."""
+def tone(path, dbfs, seconds=2.0, freq=440, extra=""):
+    """A 320x240 clip with a stereo sine whose peak is `dbfs` (0 = full scale), or silence (None);
+    `extra` is added to the sound's expression."""
     amplitude = 0 if dbfs is None else 10 ** (dbfs / 20)
+    expression = f"{amplitude:.6f}*sin(2*PI*{freq}*t){extra}"
     return media.make(path, "-f", "lavfi", "-i", f"testsrc2=s=320x240:r=25:d={seconds}",
-                      "-f", "lavfi", "-i", f"aevalsrc={amplitude:.6f}*sin(2*PI*{freq}*t):s=48000:c=stereo:d={seconds}",
+                      "-f", "lavfi", "-i", f"aevalsrc='{expression}':s=48000:c=stereo:d={seconds}",
                       "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "192k",
                       "-shortest")
 
@@ -34,7 +36,10 @@ def tone(path, dbfs, seconds=2.0, freq=440):
 def tones(tmp_path_factory):
     d = tmp_path_factory.mktemp("loud")
     return {"quiet": tone(d / "quiet.mp4", -30), "loud": tone(d / "loud.mp4", -3),
-            "silent": tone(d / "silent.mp4", None)}
+            "silent": tone(d / "silent.mp4", None),
+            # -30 dBFS with a click near full scale: +15 dB of gain would clip it
+            "peaky": tone(d / "peaky.mp4", -30, extra="+between(t,1,1.0001)*0.9"),
+            "peaky_long": tone(d / "peaky_long.mp4", -30, seconds=4.0, extra="+between(t,1,1.0001)*0.9")}
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +98,33 @@ def test_demo_measures_after_the_speed_change_and_fade(api, tones, tmp_path):
     assert r.status_code == 200, r.body[:300]
     # the fade-out is part of what was measured, so the whole output lands on the target
     assert_on_target(r128(save(r, tmp_path / "o.mp4")), -14.0)
+
+
+def test_peaky_short_input_is_capped_under_the_ceiling(api, tones, tmp_path):
+    """Under 3 s loudnorm's dynamic mode cannot run: one gain, capped so the peak stays under the ceiling."""
+    r = post(api, "/api/trim", {"video": tones["peaky"], "start": "0", "loudness": "web"})
+    assert r.status_code == 200, r.body[:300]
+    out = save(r, tmp_path / "o.mp4")
+    measured = r128(out)
+    assert measured["tp"] <= -1.0, measured
+    assert measured["i"] < WEB - 5, measured  # quieter than the target: the peak decides
+    applied = RenderLog.objects.get(id=r["X-Render-Id"]).details["loudness"]
+    assert applied["mode"] == "capped", applied
+    assert abs(measured["i"] - (applied["measured"]["i"] + applied["gain_db"])) <= 1.0, (measured, applied)
+
+
+def test_peaky_input_falls_back_to_dynamic_mode_at_the_house_rate(api, tones, tmp_path):
+    """A gain the true peak does not allow: loudnorm's dynamic mode (192 kHz inside), still on target,
+    under the ceiling and at 48 kHz."""
+    r = post(api, "/api/trim", {"video": tones["peaky_long"], "start": "0", "loudness": "web"})
+    assert r.status_code == 200, r.body[:300]
+    out = save(r, tmp_path / "o.mp4")
+    measured = r128(out)
+    assert measured["tp"] <= -1.0, measured
+    assert abs(measured["i"] - WEB) <= 2.0, measured
+    assert media.probe(out)["sample_rate"] == 48000
+    applied = RenderLog.objects.get(id=r["X-Render-Id"]).details["loudness"]
+    assert applied["mode"] == "dynamic", applied
 
 
 def test_silent_clip_stays_silent(api, tones, tmp_path):
@@ -213,13 +245,13 @@ STDERR = """[Parsed_loudnorm_3 @ 0x7f]
 def test_parse_and_filters():
     measured = loudness.parse_measurement(STDERR)
     assert measured == loudness.Measurement(i=-27.72, tp=-29.85, lra=0.0, thresh=-37.72)
-    assert loudness.expected_mode(measured, -16) == "linear"
+    assert loudness.expected_mode(measured, -16, 2.0) == "linear"
     text = loudness.apply_filter(measured, -16)
     assert "measured_I=-27.72" in text and "linear=true" in text and text.endswith(",aresample=48000")
-    assert loudness.summary(measured, -16)["gain_db"] == 11.72
+    assert loudness.summary(measured, -16, 2.0)["gain_db"] == 11.72
     silent = loudness.parse_measurement(STDERR.replace('"-27.72"', '"-inf"').replace('"-37.72"', '"-70.00"'))
     assert silent.silent and loudness.apply_filter(silent, -16) == ""
-    assert loudness.summary(silent, -16)["mode"] == "none"
+    assert loudness.summary(silent, -16, 2.0)["mode"] == "none"
     with pytest.raises(ValueError):
         loudness.parse_measurement("nothing here")
 
@@ -227,9 +259,11 @@ def test_parse_and_filters():
 def test_peaky_input_expects_dynamic_mode():
     # +20 dB of gain would take a -10 dBTP peak to +10: loudnorm gives up linear mode
     peaky = loudness.Measurement(i=-36.0, tp=-10.0, lra=3.0, thresh=-46.0)
-    assert loudness.expected_mode(peaky, -16) == "dynamic"
+    assert loudness.expected_mode(peaky, -16, 3.0) == "dynamic"
+    assert loudness.expected_mode(peaky, -16, 2.9) == "capped"
+    assert loudness.applied_gain(peaky, -16, 2.9) == pytest.approx(8.5)  # -1.5 - (-10)
     wide = loudness.Measurement(i=-30.0, tp=-30.0, lra=18.0, thresh=-40.0)
-    assert loudness.expected_mode(wide, -16) == "linear"  # the target LRA follows the measured one
+    assert loudness.expected_mode(wide, -16, 10.0) == "linear"  # the target LRA follows the measured one
     assert "LRA=18.10" in loudness.apply_filter(wide, -16)
 
 

@@ -23,6 +23,12 @@ loudnorm's traps, and what is done about them:
   only a true peak that the gain would push past the ceiling does, and then
   dynamic mode is what keeps the peak under it. `expected_mode()` says
   which mode loudnorm will pick (the RenderLog records it).
+- Dynamic mode needs 3 s of sound (its window). On a shorter input it
+  cannot run and applies one linear gain instead, capped so the (sample)
+  peak stays under the target true peak: such an input comes out at the
+  ceiling's level, quieter than the target (`capped` in the RenderLog).
+  Measured with FFmpeg 9.0: a 2 s -30 dBFS sine with a full-scale click
+  ends at -31.4 LUFS; the same at 4 s, in dynamic mode, at -16.5 LUFS.
 - It also refuses linear mode when the measured gating threshold is -70
   (silence) and would then pump noise up in dynamic mode: see the floor.
 
@@ -47,6 +53,7 @@ FLOOR = -70.0  # LUFS integrated: quieter inputs get no gain
 MIN_LRA, MAX_LRA = 7.0, 50.0  # loudnorm's default target LRA, and its largest
 AUDIO_RATE = 48000
 MEASURE_LOGLEVEL = ["-loglevel", "info"]  # loudnorm prints its JSON at info level
+DYNAMIC_WINDOW = 3.0  # seconds: loudnorm's dynamic mode needs this much sound
 
 
 def parse_target(value) -> float | None:
@@ -113,13 +120,26 @@ def gain(measured: Measurement, target: float) -> float:
     return target - measured.i
 
 
-def expected_mode(measured: Measurement, target: float) -> str:
-    """What loudnorm's second pass does: `none` (below the floor), `linear` or `dynamic` (its own rule)."""
+def expected_mode(measured: Measurement, target: float, duration: float) -> str:
+    """What loudnorm's second pass does to `duration` seconds of sound: `none` (below the floor), `linear`,
+    `dynamic` or, when dynamic mode has less than its 3 s window, `capped` (linear, peak-limited gain)."""
     if measured.silent:
         return "none"
     linear = (measured.thresh > -70 and measured.tp + gain(measured, target) <= TRUE_PEAK
               and measured.lra <= target_lra(measured))
-    return "linear" if linear else "dynamic"
+    if linear:
+        return "linear"
+    return "dynamic" if duration >= DYNAMIC_WINDOW else "capped"
+
+
+def applied_gain(measured: Measurement, target: float, duration: float) -> float:
+    """The gain loudnorm applies, in dB (for `dynamic` the overall one it aims at; its gain varies)."""
+    mode = expected_mode(measured, target, duration)
+    if mode == "none":
+        return 0.0
+    if mode == "capped":  # loudnorm caps by the sample peak, which is at most the true peak
+        return min(gain(measured, target), TRUE_PEAK - measured.tp)
+    return gain(measured, target)
 
 
 def apply_filter(measured: Measurement | None, target: float) -> str:
@@ -132,14 +152,13 @@ def apply_filter(measured: Measurement | None, target: float) -> str:
             f"aresample={AUDIO_RATE}")
 
 
-def summary(measured: Measurement | None, target: float) -> dict:
+def summary(measured: Measurement | None, target: float, duration: float) -> dict:
     """What the RenderLog records of one input: measured loudness, the gain applied and loudnorm's mode."""
     if measured is None:
         return {"measured": None, "gain_db": 0.0, "mode": "none", "reason": "no audio"}
     values = {key: (value if math.isfinite(value) else None) for key, value in asdict(measured).items()}
-    mode = expected_mode(measured, target)
-    described = {"measured": values, "mode": mode,
-                 "gain_db": round(gain(measured, target), 2) if mode != "none" else 0.0}
+    mode = expected_mode(measured, target, duration)
+    described = {"measured": values, "mode": mode, "gain_db": round(applied_gain(measured, target, duration), 2)}
     if mode == "none":
         described["reason"] = f"below the {FLOOR:g} LUFS floor"
     return described

@@ -55,14 +55,15 @@ def write_graph(workspace, chains) -> str:
 def measure_loudness(workspace, info, inputs: list[str], duration: float, target: float, *, pre: str = "",
                      post: str = ""):
     """The first loudnorm pass over the sound as the house audio chain makes it (input 0 of `inputs`,
-    `duration` of whole frames, with the render's own `pre`/`post` audio filters): its Measurement, or
-    None when the input has no sound."""
+    `duration` of whole frames, with the render's own `pre`/`post` audio filters): its Measurement (None
+    when the input has no sound) and what the RenderLog records of it."""
     if not info.has_audio:
-        return None
+        return None, loudness.summary(None, target, duration)
     chain = ",".join(p for p in (post, loudness.measure_filter(target)) if p)
     graph = write_graph(workspace, [builders.house_audio(0, info, duration, pre=pre, post=chain)])
     result = yield Run(builders.measure_args(inputs, graph))
-    return loudness.parse_measurement(getattr(result, "stderr_tail", ""))
+    measured = loudness.parse_measurement(getattr(result, "stderr_tail", ""))
+    return measured, loudness.summary(measured, target, duration)
 
 
 def joined(*filters: str) -> str:
@@ -83,11 +84,11 @@ def trim(plan: TrimPlan, workspace) -> Steps:
     details, finish = {"mode": "accurate"}, ""
     if plan.spec.loudness is not None:
         target = plan.spec.loudness
-        measured = yield from measure_loudness(
+        measured, summary = yield from measure_loudness(
             workspace, video.info, builders.input_args(video.name, video.info, start=plan.start, duration=plan.length),
             builders.whole_frames(plan.length, plan.spec.fps), target)
         finish = loudness.apply_filter(measured, target)
-        details["loudness"] = {"target": target, **loudness.summary(measured, target)}
+        details["loudness"] = {"target": target, **summary}
     graph = write_graph(workspace, builders.normalize_graph(0, video.info, plan.spec, plan.length, audio_post=finish))
     yield Run(builders.trim_accurate_args(video.name, video.info, plan.spec, plan.start, plan.length, graph,
                                           output.name))
@@ -128,10 +129,11 @@ def join(plan: JoinPlan, workspace) -> Steps:
     if spec.loudness is not None:
         target, finishes, summaries = spec.loudness, [], []
         for item in inputs:
-            measured = yield from measure_loudness(workspace, item.info, builders.input_args(item.name, item.info),
-                                                   builders.whole_frames(item.info.duration, spec.fps), target)
+            measured, summary = yield from measure_loudness(
+                workspace, item.info, builders.input_args(item.name, item.info),
+                builders.whole_frames(item.info.duration, spec.fps), target)
             finishes.append(loudness.apply_filter(measured, target))
-            summaries.append({"field": item.field, **loudness.summary(measured, target)})
+            summaries.append({"field": item.field, **summary})
         details["loudness"] = {"target": target, "inputs": summaries}
     if copyable:
         listing = workspace.new_path("inputs", ".ffconcat")
@@ -205,11 +207,11 @@ def template(plan: TemplatePlan, workspace) -> Steps:
     audio_post = audio_end
     if spec.loudness is not None:  # measured after the speed change and the fade-out: the output's sound
         target = spec.loudness
-        measured = yield from measure_loudness(workspace, video.info, builders.input_args(video.name, video.info),
-                                               builders.whole_frames(length, spec.fps), target, pre=audio_pre,
-                                               post=audio_end)
+        measured, summary = yield from measure_loudness(
+            workspace, video.info, builders.input_args(video.name, video.info), builders.whole_frames(length, spec.fps),
+            target, pre=audio_pre, post=audio_end)
         audio_post = joined(audio_end, loudness.apply_filter(measured, target))
-        details["loudness"] = {"target": target, **loudness.summary(measured, target)}
+        details["loudness"] = {"target": target, **summary}
     chains = builders.normalize_graph(0, video.info, spec, length, video_pre=video_pre, audio_pre=audio_pre,
                                       video_post=dim, audio_post=audio_post, out_v="base0")
     inputs = builders.input_args(video.name, video.info)
