@@ -11,11 +11,13 @@ import subprocess
 import imageio_ffmpeg
 import pytest
 
+from renders import plans
 from renders.media import loudness
 from renders.models import RenderLog
 
 from . import media
 from .conftest import post, save
+from .test_schema import form, schema
 
 pytestmark = pytest.mark.django_db
 WEB = -16.0
@@ -83,6 +85,7 @@ def test_intro_template_to_web(api, tones, tmp_path, level):
     assert abs(applied["measured"]["i"] - before["i"]) < 1.0
     assert abs(applied["gain_db"] - (WEB - applied["measured"]["i"])) < 0.01
     assert log.params["spec"]["loudness"] == WEB
+    assert plans.load(log.params).spec.loudness == WEB
 
 
 @pytest.mark.parametrize("level", ["quiet", "loud"])
@@ -196,16 +199,16 @@ def _video_packets(path):
 def test_bad_values_name_the_field(api, tones, value):
     r = post(api, "/api/trim", {"video": tones["quiet"], "start": "0", "loudness": value})
     assert r.status_code == 400, r.body[:300]
-    assert "loudness" in r.json()["fields"] if "fields" in r.json() else "loudness" in r.body.decode()
+    assert list(r.json()["fields"]) == ["loudness"]
 
 
 def test_fast_trim_refuses_loudness(api, tones):
     r = post(api, "/api/trim", {"video": tones["quiet"], "start": "0", "mode": "fast", "loudness": "web"})
     assert r.status_code == 400, r.body[:300]
-    assert "loudness" in r.body.decode()
+    assert list(r.json()["fields"]) == ["loudness"]
 
 
-def test_options_and_schema_list_it(api):
+def test_options_and_schema_list_it(api, client):
     options = api.get("/api/options").json()
     for path in ("/api/trim", "/api/concatenate", "/api/concatenate-multipart", "/api/intro/render",
                  "/api/closing/render"):
@@ -213,6 +216,12 @@ def test_options_and_schema_list_it(api):
         assert field["choices"] == ["off", "web", "streaming", "broadcast"]
         assert (field["min_value"], field["max_value"]) == (-31, -10)
     assert "loudness" not in options["endpoints"]["/api/trim/preview"]["fields"]
+    doc = schema(client)
+    for path in ("/api/trim", "/api/concatenate", "/api/concatenate-multipart", "/api/persona/render"):
+        described = form(doc, path)["properties"]["loudness"]
+        assert described["default"] == "off" and described["oneOf"][0]["enum"][1:] == ["web", "streaming", "broadcast"]
+        assert described["oneOf"][1] == {"type": "number", "minimum": -31, "maximum": -10}
+    assert "loudness" not in form(doc, "/api/trim/preview")["properties"]
 
 
 def test_off_is_the_default(api, tones, tmp_path):
