@@ -95,7 +95,13 @@ def test_trim_accurate_to_a_number(api, tones, tmp_path, level):
     assert_on_target(r128(save(r, tmp_path / "o.mp4")), -20.0)
 
 
-def test_demo_measures_after_the_speed_change_and_fade(api, tones, tmp_path):
+def test_demo_measures_after_the_speed_change(api, tones, tmp_path):
+    r = post(api, "/api/demo/render", {"video": tones["loud"], "title": "Fast", "speed": "2", "loudness": "-23"})
+    assert r.status_code == 200, r.body[:300]
+    assert_on_target(r128(save(r, tmp_path / "o.mp4")), -23.0)
+
+
+def test_closing_measures_after_the_fade_out(api, tones, tmp_path):
     r = post(api, "/api/closing/render", {"video": tones["quiet"], "cta": "Sign up", "fade_out": "0.5",
                                           "loudness": "streaming"})
     assert r.status_code == 200, r.body[:300]
