@@ -12,7 +12,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from renders.api.fields import BlankIsMissing, Published
-from renders.media import fonts
+from renders.media import fonts, loudness
 from renders.media.spec import (
     CANVAS_MAX_AREA,
     CANVAS_MAX_SIDE,
@@ -114,12 +114,46 @@ class FontField(Published, BlankIsMissing, serializers.Field):
         return {"type": "string", "enum": names, "example": names[0], "description": self.help_text}
 
 
+class LoudnessField(Published, BlankIsMissing, serializers.Field):
+    """`off`, a preset (`web`, `streaming`, `broadcast`) or a number of LUFS -> the target (None: off)."""
+
+    option_type = "loudness"
+
+    def __init__(self, **kwargs):
+        presets = ", ".join(f"{name} ({value:g})" for name, value in loudness.PRESETS.items())
+        kwargs.setdefault("help_text", "The output's sound normalised to this integrated loudness (EBU R128, "
+                                       f"measured, then applied; true peak at most {loudness.CEILING:g} dBTP): "
+                                       f"off (default), {presets}, or a number of LUFS from "
+                                       f"{loudness.MIN_TARGET:g} to {loudness.MAX_TARGET:g}. On a join every "
+                                       "input is brought to the target before joining.")
+        super().__init__(required=False, **kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            return loudness.parse_target(data)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def to_representation(self, value):
+        return "off" if value is None else value
+
+    def option_extras(self):
+        return {"default": "off", "choices": ["off", *loudness.PRESETS], "presets": dict(loudness.PRESETS),
+                "min_value": loudness.MIN_TARGET, "max_value": loudness.MAX_TARGET, "unit": "LUFS"}
+
+    def openapi(self):
+        names = ["off", *loudness.PRESETS]
+        return {"oneOf": [{"type": "string", "enum": names},
+                          {"type": "number", "minimum": loudness.MIN_TARGET, "maximum": loudness.MAX_TARGET}],
+                "default": "off", "example": "web", "description": self.help_text}
+
+
 def _choice(choices, default, help_text):
     return serializers.ChoiceField(choices=choices, required=False, default=default, help_text=help_text)
 
 
 class OutputFields(serializers.Serializer):
-    """canvas, fit, fps, quality: every endpoint that produces house-format video."""
+    """canvas, fit, fps, quality, loudness: every endpoint that produces house-format video."""
 
     canvas = CanvasField()
     fit = _choice(list(FITS), "contain", "How the source fills the canvas: " +
@@ -128,12 +162,13 @@ class OutputFields(serializers.Serializer):
                                   help_text="Output frame rate (default: the configured VIDEOAPI_FPS).")
     quality = _choice(list(QUALITIES), "standard", "Encoder effort: " +
                       "; ".join(f"{name}: {q['description']}" for name, q in QUALITIES.items()) + ".")
+    loudness = LoudnessField()
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
         attrs["spec"] = house_format(canvas=attrs.pop("canvas", None), fps=attrs.pop("fps", None),
                                        fit=attrs.pop("fit", "contain"), quality=attrs.pop("quality", "standard"),
-                                       style=self.style_spec(attrs))
+                                       style=self.style_spec(attrs), loudness=attrs.pop("loudness", None))
         return attrs
 
     def style_spec(self, attrs) -> Style:

@@ -13,7 +13,7 @@ import re
 
 from django.conf import settings
 
-from renders.media import colour
+from renders.media import colour, loudness
 from renders.media.probe import MediaInfo, input_options
 from renders.media.spec import OutputSpec
 
@@ -169,13 +169,28 @@ def normalize_graph(
     """
     duration = whole_frames(duration, spec.fps)
     chains = house_video_chains(index, info, spec, duration, pre=video_pre, post=video_post, out=out_v)
-    if info.has_audio:
-        aparts = [p for p in (audio_pre, house_audio_chain(duration, info), audio_post) if p]
-        chains.append(f"[{index}:a:{info.audio_track}]{','.join(aparts)}[{out_a}]")
-    else:
-        aparts = [p for p in (silence(duration), audio_post) if p]
-        chains.append(f"{','.join(aparts)}[{out_a}]")
+    chains.append(house_audio(index, info, duration, pre=audio_pre, post=audio_post, out=out_a))
     return chains
+
+
+def house_audio(index: int, info: MediaInfo, duration: float, *, pre: str = "", post: str = "", out: str = "a") -> str:
+    """Input `index`'s sound in the house format, exactly `duration` long (silence if it has none), as [out].
+
+    `duration` is already whole frames (normalize_graph's). The loudness
+    measure runs this same chain (with its `post` ending in the measuring
+    filter), so it measures the sound the output will have.
+    """
+    if info.has_audio:
+        aparts = [p for p in (pre, house_audio_chain(duration, info), post) if p]
+        return f"[{index}:a:{info.audio_track}]{','.join(aparts)}[{out}]"
+    aparts = [p for p in (silence(duration), post) if p]
+    return f"{','.join(aparts)}[{out}]"
+
+
+def measure_args(inputs: list[str], graph: str) -> list[str]:
+    """The loudness measure: `graph`'s [a] (ending in loudness.measure_filter) into the null muxer, at the
+    log level at which loudnorm prints its JSON."""
+    return [*loudness.MEASURE_LOGLEVEL, *inputs, *graph_args(graph), "-map", "[a]", "-f", "null", "-"]
 
 
 def house_output_args(spec: OutputSpec, output: str, *, video: str = "[v]", audio: str = "[a]") -> list[str]:
@@ -346,17 +361,41 @@ def concat_copy_args(list_name: str, demuxer: str, spec: OutputSpec, output: str
     ]  # fmt: skip
 
 
-def concat_graph(infos: list[MediaInfo], spec: OutputSpec, transition: float = 0.0) -> tuple[list[str], float]:
+def concat_copy_audio_graph_args(list_name: str, demuxer: str, spec: OutputSpec, output: str, inputs: list[str],
+                                 graph: str) -> list[str]:
+    """The copy-path join when the sound is finished per input (loudness): the picture by stream copy from
+    the concat list (input 0), the sound from `graph`'s [a] (concat_audio_graph over inputs 1..n)."""
+    return [
+        "-protocol_whitelist", "file", "-format_whitelist", f"concat,{demuxer}", "-f", "concat", "-safe", "1",
+        "-i", list_name, *inputs, *graph_args(graph), "-map", "0:v:0", "-map", "[a]", "-c:v", "copy",
+        "-c:a", "aac", "-b:a", spec.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2",
+        "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", output,
+    ]  # fmt: skip
+
+
+def concat_audio_graph(infos: list[MediaInfo], spec: OutputSpec, posts: list[str], first_index: int = 0) -> list[str]:
+    """Each input's sound in the house format for its whole-frame length, `posts[k]` after it, joined as [a]."""
+    chains = [house_audio(first_index + k, info, whole_frames(info.duration, spec.fps), post=posts[k], out=f"a{k}")
+              for k, info in enumerate(infos)]
+    chains.append("".join(f"[a{k}]" for k in range(len(infos))) + f"concat=n={len(infos)}:v=0:a=1[a]")
+    return chains
+
+
+def concat_graph(infos: list[MediaInfo], spec: OutputSpec, transition: float = 0.0,
+                 audio_posts: list[str] | None = None) -> tuple[list[str], float]:
     """One filter graph normalising every input and joining them.
 
     With `transition` > 0 each join is a crossfade of picture (xfade) and
-    sound (acrossfade) of that length. Returns (chains, output duration).
+    sound (acrossfade) of that length. `audio_posts` (one per input) finish
+    each input's sound before the join (loudness). Returns (chains, output
+    duration).
     """
     chains, lengths = [], []
     for index, info in enumerate(infos):
         length = whole_frames(info.duration, spec.fps)
         lengths.append(length)
-        chains += normalize_graph(index, info, spec, length, out_v=f"v{index}", out_a=f"a{index}")
+        chains += normalize_graph(index, info, spec, length, out_v=f"v{index}", out_a=f"a{index}",
+                                  audio_post=audio_posts[index] if audio_posts else "")
     count = len(infos)
     if transition <= 0:
         pairs = "".join(f"[v{i}][a{i}]" for i in range(count))

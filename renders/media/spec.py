@@ -1,4 +1,4 @@
-"""The output spec: what a render produces (canvas, fit, frame rate, quality, style).
+"""The output spec: what a render produces (canvas, fit, frame rate, quality, style, loudness).
 
 One `OutputSpec` value is part of every house-format plan (renders.plans): the
 serializer makes it, the operation and the builders read it. The choices
@@ -71,6 +71,7 @@ class OutputSpec:
     crf: int = 20
     audio_bitrate: str = "160k"
     style: Style = field(default_factory=Style)
+    loudness: float | None = None  # target integrated loudness, LUFS (media/loudness.py); None: as it comes
 
     @property
     def frame(self) -> float:
@@ -90,11 +91,11 @@ def preset_size(preset: str, short_side: int) -> tuple[int, int]:
 
 
 def house_format(canvas: tuple[int, int] | None = None, fps: int | None = None, fit: str = "contain",
-                 quality: str = "standard", style: Style = DEFAULT_STYLE) -> OutputSpec:
+                 quality: str = "standard", style: Style = DEFAULT_STYLE, loudness: float | None = None) -> OutputSpec:
     """The output spec: the configured house format, with any per-request choices applied."""
     width, height = canvas or settings.VIDEOAPI_CANVAS
     encode = {"preset": settings.VIDEOAPI_X264_PRESET, "crf": settings.VIDEOAPI_X264_CRF,
               "audio_bitrate": settings.VIDEOAPI_AUDIO_BITRATE}
     encode.update({k: v for k, v in QUALITIES[quality].items() if k != "description"})
     return OutputSpec(width=width, height=height, fps=fps or settings.VIDEOAPI_FPS, fit=fit, quality=quality,
-                      style=style, **encode)
+                      style=style, loudness=loudness, **encode)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Generator
 
 
-from renders.media import builders
+from renders.media import builders, loudness
 from renders.media.probe import keyframe_at_or_before
 from renders.media.text import layout, render_block, safe_margin
 from renders.plans import JoinPlan, PreviewPlan, TemplatePlan, TrimPlan
@@ -48,6 +48,27 @@ def write_graph(workspace, chains) -> str:
     return path.name
 
 
+# ---- loudness (media/loudness.py) ---------------------------------------------------------
+
+
+def measure_loudness(workspace, info, inputs: list[str], duration: float, target: float, *, pre: str = "",
+                     post: str = ""):
+    """The first loudnorm pass over the sound as the house audio chain makes it (input 0 of `inputs`,
+    `duration` of whole frames, with the render's own `pre`/`post` audio filters): its Measurement (None
+    when the input has no sound) and what the RenderLog records of it."""
+    if not info.has_audio:
+        return None, loudness.summary(None, target, duration)
+    chain = ",".join(p for p in (post, loudness.measure_filter(target)) if p)
+    graph = write_graph(workspace, [builders.house_audio(0, info, duration, pre=pre, post=chain)])
+    result = yield Run(builders.measure_args(inputs, graph))
+    measured = loudness.parse_measurement(getattr(result, "stderr_tail", ""))
+    return measured, loudness.summary(measured, target, duration)
+
+
+def joined(*filters: str) -> str:
+    return ",".join(f for f in filters if f)
+
+
 # ---- trim and preview -------------------------------------------------------------------
 
 
@@ -59,11 +80,18 @@ def trim(plan: TrimPlan, workspace) -> Steps:
         yield Run(builders.trim_fast_args(video.name, video.info, keyframe, plan.end, output.name))
         return Result(output, plan.filename, headers={"X-Trim-Start": builders.seconds(keyframe)},
                       details={"mode": "fast", "real_start": keyframe})
-    graph = write_graph(workspace, builders.normalize_graph(0, video.info, plan.spec, plan.length))
+    details, finish = {"mode": "accurate"}, ""
+    if plan.spec.loudness is not None:
+        target = plan.spec.loudness
+        measured, summary = yield from measure_loudness(
+            workspace, video.info, builders.input_args(video.name, video.info, start=plan.start, duration=plan.length),
+            builders.whole_frames(plan.length, plan.spec.fps), target)
+        finish = loudness.apply_filter(measured, target)
+        details["loudness"] = {"target": target, **summary}
+    graph = write_graph(workspace, builders.normalize_graph(0, video.info, plan.spec, plan.length, audio_post=finish))
     yield Run(builders.trim_accurate_args(video.name, video.info, plan.spec, plan.start, plan.length, graph,
                                           output.name))
-    return Result(output, plan.filename, headers={"X-Trim-Start": builders.seconds(plan.start)},
-                  details={"mode": "accurate"})
+    return Result(output, plan.filename, headers={"X-Trim-Start": builders.seconds(plan.start)}, details=details)
 
 
 def trim_preview(plan: PreviewPlan, workspace) -> Steps:
@@ -95,21 +123,41 @@ def join(plan: JoinPlan, workspace) -> Steps:
     output = workspace.new_path("output", ".mp4")
     crossfade = plan.transition == "crossfade"
     copyable = not crossfade and len({info.copy_layout() for info in infos}) == 1 and joins_by_copy(infos[0], spec)
+    details = {"inputs": len(inputs), "transition": plan.transition}
+    finishes = None  # per input: its loudness filter (every input brought to the target before joining)
+    if spec.loudness is not None:
+        target, finishes, summaries = spec.loudness, [], []
+        for item in inputs:
+            measured, summary = yield from measure_loudness(
+                workspace, item.info, builders.input_args(item.name, item.info),
+                builders.whole_frames(item.info.duration, spec.fps), target)
+            finishes.append(loudness.apply_filter(measured, target))
+            summaries.append({"field": item.field, **summary})
+        details["loudness"] = {"target": target, "inputs": summaries}
     if copyable:
         listing = workspace.new_path("inputs", ".ffconcat")
         listing.write_text(builders.concat_list([item.name for item in inputs]), encoding="utf-8")
-        yield Run(builders.concat_copy_args(listing.name, infos[0].demuxer, spec, output.name, infos[0].audio_track))
+        if finishes is None:
+            yield Run(builders.concat_copy_args(listing.name, infos[0].demuxer, spec, output.name,
+                                                infos[0].audio_track))
+        else:  # the picture still copied; the sound of each input normalised, then joined
+            args = []
+            for item in inputs:
+                args += builders.input_args(item.name, item.info)
+            graph = write_graph(workspace, builders.concat_audio_graph(infos, spec, finishes, first_index=1))
+            yield Run(builders.concat_copy_audio_graph_args(listing.name, infos[0].demuxer, spec, output.name,
+                                                            args, graph))
         mode = "copy"
     else:
-        chains, _length = builders.concat_graph(infos, spec, plan.transition_duration if crossfade else 0.0)
+        chains, _length = builders.concat_graph(infos, spec, plan.transition_duration if crossfade else 0.0,
+                                                audio_posts=finishes)
         args = []
         for item in inputs:
             args += builders.input_args(item.name, item.info)
         graph = write_graph(workspace, chains)
         yield Run(args + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
         mode = "reencode"
-    return Result(output, plan.filename, headers={"X-Concat-Mode": mode},
-                  details={"mode": mode, "inputs": len(inputs), "transition": plan.transition})
+    return Result(output, plan.filename, headers={"X-Concat-Mode": mode}, details={"mode": mode, **details})
 
 
 # ---- the six templates ---------------------------------------------------------------------
@@ -154,8 +202,17 @@ def template(plan: TemplatePlan, workspace) -> Steps:
     video_pre, audio_pre = builders.speed_filters(plan.speed)
     video_end, audio_end = builders.fade_out(length, plan.fade_out, spec.frame)
     dim = builders.dim(start, end) if plan.dim else ""
+    details = {"speed": plan.speed, "window": [start, end]}
+    audio_post = audio_end
+    if spec.loudness is not None:  # measured after the speed change and the fade-out: the output's sound
+        target = spec.loudness
+        measured, summary = yield from measure_loudness(
+            workspace, video.info, builders.input_args(video.name, video.info), builders.whole_frames(length, spec.fps),
+            target, pre=audio_pre, post=audio_end)
+        audio_post = joined(audio_end, loudness.apply_filter(measured, target))
+        details["loudness"] = {"target": target, **summary}
     chains = builders.normalize_graph(0, video.info, spec, length, video_pre=video_pre, audio_pre=audio_pre,
-                                      video_post=dim, audio_post=audio_end, out_v="base0")
+                                      video_post=dim, audio_post=audio_post, out_v="base0")
     inputs = builders.input_args(video.name, video.info)
     for number, still in enumerate(stills, start=1):
         inputs += builders.image_input_args(still.name, still.demuxer)
@@ -166,7 +223,7 @@ def template(plan: TemplatePlan, workspace) -> Steps:
     output = workspace.new_path("output", ".mp4")
     graph = write_graph(workspace, chains)
     yield Run(inputs + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
-    return Result(output, plan.filename, details={"speed": plan.speed, "window": [start, end]})
+    return Result(output, plan.filename, details=details)
 
 
 # ---- running a plan ---------------------------------------------------------------------------
