@@ -97,7 +97,7 @@ class TrimSerializer(OutputFields, TrimFields):
 
     def validate(self, attrs):
         if attrs.get("mode") == "fast":
-            given = [name for name in OutputFields._declared_fields if name in self.initial_data]
+            given = [name for name in OutputFields().fields if name in self.initial_data]
             if given:
                 raise serializers.ValidationError({given[0]: ["applies to mode=accurate only (fast mode copies "
                                                               "the source's streams as they are)"]})
