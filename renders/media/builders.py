@@ -15,9 +15,7 @@ from django.conf import settings
 
 from renders.media import colour, loudness
 from renders.media.probe import MediaInfo, input_options
-from renders.media.spec import OutputSpec
-
-AUDIO_RATE = 48000
+from renders.media.spec import AUDIO_RATE, OutputSpec
 
 
 def seconds(value: float) -> str:
@@ -344,30 +342,26 @@ def concat_list(names: list[str]) -> str:
     return "ffconcat version 1.0\n" + "".join(f"file {name}\n" for name in names)
 
 
-def concat_copy_args(list_name: str, demuxer: str, spec: OutputSpec, output: str, audio_track: int = 0) -> list[str]:
+def concat_copy_args(list_name: str, demuxer: str, spec: OutputSpec, output: str, audio_track: int = 0, *,
+                     sound: tuple[list[str], str] | None = None) -> list[str]:
     """Join same-layout files: video by stream copy, audio decoded and re-encoded.
 
     Copying AAC too would keep every segment's encoder priming (1024
     samples) and end padding, so sound would drift ~21 ms behind picture at
     each join; decoding drops them, and re-encoding sound costs little next
-    to the video it does not touch.
+    to the video it does not touch. `sound` = (input args, graph): the sound
+    comes from that graph's [a] instead (concat_audio_graph over inputs 1..n,
+    each finished on its own, e.g. for loudness); the picture is still copied.
     """
+    if sound is None:
+        more_inputs, maps = [], ["-map", "0:v:0", "-map", f"0:a:{audio_track}", "-c:v", "copy",
+                                 "-af", "aresample=async=1:first_pts=0"]  # a short segment's gap stays a gap
+    else:
+        inputs, graph = sound
+        more_inputs, maps = [*inputs, *graph_args(graph)], ["-map", "0:v:0", "-map", "[a]", "-c:v", "copy"]
     return [
         "-protocol_whitelist", "file", "-format_whitelist", f"concat,{demuxer}", "-f", "concat", "-safe", "1",
-        "-i", list_name, "-map", "0:v:0", "-map", f"0:a:{audio_track}", "-c:v", "copy",
-        "-af", "aresample=async=1:first_pts=0",  # follow the timestamps: a short segment's gap stays a gap
-        "-c:a", "aac", "-b:a", spec.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2",
-        "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", output,
-    ]  # fmt: skip
-
-
-def concat_copy_audio_graph_args(list_name: str, demuxer: str, spec: OutputSpec, output: str, inputs: list[str],
-                                 graph: str) -> list[str]:
-    """The copy-path join when the sound is finished per input (loudness): the picture by stream copy from
-    the concat list (input 0), the sound from `graph`'s [a] (concat_audio_graph over inputs 1..n)."""
-    return [
-        "-protocol_whitelist", "file", "-format_whitelist", f"concat,{demuxer}", "-f", "concat", "-safe", "1",
-        "-i", list_name, *inputs, *graph_args(graph), "-map", "0:v:0", "-map", "[a]", "-c:v", "copy",
+        "-i", list_name, *more_inputs, *maps,
         "-c:a", "aac", "-b:a", spec.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2",
         "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", output,
     ]  # fmt: skip

@@ -45,13 +45,14 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
+from renders.media.spec import AUDIO_RATE
+
 PRESETS = {"web": -16.0, "streaming": -14.0, "broadcast": -23.0}
 MIN_TARGET, MAX_TARGET = -31.0, -10.0
 CEILING = -1.0  # dBTP, the contract
 TRUE_PEAK = -1.5  # dBTP, the filter's target: CEILING less headroom for the AAC encoder
 FLOOR = -70.0  # LUFS integrated: quieter inputs get no gain
 MIN_LRA, MAX_LRA = 7.0, 50.0  # loudnorm's default target LRA, and its largest
-AUDIO_RATE = 48000
 MEASURE_LOGLEVEL = ["-loglevel", "info"]  # loudnorm prints its JSON at info level
 DYNAMIC_WINDOW = 3.0  # seconds: loudnorm's dynamic mode needs this much sound
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+AUDIO_RATE = 48000  # Hz: the house format's sound (stereo AAC)
 CANVAS_PRESETS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1), "4:5": (4, 5)}
 CANVAS_MIN_SIDE, CANVAS_MAX_SIDE, CANVAS_MAX_AREA = 128, 3840, 3840 * 2160
 FITS = {

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Generator
 
-
 from renders.media import builders, loudness
 from renders.media.probe import keyframe_at_or_before
 from renders.media.text import layout, render_block, safe_margin
@@ -51,22 +50,19 @@ def write_graph(workspace, chains) -> str:
 # ---- loudness (media/loudness.py) ---------------------------------------------------------
 
 
-def measure_loudness(workspace, info, inputs: list[str], duration: float, target: float, *, pre: str = "",
-                     post: str = ""):
-    """The first loudnorm pass over the sound as the house audio chain makes it (input 0 of `inputs`,
-    `duration` of whole frames, with the render's own `pre`/`post` audio filters): its Measurement (None
-    when the input has no sound) and what the RenderLog records of it."""
+def normalised(workspace, info, inputs: list[str], duration: float, target: float, *, pre: str = "",
+               post: str = ""):
+    """One input's sound brought to `target`: measure it as the house audio chain makes it (input 0 of
+    `inputs`, `duration` of whole frames, the render's own `pre`/`post` audio filters), then return the
+    `post` filters to render it with (loudnorm's second pass added) and what the RenderLog records."""
     if not info.has_audio:
-        return None, loudness.summary(None, target, duration)
+        return post, loudness.summary(None, target, duration)
     chain = ",".join(p for p in (post, loudness.measure_filter(target)) if p)
     graph = write_graph(workspace, [builders.house_audio(0, info, duration, pre=pre, post=chain)])
     result = yield Run(builders.measure_args(inputs, graph))
-    measured = loudness.parse_measurement(getattr(result, "stderr_tail", ""))
-    return measured, loudness.summary(measured, target, duration)
-
-
-def joined(*filters: str) -> str:
-    return ",".join(f for f in filters if f)
+    measured = loudness.parse_measurement(result.stderr_tail)
+    finish = ",".join(p for p in (post, loudness.apply_filter(measured, target)) if p)
+    return finish, loudness.summary(measured, target, duration)
 
 
 # ---- trim and preview -------------------------------------------------------------------
@@ -83,10 +79,9 @@ def trim(plan: TrimPlan, workspace) -> Steps:
     details, finish = {"mode": "accurate"}, ""
     if plan.spec.loudness is not None:
         target = plan.spec.loudness
-        measured, summary = yield from measure_loudness(
+        finish, summary = yield from normalised(
             workspace, video.info, builders.input_args(video.name, video.info, start=plan.start, duration=plan.length),
             builders.whole_frames(plan.length, plan.spec.fps), target)
-        finish = loudness.apply_filter(measured, target)
         details["loudness"] = {"target": target, **summary}
     graph = write_graph(workspace, builders.normalize_graph(0, video.info, plan.spec, plan.length, audio_post=finish))
     yield Run(builders.trim_accurate_args(video.name, video.info, plan.spec, plan.start, plan.length, graph,
@@ -128,25 +123,23 @@ def join(plan: JoinPlan, workspace) -> Steps:
     if spec.loudness is not None:
         target, finishes, summaries = spec.loudness, [], []
         for item in inputs:
-            measured, summary = yield from measure_loudness(
+            finish, summary = yield from normalised(
                 workspace, item.info, builders.input_args(item.name, item.info),
                 builders.whole_frames(item.info.duration, spec.fps), target)
-            finishes.append(loudness.apply_filter(measured, target))
+            finishes.append(finish)
             summaries.append({"field": item.field, **summary})
         details["loudness"] = {"target": target, "inputs": summaries}
     if copyable:
         listing = workspace.new_path("inputs", ".ffconcat")
         listing.write_text(builders.concat_list([item.name for item in inputs]), encoding="utf-8")
-        if finishes is None:
-            yield Run(builders.concat_copy_args(listing.name, infos[0].demuxer, spec, output.name,
-                                                infos[0].audio_track))
-        else:  # the picture still copied; the sound of each input normalised, then joined
+        sound = None
+        if finishes is not None:  # the picture still copied; the sound of each input normalised, then joined
             args = []
             for item in inputs:
                 args += builders.input_args(item.name, item.info)
-            graph = write_graph(workspace, builders.concat_audio_graph(infos, spec, finishes, first_index=1))
-            yield Run(builders.concat_copy_audio_graph_args(listing.name, infos[0].demuxer, spec, output.name,
-                                                            args, graph))
+            sound = (args, write_graph(workspace, builders.concat_audio_graph(infos, spec, finishes, first_index=1)))
+        yield Run(builders.concat_copy_args(listing.name, infos[0].demuxer, spec, output.name, infos[0].audio_track,
+                                            sound=sound))
         mode = "copy"
     else:
         chains, _length = builders.concat_graph(infos, spec, plan.transition_duration if crossfade else 0.0,
@@ -206,10 +199,9 @@ def template(plan: TemplatePlan, workspace) -> Steps:
     audio_post = audio_end
     if spec.loudness is not None:  # measured after the speed change and the fade-out: the output's sound
         target = spec.loudness
-        measured, summary = yield from measure_loudness(
+        audio_post, summary = yield from normalised(
             workspace, video.info, builders.input_args(video.name, video.info), builders.whole_frames(length, spec.fps),
             target, pre=audio_pre, post=audio_end)
-        audio_post = joined(audio_end, loudness.apply_filter(measured, target))
         details["loudness"] = {"target": target, **summary}
     chains = builders.normalize_graph(0, video.info, spec, length, video_pre=video_pre, audio_pre=audio_pre,
                                       video_post=dim, audio_post=audio_post, out_v="base0")
