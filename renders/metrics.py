@@ -28,3 +28,11 @@ def rendered(endpoint, outcome, seconds=None):
 
 def cleanup(outcome):
     CLEANUPS.labels(outcome).inc()
+
+
+JOB_WAIT_SECONDS = Histogram("videoapi_job_wait_seconds", "Time a job waited in its host's queue before its render "
+                             "started", ["host"], buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800))
+
+
+def job_started(host, waited):
+    JOB_WAIT_SECONDS.labels(host).observe(waited)

@@ -3,7 +3,9 @@
 The README's settings table lists each variable; keep the two in step.
 """
 
+import hashlib
 import os
+import re
 import secrets
 import socket
 import tempfile
@@ -119,6 +121,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's assets, served by us (no CDN)
     "corsheaders",
+    "django_tasks",  # the task framework (Django 6's django.tasks, backported): jobs run on it
+    "django_tasks_db",  # its database backend: the queue lives in the service's own database
     "renders",
 ]
 
@@ -250,6 +254,24 @@ VIDEOAPI_HOST_ID = env_str("VIDEOAPI_HOST_ID", "") or socket.gethostname()
 if len(VIDEOAPI_HOST_ID) > 100:
     raise ImproperlyConfigured("VIDEOAPI_HOST_ID must be at most 100 characters")
 VIDEOAPI_DB_RETRY_AFTER = env_number("VIDEOAPI_DB_RETRY_AFTER", 5, int, minimum=1)
+
+# Jobs (asynchronous renders, renders/lifecycle/jobs.py). A job runs on the host
+# that received its upload, from that host's queue of the task framework.
+VIDEOAPI_JOB_RESULT_TTL = env_number("VIDEOAPI_JOB_RESULT_TTL", 3600.0, float, minimum=1)
+VIDEOAPI_JOB_LEASE = env_number("VIDEOAPI_JOB_LEASE", 60.0, float, minimum=2)
+VIDEOAPI_JOB_QUEUE_TIMEOUT = env_number("VIDEOAPI_JOB_QUEUE_TIMEOUT", 3600.0, float, minimum=1)
+VIDEOAPI_MAX_QUEUED_JOBS = env_number("VIDEOAPI_MAX_QUEUED_JOBS", 100, int, minimum=0)
+VIDEOAPI_JOB_POLL_INTERVAL = env_number("VIDEOAPI_JOB_POLL_INTERVAL", 0.2, float, minimum=0.01)
+VIDEOAPI_JOB_WORKERS = env_number("VIDEOAPI_JOB_WORKERS", VIDEOAPI_MAX_CONCURRENT_RENDERS, int, minimum=1)
+VIDEOAPI_JOB_QUEUE = re.sub(r"[^A-Za-z0-9._-]", "_", VIDEOAPI_HOST_ID)
+if len(VIDEOAPI_JOB_QUEUE) > 32 or VIDEOAPI_JOB_QUEUE != VIDEOAPI_HOST_ID:  # the task table's queue name: 32 chars
+    VIDEOAPI_JOB_QUEUE = VIDEOAPI_JOB_QUEUE[:23] + "-" + hashlib.sha256(VIDEOAPI_HOST_ID.encode()).hexdigest()[:8]
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": [VIDEOAPI_JOB_QUEUE],
+    }
+}
 
 REST_FRAMEWORK = {
     # VIDEOAPI_AUTH is applied per request by these classes (renders/api/authentication.py)
