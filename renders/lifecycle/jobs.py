@@ -106,13 +106,13 @@ class Submission:
         log = mine.first()
         if log is None:
             return None
-        if log.status == Status.RECEIVED:
+        if not log.is_job:  # still being received (a refused one has no key any more)
             raise InProgress()
         return accepted_response(log, request)
 
     def fields(self) -> dict:
         """What the RenderLog records at creation."""
-        return {"is_job": True, "client_ref": self.client_ref, "idempotency_key": self.idempotency_key}
+        return {"client_ref": self.client_ref, "idempotency_key": self.idempotency_key}
 
     def begin(self, request, endpoint, form):
         """Render.begin for a job; a concurrent twin with the same Idempotency-Key is answered 409 in_progress."""
@@ -132,7 +132,7 @@ def submit(render: Render, request):
         if RenderLog.objects.filter(host=settings.VIDEOAPI_HOST_ID, status=Status.QUEUED).count() >= limit:
             raise Busy(f"{limit} jobs are already waiting on this host (VIDEOAPI_MAX_QUEUED_JOBS); try again later",
                        headers={"Retry-After": "30"})
-        render.log.record(status=Status.QUEUED, http_status=202, queued_at=now, progress=0.0)
+        render.log.record(status=Status.QUEUED, is_job=True, http_status=202, queued_at=now, progress=0.0)
         render.log.record(task_id=tasks.enqueue(render.id))
     render.workspace.release_lock()  # the job owns it now: the database says so
     logger.info("event=queued render_id=%s endpoint=%s", render.id, render.log.endpoint)
@@ -186,7 +186,7 @@ def _iso(moment):
 
 
 def jobs_of(request):
-    return RenderLog.objects.filter(is_job=True, client_ref=client_ref(request)).exclude(status=Status.RECEIVED)
+    return RenderLog.objects.filter(is_job=True, client_ref=client_ref(request))
 
 
 def status_filter(value: str) -> list:
