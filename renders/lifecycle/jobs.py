@@ -28,6 +28,7 @@ life of a job:
    of finished jobs are deleted.
 """
 
+import ipaddress
 import logging
 import math
 import threading
@@ -42,6 +43,7 @@ from django.utils import timezone
 from renders import metrics, plans
 from renders.errors import Busy, Gone, InProgress, Misdirected, NotReady, ServiceError, invalid
 from renders.lifecycle import tasks
+from renders.lifecycle.clients import is_trusted_proxy
 from renders.lifecycle.render import Render, Stopped
 from renders.lifecycle.workspace import Workspace, is_locked, temp_root
 from renders.models import ClientKey, RenderLog
@@ -439,13 +441,24 @@ def _route(log, request):
     directly, 421 naming it (never a 404: the result exists)."""
     from django.http import HttpResponse
 
-    if request.META.get("HTTP_X_VIDEOAPI_PROXY") == "accel" and not request.META.get("HTTP_X_VIDEOAPI_ROUTED"):
+    if through_our_proxy(request) and not request.META.get("HTTP_X_VIDEOAPI_ROUTED"):
         response = HttpResponse(status=200)
         response["X-Accel-Redirect"] = f"/_videoapi/route/{log.host}/api/jobs/{log.pk}/result"
         response["X-Render-Id"] = str(log.pk)
         return response
     raise Misdirected(f"the result is held by host {log.host}; ask through the service's public address",
                       headers={"X-Videoapi-Host": log.host})
+
+
+def through_our_proxy(request) -> bool:
+    """The shipped nginx site marks what it proxies (`X-Videoapi-Proxy: accel`); believed only from a trusted
+    proxy (FORWARDED_ALLOW_IPS), like X-Forwarded-For."""
+    peer = request.META.get("REMOTE_ADDR") or ""
+    try:
+        trusted = is_trusted_proxy(ipaddress.ip_address(peer))
+    except ValueError:
+        return False
+    return trusted and request.META.get("HTTP_X_VIDEOAPI_PROXY") == "accel"
 
 
 def finished_download(log: RenderLog, workspace: Workspace, span):
