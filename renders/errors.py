@@ -228,4 +228,8 @@ def exception_handler(exc, context):
         logger.error("event=database_unavailable render_id=%s error=%s", render_id, str(exc).strip()[:300])
     elif status_code >= 500 and not isinstance(exc, ServiceError):
         logger.exception("unexpected error render_id=%s", render_id, exc_info=exc)
-    return error_response(exc, render_id)
+    response = error_response(exc, render_id)
+    view = context.get("view")
+    if status_code == 405 and view is not None:
+        response["Allow"] = ", ".join(view.allowed_methods)
+    return response

@@ -16,14 +16,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from renders.lifecycle.sweep import processes_inside, sweep
+from renders.media.ffmpeg import ffmpeg_binary
 from renders.models import RenderLog
 
 from . import media
 from .conftest import leftovers, wait_for
-from renders.lifecycle.sweep import processes_inside, sweep
-from renders.media.ffmpeg import ffmpeg_binary
-
-from .server import gunicorn, multipart, raw_request, read_head, render_worker
+from .server import gunicorn, multipart, read_head, render_worker
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
 
@@ -477,6 +476,8 @@ def test_a_failed_render_fails_the_job_with_the_synchronous_code(served, token, 
     assert job["status"] == "failed" and job["error"]["code"] == "render_failed"
     status, _head, body = call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)
     assert status == 500 and json.loads(body)["code"] == "render_failed"
+    log = job_of(job["id"])
+    assert log.params["kind"] == "trim" and log.inputs and "exploded" in log.ffmpeg_stderr  # the plan kept on record
     assert leftovers() == []
 
 

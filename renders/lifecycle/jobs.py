@@ -287,7 +287,7 @@ def run(render_id: str):
     metrics.job_started(log.host, (now - log.queued_at).total_seconds())
     logger.info("event=job_started render_id=%s worker=%s waited=%.3f", log.pk, worker_id,
                 (now - log.queued_at).total_seconds())
-    render = Render(log, workspace)
+    render = Render.resume(log, workspace)
     try:
         plan = plans.load(log.params)
         render.watch = Watch(log, plan.output_length, abandon)
@@ -347,8 +347,7 @@ def discard(log: RenderLog) -> bool:
     workspace = Workspace.adopt(Path(log.workspace)) if Path(log.workspace).parent == temp_root() else None
     if workspace is None:
         return False
-    render = Render(log, workspace)
-    render.cleanup()
+    Render.resume(log, workspace).cleanup()
     return True
 
 
@@ -481,7 +480,7 @@ def finished_download(log: RenderLog, workspace: Workspace, span):
     if complete:
         logger.info("event=downloaded render_id=%s", log.pk)
         if workspace.try_exclusive():
-            Render(log, workspace).cleanup(response_closed=True)
+            Render.resume(log, workspace).cleanup(response_closed=True)
             return
     workspace.release_lock()
 

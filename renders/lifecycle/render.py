@@ -87,6 +87,13 @@ class Render:
                    form=form,
                    secrets=(credential, credential.partition(".")[2]) if credential else ())
 
+    @classmethod
+    def resume(cls, log: RenderLog, workspace: Workspace) -> "Render":
+        """An accepted render picked up again from its RenderLog and workspace (a job, in the worker)."""
+        render = cls(log, workspace)
+        render._accepted = True  # its plan is on record: a failure must not replace it with what a body brought
+        return render
+
     # -- receiving ----------------------------------------------------------
 
     def receive(self, request):
