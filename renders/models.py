@@ -68,9 +68,9 @@ class RenderLog(models.Model):
     cleanup_error = models.TextField(blank=True)
 
     # -- jobs (asynchronous renders; renders/lifecycle/jobs.py) --
-    is_job = models.BooleanField(default=False, db_index=True, help_text="submitted with Prefer: respond-async")
+    is_job = models.BooleanField(default=False, db_index=True, help_text="a job: answered 202 and queued (Prefer: respond-async)")
     client_ref = models.CharField(max_length=80, blank=True,
-                                  help_text="who may see this job: key:<id>, user:<id>, or anonymous")
+                                  help_text="who may see this job: key:<prefix>, user:<id>, or anonymous")
     idempotency_key = models.CharField(max_length=255, blank=True)
     task_id = models.CharField(max_length=64, blank=True, help_text="the task framework's id for this job's run")
     queued_at = models.DateTimeField(null=True, blank=True)

@@ -70,7 +70,7 @@ def client_ref(request) -> str:
     """Who owns a job: the API key (a client), else the account, else everyone (auth off)."""
     auth = getattr(request, "auth", None)
     if isinstance(auth, ClientKey):
-        return f"key:{auth.pk}"
+        return f"key:{auth.prefix}"  # the key's public, unique prefix
     user = getattr(request, "user", None)
     if getattr(user, "is_authenticated", False):
         return f"user:{user.pk}"
