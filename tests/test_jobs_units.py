@@ -84,3 +84,22 @@ def test_a_refused_submission_frees_its_idempotency_key(api, clips):
              HTTP_IDEMPOTENCY_KEY="k1")
     assert r.status_code == 202
     api.delete(f"/api/jobs/{r.data['id']}")
+
+
+def test_prune_renders_also_prunes_finished_task_rows():
+    from datetime import timedelta
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    from renders.lifecycle import tasks
+
+    old, fresh, waiting = (tasks.enqueue(f"00000000-0000-4000-8000-00000000000{i}") for i in range(3))
+    DBTaskResult.objects.filter(id=old).update(status="SUCCESSFUL", finished_at=timezone.now() - timedelta(days=40))
+    DBTaskResult.objects.filter(id=fresh).update(status="FAILED", finished_at=timezone.now())
+    out = StringIO()
+    call_command("prune_renders", "--older-than", "30d", stdout=out)
+    assert "and 1 finished task row(s)" in out.getvalue()
+    assert {str(i) for i in DBTaskResult.objects.values_list("id", flat=True)} == {fresh, waiting}

@@ -90,6 +90,6 @@ def mark_lost(task_id: str):
             traceback="the worker running this task died (renders.lifecycle.jobs)")
 
 
-def prune(before) -> int:
-    """Delete finished task rows older than `before` (prune_renders)."""
-    return DBTaskResult.objects.finished().filter(finished_at__lt=before).delete()[0]
+def finished_before(before):
+    """The task rows (every queue) that finished before `before`: what prune_renders deletes."""
+    return DBTaskResult.objects.finished().filter(finished_at__lt=before)
