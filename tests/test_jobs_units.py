@@ -103,3 +103,15 @@ def test_prune_renders_also_prunes_finished_task_rows():
     call_command("prune_renders", "--older-than", "30d", stdout=out)
     assert "and 1 finished task row(s)" in out.getvalue()
     assert {str(i) for i in DBTaskResult.objects.values_list("id", flat=True)} == {fresh, waiting}
+
+
+def test_a_browser_front_end_may_send_and_read_the_job_headers(client, settings):
+    settings.CORS_ALLOWED_ORIGINS = ["http://127.0.0.1:5173"]
+    preflight = client.options("/api/trim", HTTP_ORIGIN="http://127.0.0.1:5173",
+                               HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+                               HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization, prefer, idempotency-key")
+    allowed = preflight["Access-Control-Allow-Headers"].lower()
+    assert all(h in allowed for h in ("authorization", "prefer", "idempotency-key", "range"))
+    r = client.get("/api/jobs", HTTP_ORIGIN="http://127.0.0.1:5173")
+    exposed = r["Access-Control-Expose-Headers"].lower()
+    assert all(h in exposed for h in ("location", "preference-applied", "content-range", "retry-after"))

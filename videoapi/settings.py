@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import dj_database_url
+from corsheaders.defaults import default_headers as default_cors_headers
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -289,7 +290,9 @@ CORS_ALLOWED_ORIGINS = [o.strip().rstrip("/") for o in env_str("VIDEOAPI_CORS_AL
                         if o.strip()]
 CORS_URLS_REGEX = r"^/api/.*$"
 CORS_EXPOSE_HEADERS = ["X-Render-Id", "Content-Disposition", "X-Concat-Mode", "X-Trim-Start", "Retry-After",
-                       "Server-Timing"]
+                       "Server-Timing", "Location", "Preference-Applied", "Content-Range", "Accept-Ranges"]
+# jobs: Prefer (respond-async), Idempotency-Key, and Range to resume a result's download
+CORS_ALLOW_HEADERS = [*default_cors_headers, "prefer", "idempotency-key", "range"]
 CORS_PREFLIGHT_MAX_AGE = 600
 
 SPECTACULAR_SETTINGS = {
