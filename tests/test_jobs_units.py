@@ -115,3 +115,22 @@ def test_a_browser_front_end_may_send_and_read_the_job_headers(client, settings)
     r = client.get("/api/jobs", HTTP_ORIGIN="http://127.0.0.1:5173")
     exposed = r["Access-Control-Expose-Headers"].lower()
     assert all(h in exposed for h in ("location", "preference-applied", "content-range", "retry-after"))
+
+
+def test_gunicorn_start_keeps_the_metrics_of_live_processes(tmp_path):
+    """scripts/serve starts the render worker before gunicorn: gunicorn's fresh start must not drop its counts."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for pid in (os.getppid(), gone.pid):
+        (tmp_path / f"counter_{pid}.db").write_bytes(b"x")
+    (tmp_path / "junk").write_bytes(b"x")
+    namespace = {}
+    source = (Path(__file__).resolve().parent.parent / "videoapi" / "gunicorn.conf.py").read_text()
+    exec(compile(source, "gunicorn.conf.py", "exec"), namespace)
+    namespace["clear_metrics"](str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"counter_{os.getppid()}.db"]
