@@ -52,7 +52,8 @@ from .deploy import (
     unit_system_calls,
 )
 from .pgcluster import Cluster
-from .server import free_port, gunicorn, multipart, read_head, read_response, request
+from .server import free_port, gunicorn, multipart, read_head, read_response, render_worker, request, wait_port
+from .test_jobs import call, poll, submit
 
 CLIENT = "127.0.0.3"  # a client's address on loopback (nginx itself talks to the hosts from 127.0.0.1)
 OUTSIDER = "127.0.0.2"  # an address the operator paths do not allow
@@ -86,8 +87,8 @@ def clean_env(**overrides):
 # ---- files that need no server ---------------------------------------------------------------------
 
 
-UNITS = ["videoapi.service", "videoapi-migrate.service", "videoapi-sweep.service", "videoapi-sweep.timer",
-         "videoapi-prune.service", "videoapi-prune.timer"]
+UNITS = ["videoapi.service", "videoapi-worker.service", "videoapi-migrate.service", "videoapi-sweep.service",
+         "videoapi-sweep.timer", "videoapi-prune.service", "videoapi-prune.timer"]
 SERVICES = [name for name in UNITS if name.endswith(".service")]
 # `systemd-analyze security` rates videoapi.service at most this (5.0 before the sandbox was tightened); the
 # other units at most what it rates the service (lower is safer).
@@ -199,6 +200,23 @@ def test_service_renders_under_the_units_system_call_filters(tmp_path, token, cl
             sock.sendall("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
             code, _, body = read_response(sock)
         assert code == 200 and json.loads(body)["checks"]["ffmpeg"]["ok"] is True, body
+        # videoapi-worker.service's command (tests.server.render_worker runs exactly it) renders a job
+        assert worker_argv() == ["manage.py", "render_worker"]
+        with render_worker(env) as worker:
+            def filtered():  # the filters are installed as its Python starts
+                status = Path(f"/proc/{worker.pid}/status").read_text()
+                return re.search(r"^Seccomp_filters:\s+2$", status, re.M) and re.search(r"^NoNewPrivs:\s+1$", status, re.M)
+
+            assert wait_for(filtered, seconds=10)
+            code, _, job = submit(address, token, fields={"video": clips.basic, "start": "0.5", "end": "1.5"})
+            assert code == 202, job
+            job, _ = poll(address, token, job["id"])
+            assert job["status"] == "succeeded", job
+            code, headers, body = call(address, "GET", f"/api/jobs/{job['id']}/result", token)
+            assert code == 200 and headers["content-type"] == "video/mp4"
+            (tmp_path / "job.mp4").write_bytes(body)
+            assert media.probe(tmp_path / "job.mp4")["vcodec"] == "h264"
+        assert worker.returncode == 0, worker.log_path.read_text()[-2000:]  # stopped by SIGTERM, cleanly
     # the sweep and prune units' commands under the same filter
     result = run_unit_command("videoapi-sweep.service", "ExecStart", {**os.environ, **env})
     assert result.returncode == 0 and json.loads(result.stdout)["errors"] == {}, result.stderr
@@ -208,6 +226,33 @@ def test_service_renders_under_the_units_system_call_filters(tmp_path, token, cl
         refused = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,
                                  text=True, timeout=60)
         assert refused.returncode != 0 and "Operation not permitted" in refused.stderr, code
+
+
+def worker_argv():
+    """videoapi-worker.service's ExecStart after its Python: the command tests.server.render_worker runs."""
+    argv = shlex.split(unit("videoapi-worker.service")["ExecStart"][0])
+    assert argv[0] == "/srv/videoapi/.venv/bin/python"
+    return argv[1:]
+
+
+def test_worker_unit_stops_gracefully_and_comes_back():
+    """The worker's unit: SIGTERM to the worker alone (it finishes running jobs, FFmpeg is not signalled), time
+    for a render to finish before systemd kills, always restarted, migrations checked like the service, pulled in
+    by the service and in the same sandbox."""
+    worker, service = unit("videoapi-worker.service"), unit("videoapi.service")
+    assert worker["KillMode"] == ["mixed"] and worker.get("KillSignal", ["SIGTERM"]) == ["SIGTERM"]
+    assert int(worker["TimeoutStopSec"][0]) >= production_settings.DEFAULT_FFMPEG_TIMEOUT + 30
+    assert worker["Restart"] == ["always"] and worker["StartLimitIntervalSec"] == ["0"]
+    assert worker["ExecStartPre"] == service["ExecStartPre"] and " migrate --check" in worker["ExecStartPre"][0]
+    assert "videoapi-worker.service" in " ".join(service["Wants"])
+    assert "videoapi-migrate.service" in " ".join(worker["After"])
+    for key in ("Wants", "Requires", "BindsTo", "PartOf"):  # a restart of gunicorn never stops a running job
+        assert "videoapi.service" not in " ".join(worker.get(key, [])), key
+    sandbox = {key: values for key, values in service.items()
+               if key not in ("Description", "Documentation", "ExecStart", "ExecReload", "Restart", "Wants", "After")}
+    assert {key: worker.get(key) for key in sandbox} == sandbox
+    assert "render_worker" not in "".join(line for line in (DEPLOY / "crontab").read_text().splitlines()
+                                          if not line.startswith("#"))  # a long-running process, not a cron job
 
 
 def seconds(analyze, span):
@@ -407,6 +452,100 @@ def test_nginx_site_matches_the_service_settings(tmp_path):
     site = render_site(["127.0.0.1:9"], free_port(), free_port(), cert, key, 1024)
     result = Nginx(tmp_path, site).test_config()
     assert result.returncode == 0, result.stderr
+
+
+# ---- scripts/serve: gunicorn and its render worker, started and stopped together --------------------------
+
+
+def serve_here(directory: Path):
+    """scripts/serve as written, beside stand-ins for the two files it sources to install things (bootstrap.sh:
+    the virtualenv, here this interpreter's; system-packages.sh: the fonts, here nothing to install)."""
+    serve = (ROOT / "scripts" / "serve").read_text()
+    for sourced in ("bootstrap.sh", "system-packages.sh"):
+        assert f'source "$(dirname "$0")/{sourced}"' in serve
+    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text()
+    assert 'cd "$(dirname "${BASH_SOURCE[0]}")/.."' in bootstrap and 'export PATH="$PWD/.venv/bin:$PATH"' in bootstrap
+    scripts = directory / "scripts"
+    scripts.mkdir()
+    (scripts / "serve").write_text(serve)
+    (scripts / "serve").chmod(0o755)
+    (scripts / "bootstrap.sh").write_text(
+        f"set -euo pipefail\ncd {shlex.quote(str(ROOT))}\nexport PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH\n")
+    (scripts / "system-packages.sh").write_text("ensure_packages() { :; }\nFONT_PACKAGES_LIST=()\n")
+    return scripts / "serve"
+
+
+def children(pid):
+    found = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return found
+
+
+def alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def served_by_script(directory: Path):
+    """scripts/serve running in a process group of its own (as in a terminal): (address, gunicorn master, worker pid)."""
+    port = free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "VIDEOAPI_BIND": f"127.0.0.1:{port}",
+           "GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "4", "GUNICORN_ACCESS_LOG": "", "VIDEOAPI_WARM_WORKERS": "0"}
+    log = directory / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(serve_here(directory))], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        wait_port(port, proc, lambda: log.read_text()[-3000:], seconds=60)
+        worker = wait_for(lambda: next((pid for pid, line in children(proc.pid).items()
+                                        if "manage.py render_worker --exit-with-parent" in line), None), seconds=10)
+        assert worker, children(proc.pid)
+        assert wait_for(lambda: "event=worker_started" in log.read_text(), seconds=30), log.read_text()[-3000:]
+        yield f"127.0.0.1:{port}", proc, worker, log
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever a failed test left running
+        proc.wait()
+
+
+@pytest.mark.server
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_serve_starts_a_render_worker_and_stops_it_with_gunicorn(tmp_path, token, clips):
+    (tmp_path / "term").mkdir()
+    with served_by_script(tmp_path / "term") as (address, master, worker, log):
+        code, _, job = submit(address, token, fields={"video": clips.basic, "start": "0.5", "end": "1.5"})
+        assert code == 202, job
+        job, _ = poll(address, token, job["id"], seconds=30)
+        assert job["status"] == "succeeded", (job, log.read_text()[-2000:])
+        code, _, body = call(address, "GET", f"/api/jobs/{job['id']}/result", token)
+        assert code == 200 and len(body) == job["result"]["bytes"]
+        master.send_signal(signal.SIGTERM)  # systemd's or an operator's stop of gunicorn
+        assert master.wait(timeout=30) == 0
+        assert wait_for(lambda: not alive(worker), seconds=5), "the worker outlived gunicorn"
+        assert "event=parent_gone" in log.read_text() and "event=worker_stopped" in log.read_text()
+
+    (tmp_path / "kill").mkdir()
+    with served_by_script(tmp_path / "kill") as (address, master, worker, log):
+        master.send_signal(signal.SIGKILL)  # the master dies without a word: the worker notices its parent gone
+        master.wait()
+        assert wait_for(lambda: not alive(worker), seconds=5), "the worker outlived a killed gunicorn"
+        assert "event=worker_stopped" in log.read_text()
+
+    (tmp_path / "ctrl-c").mkdir()
+    with served_by_script(tmp_path / "ctrl-c") as (address, master, worker, log):
+        # Ctrl-C in the terminal: the whole foreground group (bash starts `&` commands with SIGINT ignored; the
+        # worker sets its own handler, and stops on its parent's exit anyway)
+        os.killpg(master.pid, signal.SIGINT)
+        master.wait(timeout=30)
+        assert wait_for(lambda: not alive(worker), seconds=5), "Ctrl-C left the worker running"
+        assert "event=worker_stopping signal=2" in log.read_text()
 
 
 # ---- the stack: nginx in front of two hosts on one PostgreSQL -------------------------------------------
