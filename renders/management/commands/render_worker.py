@@ -72,10 +72,16 @@ class Worker:
                 if time.monotonic() >= next_housekeeping:
                     self.housekeeping()
                     next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
-                if self.claim_one(pool):
-                    continue  # jobs may be waiting: claim the next at once
-                if self.batch and self.running == 0 and tasks.queued_tasks() == 0:
-                    break
+                try:
+                    if self.claim_one(pool):
+                        continue  # jobs may be waiting: claim the next at once
+                    if self.batch and self.running == 0 and tasks.queued_tasks() == 0:
+                        break
+                except Exception:  # the database away, say: keep the worker, try again shortly
+                    logger.exception("event=claim_failed")
+                    close_old_connections()
+                    self.stopping.wait(max(self.interval, 1.0))
+                    continue
                 self.stopping.wait(self.interval)
         finally:
             pool.shutdown(wait=True)  # running jobs finish (or stop, when abandoning)
