@@ -5,7 +5,10 @@ file per process under PROMETHEUS_MULTIPROC_DIR, summed at scrape time;
 the gunicorn config empties the directory at start and marks dead workers).
 What lives on disk (workspaces in flight, bytes and age under the temp
 root, busy render slots) is measured from the host at scrape time, so it is
-right whatever process asks (health.TempRootCollector).
+right whatever process asks (health.TempRootCollector). Jobs (queue depth,
+wait, progress) are read off the database at scrape time, every host's
+(health.JobCollector): the render_worker is no gunicorn worker, and its
+multiprocess files would be emptied at gunicorn's start or never read.
 """
 
 from prometheus_client import Counter, Histogram
@@ -30,9 +33,6 @@ def cleanup(outcome):
     CLEANUPS.labels(outcome).inc()
 
 
-JOB_WAIT_SECONDS = Histogram("videoapi_job_wait_seconds", "Time a job waited in its host's queue before its render "
-                             "started", ["host"], buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800))
-
-
 def job_started(host, waited):
-    JOB_WAIT_SECONDS.labels(host).observe(waited)
+    """No longer measured here: the job gauges (queue depth, wait, progress) are read off the database at
+    scrape time (health.JobCollector). Remove with its call in renders/lifecycle/jobs.py run()."""
