@@ -131,12 +131,22 @@ class HostFilter(ValuesFilter):
         return cache.get_or_set("renders:admin:hosts", recent, 60)
 
 
+class KindFilter(admin.SimpleListFilter):
+    title, parameter_name = "kind", "is_job"
+
+    def lookups(self, request, model_admin):
+        return [("1", "jobs (Prefer: respond-async)"), ("0", "rendered in their request")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(is_job=self.value() == "1") if self.value() in ("0", "1") else queryset
+
+
 @admin.register(RenderLog)
 class RenderLogAdmin(admin.ModelAdmin):
     list_display = ("received_at", "endpoint", "status", "job_progress", "job_eta", "http_status", "error_code",
                     "render_time", "output_size", "cleanup_status", "host", "user", "short_id")
     # "status" lists the model's choices (queued, cancelled, expired included), never a DISTINCT
-    list_filter = (EndpointFilter, "status", ("is_job", admin.BooleanFieldListFilter), HostFilter, "cleanup_status",
+    list_filter = (EndpointFilter, "status", KindFilter, HostFilter, "cleanup_status",
                    ErrorCodeFilter, ("received_at", admin.DateFieldListFilter))
     search_fields = ("id", "error_message")  # see get_search_results
     search_help_text = "A render id (or its first characters), or words of an error message."
@@ -246,7 +256,8 @@ class RenderLogAdmin(admin.ModelAdmin):
         if not obj.is_job or obj.progress is None:
             return "-"
         percent = round(obj.progress * 100)
-        return format_html('<progress max="100" value="{}" style="width: 5em"></progress> {} %', percent, percent)
+        return format_html('<span style="white-space: nowrap"><progress max="100" value="{}" style="width: 5em">'
+                           '</progress> {} %</span>', percent, percent)
 
     @admin.display(description="ETA")
     def job_eta(self, obj):

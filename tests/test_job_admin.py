@@ -51,10 +51,11 @@ def test_list_detail_filters_and_dashboard_show_jobs(api, clips, admin_client):
         assert '<progress max="100" value="42"' in html and "42 %" in html and "0:01:15" in html  # progress, ETA
         for status in ("Queued", "Cancelled", "Expired"):  # the status filter lists the model's choices
             assert f"?status__exact={status.lower()}" in html and f">{status}</a>" in html
-        jobs_only = admin_client.get(LIST, {"is_job__exact": "1"}).content.decode()
+        assert "?is_job=1" in html and "?is_job=0" in html  # the kind filter: jobs, or rendered in their request
+        jobs_only = admin_client.get(LIST, {"is_job": "1"}).content.decode()
         assert f'value="{queued.pk}"' in jobs_only and f'value="{running.pk}"' in jobs_only
         assert f'value="{sync.pk}"' not in jobs_only
-        not_jobs = admin_client.get(LIST, {"is_job__exact": "0"}).content.decode()
+        not_jobs = admin_client.get(LIST, {"is_job": "0"}).content.decode()
         assert f'value="{sync.pk}"' in not_jobs and f'value="{queued.pk}"' not in not_jobs
         waiting = admin_client.get(LIST, {"status__exact": "queued"}).content.decode()
         assert f'value="{queued.pk}"' in waiting and f'value="{running.pk}"' not in waiting
