@@ -11,9 +11,9 @@ from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
-from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
 from renders.lifecycle.slots import slots_in_use

@@ -1,7 +1,6 @@
 """Jobs as an operator sees them: the admin's list, detail, filters, dashboard and cancel action, and the
 job gauges on /metrics (read off the database at scrape time, whichever process or host asks)."""
 
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from unittest import mock
@@ -15,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from renders.models import RenderLog
 
-from .conftest import post
+from .conftest import leftovers, post, wait_for
+from .test_jobs import long_clip, served  # noqa: F401  (fixtures: a gunicorn with a render_worker, a 6 s clip)
 
 pytestmark = pytest.mark.django_db
 LIST = "/admin/renders/renderlog/"
@@ -160,3 +160,42 @@ def test_scrape_answers_with_the_database_down():
     assert not [key for key in samples if key[0] in ("videoapi_jobs", "videoapi_job_progress")]
     assert value(samples, "videoapi_workspaces_in_flight") == 0  # the rest as usual
     assert value(scrape(), "videoapi_job_metrics_up") == 1
+
+
+@pytest.mark.server
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_gunicorn_reports_the_workers_job(served, token, long_clip):  # noqa: F811 (the fixtures above)
+    """The render_worker (another process) runs the job; gunicorn's /metrics sees its progress and wait."""
+    from .test_jobs import call, poll, submit
+
+    def gauges():
+        status, _head, body = call(served.address, "GET", "/metrics")
+        assert status == 200
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+
+    served.slow()
+    status, _head, job = submit(served.address, token, fields={"video": long_clip, "start": "0"})
+    assert status == 202
+    here, seen = settings.VIDEOAPI_HOST_ID, []
+
+    def progressing():
+        samples = gauges()
+        progress = value(samples, "videoapi_job_progress", host=here, render_id=job["id"])
+        seen.append(progress)
+        return progress is not None and 0 < progress < 1 and samples
+
+    samples = wait_for(progressing, 30)
+    assert samples, seen
+    assert value(samples, "videoapi_jobs", host=here, status="running") == 1
+    assert value(samples, "videoapi_job_eta_seconds", host=here, render_id=job["id"]) >= 0
+    assert 0 <= value(samples, "videoapi_job_wait_seconds", host=here, stat="max") < 5  # an idle worker took it
+    job, _seen = poll(served.address, token, job["id"])
+    assert job["status"] == "succeeded"
+    samples = gauges()
+    assert value(samples, "videoapi_job_progress", host=here, render_id=job["id"]) is None  # running jobs only
+    assert value(samples, "videoapi_jobs", host=here, status="running") == 0
+    assert value(samples, "videoapi_jobs_started_recently", host=here) == 1
+    call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)  # the download deletes the result
+    assert wait_for(lambda: leftovers() == [] or None, 5) is not None
