@@ -134,3 +134,8 @@ def test_gunicorn_start_keeps_the_metrics_of_live_processes(tmp_path):
     exec(compile(source, "gunicorn.conf.py", "exec"), namespace)
     namespace["clear_metrics"](str(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"counter_{os.getppid()}.db"]
+
+
+def test_a_cursor_the_service_did_not_make_is_400(api):
+    r = api.get("/api/jobs?cursor=l%C3%8B%C2%A9&limit=15612")
+    assert r.status_code == 400 and "cursor" in r.json()["fields"]

@@ -5,11 +5,13 @@ A client sees only its own jobs (jobs.client_ref); another client's job is
 """
 
 from django.http import Http404
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from renders.api.schema import document_job, document_job_list, document_job_result
+from renders.errors import invalid
 from renders.lifecycle import jobs
 
 
@@ -25,6 +27,12 @@ class JobPages(CursorPagination):
     page_size_query_param = "limit"
     max_page_size = 100
     ordering = "-received_at"
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except NotFound:  # DRF's answer to a cursor it did not make; it is a bad parameter, not a missing page
+            raise invalid("cursor", "not a cursor this service made: follow `next` or `previous`") from None
 
 
 class JobView(APIView):
