@@ -559,6 +559,7 @@ class Host:
     env: dict
     temp_root: Path
     home: Path
+    worker: object = None  # its render_worker (the same environment as its gunicorn)
 
     def workspaces(self):
         return sorted(p.name for p in self.temp_root.iterdir() if p.name != ".slots") if self.temp_root.exists() else []
@@ -607,12 +608,14 @@ def stack(django_db_setup, tmp_path_factory):
                    "DJANGO_ALLOWED_HOSTS": env_file()["DJANGO_ALLOWED_HOSTS"] + ",127.0.0.1",
                    "HOME": str(home), "XDG_RUNTIME_DIR": str(home / "run")}
             address, proc = exits.enter_context(gunicorn(env, workers=2, threads=4))
-            hosts[name] = Host(name, address, proc, env, base / "renders", home)
+            worker = exits.enter_context(render_worker(env))
+            hosts[name] = Host(name, address, proc, env, base / "renders", home, worker)
         cert, key = self_signed_cert(workdir)
         http_port, https_port = free_port(), free_port()
         upstreams = [h.address for h in hosts.values()]
         # a short client_body_timeout (the shipped 30 s, shortened) so stalled clients are cut off in the test's time
-        site = render_site(upstreams, http_port, https_port, cert, key, settings.VIDEOAPI_MAX_UPLOAD_BYTES, "2s")
+        site = render_site(upstreams, http_port, https_port, cert, key, settings.VIDEOAPI_MAX_UPLOAD_BYTES, "2s",
+                           routes={h.name: h.address for h in hosts.values()})
         (workdir / "nginx").mkdir()
         nginx = Nginx(workdir / "nginx", site)
         assert nginx.test_config().returncode == 0
@@ -928,7 +931,178 @@ def test_database_outage_is_503_and_recovery_needs_no_restart(stack, token, clip
         cluster.start()
         connections.close_all()  # this process's own connection died with the server
     assert burst() == [200] * 8  # the first request on each stale connection succeeds
+    # and each host's render worker, which polled the queue all through the outage, still runs jobs
+    for host in stack.hosts.values():
+        assert host.worker.poll() is None, (host.name, host.worker.log_path.read_text()[-3000:])
+    jobs = [submit_through_nginx(stack, token, {"video": clips.basic, "start": "0", "end": "0.5"}) for _ in range(2)]
+    assert {RenderLog.objects.get(id=job["id"]).host for job in jobs} == {"host-a", "host-b"}
+    for job in jobs:
+        poll_through_nginx(stack, token, job["id"], seconds=20)
+        status, _, _ = job_request(stack, "GET", result_path(job["id"]), token)
+        assert status == 200
     assert_nothing_left(stack)
+
+
+# ---- jobs on two hosts: any host answers a job, nginx routes a result to the host that holds it --------------
+
+
+def job_request(stack, method, path, token, source=CLIENT, headers=None, **kwargs):
+    return https(stack.https_port, method, path, source=source,
+                 headers={"Authorization": f"Token {token}", **(headers or {})}, **kwargs)
+
+
+def submit_through_nginx(stack, token, fields):
+    status, headers, body = job_request(stack, "POST", "/api/trim", token, fields=fields,
+                                        headers={"Prefer": "respond-async"})
+    assert status == 202 and headers["location"] == f"/api/jobs/{json.loads(body)['id']}", body
+    return json.loads(body)
+
+
+def poll_through_nginx(stack, token, job_id, until=("succeeded",), seconds=60):
+    seen = []
+
+    def done():
+        status, _, body = job_request(stack, "GET", f"/api/jobs/{job_id}", token)
+        assert status == 200, body  # whichever host nginx asks: the job is in the shared database
+        seen.append(json.loads(body))
+        return seen[-1] if seen[-1]["status"] in until else None
+
+    job = wait_for(done, seconds)
+    assert job, seen[-1:]
+    return job
+
+
+def held_bytes(job_id):
+    """The result as it lies on the disk of the host that holds it."""
+    log = RenderLog.objects.get(id=job_id)
+    return log.host, (Path(log.workspace) / log.result["file"]).read_bytes()
+
+
+def result_path(job_id):
+    return f"/api/jobs/{job_id}/result"
+
+
+@pytest.mark.server
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_jobs_through_nginx_any_host_routes_each_result_to_its_holder(stack, token, clips, tmp_path):
+    address_of = {name: host.address for name, host in stack.hosts.items()}
+    jobs = [submit_through_nginx(stack, token, {"video": clips.basic, "start": "0.5", "end": "1.5"})
+            for _ in range(6)]
+    for job in jobs:
+        assert poll_through_nginx(stack, token, job["id"])["result"]["url"].endswith(result_path(job["id"]))
+    holders = {job["id"]: RenderLog.objects.get(id=job["id"]).host for job in jobs}
+    assert set(holders.values()) == {"host-a", "host-b"}, holders  # each host's worker ran its own
+    expected = {job_id: held_bytes(job_id)[1] for job_id in holders}
+
+    # Asked directly, a host that does not hold a result says which host does (never 404, never an empty body).
+    some = jobs[0]["id"]
+    other = next(name for name in stack.hosts if name != holders[some])
+    other_address = address_of[other]
+    https_ = {"X-Forwarded-Proto": "https"}  # (the hosts redirect plain http to https; 127.0.0.1 is believed)
+    status, headers, body = call(other_address, "GET", result_path(some), token, headers=https_)
+    assert status == 421 and json.loads(body)["code"] == "misdirected", body
+    assert headers["x-videoapi-host"] == holders[some]
+    # from nginx (a trusted proxy) with the shipped site's marker: the internal redirect to the holder instead
+    status, headers, body = call(other_address, "GET", result_path(some), token,
+                                 headers={**https_, "X-Videoapi-Proxy": "accel"})
+    assert status == 200 and body == b""
+    assert headers["x-accel-redirect"] == f"/_videoapi/route/{holders[some]}{result_path(some)}"
+    # ... but never a second time: after nginx's hop a misplaced result is 421 (a wrong map line cannot loop)
+    status, _, body = call(other_address, "GET", result_path(some), token,
+                           headers={**https_, "X-Videoapi-Proxy": "accel", "X-Videoapi-Routed": "1"})
+    assert status == 421 and json.loads(body)["code"] == "misdirected"
+    # The internal location is not reachable from outside.
+    status, _, _ = job_request(stack, "GET", f"/_videoapi/route/{holders[some]}{result_path(some)}", token)
+    assert status == 404
+
+    # Downloads through nginx, the same holder's results back to back: nginx takes turns, so some reach the
+    # holder and some the other host (which redirects them); every one gets the right bytes. What a client sends
+    # in the routing headers is replaced by nginx.
+    answered = {}
+    for job_id in sorted(holders, key=lambda i: holders[i]):
+        status, headers, body = job_request(stack, "GET", result_path(job_id), token,
+                                            headers={"X-Videoapi-Routed": "1", "X-Videoapi-Proxy": "no"})
+        assert status == 200 and body == expected[job_id], (status, body[:300])
+        assert headers["x-render-id"] == job_id and headers["content-length"] == str(len(expected[job_id]))
+        answered[job_id] = {k: v for k, v in headers.items() if k not in ("date", "x-render-id")}
+        (tmp_path / "out.mp4").write_bytes(body)
+        info = media.probe(tmp_path / "out.mp4")
+        assert info["vcodec"] == "h264" and abs(info["v_duration"] - 1.0) < 0.1
+    hops = {job_id: stack.nginx.hops(result_path(job_id))[-1] for job_id in holders}
+    for job_id, path in hops.items():
+        assert path[-1] == address_of[holders[job_id]], (job_id, path)  # the holder sent the bytes
+    assert any(len(path) == 2 for path in hops.values()), hops  # some went through the other host ...
+    assert any(len(path) == 1 for path in hops.values()), hops  # ... some straight to the holder
+    for job_id in holders:
+        status, _, body = job_request(stack, "GET", result_path(job_id), token)
+        assert status == 410 and json.loads(body)["code"] == "gone"  # downloaded: deleted on its host
+    assert_nothing_left(stack)
+    # A routed download answers exactly the headers of a direct one (a synchronous render's).
+    direct = next(answered[job_id] for job_id, path in hops.items() if len(path) == 1)
+    assert direct["content-type"] == "video/mp4"
+    for job_id, path in hops.items():
+        assert answered[job_id] == direct, (path, answered[job_id])
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_a_range_download_through_the_route_and_an_unmapped_host(stack, token, clips):
+    job = submit_through_nginx(stack, token, {"video": clips.basic, "start": "0", "end": "1"})
+    poll_through_nginx(stack, token, job["id"])
+    holder, expected = held_bytes(job["id"])
+    # two partial downloads back to back: nginx sends one of them to the host that does not hold the result
+    status, headers, head = job_request(stack, "GET", result_path(job["id"]), token, headers={"Range": "bytes=0-999"})
+    assert status == 206 and head == expected[:1000], status
+    assert headers["content-range"] == f"bytes 0-999/{len(expected)}"
+    status, headers, tail = job_request(stack, "GET", result_path(job["id"]) + "?resume=1", token,
+                                        headers={"Range": "bytes=1000-"})
+    assert status == 206 and head + tail == expected
+    hops = stack.nginx.hops(result_path(job["id"])) + stack.nginx.hops(result_path(job["id"]) + "?resume=1")
+    assert sorted(map(len, hops[-2:])) == [1, 2], hops  # one of them was routed (with its Range and its query)
+    assert all(path[-1] == stack.hosts[holder].address for path in hops[-2:])
+    status, _, body = job_request(stack, "GET", result_path(job["id"]), token)
+    assert status == 410  # every byte delivered, by two downloads on two paths: deleted
+
+    # A result held by a host the route map does not name: 502 in the service's envelope, not a hang or a 404.
+    ghost = RenderLog.objects.create(
+        endpoint="trim", status="succeeded", is_job=True, client_ref=RenderLog.objects.get(id=job["id"]).client_ref,
+        host="host-z",
+        workspace="/nonexistent/trim_x", output_size=10, result={"file": "out.mp4", "filename": "out.mp4",
+                                                                 "content_type": "video/mp4", "headers": {}},
+        result_expires_at=timezone.now() + timedelta(hours=1), cleanup_status="deleted")
+    status, headers, body = job_request(stack, "GET", result_path(ghost.id), token)
+    assert status == 502 and json.loads(body)["code"] == "unavailable", body
+    assert_nothing_left(stack)
+
+
+@pytest.mark.server
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_delete_through_nginx_cancels_a_job_on_either_host(stack, token, clips):
+    """Running jobs (FFmpeg slowed 6 s) and finished ones on both hosts, each cancelled through nginx, whichever
+    host nginx asks: their FFmpeg stopped, their workspaces gone from the host that held them."""
+    running = [submit_through_nginx(stack, token, {"video": clips.basic, "start": "0.777"}) for _ in range(2)]
+    finished = [submit_through_nginx(stack, token, {"video": clips.basic, "start": "0.5"}) for _ in range(2)]
+    for job in finished:
+        poll_through_nginx(stack, token, job["id"])
+    assert wait_for(lambda: RenderLog.objects.filter(id__in=[j["id"] for j in running], status="rendering").count()
+                    == 2, seconds=20)
+    jobs = running + finished
+    assert {RenderLog.objects.get(id=j["id"]).host for j in running} == {"host-a", "host-b"}
+    assert {RenderLog.objects.get(id=j["id"]).host for j in finished} == {"host-a", "host-b"}
+    for job in jobs:
+        status, _, body = job_request(stack, "DELETE", f"/api/jobs/{job['id']}", token)
+        assert status == 204, body
+    started = time.monotonic()
+    for job in jobs:
+        assert poll_through_nginx(stack, token, job["id"], until=("cancelled",), seconds=5)["status"] == "cancelled"
+        status, _, body = job_request(stack, "GET", result_path(job["id"]), token)
+        assert status == 410 and json.loads(body)["code"] == "gone"
+    assert_nothing_left(stack)  # the running ones stopped, every workspace deleted on its own host
+    assert time.monotonic() - started < 10  # not the 6 s sleep plus the render: stopped
+    assert wait_for(lambda: {r.cleanup_status for r in RenderLog.objects.filter(id__in=[j["id"] for j in jobs])}
+                    <= {"deleted", "swept"}, seconds=5)
 
 
 @pytest.mark.server
@@ -951,6 +1125,8 @@ def test_killed_host_is_swept_by_its_timer_while_the_other_serves(stack, token, 
     dead, live = stack.hosts[first.host], stack.hosts[second.host]
 
     os.killpg(dead.proc.pid, signal.SIGKILL)  # master and workers: the host is gone
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(dead.worker.pid, signal.SIGKILL)  # and its render worker
     doomed.join(timeout=30)
     status, _, body = results["doomed"]
     assert status in (502, 504) and json.loads(body)["code"] in ("unavailable", "gateway_timeout")
@@ -977,5 +1153,5 @@ def test_killed_host_is_swept_by_its_timer_while_the_other_serves(stack, token, 
     survivor.join(timeout=60)
     assert results["survivor"][0] == 200
     assert wait_for(lambda: live.workspaces() == [], seconds=10)
-    second.refresh_from_db()
-    assert second.cleanup_status == "deleted"
+    # (recorded just after the workspace is gone)
+    assert wait_for(lambda: RenderLog.objects.get(id=second.id).cleanup_status == "deleted", seconds=5)
