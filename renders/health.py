@@ -182,7 +182,7 @@ class JobCollector:
                                  "database)", labels=["host", "status"])
         oldest = GaugeMetricFamily("videoapi_job_oldest_queued_seconds", "Age of the oldest queued job, per host "
                                    "(0 with none queued)", labels=["host"])
-        wait = GaugeMetricFamily("videoapi_job_wait_seconds", "Time from queued to render started of the jobs "
+        wait = GaugeMetricFamily("videoapi_job_recent_wait_seconds", "Time from queued to render started of the jobs "
                                  f"started in the last {JOB_WAIT_WINDOW.seconds // 60} minutes, per host",
                                  labels=["host", "stat"])
         started = GaugeMetricFamily("videoapi_jobs_started_recently", "Jobs started in the last "
