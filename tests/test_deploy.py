@@ -1049,8 +1049,14 @@ def test_jobs_through_nginx_any_host_routes_each_result_to_its_holder(stack, tok
 @pytest.mark.django_db(transaction=True)
 def test_a_range_download_through_the_route_and_an_unmapped_host(stack, token, clips):
     job = submit_through_nginx(stack, token, {"video": clips.basic, "start": "0", "end": "1"})
-    poll_through_nginx(stack, token, job["id"])
+    url = poll_through_nginx(stack, token, job["id"])["result"]["url"]
+    assert url == f"https://127.0.0.1:{stack.https_port}{result_path(job['id'])}"  # the public address
     holder, expected = held_bytes(job["id"])
+    # HEAD twice (nginx takes turns: one is routed, and nginx keeps it a HEAD): the headers, no bytes, no download
+    for _ in range(2):
+        status, headers, body = job_request(stack, "HEAD", result_path(job["id"]), token)
+        assert status == 200 and body == b"" and headers["content-length"] == str(len(expected))
+    assert sorted(map(len, stack.nginx.hops(result_path(job["id"]))[-2:])) == [1, 2]
     # two partial downloads back to back: nginx sends one of them to the host that does not hold the result
     status, headers, head = job_request(stack, "GET", result_path(job["id"]), token, headers={"Range": "bytes=0-999"})
     assert status == 206 and head == expected[:1000], status
