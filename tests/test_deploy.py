@@ -1029,6 +1029,7 @@ def test_jobs_through_nginx_any_host_routes_each_result_to_its_holder(stack, tok
         (tmp_path / "out.mp4").write_bytes(body)
         info = media.probe(tmp_path / "out.mp4")
         assert info["vcodec"] == "h264" and abs(info["v_duration"] - 1.0) < 0.1
+    assert wait_for(lambda: all(stack.nginx.hops(result_path(job_id)) for job_id in holders), seconds=5)  # logged
     hops = {job_id: stack.nginx.hops(result_path(job_id))[-1] for job_id in holders}
     for job_id, path in hops.items():
         assert path[-1] == address_of[holders[job_id]], (job_id, path)  # the holder sent the bytes
@@ -1056,7 +1057,8 @@ def test_a_range_download_through_the_route_and_an_unmapped_host(stack, token, c
     for _ in range(2):
         status, headers, body = job_request(stack, "HEAD", result_path(job["id"]), token)
         assert status == 200 and body == b"" and headers["content-length"] == str(len(expected))
-    assert sorted(map(len, stack.nginx.hops(result_path(job["id"]))[-2:])) == [1, 2]
+    assert wait_for(lambda: len(stack.nginx.hops(result_path(job["id"]))) == 2, seconds=5)  # both logged
+    assert sorted(map(len, stack.nginx.hops(result_path(job["id"])))) == [1, 2]
     # two partial downloads back to back: nginx sends one of them to the host that does not hold the result
     status, headers, head = job_request(stack, "GET", result_path(job["id"]), token, headers={"Range": "bytes=0-999"})
     assert status == 206 and head == expected[:1000], status
@@ -1064,6 +1066,7 @@ def test_a_range_download_through_the_route_and_an_unmapped_host(stack, token, c
     status, headers, tail = job_request(stack, "GET", result_path(job["id"]) + "?resume=1", token,
                                         headers={"Range": "bytes=1000-"})
     assert status == 206 and head + tail == expected
+    assert wait_for(lambda: len(stack.nginx.hops(result_path(job["id"]) + "?resume=1")) == 1, seconds=5)
     hops = stack.nginx.hops(result_path(job["id"])) + stack.nginx.hops(result_path(job["id"]) + "?resume=1")
     assert sorted(map(len, hops[-2:])) == [1, 2], hops  # one of them was routed (with its Range and its query)
     assert all(path[-1] == stack.hosts[holder].address for path in hops[-2:])
