@@ -441,7 +441,8 @@ def _route(log, request):
     from django.http import HttpResponse
 
     if through_our_proxy(request) and not request.META.get("HTTP_X_VIDEOAPI_ROUTED"):
-        response = HttpResponse(status=200)
+        # nginx keeps this answer's Content-Type (charset included) over the holder's: none of its own
+        response = HttpResponse(status=200, content_type="application/octet-stream")
         response["X-Accel-Redirect"] = f"/_videoapi/route/{log.host}/api/jobs/{log.pk}/result"
         response["X-Render-Id"] = str(log.pk)
         return response
