@@ -28,3 +28,15 @@ def rendered(endpoint, outcome, seconds=None):
 
 def cleanup(outcome):
     CLEANUPS.labels(outcome).inc()
+
+
+# webhooks (renders.webhooks): counted when a delivery ends
+WEBHOOK_DELIVERIES = Counter("videoapi_webhook_deliveries_total", "Webhook deliveries by final outcome "
+                             "(succeeded, failed, gone: the receiver answered 410)", ["outcome"])
+WEBHOOK_ATTEMPTS = Histogram("videoapi_webhook_attempts", "Attempts a webhook delivery took, by final outcome",
+                             ["outcome"], buckets=(1, 2, 3, 4, 5, 6, 7, 10, 15, 21))
+
+
+def webhook_delivered(outcome, attempts):
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+    WEBHOOK_ATTEMPTS.labels(outcome).observe(attempts)

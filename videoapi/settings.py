@@ -3,6 +3,7 @@
 The README's settings table lists each variable; keep the two in step.
 """
 
+import base64
 import os
 import secrets
 import socket
@@ -119,6 +120,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's assets, served by us (no CDN)
     "corsheaders",
+    "django_tasks",  # the task framework (Django 6's, backported); webhooks are delivered on it
+    "django_tasks_db",
     "renders",
 ]
 
@@ -250,6 +253,47 @@ VIDEOAPI_HOST_ID = env_str("VIDEOAPI_HOST_ID", "") or socket.gethostname()
 if len(VIDEOAPI_HOST_ID) > 100:
     raise ImproperlyConfigured("VIDEOAPI_HOST_ID must be at most 100 characters")
 VIDEOAPI_DB_RETRY_AFTER = env_number("VIDEOAPI_DB_RETRY_AFTER", 5, int, minimum=1)
+
+# Webhooks (renders.webhooks): callbacks go only to public addresses unless the operator allows private ones
+# (an intranet, the tests); each attempt has a hard deadline and is retried after each delay.
+VIDEOAPI_WEBHOOK_ALLOW_PRIVATE = env_bool("VIDEOAPI_WEBHOOK_ALLOW_PRIVATE", False)
+VIDEOAPI_WEBHOOK_TIMEOUT = env_number("VIDEOAPI_WEBHOOK_TIMEOUT", 10.0, float, minimum=0.1)
+
+
+def env_delays(name, default):
+    raw = env_str(name, "") or default
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be comma-separated seconds like 5,300,1800, got {raw!r}") from None
+    if any(not 0 <= d <= 7 * 86400 for d in delays) or len(delays) > 20:
+        raise ImproperlyConfigured(f"{name} takes at most 20 delays of 0 to 604800 seconds each, got {raw!r}")
+    return delays
+
+
+VIDEOAPI_WEBHOOK_RETRY_DELAYS = env_delays("VIDEOAPI_WEBHOOK_RETRY_DELAYS", "5,300,1800,7200,18000,36000")
+
+
+def env_webhook_secret(name):
+    raw = env_str(name, "")
+    if not raw:
+        return ""
+    try:
+        key = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        key = b""
+    if not raw.startswith("whsec_") or len(key) < 24:
+        raise ImproperlyConfigured(f"{name} must be whsec_ and the base64 of at least 24 random bytes "
+                                   "(e.g. from: python -c \"import base64,secrets; "
+                                   "print('whsec_'+base64.b64encode(secrets.token_bytes(32)).decode())\")")
+    return raw
+
+
+# Signs webhooks when auth is off, and for API keys without a secret of their own.
+VIDEOAPI_WEBHOOK_SECRET = env_webhook_secret("VIDEOAPI_WEBHOOK_SECRET")
+
+# The task framework: webhook deliveries wait in the database for `manage.py db_worker --queue-name webhooks`.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["webhooks"]}}
 
 REST_FRAMEWORK = {
     # VIDEOAPI_AUTH is applied per request by these classes (renders/api/authentication.py)
