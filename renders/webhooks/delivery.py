@@ -120,6 +120,8 @@ def post(target: Target, body: bytes, headers: dict, timeout: float) -> int:
                                headers={**headers, "Host": target.host_header})
             response = connection.getresponse()  # a redirect is an answer like any other: never followed
             response.read(MAX_RESPONSE_BYTES)
+            if deadline.expired:  # what was parsed was cut short by the watchdog (a status line, no headers)
+                raise TimeoutError
             return response.status
     except Exception as exc:
         if deadline.expired or isinstance(exc, (TimeoutError, socket.timeout)):
