@@ -13,6 +13,8 @@ import hmac
 import json
 import signal
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -49,8 +51,9 @@ def expected_signature(secret: str, webhook_id: str, timestamp: str, body: bytes
 
 
 class Receiver:
-    def __init__(self, address="127.0.0.1", port=0):
+    def __init__(self, address="127.0.0.1", port=0, tls=None):
         self.requests = []
+        self.server_names = []  # what TLS clients asked for (SNI)
         self.secrets = {}  # path -> the secret its deliveries must be signed with
         self.lock = threading.Lock()
         receiver = self
@@ -99,6 +102,10 @@ class Receiver:
 
         self.server = ThreadingHTTPServer((address, port), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            tls.sni_callback = lambda sock, name, context: self.server_names.append(name)
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.server.handle_error = lambda request, address: None  # a refused handshake is the point
         self.port = self.server.server_address[1]
         self.host = address
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -119,11 +126,11 @@ class Receiver:
         with self.lock:
             return [r for r in self.requests if r["path"] == path]
 
-    def url(self, kind, secret, host=None):
+    def url(self, kind, secret, host=None, scheme="http"):
         """A fresh path of `kind` whose deliveries must be signed with `secret`."""
         path = f"/{kind}/{uuid.uuid4().hex[:12]}"
         self.secrets[path] = secret
-        return f"http://{host or self.host}:{self.port}{path}", path
+        return f"{scheme}://{host or self.host}:{self.port}{path}", path
 
     def stop(self):
         self.server.shutdown()
@@ -452,6 +459,50 @@ def test_the_connection_goes_to_the_address_that_was_checked(receiver, private_o
         assert other.requests == []
     finally:
         other.stop()
+
+
+def tls_files(directory):
+    """A throwaway CA and a certificate it signed for hooks.test (the openssl command line)."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=30)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=webhook test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    openssl("req", *ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=hooks.test")
+    (directory / "leaf.ext").write_text("subjectAltName=DNS:hooks.test\nbasicConstraints=CA:FALSE\n")
+    openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "leaf.pem", "-days", "1", "-extfile", "leaf.ext")
+    return directory / "ca.pem", directory / "leaf.pem", directory / "leaf.key"
+
+
+def test_https_checks_the_certificate_against_the_host_name_on_the_checked_address(private_ok, monkeypatch,
+                                                                                   client_key, tmp_path):
+    """Connected to the checked address, TLS still sends the URL's name (SNI) and checks the certificate for it."""
+    ca, cert, key = tls_files(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    secure = Receiver(tls=context)
+    try:
+        private_ok.VIDEOAPI_WEBHOOK_RETRY_DELAYS = ()
+        asked = fake_dns(monkeypatch, {"hooks.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # OpenSSL's default trust store: the test CA
+        url, path = secure.url("ok", client_key.webhook_secret, host="hooks.test", scheme="https")
+        delivery = deliver(webhooks.notify(job(url, client_key), "render.succeeded", {}))
+        assert delivery.status == "succeeded" and asked == ["hooks.test"] and secure.server_names == ["hooks.test"]
+        assert [r["valid"] for r in secure.on(path)] == [True]
+        # the same address under a name the certificate does not carry
+        url, path = secure.url("ok", client_key.webhook_secret, host="other.test", scheme="https")
+        delivery = deliver(webhooks.notify(job(url, client_key), "render.succeeded", {}))
+        assert delivery.status == "failed" and "other.test" in delivery.attempts[0]["error"], delivery.attempts
+        # a certificate from a CA nobody trusts
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "none.pem"))
+        url, path = secure.url("ok", client_key.webhook_secret, host="hooks.test", scheme="https")
+        delivery = deliver(webhooks.notify(job(url, client_key), "render.succeeded", {}))
+        assert delivery.status == "failed" and "CERTIFICATE_VERIFY_FAILED" in delivery.attempts[0]["error"]
+        assert secure.on(path) == []
+    finally:
+        secure.stop()
 
 
 # ---- secrets ------------------------------------------------------------------------------------
