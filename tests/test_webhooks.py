@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import signal
 import socket
 import ssl
@@ -18,8 +19,10 @@ import subprocess
 import threading
 import time
 import uuid
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -34,6 +37,7 @@ from rest_framework import serializers
 from renders import webhooks
 from renders.api.callbacks import CallbackUrlField
 from renders.models import ClientKey, RenderLog, WebhookDelivery, new_webhook_secret
+from renders.webhooks.tasks import deliver_webhook
 
 from .test_ops import metric_value
 
@@ -631,3 +635,46 @@ def test_settings_are_validated(monkeypatch):
         monkeypatch.setenv("VIDEOAPI_WEBHOOK_SECRET", bad)
         with pytest.raises(ImproperlyConfigured, match="VIDEOAPI_WEBHOOK_SECRET must be whsec_"):
             real.env_webhook_secret("VIDEOAPI_WEBHOOK_SECRET")
+
+
+def test_a_lost_attempt_is_queued_again_and_a_second_task_does_nothing(receiver, private_ok, client_key):
+    url, path = receiver.url("ok", client_key.webhook_secret)
+    lost = webhooks.notify(job(url, client_key), "render.succeeded", {})
+    DBTaskResult.objects.all().delete()  # as if a worker had died holding it
+    out = StringIO()
+    call_command("resume_webhooks", stdout=out)
+    assert "queued again 0" in out.getvalue()  # not overdue yet
+    WebhookDelivery.objects.filter(pk=lost.pk).update(next_attempt_at=lost.next_attempt_at - timedelta(minutes=5))
+    call_command("resume_webhooks", stdout=out)
+    assert "queued again 1" in out.getvalue()
+    assert deliver(lost).status == "succeeded" and len(receiver.on(path)) == 1
+    # a retry scheduled later: a second task for it, run now, makes no attempt
+    url, path = receiver.url("status/500", client_key.webhook_secret)
+    private_ok.VIDEOAPI_WEBHOOK_RETRY_DELAYS = (600,)
+    later = webhooks.notify(job(url, client_key), "render.succeeded", {})
+    run_worker()
+    later.refresh_from_db()
+    assert later.status == "pending" and len(later.attempts) == 1
+    assert deliver_webhook.call(str(later.pk)) == "not_due"
+    later.refresh_from_db()
+    assert len(later.attempts) == 1 and len(receiver.on(path)) == 1
+
+
+def test_the_readmes_receiver_verifies_a_real_delivery(receiver, private_ok, client_key):
+    """The README's verify(), run as printed, on what the receiver got."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [code] = re.findall(r"## Webhooks.*?```python\n(.*?)```", readme, re.S)
+    namespace = {}
+    exec(code, namespace)  # noqa: S102
+    url, path = receiver.url("ok", client_key.webhook_secret)
+    deliver(webhooks.notify(job(url, client_key), "render.failed", {"id": "j1"}))
+    [request] = receiver.on(path)
+    event = namespace["verify"](client_key.webhook_secret, request["headers"], request["body"])
+    assert event["type"] == "render.failed" and event["data"] == {"id": "j1"}
+    with pytest.raises(ValueError, match="not signed with this secret"):
+        namespace["verify"](new_webhook_secret(), request["headers"], request["body"])
+    with pytest.raises(ValueError, match="not signed"):
+        namespace["verify"](client_key.webhook_secret, request["headers"], request["body"] + b" ")
+    stale = {**request["headers"], "webhook-timestamp": str(int(time.time()) - 600)}
+    with pytest.raises(ValueError, match="too old"):
+        namespace["verify"](client_key.webhook_secret, stale, request["body"])

@@ -12,15 +12,17 @@ service but its models and metrics.
 import uuid
 from datetime import datetime, timezone as dt_timezone
 
+from django.utils import timezone
+
 from renders.models import ClientKey, RenderLog, WebhookDelivery
 from renders.webhooks.delivery import deliver_once
 from renders.webhooks.targets import MAX_URL_LENGTH, CallbackRefused, validate_callback_url
-from renders.webhooks.tasks import enqueue
+from renders.webhooks.tasks import enqueue, resume_overdue
 
 EVENTS = ("render.succeeded", "render.failed", "render.cancelled")
 
-__all__ = ["EVENTS", "MAX_URL_LENGTH", "CallbackRefused", "deliver_once", "key_of", "notify", "send_again",
-           "validate_callback_url"]
+__all__ = ["EVENTS", "MAX_URL_LENGTH", "CallbackRefused", "deliver_once", "key_of", "notify", "resume_overdue",
+           "send_again", "validate_callback_url"]
 
 
 def key_of(log: RenderLog) -> ClientKey | None:
@@ -45,7 +47,8 @@ def notify(log: RenderLog, event: str, data: dict, *, url: str | None = None,
     now = datetime.now(dt_timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     delivery = WebhookDelivery.objects.create(
         render=log, webhook_id=f"msg_{uuid.uuid4().hex}", event=event, url=url,
-        payload={"type": event, "timestamp": now, "data": data}, client_key=key or key_of(log))
+        payload={"type": event, "timestamp": now, "data": data}, client_key=key or key_of(log),
+        next_attempt_at=timezone.now())
     enqueue(delivery)
     return delivery
 
@@ -58,6 +61,6 @@ def send_again(delivery: WebhookDelivery) -> WebhookDelivery:
     """
     again = WebhookDelivery.objects.create(
         render_id=delivery.render_id, webhook_id=delivery.webhook_id, event=delivery.event, url=delivery.url,
-        payload=delivery.payload, client_key_id=delivery.client_key_id)
+        payload=delivery.payload, client_key_id=delivery.client_key_id, next_attempt_at=timezone.now())
     enqueue(again)
     return again

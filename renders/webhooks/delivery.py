@@ -30,6 +30,7 @@ logger = logging.getLogger("renders.webhooks")
 MAX_RESPONSE_BYTES = 64 * 1024
 USER_AGENT = "videoapi-webhooks/1"
 RETRY = "retry"  # deliver_once's outcome when another attempt is due at next_attempt_at
+NOT_DUE = "not_due"  # a second task for an attempt that is not due yet (resume_overdue): nothing done
 
 
 class Deadline:
@@ -160,10 +161,13 @@ def deliver_once(delivery: WebhookDelivery) -> str:
     status, a redirect, a timeout, a refused address, no connection):
     `retry` after the next delay of VIDEOAPI_WEBHOOK_RETRY_DELAYS, or
     `failed` once the delays are used up. A delivery no longer pending is
-    left alone (its status is returned).
+    left alone (its status is returned), and so is one whose next attempt
+    is not due yet (NOT_DUE).
     """
     if delivery.status != WebhookDelivery.Status.PENDING:
         return delivery.status
+    if delivery.next_attempt_at and delivery.next_attempt_at > timezone.now() + timedelta(seconds=1):
+        return NOT_DUE
     now = datetime.now(dt_timezone.utc)
     started = time.monotonic()
     attempt = {"at": now.isoformat().replace("+00:00", "Z")}

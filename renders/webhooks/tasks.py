@@ -8,6 +8,10 @@ receiver holds a worker for at most that long per attempt; several workers
 deliver side by side. Renders never wait for a webhook: they run elsewhere.
 """
 
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
 from django_tasks import task
 
 from renders.models import WebhookDelivery
@@ -30,3 +34,17 @@ def deliver_webhook(delivery_id: str) -> str:
 def enqueue(delivery: WebhookDelivery):
     """Queue the delivery's next attempt now."""
     deliver_webhook.enqueue(str(delivery.pk))
+
+
+def resume_overdue(grace: float = 60) -> int:
+    """Queue again every pending delivery whose attempt is overdue by more than an attempt's time and `grace`.
+
+    Its task was lost (a worker killed mid-attempt leaves its task running
+    for ever). Should the task only be late (workers far behind), the
+    second one finds the attempt made and not due again, and does nothing.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.VIDEOAPI_WEBHOOK_TIMEOUT + grace)
+    overdue = list(WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lt=cutoff))
+    for delivery in overdue:
+        enqueue(delivery)
+    return len(overdue)
