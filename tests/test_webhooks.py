@@ -104,7 +104,9 @@ class Receiver:
                 except OSError:
                     pass
 
-        self.server = ThreadingHTTPServer((address, port), Handler)
+        server_class = type("Server", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6}) \
+            if ":" in address else ThreadingHTTPServer
+        self.server = server_class((address, port), Handler)
         self.server.daemon_threads = True
         if tls is not None:
             tls.sni_callback = lambda sock, name, context: self.server_names.append(name)
@@ -134,7 +136,8 @@ class Receiver:
         """A fresh path of `kind` whose deliveries must be signed with `secret`."""
         path = f"/{kind}/{uuid.uuid4().hex[:12]}"
         self.secrets[path] = secret
-        return f"{scheme}://{host or self.host}:{self.port}{path}", path
+        host = host or (f"[{self.host}]" if ":" in self.host else self.host)
+        return f"{scheme}://{host}:{self.port}{path}", path
 
     def stop(self):
         self.server.shutdown()
@@ -345,6 +348,17 @@ def wait(predicate, seconds=5):
             return True
         time.sleep(0.02)
     return False
+
+
+def test_an_ipv6_receiver_gets_its_bracketed_host(private_ok, client_key):
+    v6 = Receiver("::1")
+    try:
+        url, path = v6.url("ok", client_key.webhook_secret)
+        assert deliver(webhooks.notify(job(url, client_key), "render.succeeded", {})).status == "succeeded"
+        [request] = v6.on(path)
+        assert request["valid"] and request["headers"]["host"] == f"[::1]:{v6.port}"
+    finally:
+        v6.stop()
 
 
 # ---- where a webhook may go ---------------------------------------------------------------------
