@@ -692,3 +692,12 @@ def test_the_readmes_receiver_verifies_a_real_delivery(receiver, private_ok, cli
     stale = {**request["headers"], "webhook-timestamp": str(int(time.time()) - 600)}
     with pytest.raises(ValueError, match="too old"):
         namespace["verify"](client_key.webhook_secret, stale, request["body"])
+
+
+def test_a_slow_resolver_counts_against_the_attempts_deadline(private_ok, monkeypatch, client_key):
+    private_ok.VIDEOAPI_WEBHOOK_TIMEOUT = 0.5
+    private_ok.VIDEOAPI_WEBHOOK_RETRY_DELAYS = ()
+    fake_dns(monkeypatch, {"slow.test": lambda: time.sleep(2) or ["127.0.0.1"]})
+    delivery = deliver(webhooks.notify(job("http://slow.test/hook", client_key), "render.succeeded", {}))
+    [attempt] = delivery.attempts
+    assert attempt["error"] == "refused: the host slow.test did not resolve within 0.5 s" and attempt["seconds"] < 1

@@ -105,8 +105,8 @@ class AttemptFailed(Exception):
 
 def post(target: Target, body: bytes, headers: dict, timeout: float) -> int:
     """POST `body` to the target's checked address; the answer's status code, or AttemptFailed."""
-    address = target.checked_address()  # CallbackRefused when any address is not allowed
     deadline = Deadline(timeout)
+    address = target.checked_address(deadline.remaining())  # CallbackRefused when any address is not allowed
     if target.scheme == "https":
         # the certificate is checked against the URL's host name, sent as SNI, on a socket to the checked address
         connection = WatchedHTTPSConnection(address, target.port, timeout=deadline.remaining(),
@@ -117,7 +117,7 @@ def post(target: Target, body: bytes, headers: dict, timeout: float) -> int:
     connection.deadline = deadline
     try:
         with deadline:
-            connection.request("POST", target.path, body=body, preload_content=False,
+            connection.request("POST", target.path, body=body, preload_content=False, decode_content=False,
                                headers={**headers, "Host": target.host_header})
             response = connection.getresponse()  # a redirect is an answer like any other: never followed
             response.read(MAX_RESPONSE_BYTES)

@@ -10,6 +10,7 @@ private network. `VIDEOAPI_WEBHOOK_ALLOW_PRIVATE` lifts the address rule
 
 import ipaddress
 import socket
+import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -90,13 +91,13 @@ class Target:
         default = 443 if self.scheme == "https" else 80
         return host if self.port == default else f"{host}:{self.port}"
 
-    def addresses(self) -> list[str]:
-        """Resolve the host once and check every address it has; the list, or CallbackRefused naming the first bad one."""
-        try:
-            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-        except (OSError, UnicodeError):
-            raise CallbackRefused(f"the host {self.host} does not resolve") from None
-        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    def addresses(self, timeout: float | None = None) -> list[str]:
+        """Resolve the host once and check every address it has; the list, or CallbackRefused naming the first bad one.
+
+        With `timeout`, a resolver slower than that is a refusal too (its
+        thread is left to finish on its own): a webhook attempt keeps its deadline.
+        """
+        addresses = list(dict.fromkeys(info[4][0] for info in self._resolve(timeout)))
         if not addresses:
             raise CallbackRefused(f"the host {self.host} does not resolve")
         if not settings.VIDEOAPI_WEBHOOK_ALLOW_PRIVATE:
@@ -107,9 +108,29 @@ class Target:
                     raise CallbackRefused(f"{named}{address}, {article(reason)} address: {PUBLIC_ONLY}")
         return addresses
 
-    def checked_address(self) -> str:
+    def checked_address(self, timeout: float | None = None) -> str:
         """The one address an attempt connects to: the first of a resolution whose every address passed."""
-        return self.addresses()[0]
+        return self.addresses(timeout)[0]
+
+    def _resolve(self, timeout):
+        answer = {}
+
+        def lookup():
+            try:
+                answer["infos"] = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM,
+                                                     proto=socket.IPPROTO_TCP)
+            except (OSError, UnicodeError):
+                answer["infos"] = []
+
+        if timeout is None:
+            lookup()
+        else:
+            resolver = threading.Thread(target=lookup, daemon=True, name=f"resolve {self.host}")
+            resolver.start()
+            resolver.join(timeout)
+            if "infos" not in answer:
+                raise CallbackRefused(f"the host {self.host} did not resolve within {timeout:.3g} s")
+        return answer["infos"]
 
 
 def parse(url: str) -> Target:
