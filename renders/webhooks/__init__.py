@@ -10,7 +10,7 @@ service but its models and metrics.
 """
 
 import uuid
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.utils import timezone
 
@@ -44,7 +44,7 @@ def notify(log: RenderLog, event: str, data: dict, *, url: str | None = None,
     url = url or (log.details or {}).get("callback_url")
     if not url:
         return None
-    now = datetime.now(dt_timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     delivery = WebhookDelivery.objects.create(
         render=log, webhook_id=f"msg_{uuid.uuid4().hex}", event=event, url=url,
         payload={"type": event, "timestamp": now, "data": data}, client_key=key or key_of(log),

@@ -14,7 +14,7 @@ import logging
 import socket
 import threading
 import time
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import urllib3
 from django.conf import settings
@@ -168,7 +168,7 @@ def deliver_once(delivery: WebhookDelivery) -> str:
         return delivery.status
     if delivery.next_attempt_at and delivery.next_attempt_at > timezone.now() + timedelta(seconds=1):
         return NOT_DUE
-    now = datetime.now(dt_timezone.utc)
+    now = datetime.now(UTC)
     started = time.monotonic()
     attempt = {"at": now.isoformat().replace("+00:00", "Z")}
     final = None
