@@ -726,3 +726,13 @@ def test_the_callback_field_publishes_itself_and_a_blank_one_is_not_sent(setting
     for blank in ("", "   "):
         form = CallbackForm(data={"callback_url": blank})
         assert form.is_valid() and "callback_url" not in form.validated_data
+
+
+def test_an_address_that_refuses_the_connection_gives_way_to_the_next_checked_one(receiver, private_ok,
+                                                                                  monkeypatch, client_key):
+    """A name with two addresses, the first with nothing listening: the second, from the same answer, gets it."""
+    asked = fake_dns(monkeypatch, {"two.test": ["127.0.0.3", "127.0.0.1"]})
+    url, path = receiver.url("ok", client_key.webhook_secret, host="two.test")
+    delivery = deliver(webhooks.notify(job(url, client_key), "render.succeeded", {}))
+    assert delivery.status == "succeeded" and len(delivery.attempts) == 1 and asked == ["two.test"]
+    assert [r["valid"] for r in receiver.on(path)] == [True]

@@ -22,7 +22,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from renders import metrics
-from renders.models import WebhookDelivery
+from renders.models import WebhookDelivery, storable
 from renders.webhooks.targets import CallbackRefused, Target, parse
 
 logger = logging.getLogger("renders.webhooks")
@@ -104,9 +104,29 @@ class AttemptFailed(Exception):
 
 
 def post(target: Target, body: bytes, headers: dict, timeout: float) -> int:
-    """POST `body` to the target's checked address; the answer's status code, or AttemptFailed."""
+    """POST `body` to the target's checked addresses; the answer's status code, or AttemptFailed.
+
+    One resolution, every address checked (CallbackRefused otherwise); the
+    addresses are tried in its order while one refuses the connection or
+    has no route (an AAAA record on a host without IPv6), never another.
+    """
     deadline = Deadline(timeout)
-    address = target.checked_address(deadline.remaining())  # CallbackRefused when any address is not allowed
+    *others, last = target.addresses(deadline.remaining())
+    try:
+        with deadline:
+            for address in others:
+                try:
+                    return exchange(target, address, body, headers, deadline)
+                except urllib3.exceptions.NewConnectionError:
+                    continue
+            return exchange(target, last, body, headers, deadline)
+    except Exception as exc:
+        if deadline.expired or isinstance(exc, (TimeoutError, socket.timeout)):
+            raise AttemptFailed(f"timed out after {timeout:g} s") from None
+        raise AttemptFailed(storable(f"{type(exc).__name__}: {exc}"[:300])) from None
+
+
+def exchange(target: Target, address: str, body: bytes, headers: dict, deadline: Deadline) -> int:
     if target.scheme == "https":
         # the certificate is checked against the URL's host name, sent as SNI, on a socket to the checked address
         connection = WatchedHTTPSConnection(address, target.port, timeout=deadline.remaining(),
@@ -116,18 +136,13 @@ def post(target: Target, body: bytes, headers: dict, timeout: float) -> int:
         connection = WatchedHTTPConnection(address, target.port, timeout=deadline.remaining())
     connection.deadline = deadline
     try:
-        with deadline:
-            connection.request("POST", target.path, body=body, preload_content=False, decode_content=False,
-                               headers={**headers, "Host": target.host_header})
-            response = connection.getresponse()  # a redirect is an answer like any other: never followed
-            response.read(MAX_RESPONSE_BYTES)
-            if deadline.expired:  # what was parsed was cut short by the watchdog (a status line, no headers)
-                raise TimeoutError
-            return response.status
-    except Exception as exc:
-        if deadline.expired or isinstance(exc, (TimeoutError, socket.timeout)):
-            raise AttemptFailed(f"timed out after {timeout:g} s") from None
-        raise AttemptFailed(f"{type(exc).__name__}: {exc}"[:300]) from None
+        connection.request("POST", target.path, body=body, preload_content=False, decode_content=False,
+                           headers={**headers, "Host": target.host_header})
+        response = connection.getresponse()  # a redirect is an answer like any other: never followed
+        response.read(MAX_RESPONSE_BYTES)
+        if deadline.expired:  # what was parsed was cut short by the watchdog (a status line, no headers)
+            raise TimeoutError
+        return response.status
     finally:
         connection.close()
 

@@ -1,10 +1,10 @@
 """Where a webhook may go: http(s) URLs whose host resolves only to public addresses.
 
 A callback URL is checked when a client gives it and again before every
-attempt; the attempt then connects to the very address that was checked
-(`Target.checked_address`), so a name that answers a public address to the
-check and a private one to the connection (DNS rebinding) never reaches the
-private network. `VIDEOAPI_WEBHOOK_ALLOW_PRIVATE` lifts the address rule
+attempt; the attempt then connects only to addresses that check resolved
+and passed (`Target.addresses`, `delivery.post`), so a name that answers a
+public address to the check and a private one to the connection (DNS
+rebinding) never reaches the private network. `VIDEOAPI_WEBHOOK_ALLOW_PRIVATE` lifts the address rule
 (an intranet, the tests), never the others.
 """
 
@@ -107,10 +107,6 @@ class Target:
                     named = "" if address == self.host else f"{self.host} resolves to "
                     raise CallbackRefused(f"{named}{address}, {article(reason)} address: {PUBLIC_ONLY}")
         return addresses
-
-    def checked_address(self, timeout: float | None = None) -> str:
-        """The one address an attempt connects to: the first of a resolution whose every address passed."""
-        return self.addresses(timeout)[0]
 
     def _resolve(self, timeout):
         answer = {}
