@@ -220,7 +220,7 @@ def deliver(delivery, seconds=20):
 def test_each_event_arrives_signed_with_the_keys_secret_and_the_job(receiver, private_ok, client_key, event, status):
     url, path = receiver.url("ok", client_key.webhook_secret)
     log = job(url, client_key, status="failed" if status == "failed" else "succeeded")
-    data = {"id": str(log.id), "endpoint": "trim", "status": status,
+    data = {"id": str(log.id), "endpoint": "trim", "status": status, "filename": "café ✓ 東京.mp4",
             "error": {"code": "render_failed", "detail": "x"} if status == "failed" else None}
     before = metric_value("videoapi_webhook_deliveries_total", outcome="succeeded")
     delivery = deliver(webhooks.notify(log, event, data))
@@ -652,6 +652,8 @@ def test_settings_are_validated(monkeypatch):
 
     monkeypatch.setenv("VIDEOAPI_WEBHOOK_RETRY_DELAYS", "1, 2.5,60")
     assert real.env_delays("VIDEOAPI_WEBHOOK_RETRY_DELAYS", "5") == (1.0, 2.5, 60.0)
+    monkeypatch.setenv("VIDEOAPI_WEBHOOK_RETRY_DELAYS", "none")
+    assert real.env_delays("VIDEOAPI_WEBHOOK_RETRY_DELAYS", "5") == ()
     monkeypatch.delenv("VIDEOAPI_WEBHOOK_RETRY_DELAYS")
     assert real.env_delays("VIDEOAPI_WEBHOOK_RETRY_DELAYS", "5,300,1800,7200,18000,36000") == (
         5, 300, 1800, 7200, 18000, 36000)

@@ -262,6 +262,8 @@ VIDEOAPI_WEBHOOK_TIMEOUT = env_number("VIDEOAPI_WEBHOOK_TIMEOUT", 10.0, float, m
 
 def env_delays(name, default):
     raw = env_str(name, "") or default
+    if raw.strip().lower() == "none":
+        return ()
     try:
         delays = tuple(float(part) for part in raw.split(",") if part.strip())
     except ValueError:
