@@ -720,6 +720,9 @@ def test_a_slow_resolver_counts_against_the_attempts_deadline(private_ok, monkey
     delivery = deliver(webhooks.notify(job("http://slow.test/hook", client_key), "render.succeeded", {}))
     [attempt] = delivery.attempts
     assert attempt["error"] == "refused: the host slow.test did not resolve within 0.5 s" and attempt["seconds"] < 1
+    started = time.monotonic()
+    assert refusal("http://slow.test/hook") == "the host slow.test did not resolve within 0.5 s"  # nor a request
+    assert time.monotonic() - started < 1
 
 
 def test_the_callback_field_publishes_itself_and_a_blank_one_is_not_sent(settings):

@@ -267,7 +267,7 @@ def env_delays(name, default):
     try:
         delays = tuple(float(part) for part in raw.split(",") if part.strip())
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be comma-separated seconds like 5,300,1800, got {raw!r}") from None
+        raise ImproperlyConfigured(f"{name} must be comma-separated seconds like 5,300,1800 (or none), got {raw!r}") from None
     if any(not 0 <= d <= 7 * 86400 for d in delays) or len(delays) > 20:
         raise ImproperlyConfigured(f"{name} takes at most 20 delays of 0 to 604800 seconds each, got {raw!r}")
     return delays

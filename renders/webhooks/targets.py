@@ -162,6 +162,9 @@ def parse(url: str) -> Target:
 
 
 def validate_callback_url(url: str) -> str:
-    """`url` if the service may call it now; otherwise CallbackRefused naming the rule or the address."""
-    parse(url).addresses()
+    """`url` if the service may call it now; otherwise CallbackRefused naming the rule or the address.
+
+    A resolver slower than VIDEOAPI_WEBHOOK_TIMEOUT is a refusal: a request never waits longer on DNS.
+    """
+    parse(url).addresses(settings.VIDEOAPI_WEBHOOK_TIMEOUT)
     return url
