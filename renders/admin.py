@@ -19,6 +19,8 @@ from django.utils.html import format_html
 
 from renders import webhooks
 from renders.errors import ERROR_CODES
+from renders.health import job_stats
+from renders.lifecycle import jobs
 from renders.lifecycle.workspace import NAME_RE, CleanupError, dir_size, is_locked, remove_tree, temp_root
 from renders.models import RenderLog, WebhookDelivery
 
@@ -44,7 +46,8 @@ def dashboard():
             path = root / entry.name
             leftovers.append({"name": entry.name, "bytes": dir_size(path), "live": is_locked(path)})
     return {"totals": totals, "cleanups": cleanups, "leftovers": leftovers, "host": settings.VIDEOAPI_HOST_ID,
-            "failed_cleanups": capped_count(RenderLog.objects.filter(cleanup_status=RenderLog.Cleanup.FAILED))}
+            "failed_cleanups": capped_count(RenderLog.objects.filter(cleanup_status=RenderLog.Cleanup.FAILED)),
+            "jobs": job_stats()}
 
 
 def capped_count(queryset) -> str:
@@ -191,19 +194,30 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         self.message_user(request, f"sent again {len(sent)}{note}", messages.SUCCESS)
 
 
+class KindFilter(admin.SimpleListFilter):
+    title, parameter_name = "kind", "is_job"
+
+    def lookups(self, request, model_admin):
+        return [("1", "jobs (Prefer: respond-async)"), ("0", "rendered in their request")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(is_job=self.value() == "1") if self.value() in ("0", "1") else queryset
+
+
 @admin.register(RenderLog)
 class RenderLogAdmin(admin.ModelAdmin):
-    list_display = ("received_at", "endpoint", "status", "http_status", "error_code", "render_time",
-                    "output_size", "cleanup_status", "host", "user", "short_id")
-    list_filter = (EndpointFilter, "status", HostFilter, "cleanup_status", ErrorCodeFilter,
-                   ("received_at", admin.DateFieldListFilter))
+    list_display = ("received_at", "endpoint", "status", "job_progress", "job_eta", "http_status", "error_code",
+                    "render_time", "output_size", "cleanup_status", "host", "user", "short_id")
+    # "status" lists the model's choices (queued, cancelled, expired included), never a DISTINCT
+    list_filter = (EndpointFilter, "status", KindFilter, HostFilter, "cleanup_status",
+                   ErrorCodeFilter, ("received_at", admin.DateFieldListFilter))
     search_fields = ("id", "error_message")  # see get_search_results
     search_help_text = "A render id (or its first characters), or words of an error message."
     list_per_page = 50
     show_full_result_count = False
     paginator = CappedCountPaginator
     change_list_template = "admin/renders/renderlog/change_list.html"
-    actions = ["retry_cleanup"]
+    actions = ["retry_cleanup", "cancel_jobs"]
     inlines = [WebhookDeliveryInline]
 
     def get_search_results(self, request, queryset, search_term):
@@ -249,6 +263,24 @@ class RenderLogAdmin(admin.ModelAdmin):
         level = messages.ERROR if failed else messages.SUCCESS
         note = f", {elsewhere} on other hosts (retry from their admin or run sweep_temp there)" if elsewhere else ""
         self.message_user(request, f"cleaned {done}, still in use {live}, failed again {failed}{note}", level)
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel_jobs(self, request, queryset):
+        """As the client's DELETE: a queued job never runs, a running one is stopped, a result is deleted
+        (on another host, by that host's worker within a second)."""
+        cancelled, unchanged = 0, 0
+        for log in queryset.filter(is_job=True).exclude(status=RenderLog.Status.CANCELLED):
+            jobs.cancel(log)
+            if log.status == RenderLog.Status.CANCELLED:
+                cancelled += 1
+            else:
+                unchanged += 1
+        others = queryset.filter(is_job=False).count()
+        note = f", {unchanged} already over (failed, expired or downloaded)" if unchanged else ""
+        note += f", {others} not jobs (a render in its request cannot be cancelled)" if others else ""
+        self.message_user(request, f"cancelled {cancelled} job(s){note}",
+                          messages.SUCCESS if cancelled else messages.WARNING)
+
     fieldsets = (
         (None, {"fields": ("id", "endpoint", "status", "http_status", "host", "user", "api_key", "client_address")}),
         ("Error", {"fields": ("error_code", "error_message")}),
@@ -257,6 +289,9 @@ class RenderLogAdmin(admin.ModelAdmin):
                                 "response_closed_at")}),
         ("FFmpeg", {"fields": ("ffmpeg_command", "ffmpeg_exit_code", "ffmpeg_stderr_pretty")}),
         ("Cleanup", {"fields": ("workspace", "cleanup_status", "cleanup_at", "cleanup_error")}),
+        ("Job", {"fields": ("is_job", "queued_at", "worker_id", "lease_expires_at", "job_progress", "job_eta",
+                            "result_pretty", "result_expires_at", "result_delivered", "result_downloaded_at",
+                            "task_id", "client_ref", "idempotency_key")}),
     )
 
     def get_readonly_fields(self, request, obj=None):
@@ -279,6 +314,24 @@ class RenderLogAdmin(admin.ModelAdmin):
     def render_time(self, obj):
         seconds = obj.render_seconds
         return f"{seconds:.2f}" if seconds is not None else "-"
+
+    @admin.display(description="progress")
+    def job_progress(self, obj):
+        if not obj.is_job or obj.progress is None:
+            return "-"
+        percent = round(obj.progress * 100)
+        return format_html('<span style="white-space: nowrap"><progress max="100" value="{}" style="width: 5em">'
+                           '</progress> {} %</span>', percent, percent)
+
+    @admin.display(description="ETA")
+    def job_eta(self, obj):
+        if obj.status != RenderLog.Status.RENDERING or obj.eta_seconds is None:
+            return "-"
+        return str(timedelta(seconds=round(obj.eta_seconds)))
+
+    @admin.display(description="result")
+    def result_pretty(self, obj):
+        return self._pre(json.dumps(obj.result, indent=2, ensure_ascii=False)) if obj.result else "-"
 
     @staticmethod
     def _pre(text):

@@ -5,7 +5,10 @@ file per process under PROMETHEUS_MULTIPROC_DIR, summed at scrape time;
 the gunicorn config empties the directory at start and marks dead workers).
 What lives on disk (workspaces in flight, bytes and age under the temp
 root, busy render slots) is measured from the host at scrape time, so it is
-right whatever process asks (health.TempRootCollector).
+right whatever process asks (health.TempRootCollector). Jobs (queue depth,
+wait, progress) are read off the database at scrape time, every host's
+(health.JobCollector): the render_worker is no gunicorn worker, and its
+multiprocess files would be emptied at gunicorn's start or never read.
 """
 
 from prometheus_client import Counter, Histogram

@@ -18,11 +18,14 @@ class RenderLog(models.Model):
 
     class Status(models.TextChoices):
         RECEIVED = "received"
+        QUEUED = "queued"  # a job waiting for its host's worker
         RENDERING = "rendering"
         SUCCEEDED = "succeeded"
         REJECTED = "rejected"
         FAILED = "failed"
         TIMEOUT = "timeout"
+        CANCELLED = "cancelled"  # a job the client cancelled
+        EXPIRED = "expired"  # a job's result never downloaded within VIDEOAPI_JOB_RESULT_TTL
 
     class Cleanup(models.TextChoices):
         PENDING = "pending"
@@ -66,12 +69,34 @@ class RenderLog(models.Model):
     cleanup_at = models.DateTimeField(null=True, blank=True)
     cleanup_error = models.TextField(blank=True)
 
+    # -- jobs (asynchronous renders; renders/lifecycle/jobs.py) --
+    is_job = models.BooleanField(default=False, db_index=True, help_text="a job: answered 202 and queued (Prefer: respond-async)")
+    client_ref = models.CharField(max_length=80, blank=True,
+                                  help_text="who may see this job: key:<prefix>, user:<id>, or anonymous")
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    task_id = models.CharField(max_length=64, blank=True, help_text="the task framework's id for this job's run")
+    queued_at = models.DateTimeField(null=True, blank=True)
+    worker_id = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True,
+                                            help_text="a running job whose worker stops renewing this is lost")
+    progress = models.FloatField(null=True, blank=True)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True,
+                              help_text="a job's result: file in the workspace, name, type, headers")
+    result_expires_at = models.DateTimeField(null=True, blank=True)
+    result_delivered = models.JSONField(default=list, blank=True,
+                                        help_text="byte ranges of the result delivered so far")
+    result_downloaded_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-received_at"]
+        constraints = [models.UniqueConstraint(fields=["client_ref", "idempotency_key"],
+                                               condition=~models.Q(idempotency_key=""), name="job_idempotency")]
         # every admin filter, ordered by -received_at, reads one index range
         indexes = [models.Index(fields=["endpoint", "received_at"]), models.Index(fields=["status", "received_at"]),
                    models.Index(fields=["cleanup_status", "received_at"]), models.Index(fields=["host", "received_at"]),
-                   models.Index(fields=["error_code", "received_at"])]
+                   models.Index(fields=["error_code", "received_at"]),
+                   models.Index(fields=["client_ref", "received_at"]), models.Index(fields=["host", "status"])]
 
     def __str__(self):
         return f"{self.endpoint} {self.id} ({self.status})"

@@ -133,3 +133,25 @@ def request(address, path, fields, token=None):
     """A complete request: (status, headers, body)."""
     with raw_request(address, path, fields, token) as sock:
         return read_response(sock)
+
+
+@contextlib.contextmanager
+def render_worker(extra_env=None, args=()):
+    """A real `manage.py render_worker` (this host's jobs) beside a test's gunicorn; stopped (SIGTERM, then
+    SIGKILL after 20 s) when the block ends. Yields the process."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **(extra_env or {})}
+    log = open(Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"worker-{uuid.uuid4().hex[:8]}.log", "wb")
+    proc = subprocess.Popen([sys.executable, "manage.py", "render_worker", "--interval", "0.05", *args],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log_path = Path(log.name)
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()

@@ -4,13 +4,16 @@ The README's settings table lists each variable; keep the two in step.
 """
 
 import base64
+import hashlib
 import os
+import re
 import secrets
 import socket
 import tempfile
 from pathlib import Path
 
 import dj_database_url
+from corsheaders.defaults import default_headers as default_cors_headers
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -120,8 +123,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's assets, served by us (no CDN)
     "corsheaders",
-    "django_tasks",  # the task framework (Django 6's, backported); webhooks are delivered on it
-    "django_tasks_db",
+    "django_tasks",  # the task framework (Django 6's django.tasks, backported): jobs run on it
+    "django_tasks_db",  # its database backend: the queue lives in the service's own database
     "renders",
 ]
 
@@ -294,8 +297,24 @@ def env_webhook_secret(name):
 # Signs webhooks when auth is off, and for API keys without a secret of their own.
 VIDEOAPI_WEBHOOK_SECRET = env_webhook_secret("VIDEOAPI_WEBHOOK_SECRET")
 
-# The task framework: webhook deliveries wait in the database for `manage.py db_worker --queue-name webhooks`.
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["webhooks"]}}
+# Jobs (asynchronous renders, renders/lifecycle/jobs.py). A job runs on the host
+# that received its upload, from that host's queue of the task framework.
+VIDEOAPI_JOB_RESULT_TTL = env_number("VIDEOAPI_JOB_RESULT_TTL", 3600.0, float, minimum=1)
+VIDEOAPI_JOB_LEASE = env_number("VIDEOAPI_JOB_LEASE", 60.0, float, minimum=2)
+VIDEOAPI_JOB_QUEUE_TIMEOUT = env_number("VIDEOAPI_JOB_QUEUE_TIMEOUT", 3600.0, float, minimum=1)
+VIDEOAPI_MAX_QUEUED_JOBS = env_number("VIDEOAPI_MAX_QUEUED_JOBS", 100, int, minimum=0)
+VIDEOAPI_JOB_POLL_INTERVAL = env_number("VIDEOAPI_JOB_POLL_INTERVAL", 0.2, float, minimum=0.01)
+VIDEOAPI_JOB_WORKERS = env_number("VIDEOAPI_JOB_WORKERS", VIDEOAPI_MAX_CONCURRENT_RENDERS, int, minimum=1)
+VIDEOAPI_JOB_QUEUE = re.sub(r"[^A-Za-z0-9._-]", "_", VIDEOAPI_HOST_ID)
+# the task table's queue name: at most 32 characters, and never the webhooks' queue
+if len(VIDEOAPI_JOB_QUEUE) > 32 or VIDEOAPI_JOB_QUEUE != VIDEOAPI_HOST_ID or VIDEOAPI_JOB_QUEUE == "webhooks":
+    VIDEOAPI_JOB_QUEUE = VIDEOAPI_JOB_QUEUE[:23] + "-" + hashlib.sha256(VIDEOAPI_HOST_ID.encode()).hexdigest()[:8]
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": [VIDEOAPI_JOB_QUEUE, "webhooks"],  # this host's jobs; every host delivers webhooks
+    }
+}
 
 REST_FRAMEWORK = {
     # VIDEOAPI_AUTH is applied per request by these classes (renders/api/authentication.py)
@@ -313,7 +332,9 @@ CORS_ALLOWED_ORIGINS = [o.strip().rstrip("/") for o in env_str("VIDEOAPI_CORS_AL
                         if o.strip()]
 CORS_URLS_REGEX = r"^/api/.*$"
 CORS_EXPOSE_HEADERS = ["X-Render-Id", "Content-Disposition", "X-Concat-Mode", "X-Trim-Start", "Retry-After",
-                       "Server-Timing"]
+                       "Server-Timing", "Location", "Preference-Applied", "Content-Range", "Accept-Ranges"]
+# jobs: Prefer (respond-async), Idempotency-Key, and Range to resume a result's download
+CORS_ALLOW_HEADERS = [*default_cors_headers, "prefer", "idempotency-key", "range"]
 CORS_PREFLIGHT_MAX_AGE = 600
 
 SPECTACULAR_SETTINGS = {

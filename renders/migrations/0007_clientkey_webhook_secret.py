@@ -12,7 +12,7 @@ import renders.models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('renders', '0005_renderlog_received_help'),
+        ('renders', '0006_jobs'),
     ]
 
     operations = [

@@ -19,6 +19,7 @@ from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import Field, TypeAdapter
 
+from renders.media.builders import whole_frames
 from renders.media.probe import ImageInfo, MediaInfo
 from renders.media.spec import OutputSpec
 from renders.media.text import Card
@@ -60,6 +61,11 @@ class Clip:
     @property
     def uploads(self) -> tuple:
         return (self.video,)
+
+    @property
+    def output_length(self) -> float | None:
+        """Seconds of output the render writes (what a job's progress is measured against); None for a still."""
+        return None if getattr(self, "format", "mp4") == "jpg" else self.length
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,14 @@ class JoinPlan:
     def uploads(self) -> tuple:
         return self.inputs
 
+    @property
+    def output_length(self) -> float:
+        fps = self.spec.fps
+        total = sum(whole_frames(item.info.duration, fps) for item in self.inputs)
+        if self.transition == "crossfade":
+            total -= whole_frames(self.transition_duration, fps) * (len(self.inputs) - 1)
+        return total
+
 
 @dataclass(frozen=True)
 class TemplatePlan:
@@ -132,6 +146,10 @@ class TemplatePlan:
     @property
     def uploads(self) -> tuple:
         return (self.video,) + ((self.avatar,) if self.avatar else ())
+
+    @property
+    def output_length(self) -> float:
+        return self.length
 
 
 Plan = Annotated[Union[TrimPlan, PreviewPlan, JoinPlan, TemplatePlan], Field(discriminator="kind")]

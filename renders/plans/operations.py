@@ -21,9 +21,14 @@ from renders.plans import JoinPlan, PreviewPlan, TemplatePlan, TrimPlan
 
 @dataclass(frozen=True)
 class Run:
-    """One FFmpeg command (run with the workspace as its working directory)."""
+    """One FFmpeg command (run with the workspace as its working directory).
+
+    `measures`: the run only measures (it writes no output), so it says
+    nothing about how far the render has got.
+    """
 
     args: list[str]
+    measures: bool = False
 
 
 @dataclass
@@ -59,7 +64,7 @@ def normalised(workspace, info, inputs: list[str], duration: float, target: floa
         return post, loudness.summary(None, target, duration)
     chain = ",".join(p for p in (post, loudness.measure_filter(target)) if p)
     graph = write_graph(workspace, [builders.house_audio(0, info, duration, pre=pre, post=chain)])
-    result = yield Run(builders.measure_args(inputs, graph))
+    result = yield Run(builders.measure_args(inputs, graph), measures=True)
     measured = loudness.parse_measurement(result.stderr_tail)
     finish = ",".join(p for p in (post, loudness.apply_filter(measured, target)) if p)
     return finish, loudness.summary(measured, target, duration)
@@ -224,7 +229,8 @@ OPERATIONS = {"trim": trim, "trim-preview": trim_preview, "join": join, "templat
 
 
 def perform(plan, workspace, run: Callable) -> Result:
-    """Run the plan's operation, handing each FFmpeg command to `run(args)` (which raises on failure)."""
+    """Run the plan's operation, handing each FFmpeg command to `run(args, measures=...)` (which raises on
+    failure)."""
     steps = OPERATIONS[plan.kind](plan, workspace)
     answer = None
     while True:
@@ -232,4 +238,4 @@ def perform(plan, workspace, run: Callable) -> Result:
             step = steps.send(answer)
         except StopIteration as done:
             return done.value
-        answer = run(step.args)
+        answer = run(step.args, measures=step.measures)
