@@ -87,6 +87,9 @@ class RenderLog(models.Model):
     result_delivered = models.JSONField(default=list, blank=True,
                                         help_text="byte ranges of the result delivered so far")
     result_downloaded_at = models.DateTimeField(null=True, blank=True)
+    callback_url = models.CharField(max_length=2048, blank=True, help_text="where the job's webhook goes")
+    base_url = models.CharField(max_length=300, blank=True,
+                                help_text="the service's address as the submitting client used it (result URLs)")
 
     class Meta:
         ordering = ["-received_at"]

@@ -261,6 +261,8 @@ VIDEOAPI_DB_RETRY_AFTER = env_number("VIDEOAPI_DB_RETRY_AFTER", 5, int, minimum=
 # (an intranet, the tests); each attempt has a hard deadline and is retried after each delay.
 VIDEOAPI_WEBHOOK_ALLOW_PRIVATE = env_bool("VIDEOAPI_WEBHOOK_ALLOW_PRIVATE", False)
 VIDEOAPI_WEBHOOK_TIMEOUT = env_number("VIDEOAPI_WEBHOOK_TIMEOUT", 10.0, float, minimum=0.1)
+# deliveries one render_worker makes at once (threads beside its render jobs, never in a render slot)
+VIDEOAPI_WEBHOOK_WORKERS = env_number("VIDEOAPI_WEBHOOK_WORKERS", 4, int, minimum=1)
 
 
 def env_delays(name, default):
