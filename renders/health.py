@@ -120,9 +120,9 @@ class TempRootCollector:
 
 # ---- jobs, from the database ---------------------------------------------------------------------
 #
-# The database is the one place that knows every host's queue whichever process asks: a gunicorn
-# worker, another host, not the render_worker (a separate process whose multiprocess files gunicorn's
-# start empties). Every host reports every host's jobs: aggregate with max by (host), not sum.
+# The database is the one place that knows every host's queue, whichever gunicorn worker or host is
+# scraped and whether or not a host's render_worker runs (a dead worker's queue is what an alert wants
+# to see). Every host reports every host's jobs: aggregate with max by (host), never sum.
 
 JOB_WAIT_WINDOW = timedelta(minutes=5)
 # a job started in the window was received at most its queueing time (VIDEOAPI_JOB_QUEUE_TIMEOUT, then it
@@ -140,7 +140,7 @@ def job_stats(now=None) -> dict:
     """
     now = now or timezone.now()
     hosts = defaultdict(lambda: {"queued": 0, "running": 0, "oldest_queued": 0.0, "running_jobs": [], "waits": []})
-    hosts[settings.VIDEOAPI_HOST_ID]
+    hosts[settings.VIDEOAPI_HOST_ID]  # this host is listed even with nothing queued
     active = RenderLog.objects.filter(is_job=True, status__in=[RenderLog.Status.QUEUED, RenderLog.Status.RENDERING])
     for host, status, render_id, queued_at, progress, eta in active.order_by().values_list(
             "host", "status", "id", "queued_at", "progress", "eta_seconds"):
@@ -182,7 +182,7 @@ class JobCollector:
                                  "database)", labels=["host", "status"])
         oldest = GaugeMetricFamily("videoapi_job_oldest_queued_seconds", "Age of the oldest queued job, per host "
                                    "(0 with none queued)", labels=["host"])
-        wait = GaugeMetricFamily("videoapi_job_wait_seconds", "Time from queued to render started of the jobs "
+        wait = GaugeMetricFamily("videoapi_job_recent_wait_seconds", "Time from queued to render started of the jobs "
                                  f"started in the last {JOB_WAIT_WINDOW.seconds // 60} minutes, per host",
                                  labels=["host", "stat"])
         started = GaugeMetricFamily("videoapi_jobs_started_recently", "Jobs started in the last "

@@ -118,7 +118,7 @@ def test_job_gauges(api, clips):
     assert value(samples, "videoapi_job_metrics_up") == 1
     assert value(samples, "videoapi_jobs", host=here, status="queued") == 0  # this host: listed with nothing
     assert value(samples, "videoapi_job_oldest_queued_seconds", host=here) == 0
-    assert value(samples, "videoapi_job_wait_seconds", host=here, stat="mean") is None  # no job started lately
+    assert value(samples, "videoapi_job_recent_wait_seconds", host=here, stat="mean") is None  # none started lately
 
     queued = queued_job(api, clips)
     try:
@@ -139,8 +139,9 @@ def test_job_gauges(api, clips):
         assert value(samples, "videoapi_jobs", host="render-9", status="queued") == 0
         assert value(samples, "videoapi_job_progress", host="render-9", render_id=str(running.pk)) == 0.25
         assert value(samples, "videoapi_job_eta_seconds", host="render-9", render_id=str(running.pk)) == 12.0
-        assert value(samples, "videoapi_job_wait_seconds", host="render-9", stat="mean") == pytest.approx(3.0, abs=0.1)
-        assert value(samples, "videoapi_job_wait_seconds", host="render-9", stat="max") == pytest.approx(4.0, abs=0.1)
+        wait = "videoapi_job_recent_wait_seconds"
+        assert value(samples, wait, host="render-9", stat="mean") == pytest.approx(3.0, abs=0.1)
+        assert value(samples, wait, host="render-9", stat="max") == pytest.approx(4.0, abs=0.1)
         assert value(samples, "videoapi_jobs_started_recently", host="render-9") == 2
         progress = [key for key in samples if key[0] == "videoapi_job_progress"]
         assert len(progress) == 2  # running jobs only, never a queued or finished one
@@ -176,6 +177,7 @@ def test_gunicorn_reports_the_workers_job(served, token, long_clip):  # noqa: F8
                 for family in text_string_to_metric_families(body.decode()) for s in family.samples}
 
     served.slow()
+    histogram = value(gauges(), "videoapi_job_wait_seconds_count", host=settings.VIDEOAPI_HOST_ID) or 0
     status, _head, job = submit(served.address, token, fields={"video": long_clip, "start": "0"})
     assert status == 202
     here, seen = settings.VIDEOAPI_HOST_ID, []
@@ -190,12 +192,14 @@ def test_gunicorn_reports_the_workers_job(served, token, long_clip):  # noqa: F8
     assert samples, seen
     assert value(samples, "videoapi_jobs", host=here, status="running") == 1
     assert value(samples, "videoapi_job_eta_seconds", host=here, render_id=job["id"]) >= 0
-    assert 0 <= value(samples, "videoapi_job_wait_seconds", host=here, stat="max") < 5  # an idle worker took it
+    assert 0 <= value(samples, "videoapi_job_recent_wait_seconds", host=here, stat="max") < 5  # an idle worker took it
     job, _seen = poll(served.address, token, job["id"])
     assert job["status"] == "succeeded"
     samples = gauges()
     assert value(samples, "videoapi_job_progress", host=here, render_id=job["id"]) is None  # running jobs only
     assert value(samples, "videoapi_jobs", host=here, status="running") == 0
     assert value(samples, "videoapi_jobs_started_recently", host=here) == 1
+    # the worker's own histogram of the wait (its multiprocess file), summed by gunicorn's scrape
+    assert value(samples, "videoapi_job_wait_seconds_count", host=here) == histogram + 1
     call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)  # the download deletes the result
     assert wait_for(lambda: leftovers() == [] or None, 5) is not None

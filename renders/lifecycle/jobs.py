@@ -313,6 +313,7 @@ def run(render_id: str):
             workspace.delete()
         return
     log.refresh_from_db()
+    metrics.job_started(log.host, (now - log.queued_at).total_seconds())
     logger.info("event=job_started render_id=%s worker=%s waited=%.3f", log.pk, worker_id,
                 (now - log.queued_at).total_seconds())
     render = Render.resume(log, workspace)

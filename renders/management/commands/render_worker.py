@@ -45,6 +45,7 @@ class Worker:
         self.parent = os.getppid() if exit_with_parent else None
         self.stopping = threading.Event()
         self.abandoning = threading.Event()
+        self.wake = threading.Event()  # a job of ours ended (its slot is free), or a stop was asked
         self.idle = threading.Semaphore(threads)
         self.running = 0
         self.lock = threading.Lock()
@@ -58,6 +59,7 @@ class Worker:
         else:
             logger.info("event=worker_stopping signal=%s running=%s", signum, self.running)
             self.stopping.set()
+        self.wake.set()
 
     def serve(self):
         from renders.warmup import warm
@@ -72,6 +74,7 @@ class Worker:
                 if time.monotonic() >= next_housekeeping:
                     self.housekeeping()
                     next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
+                self.wake.clear()  # a job ending from here on wakes the wait below at once
                 try:
                     if self.claim_one(pool):
                         continue  # jobs may be waiting: claim the next at once
@@ -82,7 +85,7 @@ class Worker:
                     close_old_connections()
                     self.stopping.wait(max(self.interval, 1.0))
                     continue
-                self.stopping.wait(self.interval)
+                self.wake.wait(self.interval)  # the next poll, or at once when one of our jobs frees its slot
         finally:
             pool.shutdown(wait=True)  # running jobs finish (or stop, when abandoning)
             close_old_connections()
@@ -123,6 +126,7 @@ class Worker:
             with self.lock:
                 self.running -= 1
             self.idle.release()
+            self.wake.set()
 
     def housekeeping(self):
         if self.parent is not None and os.getppid() != self.parent:
