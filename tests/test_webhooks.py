@@ -726,7 +726,7 @@ def test_a_slow_resolver_counts_against_the_attempts_deadline(private_ok, monkey
 
 
 def test_the_callback_field_publishes_itself_and_a_blank_one_is_not_sent(settings):
-    assert CallbackUrlField().openapi() == {"type": "string", "format": "uri", "maxLength": 2048,
+    assert CallbackUrlField().openapi() == {"type": "string", "format": "uri", "maxLength": 2048, "default": "",
                                             "description": CallbackUrlField().help_text}
     for blank in ("", "   "):
         form = CallbackForm(data={"callback_url": blank})

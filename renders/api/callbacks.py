@@ -25,4 +25,6 @@ class CallbackUrlField(Published, BlankIsMissing, serializers.CharField):
             raise serializers.ValidationError(exc.messages) from None
 
     def openapi(self):
-        return {"type": "string", "format": "uri", "maxLength": MAX_URL_LENGTH, "description": self.help_text}
+        # empty by default: an untouched "Try it out" form renders in the request, as without the field
+        return {"type": "string", "format": "uri", "maxLength": MAX_URL_LENGTH, "default": "",
+                "description": self.help_text}
