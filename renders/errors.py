@@ -102,15 +102,6 @@ class NotReady(ServiceError):
     default_detail = "the job has not finished yet"
 
 
-class InProgress(ServiceError):
-    status_code = 409
-    default_code = "in_progress"
-    default_detail = "a request with this Idempotency-Key is still being received; ask again shortly"
-
-    def __init__(self, detail=None, fields=None, headers=None):
-        super().__init__(detail, fields, {"Retry-After": "1", **(headers or {})})
-
-
 class Gone(ServiceError):
     status_code = 410
     default_code = "gone"
@@ -128,7 +119,7 @@ class Misdirected(ServiceError):
 ERROR_CODES = ["invalid_input", "not_authenticated", "payload_too_large", "unsupported_media", "undecodable_media",
                "throttled", "render_failed", "internal_error", "busy", "unavailable", "render_timeout",
                "insufficient_storage", "worker_lost", "method_not_allowed", "permission_denied", "not_found",
-               "error", "client_disconnected", "not_ready", "in_progress", "gone", "misdirected"]
+               "error", "client_disconnected", "not_ready", "duplicate", "gone", "misdirected"]
 
 
 def _messages(value, prefix=""):

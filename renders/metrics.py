@@ -33,6 +33,18 @@ def cleanup(outcome):
     CLEANUPS.labels(outcome).inc()
 
 
+# webhooks (renders.webhooks): counted when a delivery ends
+WEBHOOK_DELIVERIES = Counter("videoapi_webhook_deliveries_total", "Webhook deliveries by final outcome "
+                             "(succeeded, failed, gone: the receiver answered 410)", ["outcome"])
+WEBHOOK_ATTEMPTS = Histogram("videoapi_webhook_attempts", "Attempts a webhook delivery took, by final outcome",
+                             ["outcome"], buckets=(1, 2, 3, 4, 5, 6, 7, 10, 15, 21))
+
+
+def webhook_delivered(outcome, attempts):
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+    WEBHOOK_ATTEMPTS.labels(outcome).observe(attempts)
+
+
 JOB_WAIT_SECONDS = Histogram("videoapi_job_wait_seconds", "Time a job waited in its host's queue before its render "
                              "started", ["host"], buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800))
 

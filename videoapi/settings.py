@@ -3,6 +3,7 @@
 The README's settings table lists each variable; keep the two in step.
 """
 
+import base64
 import hashlib
 import os
 import re
@@ -256,6 +257,48 @@ if len(VIDEOAPI_HOST_ID) > 100:
     raise ImproperlyConfigured("VIDEOAPI_HOST_ID must be at most 100 characters")
 VIDEOAPI_DB_RETRY_AFTER = env_number("VIDEOAPI_DB_RETRY_AFTER", 5, int, minimum=1)
 
+# Webhooks (renders.webhooks): callbacks go only to public addresses unless the operator allows private ones
+# (an intranet, the tests); each attempt has a hard deadline and is retried after each delay.
+VIDEOAPI_WEBHOOK_ALLOW_PRIVATE = env_bool("VIDEOAPI_WEBHOOK_ALLOW_PRIVATE", False)
+VIDEOAPI_WEBHOOK_TIMEOUT = env_number("VIDEOAPI_WEBHOOK_TIMEOUT", 10.0, float, minimum=0.1)
+# deliveries one render_worker makes at once (threads beside its render jobs, never in a render slot)
+VIDEOAPI_WEBHOOK_WORKERS = env_number("VIDEOAPI_WEBHOOK_WORKERS", 4, int, minimum=1)
+
+
+def env_delays(name, default):
+    raw = env_str(name, "") or default
+    if raw.strip().lower() == "none":
+        return ()
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be comma-separated seconds like 5,300,1800 (or none), got {raw!r}") from None
+    if any(not 0 <= d <= 7 * 86400 for d in delays) or len(delays) > 20:
+        raise ImproperlyConfigured(f"{name} takes at most 20 delays of 0 to 604800 seconds each, got {raw!r}")
+    return delays
+
+
+VIDEOAPI_WEBHOOK_RETRY_DELAYS = env_delays("VIDEOAPI_WEBHOOK_RETRY_DELAYS", "5,300,1800,7200,18000,36000")
+
+
+def env_webhook_secret(name):
+    raw = env_str(name, "")
+    if not raw:
+        return ""
+    try:
+        key = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        key = b""
+    if not raw.startswith("whsec_") or len(key) < 24:
+        raise ImproperlyConfigured(f"{name} must be whsec_ and the base64 of at least 24 random bytes "
+                                   "(e.g. from: python -c \"import base64,secrets; "
+                                   "print('whsec_'+base64.b64encode(secrets.token_bytes(32)).decode())\")")
+    return raw
+
+
+# Signs webhooks when auth is off, and for API keys without a secret of their own.
+VIDEOAPI_WEBHOOK_SECRET = env_webhook_secret("VIDEOAPI_WEBHOOK_SECRET")
+
 # Jobs (asynchronous renders, renders/lifecycle/jobs.py). A job runs on the host
 # that received its upload, from that host's queue of the task framework.
 VIDEOAPI_JOB_RESULT_TTL = env_number("VIDEOAPI_JOB_RESULT_TTL", 3600.0, float, minimum=1)
@@ -265,12 +308,13 @@ VIDEOAPI_MAX_QUEUED_JOBS = env_number("VIDEOAPI_MAX_QUEUED_JOBS", 100, int, mini
 VIDEOAPI_JOB_POLL_INTERVAL = env_number("VIDEOAPI_JOB_POLL_INTERVAL", 0.2, float, minimum=0.01)
 VIDEOAPI_JOB_WORKERS = env_number("VIDEOAPI_JOB_WORKERS", VIDEOAPI_MAX_CONCURRENT_RENDERS, int, minimum=1)
 VIDEOAPI_JOB_QUEUE = re.sub(r"[^A-Za-z0-9._-]", "_", VIDEOAPI_HOST_ID)
-if len(VIDEOAPI_JOB_QUEUE) > 32 or VIDEOAPI_JOB_QUEUE != VIDEOAPI_HOST_ID:  # the task table's queue name: 32 chars
+# the task table's queue name: at most 32 characters, and never the webhooks' queue
+if len(VIDEOAPI_JOB_QUEUE) > 32 or VIDEOAPI_JOB_QUEUE != VIDEOAPI_HOST_ID or VIDEOAPI_JOB_QUEUE == "webhooks":
     VIDEOAPI_JOB_QUEUE = VIDEOAPI_JOB_QUEUE[:23] + "-" + hashlib.sha256(VIDEOAPI_HOST_ID.encode()).hexdigest()[:8]
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",
-        "QUEUES": [VIDEOAPI_JOB_QUEUE],
+        "QUEUES": [VIDEOAPI_JOB_QUEUE, "webhooks"],  # this host's jobs; every host delivers webhooks
     }
 }
 

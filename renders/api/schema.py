@@ -353,8 +353,8 @@ ERROR_MEANINGS = {  # code -> (status, when); every code of renders.errors.ERROR
                            "its result's answer; for a synchronous render only in the log: its client saw the "
                            "connection drop)"),
     "not_ready": ("409", "a job's result was asked for before the job finished; see `Retry-After`"),
-    "in_progress": ("409", "a submission with the same `Idempotency-Key` is still being received; see "
-                           "`Retry-After`"),
+    "duplicate": (None, "a job submission whose Idempotency-Key another submission took first (it was "
+                        "answered that job)"),
     "gone": ("410", "a job's result was already downloaded, cancelled or expired"),
     "misdirected": ("421", "a host was asked directly for a job result another host holds (named in "
                            "`X-Videoapi-Host`)"),

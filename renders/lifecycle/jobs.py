@@ -40,8 +40,8 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from renders import metrics, plans
-from renders.errors import Busy, Gone, InProgress, Misdirected, NotReady, ServiceError, invalid
+from renders import metrics, plans, webhooks
+from renders.errors import Busy, Gone, Misdirected, NotReady, ServiceError, invalid
 from renders.lifecycle import tasks
 from renders.lifecycle.clients import is_trusted_proxy
 from renders.lifecycle.render import Render, Stopped
@@ -86,56 +86,64 @@ def wants_job(request) -> bool:
 
 
 class Submission:
-    """A request that asked for a job: its owner and Idempotency-Key (checked before the body is read)."""
+    """What a render request says about running as a job, read from its headers before the body: who owns
+    it, `Prefer: respond-async`, and its Idempotency-Key. (A `callback_url` in the form asks for a job too.)"""
 
     def __init__(self, request):
         self.client_ref = client_ref(request)
+        self.prefer_async = wants_job(request)
         key = request.META.get("HTTP_IDEMPOTENCY_KEY", "").strip()
         if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
             raise invalid("Idempotency-Key", f"must be at most {MAX_IDEMPOTENCY_KEY} printable characters")
         self.idempotency_key = key
 
-    @classmethod
-    def of(cls, request) -> "Submission | None":
-        return cls(request) if wants_job(request) else None
-
-    def earlier(self, request):
-        """The answer to a repeated Idempotency-Key: the first request's job (None when there is none)."""
+    def earlier_job(self) -> RenderLog | None:
+        """The job this client already submitted with this Idempotency-Key within the last 24 hours."""
         if not self.idempotency_key:
             return None
         mine = RenderLog.objects.filter(client_ref=self.client_ref, idempotency_key=self.idempotency_key)
-        mine.filter(received_at__lt=timezone.now() - IDEMPOTENCY_WINDOW).update(idempotency_key="")
-        log = mine.first()
-        if log is None:
-            return None
-        if not log.is_job:  # still being received (a refused one has no key any more)
-            raise InProgress()
-        return accepted_response(log, request)
+        mine.filter(queued_at__lt=timezone.now() - IDEMPOTENCY_WINDOW).update(idempotency_key="")
+        return mine.first()
 
-    def fields(self) -> dict:
-        """What the RenderLog records at creation."""
-        return {"client_ref": self.client_ref, "idempotency_key": self.idempotency_key}
+    def earlier(self, request):
+        """The answer to a repeated Idempotency-Key (the first job, 202), checked before the body is read."""
+        log = self.earlier_job()
+        return accepted_response(log, request) if log else None
 
     def begin(self, request, endpoint, form):
-        """Render.begin for a job; a concurrent twin with the same Idempotency-Key is answered 409 in_progress."""
-        try:
-            return Render.begin(request, endpoint, form=form, **self.fields())
-        except IntegrityError:
-            raise InProgress() from None
+        return Render.begin(request, endpoint, form=form, client_ref=self.client_ref)
+
+    def wanted(self, callback_url: str | None) -> bool:
+        return self.prefer_async or bool(callback_url)
 
 
-def submit(render: Render, request):
-    """The accepted request becomes a queued job (module docstring, step 1); returns the 202 answer."""
+def submit(render: Render, request, submission: Submission, callback_url: str | None = None):
+    """The accepted request becomes a queued job (module docstring, step 1); returns the 202 answer.
+
+    Its Idempotency-Key is taken here, in the same transaction: of two twins
+    received side by side, the second to get here answers the first's job
+    and keeps nothing.
+    """
     render.workspace.mark_job(render.id)
     now = timezone.now()
-    with transaction.atomic():
-        _serialise_host_queue()
-        limit = settings.VIDEOAPI_MAX_QUEUED_JOBS
-        if RenderLog.objects.filter(host=settings.VIDEOAPI_HOST_ID, status=Status.QUEUED).count() >= limit:
-            raise Busy(f"{limit} jobs are already waiting on this host (VIDEOAPI_MAX_QUEUED_JOBS); try again later",
-                       headers={"Retry-After": "30"})
-        render.log.record(status=Status.QUEUED, is_job=True, http_status=202, queued_at=now, progress=0.0)
-        render.log.record(task_id=tasks.enqueue(render.id))
+    try:
+        with transaction.atomic():
+            _serialise_host_queue()
+            limit = settings.VIDEOAPI_MAX_QUEUED_JOBS
+            if RenderLog.objects.filter(host=settings.VIDEOAPI_HOST_ID, status=Status.QUEUED).count() >= limit:
+                raise Busy(f"{limit} jobs are already waiting on this host (VIDEOAPI_MAX_QUEUED_JOBS); try again "
+                           "later", headers={"Retry-After": "30"})
+            render.log.record(status=Status.QUEUED, is_job=True, http_status=202, queued_at=now, progress=0.0,
+                              idempotency_key=submission.idempotency_key, callback_url=callback_url or "",
+                              base_url=request.build_absolute_uri("/"), task_id=tasks.enqueue(render.id))
+    except IntegrityError:
+        first = submission.earlier_job()
+        if first is None:
+            raise
+        render.log.record(status=Status.REJECTED, http_status=202, error_code="duplicate",
+                          error_message=f"the same Idempotency-Key as job {first.pk}, which answered it")
+        render.cleanup()
+        return accepted_response(first, request)
     render.workspace.release_lock()  # the job owns it now: the database says so
     logger.info("event=queued render_id=%s endpoint=%s", render.id, render.log.endpoint)
     return accepted_response(render.log, request)
@@ -160,12 +168,15 @@ def accepted_response(log: RenderLog, request):
 # ---- what a client sees -------------------------------------------------------------------------------
 
 
-def job_data(log: RenderLog, request) -> dict:
+def job_data(log: RenderLog, request=None) -> dict:
+    """The job as the API shows it; URLs absolute, for `request` or (a webhook) as its submitter saw them."""
     status = JOB_STATUS[log.status]
     result = error = None
     if status == "succeeded":
         info = log.result
-        result = {"url": request.build_absolute_uri(f"/api/jobs/{log.id}/result"),
+        path = f"/api/jobs/{log.id}/result"
+        url = request.build_absolute_uri(path) if request is not None else log.base_url.rstrip("/") + path
+        result = {"url": url,
                   "content_type": info.get("content_type"), "bytes": log.output_size,
                   "filename": info.get("filename"),
                   "expires_at": _iso(log.result_downloaded_at or log.result_expires_at)}
@@ -224,9 +235,27 @@ def cancel(log: RenderLog):
     ).update(status=Status.CANCELLED)
     if changed:
         logger.info("event=cancelled render_id=%s", log.pk)
+        announce(log.pk, "render.cancelled")
     log.refresh_from_db()
     if _local(log) and log.status == Status.CANCELLED:
         discard(log)
+
+
+def announce(log_id, event: str):
+    """A job ended: its webhook, if it asked for one (renders.webhooks signs, sends and retries it)."""
+    log = RenderLog.objects.filter(pk=log_id).first()
+    if log is None or not log.callback_url:
+        return
+    try:
+        webhooks.notify(log, event, job_data(log), url=log.callback_url, key=key_of(log))
+    except Exception:  # a webhook must never undo or hide the job's own outcome
+        logger.exception("event=webhook_not_queued render_id=%s", log_id)
+
+
+def key_of(log: RenderLog) -> ClientKey | None:
+    """The API key that submitted the job (its secret signs the webhook)."""
+    kind, _, value = log.client_ref.partition(":")
+    return ClientKey.objects.filter(prefix=value).first() if kind == "key" else None
 
 
 # ---- the worker's side ------------------------------------------------------------------------------
@@ -306,6 +335,7 @@ def run(render_id: str):
         metrics.rendered(log.endpoint, Status.SUCCEEDED, seconds)
         logger.info("event=job_succeeded render_id=%s seconds=%.3f bytes=%s", log.pk, seconds, size)
         workspace.release_lock()  # the result stays for its download (or the TTL)
+        announce(log.pk, "render.succeeded")
     except Stopped:
         if abandon():
             fail_lost(log, detail="the worker was stopped while this job ran")
@@ -314,6 +344,7 @@ def run(render_id: str):
     except BaseException as exc:
         if RenderLog.objects.filter(pk=log.pk, status=Status.RENDERING).exists():
             render.abort(exc)
+            announce(log.pk, "render.failed")
         else:
             render.cleanup()
         if not isinstance(exc, Exception):
@@ -334,6 +365,7 @@ def fail_lost(log: RenderLog, *, stale: bool = False, detail: str = ""):
         logger.warning("event=worker_lost render_id=%s detail=%r", log.pk, detail)
         metrics.rendered(log.endpoint, Status.FAILED)
         tasks.mark_lost(log.task_id)
+        announce(log.pk, "render.failed")
 
 
 def expire(log: RenderLog):

@@ -179,8 +179,6 @@ class Render:
         fields = dict(status=status, http_status=answer.status, error_code=answer.code, error_message=answer.detail)
         if self.log.render_started_at:
             fields["render_finished_at"] = now
-        if self.log.idempotency_key:  # a refused submission is no job: a corrected retry may use the key
-            fields["idempotency_key"] = ""
         if not self._accepted:
             try:
                 fields.update(self.receipt.brought(self._form().fields if self._form else {}, self._secrets))

@@ -42,10 +42,12 @@ def enqueue(render_id) -> str:
     return render_job.using(queue_name=settings.VIDEOAPI_JOB_QUEUE).enqueue(str(render_id)).id
 
 
-def claim(worker_id: str) -> DBTaskResult | None:
-    """The next ready task of this host's queue, claimed for `worker_id` (None when there is none)."""
+def claim(worker_id: str, queue: str | None = None) -> DBTaskResult | None:
+    """The next ready task of `queue` (this host's jobs by default; "webhooks"), claimed for `worker_id` (None
+    when there is none)."""
     close_old_connections()
-    tasks = DBTaskResult.objects.ready().filter(backend_name="default", queue_name=settings.VIDEOAPI_JOB_QUEUE)
+    tasks = DBTaskResult.objects.ready().filter(backend_name="default",
+                                                queue_name=queue or settings.VIDEOAPI_JOB_QUEUE)
     with exclusive_transaction(tasks.db):
         try:
             found = tasks.get_locked()
