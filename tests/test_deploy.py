@@ -504,7 +504,7 @@ def served_by_script(directory: Path):
     try:
         wait_port(port, proc, lambda: log.read_text()[-3000:], seconds=60)
         worker = wait_for(lambda: next((pid for pid, line in children(proc.pid).items()
-                                        if "manage.py render_worker --exit-with-parent" in line), None), seconds=10)
+                                        if "manage.py render_worker --exit-with-parent " in line), None), seconds=10)
         assert worker, children(proc.pid)
         assert wait_for(lambda: "event=worker_started" in log.read_text(), seconds=30), log.read_text()[-3000:]
         yield f"127.0.0.1:{port}", proc, worker, log

@@ -85,6 +85,7 @@ class Lane:
         finally:
             with self.lock:
                 self.running -= 1
+                self.worker.done += 1
             self.release(slot)
             self.worker.wake.set()
 
@@ -95,10 +96,13 @@ class Lane:
 
 
 class Worker:
-    def __init__(self, threads: int, interval: float, batch: bool, exit_with_parent: bool):
+    def __init__(self, threads: int, interval: float, batch: bool, exit_with_parent):
         self.interval = interval
         self.batch = batch
-        self.parent = os.getppid() if exit_with_parent else None
+        # the parent to outlive: the PID given (the starter's own, so a parent gone before this line still
+        # counts), else whoever started us
+        self.parent = (exit_with_parent if exit_with_parent > 0 else os.getppid()) if exit_with_parent else None
+        self.done = 0  # tasks run
         self.stopping = threading.Event()
         self.abandoning = threading.Event()
         self.wake = threading.Event()  # a task of ours ended (its thread and slot are free), or a stop was asked
@@ -150,7 +154,7 @@ class Worker:
             for lane in self.lanes:
                 lane.pool.shutdown(wait=True)  # running jobs finish (or stop, when abandoning)
             close_old_connections()
-            logger.info("event=worker_stopped tasks=%s", self.count)
+            logger.info("event=worker_stopped tasks=%s", self.done)
 
     def housekeeping(self, resume_webhooks=False):
         if self.parent is not None and os.getppid() != self.parent:
@@ -177,10 +181,11 @@ class Command(BaseCommand):
         parser.add_argument("--interval", type=float, default=None,
                             help="seconds between polls of the queue when idle (default VIDEOAPI_JOB_POLL_INTERVAL)")
         parser.add_argument("--batch", action="store_true", help="exit once the queue is empty and nothing runs")
-        parser.add_argument("--exit-with-parent", action="store_true",
-                            help="stop (gracefully) when the process that started this one exits")
+        parser.add_argument("--exit-with-parent", nargs="?", type=int, const=-1, default=None, metavar="PID",
+                            help="stop (gracefully) when the process that started this one (or PID, which "
+                                 "should be its parent: scripts/serve passes its own) is no longer its parent")
 
-    def handle(self, *args, threads=None, interval=None, batch=False, exit_with_parent=False, **options):
+    def handle(self, *args, threads=None, interval=None, batch=False, exit_with_parent=None, **options):
         worker = Worker(threads or settings.VIDEOAPI_JOB_WORKERS,
                         settings.VIDEOAPI_JOB_POLL_INTERVAL if interval is None else interval, batch,
                         exit_with_parent)
