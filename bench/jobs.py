@@ -34,7 +34,6 @@ shared and noisy: read the ratios, each measured within one run.
 
 import argparse
 import concurrent.futures
-import http.client
 import json
 import os
 import random
@@ -53,7 +52,8 @@ from django.core.management import call_command
 
 from renders.media import builders, ffmpeg
 from renders.models import ClientKey, RenderLog
-from tests.server import multipart, render_worker
+from tests.server import render_worker
+from tests.test_jobs import call
 
 SLOTS = 2
 THREADS = 16  # per gunicorn worker (2 workers): 30 synchronous requests wait for a slot at once, plus the polls
@@ -91,33 +91,18 @@ def new_token(name):
     return token
 
 
-# ---- HTTP for jobs (bench/api.py's post() sends no extra headers) ----------------------------------------
-
-
-def call(address, method, path, token, fields=None, headers=None):
-    host, port = address.split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=900)
-    head = {"Authorization": f"Token {token}", **(headers or {})}
-    body = None
-    if fields is not None:
-        body, head["Content-Type"] = multipart(fields)
-    try:
-        conn.request(method, path, body=body, headers=head)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
+# ---- HTTP for jobs (bench/api.py's post() sends no extra headers: tests/test_jobs.py's call() does) ---------
 
 
 def submit(address, token, fields):
-    status, body = call(address, "POST", "/api/intro/render", token, fields, {"Prefer": "respond-async"})
+    status, _head, body = call(address, "POST", "/api/intro/render", token, fields, {"Prefer": "respond-async"})
     if status != 202:
         raise SystemExit(f"job submission: expected 202, got {status}: {body[:300]!r}")
     return json.loads(body)["id"]
 
 
 def download(address, token, job_id):
-    status, body = call(address, "GET", f"/api/jobs/{job_id}/result", token)
+    status, _head, body = call(address, "GET", f"/api/jobs/{job_id}/result", token)
     if status != 200 or not body:
         raise SystemExit(f"job {job_id} result: {status} {body[:300]!r}")
     return len(body)
@@ -175,7 +160,7 @@ def overhead_rows(address, token, fields, runs):
         started = time.time()
         job_id = submit(address, token, fields)
         while True:
-            status, body = call(address, "GET", f"/api/jobs/{job_id}", token)
+            status, _head, body = call(address, "GET", f"/api/jobs/{job_id}", token)
             state = json.loads(body)["status"]
             if state == "succeeded":
                 break
@@ -217,7 +202,7 @@ def job_burst(address, fields):
 
     def watch():
         while not done.is_set():
-            _status, body = call(address, "GET", "/api/jobs?limit=100", token)
+            _status, _head, body = call(address, "GET", "/api/jobs?limit=100", token)
             for job in json.loads(body)["results"]:
                 if job["status"] not in ("queued", "running") and job["id"] in ready:
                     ready[job["id"]].set()
