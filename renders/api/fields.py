@@ -10,9 +10,9 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from renders.lifecycle.uploads import WorkspaceFile
-from renders.media import fonts
-from renders.media.probe import probe_image, probe_video
-from renders.plans import ImageInput, VideoInput
+from renders.media import captions, fonts
+from renders.media.probe import probe_audio, probe_image, probe_video
+from renders.plans import AudioInput, CaptionsInput, ImageInput, VideoInput
 
 CLOCK_RE = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d{1,6})?)$")
 NUMBER_RE = re.compile(r"^\d+(?:\.\d+)?$|^\.\d+$")
@@ -227,6 +227,38 @@ class ImageField(UploadField):
 
     def probe(self, path, field) -> ImageInput:
         return ImageInput(field, path.name, probe_image(path, field))
+
+
+class AudioField(UploadField):
+    option_type = "audio"
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "a sound file: MP3, AAC/M4A, WAV, FLAC or Ogg (or a video, for its sound)")
+        super().__init__(**kwargs)
+
+    def probe(self, path, field) -> AudioInput:
+        return AudioInput(field, path.name, probe_audio(path, field))
+
+
+class CaptionsField(UploadField):
+    """An SRT or WebVTT file, parsed strictly (media/captions.py); a refusal names the line."""
+
+    option_type = "captions"
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", f"an SRT or WebVTT file: UTF-8, at most {captions.MAX_CUES} cues and "
+                                       f"{captions.MAX_BYTES // (1024 * 1024)} MB")
+        super().__init__(max_bytes=captions.MAX_BYTES, **kwargs)
+
+    def option_extras(self):
+        return {**super().option_extras(), "formats": ["srt", "vtt"], "max_cues": captions.MAX_CUES}
+
+    def probe(self, path, field) -> CaptionsInput:
+        try:
+            kind, cues = captions.parse(path.read_bytes())
+        except captions.CaptionError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return CaptionsInput(field, path.name, kind, path.stat().st_size, cues)
 
 
 class StepsField(serializers.ListField):

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Generator
 
-from renders.media import builders, loudness
+from renders.media import builders, captions, loudness
 from renders.media.probe import keyframe_at_or_before
 from renders.media.text import layout, render_block, safe_margin
-from renders.plans import JoinPlan, PreviewPlan, TemplatePlan, TrimPlan
+from renders.plans import Finishing, JoinPlan, PreviewPlan, TemplatePlan, TrimPlan
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,100 @@ def normalised(workspace, info, inputs: list[str], duration: float, target: floa
     return finish, loudness.summary(measured, target, duration)
 
 
+# ---- finishing: logo, captions, music (API.md "Finishing") ---------------------------------------
+
+
+@dataclass
+class Finish:
+    """What the finishing adds to a render's last command: inputs after the render's own, and chains taking
+    the render's picture [video] and sound [audio] to [v] and [a]. Without finishing both labels are v and a
+    and nothing is added: the command is exactly the one without it."""
+
+    video: str = "v"
+    audio: str = "a"
+    inputs: list = field(default_factory=list)
+    chains: list = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+
+
+def finish_labels(finishing: Finishing) -> tuple[str, str]:
+    """The labels a render ends its picture and sound in, for the finishing to take them to [v] and [a]."""
+    return "pv" if finishing.picture else "v", "pa" if finishing.music else "a"
+
+
+def apply_finishing(finishing: Finishing, workspace, spec, length: float, first_index: int) -> Finish:
+    """The finishing of an output `length` s long (whole frames) whose own inputs number `first_index`."""
+    done = Finish(*finish_labels(finishing))
+    index, base, margin = first_index, done.video, safe_margin(spec.width, spec.height)
+    steps = []  # (input args, chains from [base] to [out]) of each overlay, in drawing order
+    if finishing.logo:
+        logo = finishing.logo
+        info = logo.image.info
+        width = max(2, round(logo.size * spec.width))
+        height = max(2, round(width * info.height / info.width))
+        if height > spec.height - 2 * margin:  # a tall logo on a wide canvas: fit the safe area's height
+            height = spec.height - 2 * margin
+            width = max(2, round(height * info.width / info.height))
+        x = margin if logo.position.endswith("left") else spec.width - margin - width
+        y = margin if logo.position.startswith("top") else spec.height - margin - height
+        steps.append((builders.image_input_args(logo.image.name, info.demuxer),
+                      lambda i, b, o: builders.logo_chains(i, (width, height), x, y, logo.opacity, b, o)))
+        done.details["logo"] = {"position": logo.position, "size": logo.size, "opacity": logo.opacity,
+                                "box": [x, y, width, height]}
+    if finishing.captions:
+        cues, dropped = captions.fit(finishing.captions.cues, length, spec.fps)
+        done.details["captions"] = {"format": finishing.captions.format, "cues": len(cues), "dropped": dropped}
+        if cues:
+            listing = caption_timeline(workspace, cues, spec)
+            steps.append((builders.captions_input_args(listing.name), listing.chains))
+    for number, (args, chains) in enumerate(steps):
+        out = "v" if number == len(steps) - 1 else f"fv{number}"
+        done.inputs += args
+        done.chains += chains(index, base, out)
+        index, base = index + 1, out
+    if finishing.picture and not steps:
+        done.chains.append(f"[{base}]null[v]")  # every cue was past the end: nothing to draw
+    if finishing.music:
+        music = finishing.music
+        info = music.audio.info
+        loop = info.duration < length
+        done.inputs += builders.music_input_args(music.audio.name, info, loop)
+        done.chains += builders.music_chains(index, info, length, music.volume, music.ducking, done.audio, "a")
+        done.details["music"] = {"volume_db": music.volume, "ducking": music.ducking, "looped": loop,
+                                 "duration": info.duration, "fade_out": min(builders.MUSIC_FADE, length)}
+    return done
+
+
+@dataclass(frozen=True)
+class CaptionTimeline:
+    name: str  # the ffconcat list in the workspace
+    x: int
+    y: int
+    fps: int
+
+    def chains(self, index, base, out):
+        return builders.captions_chains(index, self.fps, self.x, self.y, base, out)
+
+
+def caption_timeline(workspace, cues, spec) -> CaptionTimeline:
+    """Each distinct cue text drawn once into a still (media/captions.py), a blank still, and the list that
+    shows them in turn (builders.captions_timeline)."""
+    texts = list(dict.fromkeys(text for _first, _end, text in cues))
+    stills, size = captions.caption_stills(texts, spec.width, spec.height, spec.style)
+    names = {}
+    for text, still in zip(texts, stills):
+        path = workspace.new_path("caption", ".png")
+        still.save(path, format="PNG", compress_level=1)
+        names[text] = path.name
+    blank = workspace.new_path("caption", ".png")
+    captions.blank(size).save(blank, format="PNG", compress_level=1)
+    listing = workspace.new_path("captions", ".ffconcat")
+    listing.write_text(builders.captions_timeline(cues, [names[text] for _f, _e, text in cues], blank.name),
+                       encoding="utf-8")
+    margin = safe_margin(spec.width, spec.height)
+    return CaptionTimeline(listing.name, (spec.width - size[0]) // 2, spec.height - margin - size[1], spec.fps)
+
+
 # ---- trim and preview -------------------------------------------------------------------
 
 
@@ -83,10 +177,13 @@ def trim(plan: TrimPlan, workspace) -> Steps:
             workspace, video.info, builders.input_args(video.name, video.info, start=plan.start, duration=plan.length),
             builders.whole_frames(plan.length, plan.spec.fps), target)
         details["loudness"] = {"target": target, **summary}
-    graph = write_graph(workspace, builders.normalize_graph(0, video.info, plan.spec, plan.length, audio_post=finish))
+    done = apply_finishing(plan.finishing, workspace, plan.spec, builders.whole_frames(plan.length, plan.spec.fps), 1)
+    graph = write_graph(workspace, builders.normalize_graph(0, video.info, plan.spec, plan.length, audio_post=finish,
+                                                            out_v=done.video, out_a=done.audio) + done.chains)
     yield Run(builders.trim_accurate_args(video.name, video.info, plan.spec, plan.start, plan.length, graph,
-                                          output.name))
-    return Result(output, plan.filename, headers={"X-Trim-Start": builders.seconds(plan.start)}, details=details)
+                                          output.name, more_inputs=done.inputs))
+    return Result(output, plan.filename, headers={"X-Trim-Start": builders.seconds(plan.start)},
+                  details={**details, **done.details})
 
 
 def trim_preview(plan: PreviewPlan, workspace) -> Steps:
@@ -117,7 +214,8 @@ def join(plan: JoinPlan, workspace) -> Steps:
     infos = [item.info for item in inputs]
     output = workspace.new_path("output", ".mp4")
     crossfade = plan.transition == "crossfade"
-    copyable = not crossfade and len({info.copy_layout() for info in infos}) == 1 and joins_by_copy(infos[0], spec)
+    copyable = (not crossfade and len({info.copy_layout() for info in infos}) == 1 and joins_by_copy(infos[0], spec)
+                and not plan.finishing.picture)  # a logo or captions: the picture is re-encoded anyway
     details = {"inputs": len(inputs), "transition": plan.transition}
     finishes = None  # per input: its loudness filter (every input brought to the target before joining)
     if spec.loudness is not None:
@@ -129,26 +227,32 @@ def join(plan: JoinPlan, workspace) -> Steps:
             finishes.append(finish)
             summaries.append({"field": item.field, **summary})
         details["loudness"] = {"target": target, "inputs": summaries}
+    args = []
+    for item in inputs:
+        args += builders.input_args(item.name, item.info)
     if copyable:
         listing = workspace.new_path("inputs", ".ffconcat")
         listing.write_text(builders.concat_list([item.name for item in inputs]), encoding="utf-8")
         sound = None
-        if finishes is not None:  # the picture still copied; the sound of each input normalised, then joined
-            args = []
-            for item in inputs:
-                args += builders.input_args(item.name, item.info)
-            sound = (args, write_graph(workspace, builders.concat_audio_graph(infos, spec, finishes, first_index=1)))
+        if finishes is not None or plan.finishing.music:  # the picture still copied; only the sound re-encoded:
+            # each input's sound (normalised), joined, the soundtrack mixed under it
+            length = sum(builders.whole_frames(info.duration, spec.fps) for info in infos)
+            done = apply_finishing(plan.finishing, workspace, spec, length, 1 + len(inputs))
+            details.update(done.details)
+            chains = builders.concat_audio_graph(infos, spec, finishes or [""] * len(infos), first_index=1,
+                                                 out=done.audio) + done.chains
+            sound = (args + done.inputs, write_graph(workspace, chains))
         yield Run(builders.concat_copy_args(listing.name, infos[0].demuxer, spec, output.name, infos[0].audio_track,
                                             sound=sound))
         mode = "copy"
     else:
-        chains, _length = builders.concat_graph(infos, spec, plan.transition_duration if crossfade else 0.0,
-                                                audio_posts=finishes)
-        args = []
-        for item in inputs:
-            args += builders.input_args(item.name, item.info)
-        graph = write_graph(workspace, chains)
-        yield Run(args + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
+        video, audio = finish_labels(plan.finishing)
+        chains, length = builders.concat_graph(infos, spec, plan.transition_duration if crossfade else 0.0,
+                                               audio_posts=finishes, out_v=video, out_a=audio)
+        done = apply_finishing(plan.finishing, workspace, spec, length, len(inputs))
+        details.update(done.details)
+        graph = write_graph(workspace, chains + done.chains)
+        yield Run(args + done.inputs + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
         mode = "reencode"
     return Result(output, plan.filename, headers={"X-Concat-Mode": mode}, details={"mode": mode, **details})
 
@@ -203,18 +307,20 @@ def template(plan: TemplatePlan, workspace) -> Steps:
             workspace, video.info, builders.input_args(video.name, video.info), builders.whole_frames(length, spec.fps),
             target, pre=audio_pre, post=audio_end)
         details["loudness"] = {"target": target, **summary}
+    done = apply_finishing(plan.finishing, workspace, spec, builders.whole_frames(length, spec.fps), 1 + len(stills))
+    details.update(done.details)
     chains = builders.normalize_graph(0, video.info, spec, length, video_pre=video_pre, audio_pre=audio_pre,
-                                      video_post=dim, audio_post=audio_post, out_v="base0")
+                                      video_post=dim, audio_post=audio_post, out_v="base0", out_a=done.audio)
     inputs = builders.input_args(video.name, video.info)
     for number, still in enumerate(stills, start=1):
         inputs += builders.image_input_args(still.name, still.demuxer)
         chains.append(builders.still_chain(number, spec.fps, still.start, still.end, still.fade, f"still{number}",
                                            size=still.size))
         chains.append(builders.overlay(f"base{number - 1}", f"still{number}", still.x, still.y, f"base{number}"))
-    chains.append(f"[base{len(stills)}]{video_end or 'null'}[v]")
+    chains.append(f"[base{len(stills)}]{video_end or 'null'}[{done.video}]")
     output = workspace.new_path("output", ".mp4")
-    graph = write_graph(workspace, chains)
-    yield Run(inputs + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
+    graph = write_graph(workspace, chains + done.chains)
+    yield Run(inputs + done.inputs + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
     return Result(output, plan.filename, details=details)
 
 
