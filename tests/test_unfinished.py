@@ -18,8 +18,12 @@ from renders.media.text import ACCENT, SUBTITLE, TITLE, Block, Card
 from renders.plans import operations
 
 RECORDED = Path(__file__).with_name("unfinished_commands.json")
-MEASURED = ('{"input_i" : "-27.72", "input_tp" : "-29.85", "input_lra" : "0.00", "input_thresh" : "-37.72", '
-            '"output_i" : "-16.05", "normalization_type" : "linear", "target_offset" : "0.05"}')
+# what a loudness measure prints, as loudnorm's first pass (before) and as ebur128 (now) print it
+MEASURED = ('{"input_i" : "-27.70", "input_tp" : "-29.80", "input_lra" : "0.00", "input_thresh" : "-37.70", '
+            '"output_i" : "-16.05", "normalization_type" : "linear", "target_offset" : "0.05"}\n'
+            "  Integrated loudness:\n    I:         -27.7 LUFS\n    Threshold: -37.7 LUFS\n\n"
+            "  Loudness range:\n    LRA:         0.0 LU\n    Threshold: -47.7 LUFS\n\n"
+            "  True peak:\n    Peak:      -29.8 dBFS\n")
 
 
 def info(**changes) -> MediaInfo:
@@ -69,12 +73,16 @@ class Numbered:
 
 
 def commands(plan, path: Path) -> list:
-    """Every command the plan's operation builds, each with the filter graphs it reads."""
+    """Every command the plan's operation builds that writes a file, each with the filter graphs it reads.
+
+    The loudness measures (into the null muxer) are left out: they changed on purpose (loudnorm's first
+    pass became ebur128, docs/BENCHMARKS.md); what they measure is fed to the render the same way."""
     ran = []
 
     def run(args):
-        graphs = {arg: (path / arg).read_text() for arg in args if arg.startswith(("graph_", "inputs_"))}
-        ran.append({"args": args, "files": graphs})
+        if args[-3:] != ["-f", "null", "-"]:
+            graphs = {arg: (path / arg).read_text() for arg in args if arg.startswith(("graph_", "inputs_"))}
+            ran.append({"args": args, "files": graphs})
         return FFmpegResult(args, 0, MEASURED, False, 0.0)
 
     operations.perform(plan, Numbered(path), run)
