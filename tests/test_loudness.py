@@ -242,31 +242,32 @@ def test_off_is_the_default(api, tones, tmp_path):
 
 # ---- the pure parts -----------------------------------------------------------------------
 
-STDERR = """[Parsed_loudnorm_3 @ 0x7f] 
-{
-	"input_i" : "-27.72",
-	"input_tp" : "-29.85",
-	"input_lra" : "0.00",
-	"input_thresh" : "-37.72",
-	"output_i" : "-16.05",
-	"output_tp" : "-18.10",
-	"output_lra" : "0.00",
-	"output_thresh" : "-26.05",
-	"normalization_type" : "linear",
-	"target_offset" : "0.05"
-}
+STDERR = """[Parsed_ebur128_5 @ 0x7f] Summary:
+
+  Integrated loudness:
+    I:         -27.7 LUFS
+    Threshold: -37.7 LUFS
+
+  Loudness range:
+    LRA:         0.0 LU
+    Threshold: -47.7 LUFS
+    LRA low:   -27.8 LUFS
+    LRA high:  -27.7 LUFS
+
+  True peak:
+    Peak:      -29.8 dBFS
 [out#0/null @ 0x55] video:0KiB audio:1500KiB
 """
 
 
 def test_parse_and_filters():
     measured = loudness.parse_measurement(STDERR)
-    assert measured == loudness.Measurement(i=-27.72, tp=-29.85, lra=0.0, thresh=-37.72)
+    assert measured == loudness.Measurement(i=-27.7, tp=-29.8, lra=0.0, thresh=-37.7)
     assert loudness.expected_mode(measured, -16, 2.0) == "linear"
     text = loudness.apply_filter(measured, -16)
-    assert "measured_I=-27.72" in text and "linear=true" in text and text.endswith(",aresample=48000")
-    assert loudness.summary(measured, -16, 2.0)["gain_db"] == 11.72
-    silent = loudness.parse_measurement(STDERR.replace('"-27.72"', '"-inf"').replace('"-37.72"', '"-70.00"'))
+    assert "measured_I=-27.70" in text and "linear=true" in text and text.endswith(",aresample=48000")
+    assert loudness.summary(measured, -16, 2.0)["gain_db"] == 11.7
+    silent = loudness.parse_measurement(STDERR.replace("-27.7 LUFS", "-70.0 LUFS").replace("-29.8 dBFS", "-inf dBFS"))
     assert silent.silent and loudness.apply_filter(silent, -16) == ""
     assert loudness.summary(silent, -16, 2.0)["mode"] == "none"
     with pytest.raises(ValueError):

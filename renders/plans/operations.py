@@ -57,7 +57,7 @@ def normalised(workspace, info, inputs: list[str], duration: float, target: floa
     `post` filters to render it with (loudnorm's second pass added) and what the RenderLog records."""
     if not info.has_audio:
         return post, loudness.summary(None, target, duration)
-    chain = ",".join(p for p in (post, loudness.measure_filter(target)) if p)
+    chain = ",".join(p for p in (post, loudness.measure_filter()) if p)
     graph = write_graph(workspace, [builders.house_audio(0, info, duration, pre=pre, post=chain)])
     result = yield Run(builders.measure_args(inputs, graph))
     measured = loudness.parse_measurement(result.stderr_tail)
