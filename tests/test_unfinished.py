@@ -18,12 +18,13 @@ from renders.media.text import ACCENT, SUBTITLE, TITLE, Block, Card
 from renders.plans import operations
 
 RECORDED = Path(__file__).with_name("unfinished_commands.json")
-# what a loudness measure prints, as loudnorm's first pass (before) and as ebur128 (now) print it
-MEASURED = ('{"input_i" : "-27.70", "input_tp" : "-29.80", "input_lra" : "0.00", "input_thresh" : "-37.70", '
-            '"output_i" : "-16.05", "normalization_type" : "linear", "target_offset" : "0.05"}\n'
+# what a loudness measure prints, as loudnorm's first pass (before) and as ebur128 (now) print it: a peaky
+# sound, which loudnorm's dynamic mode handles (the linear case became a `volume` gain on purpose)
+MEASURED = ('{"input_i" : "-27.70", "input_tp" : "-3.80", "input_lra" : "0.00", "input_thresh" : "-37.70", '
+            '"output_i" : "-16.05", "normalization_type" : "dynamic", "target_offset" : "0.05"}\n'
             "  Integrated loudness:\n    I:         -27.7 LUFS\n    Threshold: -37.7 LUFS\n\n"
             "  Loudness range:\n    LRA:         0.0 LU\n    Threshold: -47.7 LUFS\n\n"
-            "  True peak:\n    Peak:      -29.8 dBFS\n")
+            "  True peak:\n    Peak:       -3.8 dBFS\n")
 
 
 def info(**changes) -> MediaInfo:

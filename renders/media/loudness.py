@@ -131,11 +131,15 @@ def expected_mode(measured: Measurement, target: float, duration: float) -> str:
     `dynamic` or, when dynamic mode has less than its 3 s window, `capped` (linear, peak-limited gain)."""
     if measured.silent:
         return "none"
-    linear = (measured.thresh > -70 and measured.tp + gain(measured, target) <= TRUE_PEAK
-              and measured.lra <= target_lra(measured))
-    if linear:
+    if linear(measured, target):
         return "linear"
     return "dynamic" if duration >= DYNAMIC_WINDOW else "capped"
+
+
+def linear(measured: Measurement, target: float) -> bool:
+    """loudnorm's own test for its linear mode: one gain takes the sound to the target under the ceiling."""
+    return (measured.thresh > -70 and measured.tp + gain(measured, target) <= TRUE_PEAK
+            and measured.lra <= target_lra(measured))
 
 
 def applied_gain(measured: Measurement, target: float, duration: float) -> float:
@@ -149,9 +153,14 @@ def applied_gain(measured: Measurement, target: float, duration: float) -> float
 
 
 def apply_filter(measured: Measurement | None, target: float) -> str:
-    """The second pass: loudnorm with the measured values, then the house rate again ("" below the floor)."""
+    """The second pass ("" below the floor): where loudnorm would work in its linear mode, the one gain that
+    mode applies, as `volume` (loudnorm's linear mode multiplies every sample by that gain, but still runs an
+    R128 meter with true peak over its output: about 0.04 s per 10 s of stereo; docs/BENCHMARKS.md); else
+    loudnorm with the measured values, then the house rate again."""
     if measured is None or measured.silent:
         return ""
+    if linear(measured, target):
+        return f"volume={_num(gain(measured, target))}dB"
     return (f"loudnorm=I={_num(target)}:TP={_num(TRUE_PEAK)}:LRA={_num(target_lra(measured))}"
             f":measured_I={_num(measured.i)}:measured_TP={_num(measured.tp)}:measured_LRA={_num(measured.lra)}"
             f":measured_thresh={_num(measured.thresh)}:linear=true:print_format=none,"

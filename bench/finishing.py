@@ -1,0 +1,121 @@
+"""What finishing adds to a template render (issue 21's budget): a printed table of ratios from one run.
+
+    .venv/bin/python bench/finishing.py [--seconds 10] [--repeat 3]
+
+The `intro` template on a generated clip (1280x720, 30 fps, a stereo tone),
+through the API view in process (upload, probe, plan, the FFmpeg runs, the
+download), plain and with each finishing field: `loudness=web`, captions
+(ten cues, and the limit of 2,000 cues), a logo, music (ducked), and all of
+them at once. The variants take turns within each round, so a slow moment
+of a shared machine falls on all of them; each row is the median of the
+rounds. Besides the wall time, each row gives the CPU time the render
+cost: this process's (upload, probe, text and caption stills) plus its
+FFmpeg children's (`getrusage`), which other people's load on a shared
+machine hardly moves; the ratios are read from it. Goals: loudness at most
++15 %, captions and a logo at most +10 %.
+"""
+
+import argparse
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench import run  # bench/bench.py: Django set up, the project's FFmpeg runner
+
+GOALS = {"loudness=web": 1.15, "captions, 10 cues": 1.10, "logo": 1.10}
+
+
+def srt(path, cues):
+    def clock(t):
+        ms = round(t * 1000)
+        return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+    path.write_text("".join(f"{n}\n{clock(a)} --> {clock(b)}\n{text}\n\n" for n, (a, b, text) in
+                            enumerate(cues, start=1)), encoding="utf-8")
+    return path
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="videoapi-bench-finishing-") as work:
+        bench(Path(work), options)
+
+
+def bench(work, options):
+    from django.conf import settings
+    from django.core.management import call_command
+    from PIL import Image
+    from rest_framework.test import APIClient
+
+    call_command("migrate", verbosity=0)
+    width, height = settings.VIDEOAPI_CANVAS
+    length = options.seconds
+    source = work / "src.mp4"
+    run(["-f", "lavfi", "-i", f"testsrc2=s={width}x{height}:r={settings.VIDEOAPI_FPS}:d={length}", "-f", "lavfi",
+         "-i", f"aevalsrc='0.1*sin(2*PI*440*t)|0.1*sin(2*PI*660*t)':s=48000:d={length}", "-c:v", "libx264",
+         "-preset", "ultrafast", "-c:a", "aac", source.name], work)
+    music = work / "music.mp3"
+    run(["-f", "lavfi", "-i", "sine=f=220:d=4", "-c:a", "libmp3lame", music.name], work)
+    logo = work / "logo.png"
+    image = Image.new("RGBA", (600, 300), (220, 30, 30, 255))
+    image.paste((0, 0, 0, 0), (300, 0, 600, 300))
+    image.save(logo)
+    few = srt(work / "few.srt", [(k + 0.1, k + 0.9, f"Caption number {k + 1}, a line people read")
+                                 for k in range(int(length))])
+    many = srt(work / "many.srt", [(k * length / 2000, (k + 1) * length / 2000, f"Cue {k}") for k in range(2000)])
+    variants = {
+        "plain": {},
+        "loudness=web": {"loudness": "web"},
+        "captions, 10 cues": {"captions": few},
+        "captions, 2,000 cues": {"captions": many},
+        "logo": {"logo": logo},
+        "music (ducked)": {"music": music},
+        "all of them": {"loudness": "web", "captions": few, "logo": logo, "music": music},
+    }
+    client = APIClient()
+
+    def render(fields):
+        handles = {name: open(value, "rb") for name, value in fields.items() if isinstance(value, Path)}
+        try:
+            with open(source, "rb") as handle:
+                started, cpu = time.perf_counter(), cpu_seconds()
+                response = client.post("/api/intro/render", {"video": handle, "full_name": "Ada Lovelace",
+                                                             "role": "Head of Engineering", "team": "Platform",
+                                                             **fields, **handles},
+                                       format="multipart", HTTP_HOST="localhost")
+                assert response.status_code == 200, response.content[:300]
+                b"".join(response.streaming_content)
+                return time.perf_counter() - started, cpu_seconds() - cpu
+        finally:
+            for handle in handles.values():
+                handle.close()
+
+    render({})  # warm: fonts, URLconf, PyAV
+    times = {name: [] for name in variants}
+    for _round in range(options.repeat):
+        for name, fields in variants.items():
+            times[name].append(render(fields))
+    wall = {name: statistics.median(w for w, _c in values) for name, values in times.items()}
+    cpu = {name: statistics.median(c for _w, c in values) for name, values in times.items()}
+    print(f"intro {length:g} s at {width}x{height}@{settings.VIDEOAPI_FPS}, preset {settings.VIDEOAPI_X264_PRESET}, "
+          f"median of {options.repeat}, through the API view in process")
+    print(f"{'finishing':<24} {'wall s':>8} {'vs plain':>9} {'CPU s':>8} {'vs plain':>9} {'goal':>8}")
+    print("-" * 72)
+    for name in variants:
+        goal = f"<= {GOALS[name]:.2f}" if name in GOALS else ""
+        print(f"{name:<24} {wall[name]:>8.3f} {wall[name] / wall['plain']:>8.2f}x {cpu[name]:>8.3f} "
+              f"{cpu[name] / cpu['plain']:>8.2f}x {goal:>8}")
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (FFmpeg)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+if __name__ == "__main__":
+    main()
