@@ -23,17 +23,9 @@ import time
 from pathlib import Path
 
 from bench import run  # bench/bench.py: Django set up, the project's FFmpeg runner
+from tests.media import srt
 
 GOALS = {"loudness=web": 1.15, "captions, 10 cues": 1.10, "logo": 1.10}
-
-
-def srt(path, cues):
-    def clock(t):
-        ms = round(t * 1000)
-        return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
-    path.write_text("".join(f"{n}\n{clock(a)} --> {clock(b)}\n{text}\n\n" for n, (a, b, text) in
-                            enumerate(cues, start=1)), encoding="utf-8")
-    return path
 
 
 def main():
@@ -64,9 +56,9 @@ def bench(work, options):
     image = Image.new("RGBA", (600, 300), (220, 30, 30, 255))
     image.paste((0, 0, 0, 0), (300, 0, 600, 300))
     image.save(logo)
-    few = srt(work / "few.srt", [(k + 0.1, k + 0.9, f"Caption number {k + 1}, a line people read")
-                                 for k in range(int(length))])
-    many = srt(work / "many.srt", [(k * length / 2000, (k + 1) * length / 2000, f"Cue {k}") for k in range(2000)])
+    few = srt(work / "few.srt", *[(k + 0.1, k + 0.9, f"Caption number {k + 1}, a line people read")
+                                  for k in range(int(length))])
+    many = srt(work / "many.srt", *[(k * length / 2000, (k + 1) * length / 2000, f"Cue {k}") for k in range(2000)])
     variants = {
         "plain": {},
         "loudness=web": {"loudness": "web"},

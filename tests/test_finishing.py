@@ -20,16 +20,6 @@ from .test_schema import form, schema
 pytestmark = pytest.mark.django_db
 
 
-def srt(path, *cues):
-    """An SRT file of (start, end, text) cues."""
-    def clock(t):
-        ms = round(t * 1000)
-        return f"00:00:{ms // 1000:02d},{ms % 1000:03d}"
-    path.write_text("".join(f"{n}\n{clock(a)} --> {clock(b)}\n{line}\n\n" for n, (a, b, line) in
-                            enumerate(cues, start=1)), encoding="utf-8")
-    return path
-
-
 def changed(a, b) -> float:
     """Share of pixels that differ visibly between two frames (or regions)."""
     return float((np.abs(a.astype(int) - b.astype(int)).max(axis=-1) > 30).mean())
@@ -50,7 +40,7 @@ def details(response) -> dict:
 
 
 def test_captions_drawn_during_each_cue_only(api, grey, tmp_path):
-    cues = srt(tmp_path / "c.srt", (0.2, 0.8, "Hello <i>world</i>"), (1.2, 1.6, "Second line"),
+    cues = media.srt(tmp_path / "c.srt", (0.2, 0.8, "Hello <i>world</i>"), (1.2, 1.6, "Second line"),
                (2.5, 3.0, "Past the end"))
     r = post(api, "/api/trim", {"video": grey, "start": "0", "captions": cues})
     assert r.status_code == 200, r.body[:300]
@@ -69,7 +59,7 @@ def test_captions_drawn_during_each_cue_only(api, grey, tmp_path):
 
 
 def test_a_cue_running_past_the_end_is_cut_there(api, grey, tmp_path):
-    cues = srt(tmp_path / "c.srt", (1.5, 9.0, "Until the end"))
+    cues = media.srt(tmp_path / "c.srt", (1.5, 9.0, "Until the end"))
     r = post(api, "/api/trim", {"video": grey, "start": "0", "end": "1.8", "captions": cues})
     assert r.status_code == 200, r.body[:300]
     out = save(r, tmp_path / "o.mp4")
@@ -100,7 +90,7 @@ def test_cjk_arabic_and_devanagari_cues_are_real_glyphs(api, grey, tmp_path):
         for line in pair:
             cues.append((at, at + 0.25, line))
             at += 0.3
-    r = post(api, "/api/trim", {"video": grey, "start": "0", "captions": srt(tmp_path / "c.srt", *cues)})
+    r = post(api, "/api/trim", {"video": grey, "start": "0", "captions": media.srt(tmp_path / "c.srt", *cues)})
     assert r.status_code == 200, r.body[:300]
     out = save(r, tmp_path / "o.mp4")
     plain = caption_area(media.frame_at(grey, 1.0))
@@ -111,7 +101,7 @@ def test_cjk_arabic_and_devanagari_cues_are_real_glyphs(api, grey, tmp_path):
 
 
 def test_cue_times_are_output_times_after_the_speed_change(api, grey, tmp_path):
-    cues = srt(tmp_path / "c.srt", (0.3, 0.7, "In"), (0.9, 1.5, "Past the 1 s output"))
+    cues = media.srt(tmp_path / "c.srt", (0.3, 0.7, "In"), (0.9, 1.5, "Past the 1 s output"))
     r = post(api, "/api/demo/render", {"video": grey, "title": "Fast", "speed": "2", "captions": cues})
     assert r.status_code == 200, r.body[:300]
     assert abs(media.probe(save(r, tmp_path / "o.mp4"))["v_duration"] - 1.0) < 0.05
@@ -122,7 +112,7 @@ def test_cue_times_are_output_times_after_the_speed_change(api, grey, tmp_path):
 
 
 def test_cues_on_the_joined_timeline(api, grey, tmp_path):
-    cues = srt(tmp_path / "c.srt", (2.5, 3.0, "In the second clip"))
+    cues = media.srt(tmp_path / "c.srt", (2.5, 3.0, "In the second clip"))
     r = post(api, "/api/concatenate", {"videos": [grey, grey], "captions": cues})
     assert r.status_code == 200, r.body[:300]
     assert r["X-Concat-Mode"] == "reencode"
@@ -169,7 +159,8 @@ def test_non_utf8_and_binary_captions_name_the_line(api, clips, tmp_path):
 
 
 def test_caption_limits(api, clips, tmp_path):
-    many = srt(tmp_path / "many.srt", *[(k * 0.01, k * 0.01 + 0.005, "x") for k in range(captions.MAX_CUES + 1)])
+    many = media.srt(tmp_path / "many.srt",
+                     *[(k * 0.01, k * 0.01 + 0.005, "x") for k in range(captions.MAX_CUES + 1)])
     r = post(api, "/api/trim", {"video": clips.basic, "start": "0", "captions": many})
     assert r.status_code == 400 and "more than 2000 cues" in json.loads(r.body)["fields"]["captions"][0]
     big = tmp_path / "big.srt"
@@ -190,7 +181,7 @@ def test_parser_details():
 
 def test_two_thousand_cues_render_as_one_input(api, grey, tmp_path):
     """The limit's worth of cues: one concat input of stills, not an overlay per cue."""
-    many = srt(tmp_path / "many.srt", *[(k * 0.002, k * 0.002 + 0.001, f"cue {k % 7}")
+    many = media.srt(tmp_path / "many.srt", *[(k * 0.002, k * 0.002 + 0.001, f"cue {k % 7}")
                                           for k in range(captions.MAX_CUES)])
     r = post(api, "/api/trim", {"video": grey, "start": "0", "captions": many})
     assert r.status_code == 200, r.body[:300]
@@ -404,7 +395,7 @@ def test_options_and_schema_list_every_field(api, client):
 
 
 def test_every_finishing_on_a_template(api, grey, logos, sounds, tmp_path):
-    cues = srt(tmp_path / "c.srt", (0.2, 1.8, "Captioned"))
+    cues = media.srt(tmp_path / "c.srt", (0.2, 1.8, "Captioned"))
     r = post(api, "/api/intro/render", {"video": grey, "full_name": "Ada", "role": "Engineer", "team": "Analytical",
                                         "captions": cues, "logo": logos["png"], "music": sounds["short"],
                                         "loudness": "web"})
@@ -422,13 +413,6 @@ def house(tmp_path_factory, grey, clips):
     return [media.house_clip(d / f"{n}.mp4", grey) for n in ("a", "b")]
 
 
-def _video_packets(path):
-    import av
-
-    with av.open(str(path)) as container:
-        return [bytes(p) for p in container.demux(container.streams.video[0]) if p.size]
-
-
 def test_copy_join_with_music_still_copies_the_picture(api, house, sounds, logos, tmp_path):
     plain = post(api, "/api/concatenate", {"videos": house})
     assert plain["X-Concat-Mode"] == "copy"
@@ -437,7 +421,7 @@ def test_copy_join_with_music_still_copies_the_picture(api, house, sounds, logos
     assert r.status_code == 200, r.body[:300]
     assert r["X-Concat-Mode"] == "copy"
     out = save(r, tmp_path / "o.mp4")
-    assert _video_packets(out) == _video_packets(save(plain, tmp_path / "plain.mp4"))
+    assert media.video_packets(out) == media.video_packets(save(plain, tmp_path / "plain.mp4"))
     assert media.dominant_frequency(out, 3.0, 0.1) in (pytest.approx(220, abs=8), pytest.approx(440, abs=8))
     assert level(out, 2.2, 0.3, 220) > -70  # the soundtrack runs on past the first input
     assert details(r)["mode"] == "copy" and set(details(r)) >= {"music", "loudness"}

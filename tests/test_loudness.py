@@ -193,14 +193,7 @@ def test_join_by_copy_keeps_copying_the_picture(api, house, tmp_path):
     log = RenderLog.objects.get(id=r["X-Render-Id"])
     assert log.details["mode"] == "copy"
     # the picture is the inputs' own packets: the same as the plain copy join's
-    assert _video_packets(out) == _video_packets(plain)
-
-
-def _video_packets(path):
-    import av
-
-    with av.open(str(path)) as container:
-        return [bytes(p) for p in container.demux(container.streams.video[0]) if p.size]
+    assert media.video_packets(out) == media.video_packets(plain)
 
 
 @pytest.mark.parametrize("value", ["-40", "loud", "-9", "nan", "inf"])

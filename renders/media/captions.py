@@ -68,7 +68,7 @@ VTT_TIME = r"(?:(\d{1,3}):)?([0-5]\d):([0-5]\d)\.(\d{3})"
 VTT_TIMING = re.compile(rf"^{VTT_TIME}[ \t]+-->[ \t]+{VTT_TIME}(?:[ \t]+(.*))?$")
 VTT_SETTING = re.compile(r"^(vertical|line|position|size|align|region):\S+$")
 SRT_TAGS = re.compile(r"</?(?:b|i|u|s|font)(?:\s[^<>]*)?>|\{\\[^{}]*\}", re.I)
-VTT_TAGS = re.compile(r"</?(?:b|i|u|c|v|lang|ruby|rt)(?:[.\s][^<>]*)?>|<\d{1,3}:\d{2}:\d{2}\.\d{3}>|<\d{2}:\d{2}\.\d{3}>")
+VTT_TAGS = re.compile(r"</?(?:b|i|u|c|v|lang|ruby|rt)(?:[.\s][^<>]*)?>|<(?:\d{1,3}:)?\d{2}:\d{2}\.\d{3}>")
 
 
 def _seconds(hours, minutes, seconds, millis) -> float:

@@ -153,13 +153,7 @@ def probe_video(path: Path, field: str) -> MediaInfo:
                 raise UnsupportedMedia(f"{field}: the file has no video stream", fields={field: ["no video stream"]})
             vstream = container.streams.video[0]
             astream = choose_audio(container.streams.audio)
-            duration = _duration(container, vstream)
-            if duration is None or duration <= 0:
-                raise undecodable
-            max_seconds = settings.VIDEOAPI_MAX_INPUT_SECONDS
-            if duration > max_seconds:
-                message = f"the video is {duration:.1f} s long; at most {max_seconds:g} s is accepted"
-                raise InvalidInput(f"{field}: {message}", fields={field: [message]})
+            duration = _checked_length(field, _duration(container, vstream), "video", undecodable)
             rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate or Fraction(0)
             check_cost(field, vstream.codec_context.width, vstream.codec_context.height, rate, astream)
             first = _first_frame(container, vstream)
@@ -202,6 +196,17 @@ def probe_video(path: Path, field: str) -> MediaInfo:
         logger.info("probe failed field=%s: %s", field, exc)
         raise undecodable from exc
     return info
+
+
+def _checked_length(field: str, duration: float | None, what: str, undecodable: Exception) -> float:
+    """The upload's length, if it has one (else `undecodable`) within VIDEOAPI_MAX_INPUT_SECONDS (else 400)."""
+    if duration is None or duration <= 0:
+        raise undecodable
+    max_seconds = settings.VIDEOAPI_MAX_INPUT_SECONDS
+    if duration > max_seconds:
+        message = f"the {what} is {duration:.1f} s long; at most {max_seconds:g} s is accepted"
+        raise InvalidInput(f"{field}: {message}", fields={field: [message]})
+    return duration
 
 
 def check_cost(field: str, width: int, height: int, rate, astream):
@@ -371,13 +376,7 @@ def probe_audio(path: Path, field: str) -> AudioInfo:
             astream = choose_audio(container.streams.audio)
             if astream is None:
                 raise UnsupportedMedia(f"{field}: the file has no sound", fields={field: ["no sound"]})
-            duration = _duration(container, astream)
-            if duration is None or duration <= 0:
-                raise undecodable
-            max_seconds = settings.VIDEOAPI_MAX_INPUT_SECONDS
-            if duration > max_seconds:
-                message = f"the sound is {duration:.1f} s long; at most {max_seconds:g} s is accepted"
-                raise InvalidInput(f"{field}: {message}", fields={field: [message]})
+            duration = _checked_length(field, _duration(container, astream), "sound", undecodable)
             check_cost(field, 0, 0, None, astream)
             if next(container.decode(astream), None) is None:
                 raise undecodable
