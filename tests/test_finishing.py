@@ -68,6 +68,22 @@ def test_a_cue_running_past_the_end_is_cut_there(api, grey, tmp_path):
     assert details(r)["captions"]["cues"] == 1 and details(r)["captions"]["dropped"] == 0
 
 
+def test_every_cue_past_the_end_draws_nothing(api, grey, tmp_path):
+    cues = media.srt(tmp_path / "c.srt", (3.0, 4.0, "Later"), (5.0, 6.0, "Much later"))
+    r = post(api, "/api/trim", {"video": grey, "start": "0", "captions": cues})
+    assert r.status_code == 200, r.body[:300]
+    out = save(r, tmp_path / "o.mp4")
+    assert changed(media.frame_at(out, 1.0), media.frame_at(grey, 1.0)) == 0
+    assert details(r)["captions"] == {"format": "srt", "cues": 0, "dropped": 2}
+
+
+@pytest.mark.parametrize("field", ["captions", "logo", "music", "ducking"])
+def test_fast_trim_refuses_finishing(api, clips, field):
+    value = {"captions": clips.captions, "logo": clips.png, "music": clips.basic, "ducking": "false"}[field]
+    r = post(api, "/api/trim", {"video": clips.basic, "start": "0", "mode": "fast", field: value})
+    assert r.status_code == 400 and list(json.loads(r.body)["fields"]) == [field]
+
+
 def test_webvtt_markup_and_settings_are_not_drawn(api, grey, tmp_path):
     vtt = tmp_path / "c.vtt"
     vtt.write_text("\ufeffWEBVTT - a header\nKind: captions\n\nNOTE a comment\n\nSTYLE\n::cue { color: red }\n\n"
