@@ -6,7 +6,9 @@ The `intro` template on a generated clip (1280x720, 30 fps, a stereo tone),
 through the API view in process (upload, probe, plan, the FFmpeg runs, the
 download), plain and with each finishing field: `loudness=web`, captions
 (ten cues, and the limit of 2,000 cues), a logo, music (ducked), and all of
-them at once. The variants take turns within each round, so a slow moment
+them at once; then the two loudness steps alone (measure: loudnorm's first
+pass vs the EBU R128 meter; apply: loudnorm's linear mode vs `volume`).
+The variants take turns within each round, so a slow moment
 of a shared machine falls on all of them; each row is the median of the
 rounds. Besides the wall time, each row gives the CPU time the render
 cost: this process's (upload, probe, text and caption stills) plus its
@@ -22,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import run  # bench/bench.py: Django set up, the project's FFmpeg runner
+from bench import ffmpeg, run  # bench/bench.py: Django set up, the project's FFmpeg runner
 from tests.media import srt
 
 GOALS = {"loudness=web": 1.15, "captions, 10 cues": 1.10, "logo": 1.10}
@@ -101,6 +103,57 @@ def bench(work, options):
         goal = f"<= {GOALS[name]:.2f}" if name in GOALS else ""
         print(f"{name:<24} {wall[name]:>8.3f} {wall[name] / wall['plain']:>8.2f}x {cpu[name]:>8.3f} "
               f"{cpu[name] / cpu['plain']:>8.2f}x {goal:>8}")
+    loudness_rows(work, source, options.repeat)
+
+
+def loudness_rows(work, source, repeat):
+    """The two loudness steps on the source's sound alone: measuring (loudnorm's first pass, as the
+    service measured before, vs the EBU R128 meter it uses now) and applying a linear gain (loudnorm's
+    linear mode vs `volume`, which is what that mode computes)."""
+    from renders.media import builders, loudness
+    from renders.media.probe import probe_video
+
+    info = probe_video(source, "video")
+    inputs = builders.input_args(source.name, info)
+    length = builders.whole_frames(info.duration, 30)
+    measured = None
+    steps = {
+        "measure: loudnorm first pass": "loudnorm=I=-16.00:TP=-1.50:LRA=7.00:print_format=json",
+        "measure: ebur128=peak=true": loudness.measure_filter(),
+    }
+    rows = []
+    for label, measure in steps.items():
+        graph = work / "measure.graph"
+        graph.write_text(builders.house_audio(0, info, length, post=measure))
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            result = ffmpeg.run(builders.measure_args(inputs, graph.name), cwd=work, timeout=600)
+            times.append(time.perf_counter() - started)
+        if measure == loudness.measure_filter():
+            measured = loudness.parse_measurement(result.stderr_tail)
+        rows.append((label, statistics.median(times)))
+    gain = f"{loudness.gain(measured, -16.0):.2f}"
+    applies = {
+        "apply: loudnorm linear": f"loudnorm=I=-16:TP=-1.5:LRA=7.1:measured_I={measured.i}:measured_TP={measured.tp}"
+                                  f":measured_LRA={measured.lra}:measured_thresh={measured.thresh}:linear=true"
+                                  ":print_format=none,aresample=48000",
+        "apply: volume": f"volume={gain}dB",
+    }
+    for label, apply in applies.items():
+        graph = work / "apply.graph"
+        graph.write_text(builders.house_audio(0, info, length, post=apply))
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            run([*inputs, *builders.graph_args(graph.name), "-map", "[a]", "-c:a", "aac", "-f", "mp4", "apply.m4a"], work)
+            times.append(time.perf_counter() - started)
+        rows.append((label, statistics.median(times)))
+    print()
+    print(f"{f'loudness steps, {info.duration:g} s of stereo, audio only':<44} {'wall s':>8}")
+    print("-" * 54)
+    for label, seconds in rows:
+        print(f"{label:<44} {seconds:>8.3f}")
 
 
 def cpu_seconds() -> float:
