@@ -146,7 +146,8 @@ def loudness_rows(work, source, repeat):
         times = []
         for _ in range(repeat):
             started = time.perf_counter()
-            run([*inputs, *builders.graph_args(graph.name), "-map", "[a]", "-c:a", "aac", "-f", "mp4", "apply.m4a"], work)
+            run([*inputs, *builders.graph_args(graph.name), "-map", "[a]", "-c:a", "aac", "-f", "mp4", "apply.m4a"],
+                work)
             times.append(time.perf_counter() - started)
         rows.append((label, statistics.median(times)))
     print()
