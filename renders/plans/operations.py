@@ -9,6 +9,7 @@ touches the RenderLog and never sees a request: the same plan runs in a
 request or, later, in another process.
 """
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Generator
@@ -86,41 +87,37 @@ def finish_labels(finishing: Finishing) -> tuple[str, str]:
     return "pv" if finishing.picture else "v", "pa" if finishing.music else "a"
 
 
+@dataclass(frozen=True)
+class Overlay:
+    """A picture laid over the whole output: its input's arguments, and its chains as a function of
+    (input index, base=[label under it], out=[label it makes])."""
+
+    args: list
+    chains: Callable
+
+
 def apply_finishing(finishing: Finishing, workspace, spec, length: float, first_index: int) -> Finish:
     """The finishing of an output `length` s long (whole frames) whose own inputs number `first_index`."""
     done = Finish(*finish_labels(finishing))
-    index, base, margin = first_index, done.video, safe_margin(spec.width, spec.height)
-    steps = []  # (input args, chains from [base] to [out]) of each overlay, in drawing order
+    overlays = []  # in drawing order: the logo, then the captions over it
     if finishing.logo:
-        logo = finishing.logo
-        info = logo.image.info
-        width = max(2, round(logo.size * spec.width))
-        height = max(2, round(width * info.height / info.width))
-        if height > spec.height - 2 * margin:  # a tall logo on a wide canvas: fit the safe area's height
-            height = spec.height - 2 * margin
-            width = max(2, round(height * info.width / info.height))
-        x = margin if logo.position.endswith("left") else spec.width - margin - width
-        y = margin if logo.position.startswith("top") else spec.height - margin - height
-        steps.append((builders.image_input_args(logo.image.name, info.demuxer),
-                      lambda i, b, o: builders.logo_chains(i, (width, height), x, y, logo.opacity, b, o)))
-        done.details["logo"] = {"position": logo.position, "size": logo.size, "opacity": logo.opacity,
-                                "box": [x, y, width, height]}
+        overlay, done.details["logo"] = logo_overlay(finishing.logo, spec)
+        overlays.append(overlay)
     if finishing.captions:
         cues, dropped = captions.fit(finishing.captions.cues, length, spec.fps)
         done.details["captions"] = {"format": finishing.captions.format, "cues": len(cues), "dropped": dropped}
         if cues:
-            listing = caption_timeline(workspace, cues, spec)
-            steps.append((builders.captions_input_args(listing.name), listing.chains))
-    for number, (args, chains) in enumerate(steps):
-        out = "v" if number == len(steps) - 1 else f"fv{number}"
-        done.inputs += args
-        done.chains += chains(index, base, out)
+            overlays.append(captions_overlay(workspace, cues, spec))
+    index, base = first_index, done.video
+    for number, overlay in enumerate(overlays):
+        out = "v" if number == len(overlays) - 1 else f"fv{number}"
+        done.inputs += overlay.args
+        done.chains += overlay.chains(index, base=base, out=out)
         index, base = index + 1, out
-    if finishing.picture and not steps:
+    if finishing.picture and not overlays:
         done.chains.append(f"[{base}]null[v]")  # every cue was past the end: nothing to draw
     if finishing.music:
-        music = finishing.music
-        info = music.audio.info
+        music, info = finishing.music, finishing.music.audio.info
         loop = info.duration < length
         done.inputs += builders.music_input_args(music.audio.name, info, loop)
         done.chains += builders.music_chains(index, info, length, music.volume, music.ducking, done.audio, "a")
@@ -129,20 +126,25 @@ def apply_finishing(finishing: Finishing, workspace, spec, length: float, first_
     return done
 
 
-@dataclass(frozen=True)
-class CaptionTimeline:
-    name: str  # the ffconcat list in the workspace
-    x: int
-    y: int
-    fps: int
+def logo_overlay(logo, spec) -> tuple[Overlay, dict]:
+    """The logo at its share of the canvas width (aspect kept, at most the safe area's height), in its corner
+    inside the safe margin; and what the RenderLog records of it."""
+    info, margin = logo.image.info, safe_margin(spec.width, spec.height)
+    width = max(2, round(logo.size * spec.width))
+    height = max(2, round(width * info.height / info.width))
+    if height > spec.height - 2 * margin:  # a tall logo on a wide canvas
+        height = spec.height - 2 * margin
+        width = max(2, round(height * info.width / info.height))
+    x = margin if logo.position.endswith("left") else spec.width - margin - width
+    y = margin if logo.position.startswith("top") else spec.height - margin - height
+    chains = functools.partial(builders.logo_chains, size=(width, height), x=x, y=y, opacity=logo.opacity)
+    described = {"position": logo.position, "size": logo.size, "opacity": logo.opacity, "box": [x, y, width, height]}
+    return Overlay(builders.image_input_args(logo.image.name, info.demuxer), chains), described
 
-    def chains(self, index, base, out):
-        return builders.captions_chains(index, self.fps, self.x, self.y, base, out)
 
-
-def caption_timeline(workspace, cues, spec) -> CaptionTimeline:
+def captions_overlay(workspace, cues, spec) -> Overlay:
     """Each distinct cue text drawn once into a still (media/captions.py), a blank still, and the list that
-    shows them in turn (builders.captions_timeline)."""
+    shows them in turn (builders.captions_timeline), bottom-centred in the safe area."""
     texts = list(dict.fromkeys(text for _first, _end, text in cues))
     stills, size = captions.caption_stills(texts, spec.width, spec.height, spec.style)
     names = {}
@@ -155,8 +157,9 @@ def caption_timeline(workspace, cues, spec) -> CaptionTimeline:
     listing = workspace.new_path("captions", ".ffconcat")
     listing.write_text(builders.captions_timeline(cues, [names[text] for _f, _e, text in cues], blank.name),
                        encoding="utf-8")
-    margin = safe_margin(spec.width, spec.height)
-    return CaptionTimeline(listing.name, (spec.width - size[0]) // 2, spec.height - margin - size[1], spec.fps)
+    x, y = (spec.width - size[0]) // 2, spec.height - safe_margin(spec.width, spec.height) - size[1]
+    return Overlay(builders.captions_input_args(listing.name),
+                   functools.partial(builders.captions_chains, fps=spec.fps, x=x, y=y))
 
 
 # ---- trim and preview -------------------------------------------------------------------
