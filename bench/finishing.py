@@ -116,23 +116,29 @@ def loudness_rows(work, source, repeat):
     info = probe_video(source, "video")
     inputs = builders.input_args(source.name, info)
     length = builders.whole_frames(info.duration, 30)
-    measured = None
     steps = {
         "measure: loudnorm first pass": "loudnorm=I=-16.00:TP=-1.50:LRA=7.00:print_format=json",
         "measure: ebur128=peak=true": loudness.measure_filter(),
     }
-    rows = []
-    for label, measure in steps.items():
-        graph = work / "measure.graph"
-        graph.write_text(builders.house_audio(0, info, length, post=measure))
+    rows, outputs = [], {}
+
+    def timed(label, filters, command):
+        """The median wall time of the audio-only command `command(graph)`, the graph being the house audio
+        chain and then `filters`."""
+        graph = work / "loudness.graph"
+        graph.write_text(builders.house_audio(0, info, length, post=filters))
         times = []
         for _ in range(repeat):
             started = time.perf_counter()
-            result = ffmpeg.run(builders.measure_args(inputs, graph.name), cwd=work, timeout=600)
+            result = ffmpeg.run(command(graph.name), cwd=work, timeout=600)
+            assert result.ok, result.stderr_tail
             times.append(time.perf_counter() - started)
-        if measure == loudness.measure_filter():
-            measured = loudness.parse_measurement(result.stderr_tail)
         rows.append((label, statistics.median(times)))
+        outputs[label] = result.stderr_tail
+
+    for label, measure in steps.items():
+        timed(label, measure, lambda graph: builders.measure_args(inputs, graph))
+    measured = loudness.parse_measurement(outputs["measure: ebur128=peak=true"])
     gain = f"{loudness.gain(measured, -16.0):.2f}"
     applies = {
         "apply: loudnorm linear": f"loudnorm=I=-16:TP=-1.5:LRA=7.1:measured_I={measured.i}:measured_TP={measured.tp}"
@@ -141,15 +147,8 @@ def loudness_rows(work, source, repeat):
         "apply: volume": f"volume={gain}dB",
     }
     for label, apply in applies.items():
-        graph = work / "apply.graph"
-        graph.write_text(builders.house_audio(0, info, length, post=apply))
-        times = []
-        for _ in range(repeat):
-            started = time.perf_counter()
-            run([*inputs, *builders.graph_args(graph.name), "-map", "[a]", "-c:a", "aac", "-f", "mp4", "apply.m4a"],
-                work)
-            times.append(time.perf_counter() - started)
-        rows.append((label, statistics.median(times)))
+        timed(label, apply, lambda graph: [*inputs, *builders.graph_args(graph), "-map", "[a]", "-c:a", "aac",
+                                           "-f", "mp4", "apply.m4a"])
     print()
     print(f"{f'loudness steps, {info.duration:g} s of stereo, audio only':<44} {'wall s':>8}")
     print("-" * 54)
