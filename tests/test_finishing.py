@@ -357,6 +357,22 @@ def test_long_music_is_cut_and_faded(api, grey, sounds, tmp_path):
     assert abs(level(out, 0.3, 0.4, 440) - level(plain, 0.3, 0.4, 440)) < 1  # the video's own tone kept
 
 
+@pytest.mark.parametrize("video", ["noaudio", "speech"])
+def test_loudness_applies_to_the_mix(api, clips, sounds, tmp_path, video):
+    """With music, the output's sound is the mix: it is what reaches the loudness target (a silent video's
+    soundtrack included); a template and a trim alike."""
+    from .test_loudness import assert_on_target, r128
+
+    source = clips.noaudio if video == "noaudio" else sounds["speech"]
+    for path, fields in (("/api/trim", {"start": "0"}),
+                         ("/api/closing/render", {"cta": "Sign up", "fade_out": "0"})):
+        r = post(api, path, {"video": source, "music": sounds["long"], "loudness": "web", **fields})
+        assert r.status_code == 200, r.body[:300]
+        out = save(r, tmp_path / "o.mp4")
+        assert_on_target(r128(out))
+        assert details(r)["loudness"]["mode"] in ("linear", "capped", "dynamic")
+
+
 @pytest.mark.parametrize("kind", ["flac", "ogg", "m4a", "adts"])
 def test_common_audio_formats(api, clips, sounds, tmp_path, kind):
     r = post(api, "/api/trim", {"video": clips.noaudio, "start": "0", "end": "1", "music": sounds[kind]})

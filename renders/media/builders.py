@@ -460,9 +460,9 @@ MUSIC_FADE = 1.0  # seconds of fade-out at the end
 DUCKING = "sidechaincompress=threshold=0.01:ratio=20:attack=5:release=300"
 
 
-def music_input_args(name: str, info, loop: bool) -> list[str]:
-    """The soundtrack, read in a loop (`-stream_loop -1`) when it is shorter than the output."""
-    return (["-stream_loop", "-1"] if loop else []) + input_args(name, info)
+def music_input_args(name: str, info, duration: float) -> list[str]:
+    """The soundtrack, read in a loop (`-stream_loop -1`) when it is shorter than the output's `duration`."""
+    return (["-stream_loop", "-1"] if info.duration < duration else []) + input_args(name, info)
 
 
 def music_chains(index: int, info, duration: float, volume: float, ducking: bool, sound: str, out: str) -> list[str]:

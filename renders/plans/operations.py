@@ -52,18 +52,30 @@ def write_graph(workspace, chains) -> str:
 
 
 def normalised(workspace, info, inputs: list[str], duration: float, target: float, *, pre: str = "",
-               post: str = ""):
+               post: str = "", music=None):
     """One input's sound brought to `target`: measure it as the house audio chain makes it (input 0 of
     `inputs`, `duration` of whole frames, the render's own `pre`/`post` audio filters), then return the
-    `post` filters to render it with (loudnorm's second pass added) and what the RenderLog records."""
-    if not info.has_audio:
-        return post, loudness.summary(None, target, duration)
-    chain = ",".join(p for p in (post, loudness.measure_filter()) if p)
-    graph = write_graph(workspace, [builders.house_audio(0, info, duration, pre=pre, post=chain)])
-    result = yield Run(builders.measure_args(inputs, graph))
+    `post` filters to render it with (the gain added), the filters for after the soundtrack's mix, and what
+    the RenderLog records. With `music` (a plans.Music) the output's sound is the input's mixed with the
+    soundtrack: that mix is what is measured, and the gain goes after it."""
+    if music is None and not info.has_audio:
+        return post, "", loudness.summary(None, target, duration)
+    measure = loudness.measure_filter()
+    if music is None:
+        chains = [builders.house_audio(0, info, duration, pre=pre, post=",".join(p for p in (post, measure) if p))]
+    else:
+        track = music.audio.info
+        inputs = inputs + builders.music_input_args(music.audio.name, track, duration)
+        chains = [builders.house_audio(0, info, duration, pre=pre, post=post, out="pa"),
+                  *builders.music_chains(1, track, duration, music.volume, music.ducking, "pa", "mix"),
+                  f"[mix]{measure}[a]"]
+    result = yield Run(builders.measure_args(inputs, write_graph(workspace, chains)))
     measured = loudness.parse_measurement(result.stderr_tail)
-    finish = ",".join(p for p in (post, loudness.apply_filter(measured, target)) if p)
-    return finish, loudness.summary(measured, target, duration)
+    gain = loudness.apply_filter(measured, target)
+    summary = loudness.summary(measured, target, duration)
+    if music is None:
+        return ",".join(p for p in (post, gain) if p), "", summary
+    return post, gain, summary
 
 
 # ---- finishing: logo, captions, music (API.md "Finishing") ---------------------------------------
@@ -96,8 +108,10 @@ class Overlay:
     chains: Callable
 
 
-def apply_finishing(finishing: Finishing, workspace, spec, length: float, first_index: int) -> Finish:
-    """The finishing of an output `length` s long (whole frames) whose own inputs number `first_index`."""
+def apply_finishing(finishing: Finishing, workspace, spec, length: float, first_index: int,
+                    after_mix: str = "") -> Finish:
+    """The finishing of an output `length` s long (whole frames) whose own inputs number `first_index`;
+    `after_mix`: audio filters for the mix of the sound and the soundtrack (the loudness gain)."""
     done = Finish(*finish_labels(finishing))
     overlays = []  # in drawing order: the logo, then the captions over it
     if finishing.logo:
@@ -118,10 +132,13 @@ def apply_finishing(finishing: Finishing, workspace, spec, length: float, first_
         done.chains.append(f"[{base}]null[v]")  # every cue was past the end: nothing to draw
     if finishing.music:
         music, info = finishing.music, finishing.music.audio.info
-        loop = info.duration < length
-        done.inputs += builders.music_input_args(music.audio.name, info, loop)
-        done.chains += builders.music_chains(index, info, length, music.volume, music.ducking, done.audio, "a")
-        done.details["music"] = {"volume_db": music.volume, "ducking": music.ducking, "looped": loop,
+        done.inputs += builders.music_input_args(music.audio.name, info, length)
+        mixed = "mix" if after_mix else "a"
+        done.chains += builders.music_chains(index, info, length, music.volume, music.ducking, done.audio, mixed)
+        if after_mix:
+            done.chains.append(f"[{mixed}]{after_mix}[a]")
+        done.details["music"] = {"volume_db": music.volume, "ducking": music.ducking,
+                                 "looped": info.duration < length,
                                  "duration": info.duration, "fade_out": min(builders.MUSIC_FADE, length)}
     return done
 
@@ -173,14 +190,15 @@ def trim(plan: TrimPlan, workspace) -> Steps:
         yield Run(builders.trim_fast_args(video.name, video.info, keyframe, plan.end, output.name))
         return Result(output, plan.filename, headers={"X-Trim-Start": builders.seconds(keyframe)},
                       details={"mode": "fast", "real_start": keyframe})
-    details, finish = {"mode": "accurate"}, ""
+    details, finish, after_mix = {"mode": "accurate"}, "", ""
+    length = builders.whole_frames(plan.length, plan.spec.fps)
     if plan.spec.loudness is not None:
         target = plan.spec.loudness
-        finish, summary = yield from normalised(
+        finish, after_mix, summary = yield from normalised(
             workspace, video.info, builders.input_args(video.name, video.info, start=plan.start, duration=plan.length),
-            builders.whole_frames(plan.length, plan.spec.fps), target)
+            length, target, music=plan.finishing.music)
         details["loudness"] = {"target": target, **summary}
-    done = apply_finishing(plan.finishing, workspace, plan.spec, builders.whole_frames(plan.length, plan.spec.fps), 1)
+    done = apply_finishing(plan.finishing, workspace, plan.spec, length, 1, after_mix)
     graph = write_graph(workspace, builders.normalize_graph(0, video.info, plan.spec, plan.length, audio_post=finish,
                                                             out_v=done.video, out_a=done.audio) + done.chains)
     yield Run(builders.trim_accurate_args(video.name, video.info, plan.spec, plan.start, plan.length, graph,
@@ -224,7 +242,7 @@ def join(plan: JoinPlan, workspace) -> Steps:
     if spec.loudness is not None:
         target, finishes, summaries = spec.loudness, [], []
         for item in inputs:
-            finish, summary = yield from normalised(
+            finish, _after_mix, summary = yield from normalised(
                 workspace, item.info, builders.input_args(item.name, item.info),
                 builders.whole_frames(item.info.duration, spec.fps), target)
             finishes.append(finish)
@@ -303,14 +321,15 @@ def template(plan: TemplatePlan, workspace) -> Steps:
     video_end, audio_end = builders.fade_out(length, plan.fade_out, spec.frame)
     dim = builders.dim(start, end) if plan.dim else ""
     details = {"speed": plan.speed, "window": [start, end]}
-    audio_post = audio_end
+    audio_post, after_mix = audio_end, ""
     if spec.loudness is not None:  # measured after the speed change and the fade-out: the output's sound
         target = spec.loudness
-        audio_post, summary = yield from normalised(
+        audio_post, after_mix, summary = yield from normalised(
             workspace, video.info, builders.input_args(video.name, video.info), builders.whole_frames(length, spec.fps),
-            target, pre=audio_pre, post=audio_end)
+            target, pre=audio_pre, post=audio_end, music=plan.finishing.music)
         details["loudness"] = {"target": target, **summary}
-    done = apply_finishing(plan.finishing, workspace, spec, builders.whole_frames(length, spec.fps), 1 + len(stills))
+    done = apply_finishing(plan.finishing, workspace, spec, builders.whole_frames(length, spec.fps), 1 + len(stills),
+                           after_mix)
     details.update(done.details)
     chains = builders.normalize_graph(0, video.info, spec, length, video_pre=video_pre, audio_pre=audio_pre,
                                       video_post=dim, audio_post=audio_post, out_v="base0", out_a=done.audio)
