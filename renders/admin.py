@@ -17,9 +17,12 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from renders import webhooks
 from renders.errors import ERROR_CODES
+from renders.health import job_stats
+from renders.lifecycle import jobs
 from renders.lifecycle.workspace import NAME_RE, CleanupError, dir_size, is_locked, remove_tree, temp_root
-from renders.models import RenderLog
+from renders.models import RenderLog, WebhookDelivery
 
 
 def dashboard():
@@ -43,7 +46,8 @@ def dashboard():
             path = root / entry.name
             leftovers.append({"name": entry.name, "bytes": dir_size(path), "live": is_locked(path)})
     return {"totals": totals, "cleanups": cleanups, "leftovers": leftovers, "host": settings.VIDEOAPI_HOST_ID,
-            "failed_cleanups": capped_count(RenderLog.objects.filter(cleanup_status=RenderLog.Cleanup.FAILED))}
+            "failed_cleanups": capped_count(RenderLog.objects.filter(cleanup_status=RenderLog.Cleanup.FAILED)),
+            "jobs": job_stats()}
 
 
 def capped_count(queryset) -> str:
@@ -128,19 +132,93 @@ class HostFilter(ValuesFilter):
         return cache.get_or_set("renders:admin:hosts", recent, 60)
 
 
+def attempts_table(delivery):
+    """Every attempt of a delivery, one line each: when, the answer or the error, how long."""
+    lines = [f"{a.get('at', '?')}  {a.get('status_code') or a.get('error', '?')}  ({a.get('seconds', 0):.2f} s)"
+             for a in delivery.attempts or []]
+    return format_html('<pre style="white-space: pre-wrap">{}</pre>', "\n".join(lines) or "-")
+
+
+class WebhookDeliveryInline(admin.TabularInline):
+    """A render's webhooks (read-only); "send again" is an action of the webhook deliveries' list."""
+
+    model = WebhookDelivery
+    fields = ("created_at", "event", "status", "webhook_id", "url", "attempt_log", "next_attempt_at")
+    readonly_fields = fields
+    extra = max_num = 0
+    can_delete = False
+    show_change_link = True
+
+    @admin.display(description="attempts")
+    def attempt_log(self, obj):
+        return attempts_table(obj)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "event", "status", "attempt_count", "next_attempt_at", "url", "webhook_id",
+                    "render")
+    list_filter = ("status", "event")
+    search_fields = ("webhook_id", "url")
+    list_select_related = ("render",)
+    fields = ("webhook_id", "event", "status", "url", "render", "client_key", "created_at", "next_attempt_at",
+              "attempt_log", "payload")
+    readonly_fields = fields
+    actions = ["send_again"]
+
+    @admin.display(description="attempts")
+    def attempt_count(self, obj):
+        return len(obj.attempts or [])
+
+    @admin.display(description="attempts")
+    def attempt_log(self, obj):
+        return attempts_table(obj)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Send again (same webhook-id and body, a fresh round of retries)")
+    def send_again(self, request, queryset):
+        pending = queryset.filter(status=WebhookDelivery.Status.PENDING).count()
+        sent = [webhooks.send_again(delivery) for delivery in queryset.exclude(status=WebhookDelivery.Status.PENDING)]
+        note = f", skipped {pending} still being delivered" if pending else ""
+        self.message_user(request, f"sent again {len(sent)}{note}", messages.SUCCESS)
+
+
+class KindFilter(admin.SimpleListFilter):
+    title, parameter_name = "kind", "is_job"
+
+    def lookups(self, request, model_admin):
+        return [("1", "jobs (Prefer: respond-async)"), ("0", "rendered in their request")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(is_job=self.value() == "1") if self.value() in ("0", "1") else queryset
+
+
 @admin.register(RenderLog)
 class RenderLogAdmin(admin.ModelAdmin):
-    list_display = ("received_at", "endpoint", "status", "http_status", "error_code", "render_time",
-                    "output_size", "cleanup_status", "host", "user", "short_id")
-    list_filter = (EndpointFilter, "status", HostFilter, "cleanup_status", ErrorCodeFilter,
-                   ("received_at", admin.DateFieldListFilter))
+    list_display = ("received_at", "endpoint", "status", "job_progress", "job_eta", "http_status", "error_code",
+                    "render_time", "output_size", "cleanup_status", "host", "user", "short_id")
+    # "status" lists the model's choices (queued, cancelled, expired included), never a DISTINCT
+    list_filter = (EndpointFilter, "status", KindFilter, HostFilter, "cleanup_status",
+                   ErrorCodeFilter, ("received_at", admin.DateFieldListFilter))
     search_fields = ("id", "error_message")  # see get_search_results
     search_help_text = "A render id (or its first characters), or words of an error message."
     list_per_page = 50
     show_full_result_count = False
     paginator = CappedCountPaginator
     change_list_template = "admin/renders/renderlog/change_list.html"
-    actions = ["retry_cleanup"]
+    actions = ["retry_cleanup", "cancel_jobs"]
+    inlines = [WebhookDeliveryInline]
 
     def get_search_results(self, request, queryset, search_term):
         """An id, or its start, by index range; otherwise words of the errors of failed renders only."""
@@ -185,6 +263,24 @@ class RenderLogAdmin(admin.ModelAdmin):
         level = messages.ERROR if failed else messages.SUCCESS
         note = f", {elsewhere} on other hosts (retry from their admin or run sweep_temp there)" if elsewhere else ""
         self.message_user(request, f"cleaned {done}, still in use {live}, failed again {failed}{note}", level)
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel_jobs(self, request, queryset):
+        """As the client's DELETE: a queued job never runs, a running one is stopped, a result is deleted
+        (on another host, by that host's worker within a second)."""
+        cancelled, unchanged = 0, 0
+        for log in queryset.filter(is_job=True).exclude(status=RenderLog.Status.CANCELLED):
+            jobs.cancel(log)
+            if log.status == RenderLog.Status.CANCELLED:
+                cancelled += 1
+            else:
+                unchanged += 1
+        others = queryset.filter(is_job=False).count()
+        note = f", {unchanged} already over (failed, expired or downloaded)" if unchanged else ""
+        note += f", {others} not jobs (a render in its request cannot be cancelled)" if others else ""
+        self.message_user(request, f"cancelled {cancelled} job(s){note}",
+                          messages.SUCCESS if cancelled else messages.WARNING)
+
     fieldsets = (
         (None, {"fields": ("id", "endpoint", "status", "http_status", "host", "user", "api_key", "client_address")}),
         ("Error", {"fields": ("error_code", "error_message")}),
@@ -193,6 +289,9 @@ class RenderLogAdmin(admin.ModelAdmin):
                                 "response_closed_at")}),
         ("FFmpeg", {"fields": ("ffmpeg_command", "ffmpeg_exit_code", "ffmpeg_stderr_pretty")}),
         ("Cleanup", {"fields": ("workspace", "cleanup_status", "cleanup_at", "cleanup_error")}),
+        ("Job", {"fields": ("is_job", "queued_at", "worker_id", "lease_expires_at", "job_progress", "job_eta",
+                            "result_pretty", "result_expires_at", "result_delivered", "result_downloaded_at",
+                            "task_id", "client_ref", "idempotency_key")}),
     )
 
     def get_readonly_fields(self, request, obj=None):
@@ -215,6 +314,24 @@ class RenderLogAdmin(admin.ModelAdmin):
     def render_time(self, obj):
         seconds = obj.render_seconds
         return f"{seconds:.2f}" if seconds is not None else "-"
+
+    @admin.display(description="progress")
+    def job_progress(self, obj):
+        if not obj.is_job or obj.progress is None:
+            return "-"
+        percent = round(obj.progress * 100)
+        return format_html('<span style="white-space: nowrap"><progress max="100" value="{}" style="width: 5em">'
+                           '</progress> {} %</span>', percent, percent)
+
+    @admin.display(description="ETA")
+    def job_eta(self, obj):
+        if obj.status != RenderLog.Status.RENDERING or obj.eta_seconds is None:
+            return "-"
+        return str(timedelta(seconds=round(obj.eta_seconds)))
+
+    @admin.display(description="result")
+    def result_pretty(self, obj):
+        return self._pre(json.dumps(obj.result, indent=2, ensure_ascii=False)) if obj.result else "-"
 
     @staticmethod
     def _pre(text):
@@ -256,13 +373,34 @@ admin.site.unregister(APIKey)  # the library's own model is unused: keys here be
 class ClientKeyAdmin(APIKeyModelAdmin):
     """Make a key (shown once, on saving), name it for its client, revoke it, give it an end date."""
 
-    list_display = ("name", "prefix", "user", "created", "last_used_at", "expiry_date", "_has_expired", "revoked")
+    list_display = ("name", "prefix", "user", "created", "last_used_at", "expiry_date", "_has_expired", "revoked",
+                    "has_webhook_secret")
     list_filter = ("revoked", "created", "user")
     search_fields = ("name", "prefix", "user__username")
-    fields = ("name", "user", "expiry_date", "revoked", "prefix", "created", "last_used_at")
+    fields = ("name", "user", "expiry_date", "revoked", "prefix", "created", "last_used_at", "has_webhook_secret")
+    actions = ["rotate_webhook_secret"]
 
     def get_readonly_fields(self, request, obj=None):
-        return (*super().get_readonly_fields(request, obj), "created", "last_used_at")
+        return (*super().get_readonly_fields(request, obj), "created", "last_used_at", "has_webhook_secret")
+
+    @admin.display(description="webhook secret", boolean=True)
+    def has_webhook_secret(self, obj):
+        """Whether the key signs its own webhooks (never the secret: it is shown once, when made or rotated)."""
+        return bool(obj.webhook_secret)
+
+    def save_model(self, request, obj, form=None, change=False):
+        created = not obj.pk
+        super().save_model(request, obj, form, change)  # shows the key once
+        if created:
+            self.message_user(request, f"The webhook secret for {obj.name} is: {obj.webhook_secret} (it signs the "
+                                       "webhooks of this key's jobs; shown once too).", messages.WARNING)
+
+    @admin.action(description="Rotate the webhook secret of the selected keys (each new one shown once)")
+    def rotate_webhook_secret(self, request, queryset):
+        for key in queryset:
+            secret = key.rotate_webhook_secret()
+            self.message_user(request, f"The new webhook secret for {key.name} ({key.prefix}...) is: {secret} "
+                                       "(shown once; the old one no longer signs).", messages.WARNING)
 
 
 # ---- plain tokens from before hashed keys: not in the admin ----------------------------------

@@ -96,12 +96,30 @@ class RenderTimeout(ServiceError):
     default_detail = "the render took too long and was stopped"
 
 
+class NotReady(ServiceError):
+    status_code = 409
+    default_code = "not_ready"
+    default_detail = "the job has not finished yet"
+
+
+class Gone(ServiceError):
+    status_code = 410
+    default_code = "gone"
+    default_detail = "the job's result is no longer kept"
+
+
+class Misdirected(ServiceError):
+    status_code = 421
+    default_code = "misdirected"
+    default_detail = "this host does not hold the job's result"
+
+
 # Every `code` a RenderLog can hold (the admin's error filter lists them without scanning the table);
 # a unit test feeds answer_for() every kind of exception it handles and checks its code is here.
 ERROR_CODES = ["invalid_input", "not_authenticated", "payload_too_large", "unsupported_media", "undecodable_media",
                "throttled", "render_failed", "internal_error", "busy", "unavailable", "render_timeout",
                "insufficient_storage", "worker_lost", "method_not_allowed", "permission_denied", "not_found",
-               "error", "client_disconnected"]
+               "error", "client_disconnected", "not_ready", "duplicate", "gone", "misdirected"]
 
 
 def _messages(value, prefix=""):
@@ -201,4 +219,8 @@ def exception_handler(exc, context):
         logger.error("event=database_unavailable render_id=%s error=%s", render_id, str(exc).strip()[:300])
     elif status_code >= 500 and not isinstance(exc, ServiceError):
         logger.exception("unexpected error render_id=%s", render_id, exc_info=exc)
-    return error_response(exc, render_id)
+    response = error_response(exc, render_id)
+    view = context.get("view")
+    if status_code == 405 and view is not None:
+        response["Allow"] = ", ".join(view.allowed_methods)
+    return response

@@ -4,10 +4,14 @@ import os
 import shutil
 import tempfile
 import time
+from collections import defaultdict
+from datetime import timedelta
 
 from django.conf import settings
+from django.db import Error as DatabaseError
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
@@ -15,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from renders.lifecycle.slots import slots_in_use
 from renders.lifecycle.workspace import NAME_RE, dir_size, temp_root
 from renders.media import ffmpeg, fonts
+from renders.models import RenderLog
 
 _FFMPEG_OK = {"checked": 0.0, "ok": False, "detail": ""}
 FFMPEG_CHECK_EVERY = 60.0
@@ -113,6 +118,94 @@ class TempRootCollector:
         yield GaugeMetricFamily("videoapi_render_slots_busy", "Render slots held right now", value=slots_in_use())
 
 
+# ---- jobs, from the database ---------------------------------------------------------------------
+#
+# The database is the one place that knows every host's queue, whichever gunicorn worker or host is
+# scraped and whether or not a host's render_worker runs (a dead worker's queue is what an alert wants
+# to see). Every host reports every host's jobs: aggregate with max by (host), never sum.
+
+JOB_WAIT_WINDOW = timedelta(minutes=5)
+# a job started in the window was received at most its queueing time (VIDEOAPI_JOB_QUEUE_TIMEOUT, then it
+# fails) plus its upload before: this bound lets the received_at index find it (render_started_at has none)
+UPLOAD_ALLOWANCE = timedelta(minutes=15)
+
+
+def job_stats(now=None) -> dict:
+    """Per host: queued and running jobs, the oldest queued job's age, each running job's progress and
+    ETA, and the wait (queued to started) of the jobs started in the last JOB_WAIT_WINDOW.
+
+    Two small queries: the queued and running jobs (a few per host: VIDEOAPI_MAX_QUEUED_JOBS and the
+    render slots bound them; the status index), and the jobs received in a bounded recent range (the
+    received_at index). Never a scan of the table. This host is always listed.
+    """
+    now = now or timezone.now()
+    hosts = defaultdict(lambda: {"queued": 0, "running": 0, "oldest_queued": 0.0, "running_jobs": [], "waits": []})
+    hosts[settings.VIDEOAPI_HOST_ID]  # this host is listed even with nothing queued
+    active = RenderLog.objects.filter(is_job=True, status__in=[RenderLog.Status.QUEUED, RenderLog.Status.RENDERING])
+    for host, status, render_id, queued_at, progress, eta in active.order_by().values_list(
+            "host", "status", "id", "queued_at", "progress", "eta_seconds"):
+        entry = hosts[host]
+        if status == RenderLog.Status.QUEUED:
+            entry["queued"] += 1
+            if queued_at:
+                entry["oldest_queued"] = max(entry["oldest_queued"], (now - queued_at).total_seconds())
+        else:
+            entry["running"] += 1
+            entry["running_jobs"].append({"id": str(render_id), "progress": progress or 0.0, "eta": eta})
+    since = now - JOB_WAIT_WINDOW
+    received = since - timedelta(seconds=settings.VIDEOAPI_JOB_QUEUE_TIMEOUT) - UPLOAD_ALLOWANCE
+    started = RenderLog.objects.filter(received_at__gte=received, is_job=True, render_started_at__gte=since,
+                                       queued_at__isnull=False)
+    for host, queued_at, started_at in started.order_by().values_list("host", "queued_at", "render_started_at"):
+        hosts[host]["waits"].append(max(0.0, (started_at - queued_at).total_seconds()))
+    for entry in hosts.values():
+        waits = entry.pop("waits")
+        entry["wait_mean"] = sum(waits) / len(waits) if waits else None
+        entry["wait_max"] = max(waits) if waits else None
+        entry["started"] = len(waits)
+    return dict(sorted(hosts.items()))
+
+
+class JobCollector:
+    """Job gauges read off the database when scraped; with the database down, only videoapi_job_metrics_up 0."""
+
+    def collect(self):
+        try:
+            stats = job_stats()
+        except DatabaseError:
+            stats = None
+        yield GaugeMetricFamily("videoapi_job_metrics_up", "1 if the job gauges could be read from the database",
+                                value=0 if stats is None else 1)
+        if stats is None:
+            return
+        jobs = GaugeMetricFamily("videoapi_jobs", "Jobs queued or running, per host (every host's, from the "
+                                 "database)", labels=["host", "status"])
+        oldest = GaugeMetricFamily("videoapi_job_oldest_queued_seconds", "Age of the oldest queued job, per host "
+                                   "(0 with none queued)", labels=["host"])
+        wait = GaugeMetricFamily("videoapi_job_recent_wait_seconds", "Time from queued to render started of the jobs "
+                                 f"started in the last {JOB_WAIT_WINDOW.seconds // 60} minutes, per host",
+                                 labels=["host", "stat"])
+        started = GaugeMetricFamily("videoapi_jobs_started_recently", "Jobs started in the last "
+                                    f"{JOB_WAIT_WINDOW.seconds // 60} minutes, per host", labels=["host"])
+        progress = GaugeMetricFamily("videoapi_job_progress", "A running job's progress (0 to 1)",
+                                     labels=["host", "render_id"])
+        eta = GaugeMetricFamily("videoapi_job_eta_seconds", "A running job's estimated seconds to go",
+                                labels=["host", "render_id"])
+        for host, entry in stats.items():
+            jobs.add_metric([host, "queued"], entry["queued"])
+            jobs.add_metric([host, "running"], entry["running"])
+            oldest.add_metric([host], entry["oldest_queued"])
+            started.add_metric([host], entry["started"])
+            if entry["started"]:
+                wait.add_metric([host, "mean"], entry["wait_mean"])
+                wait.add_metric([host, "max"], entry["wait_max"])
+            for job in entry["running_jobs"]:
+                progress.add_metric([host, job["id"]], job["progress"])
+                if job["eta"] is not None:
+                    eta.add_metric([host, job["id"]], job["eta"])
+        yield from (jobs, oldest, wait, started, progress, eta)
+
+
 def exposition() -> bytes:
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -122,4 +215,5 @@ def exposition() -> bytes:
 
         registry = REGISTRY
     registry.register(TempRootCollector())
+    registry.register(JobCollector())
     return generate_latest(registry)

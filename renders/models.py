@@ -1,3 +1,5 @@
+import base64
+import secrets
 import uuid
 
 from django.conf import settings
@@ -16,11 +18,14 @@ class RenderLog(models.Model):
 
     class Status(models.TextChoices):
         RECEIVED = "received"
+        QUEUED = "queued"  # a job waiting for its host's worker
         RENDERING = "rendering"
         SUCCEEDED = "succeeded"
         REJECTED = "rejected"
         FAILED = "failed"
         TIMEOUT = "timeout"
+        CANCELLED = "cancelled"  # a job the client cancelled
+        EXPIRED = "expired"  # a job's result never downloaded within VIDEOAPI_JOB_RESULT_TTL
 
     class Cleanup(models.TextChoices):
         PENDING = "pending"
@@ -64,12 +69,37 @@ class RenderLog(models.Model):
     cleanup_at = models.DateTimeField(null=True, blank=True)
     cleanup_error = models.TextField(blank=True)
 
+    # -- jobs (asynchronous renders; renders/lifecycle/jobs.py) --
+    is_job = models.BooleanField(default=False, db_index=True, help_text="a job: answered 202 and queued (Prefer: respond-async)")
+    client_ref = models.CharField(max_length=80, blank=True,
+                                  help_text="who may see this job: key:<prefix>, user:<id>, or anonymous")
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    task_id = models.CharField(max_length=64, blank=True, help_text="the task framework's id for this job's run")
+    queued_at = models.DateTimeField(null=True, blank=True)
+    worker_id = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True,
+                                            help_text="a running job whose worker stops renewing this is lost")
+    progress = models.FloatField(null=True, blank=True)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True,
+                              help_text="a job's result: file in the workspace, name, type, headers")
+    result_expires_at = models.DateTimeField(null=True, blank=True)
+    result_delivered = models.JSONField(default=list, blank=True,
+                                        help_text="byte ranges of the result delivered so far")
+    result_downloaded_at = models.DateTimeField(null=True, blank=True)
+    callback_url = models.CharField(max_length=2048, blank=True, help_text="where the job's webhook goes")
+    base_url = models.CharField(max_length=300, blank=True,
+                                help_text="the service's address as the submitting client used it (result URLs)")
+
     class Meta:
         ordering = ["-received_at"]
+        constraints = [models.UniqueConstraint(fields=["client_ref", "idempotency_key"],
+                                               condition=~models.Q(idempotency_key=""), name="job_idempotency")]
         # every admin filter, ordered by -received_at, reads one index range
         indexes = [models.Index(fields=["endpoint", "received_at"]), models.Index(fields=["status", "received_at"]),
                    models.Index(fields=["cleanup_status", "received_at"]), models.Index(fields=["host", "received_at"]),
-                   models.Index(fields=["error_code", "received_at"])]
+                   models.Index(fields=["error_code", "received_at"]),
+                   models.Index(fields=["client_ref", "received_at"]), models.Index(fields=["host", "status"])]
 
     def __str__(self):
         return f"{self.endpoint} {self.id} ({self.status})"
@@ -105,6 +135,11 @@ def storable(value):
     return value
 
 
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and the base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 class ClientKeyManager(BaseAPIKeyManager):
     def get_from_key(self, key: str) -> "ClientKey":
         # keys made here are "<prefix>.<secret>"; keys migrated from plain tokens have no dot:
@@ -127,6 +162,16 @@ class ClientKey(AbstractAPIKey):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="client_keys",
                              help_text="the account the key's requests act as")
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Signs the key's webhooks (Standard Webhooks), so it is kept as it is, not hashed (SECURITY.md);
+    # shown once when made or rotated. Keys made before webhooks have none until rotated.
+    webhook_secret = models.CharField(max_length=100, blank=True, default=new_webhook_secret, editable=False,
+                                      help_text="whsec_...: signs this key's webhooks; shown once")
+
+    def rotate_webhook_secret(self) -> str:
+        """Give the key a new webhook secret (the old one stops signing at once) and return it."""
+        self.webhook_secret = new_webhook_secret()
+        type(self).objects.filter(pk=self.pk).update(webhook_secret=self.webhook_secret)
+        return self.webhook_secret
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API key"
@@ -140,3 +185,38 @@ def key_name(auth) -> str:
     if auth is not None:
         return "legacy token (run manage.py migrate_authtokens)"
     return ""
+
+
+class WebhookDelivery(models.Model):
+    """One webhook message for one render, and every attempt to deliver it (renders.webhooks).
+
+    A "send again" from the admin is a new delivery with the same `webhook_id`
+    and payload: receivers that deduplicate by `webhook-id` see a retry.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        GONE = "gone"  # the receiver answered 410: never again
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    render = models.ForeignKey(RenderLog, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    webhook_id = models.CharField(max_length=64, db_index=True, help_text="the webhook-id header: one per message")
+    event = models.CharField(max_length=40, help_text="render.succeeded, render.failed or render.cancelled")
+    url = models.CharField(max_length=2048)
+    payload = models.JSONField(help_text="the body: type, timestamp, data")
+    client_key = models.ForeignKey(ClientKey, null=True, blank=True, on_delete=models.SET_NULL,
+                                   help_text="whose webhook secret signs it (none: VIDEOAPI_WEBHOOK_SECRET)")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.JSONField(default=list, blank=True,
+                                help_text="each attempt: at, status_code or error, seconds")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self):
+        return f"{self.event} {self.webhook_id} ({self.status})"

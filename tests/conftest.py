@@ -124,6 +124,17 @@ def token(db):
 
 
 @pytest.fixture
+def other_token(db):
+    """A second client's API key (another account)."""
+    from django.contrib.auth.models import User
+
+    from renders.models import ClientKey
+
+    user = User.objects.create_user("other client", password="x-not-used")
+    return ClientKey.objects.create_key(name="other client", user=user)[1]
+
+
+@pytest.fixture
 def api(token):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")

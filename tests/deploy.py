@@ -37,11 +37,14 @@ def self_signed_cert(directory: Path):
     return cert, key
 
 
-def render_site(upstreams, http_port, https_port, cert, key, body_limit, body_timeout="30s"):
+def render_site(upstreams, http_port, https_port, cert, key, body_limit, body_timeout="30s", routes=None):
+    """The shipped site; `routes`: {VIDEOAPI_HOST_ID: address} for the job results' route map."""
     text = (DEPLOY / "nginx" / "videoapi.conf").read_text()
     servers = "\n    ".join(f"server {address} max_fails=1 fail_timeout=10s;" for address in upstreams)
+    route_lines = "\n    ".join(f"{host} {address};" for host, address in (routes or {}).items())
     for old, new in [
         ("server 127.0.0.1:8000 max_fails=1 fail_timeout=10s;", servers),
+        ("    render-1 127.0.0.1:8000;\n", f"    {route_lines}\n" if route_lines else ""),
         ("    listen [::]:80;\n", ""),
         ("    listen [::]:443 ssl;\n", ""),
         ("listen 80;", f"listen 127.0.0.1:{http_port};"),
@@ -70,7 +73,9 @@ class Nginx:
         (workdir / "nginx.conf").write_text(
             f"{user}daemon off;\nworker_processes 1;\npid {workdir / 'nginx.pid'};\n"
             f"error_log {workdir / 'error.log'} info;\nevents {{ worker_connections 256; }}\n"
-            f"http {{\n    access_log {workdir / 'access.log'};\n{temps}"
+            # which hosts answered each request: "A" direct, "A : B" when A redirected it (X-Accel-Redirect) to B
+            "http {\n    log_format hops '$request_method $request_uri $status upstreams=[$upstream_addr]';\n"
+            f"    access_log {workdir / 'access.log'} hops;\n{temps}"
             f"    include {workdir / 'site.conf'};\n}}\n")
         self.proc = None
 
@@ -94,6 +99,16 @@ class Nginx:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+    def hops(self, path):
+        """The upstream addresses that answered each logged request for `path`, in order: [[address, ...], ...]."""
+        found = []
+        for line in (self.workdir / "access.log").read_text().splitlines():
+            method, uri, _status, upstreams = line.split(" ", 3)
+            if uri == path:
+                # " : " separates the hops; ", " the servers one hop tried (the last one answered)
+                found.append([hop.split(", ")[-1] for hop in upstreams[len("upstreams=["):-1].split(" : ")])
+        return found
 
     def worker_pids(self):
         pids = []

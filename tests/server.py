@@ -32,10 +32,19 @@ def wait_port(port, proc, log, seconds=30):
             time.sleep(0.1)
 
 
+def server_metrics_dir() -> str:
+    """Where the servers a test starts (gunicorn, render_worker) keep their multiprocess metrics: their own
+    directory, not the test process's (which renders in-process too, and lives through every test)."""
+    path = Path(os.environ["VIDEOAPI_TEST_DIR"]) / "server-metrics"
+    path.mkdir(exist_ok=True)
+    return str(path)
+
+
 @contextlib.contextmanager
 def gunicorn(extra_env=None, workers=2, threads=4):
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "VIDEOAPI_BIND": f"127.0.0.1:{port}",
+           "PROMETHEUS_MULTIPROC_DIR": server_metrics_dir(),
            "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": str(threads), "GUNICORN_ACCESS_LOG": "",
            **(extra_env or {})}
     log = open(Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"gunicorn-{port}.log", "wb")
@@ -133,3 +142,26 @@ def request(address, path, fields, token=None):
     """A complete request: (status, headers, body)."""
     with raw_request(address, path, fields, token) as sock:
         return read_response(sock)
+
+
+@contextlib.contextmanager
+def render_worker(extra_env=None, args=()):
+    """A real `manage.py render_worker` (this host's jobs) beside a test's gunicorn; stopped (SIGTERM, then
+    SIGKILL after 20 s) when the block ends. Yields the process."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PROMETHEUS_MULTIPROC_DIR": server_metrics_dir(),
+           **(extra_env or {})}
+    log = open(Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"worker-{uuid.uuid4().hex[:8]}.log", "wb")
+    proc = subprocess.Popen([sys.executable, "manage.py", "render_worker", "--interval", "0.05", *args],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log_path = Path(log.name)
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()

@@ -27,7 +27,7 @@ def test_list_and_filters_run_no_distinct_over_the_table(admin_client):
 
     cache.set("renders:admin:hosts", ["render-1"], 60)  # the host list: cached, from recent rows
     for query in ("", "?endpoint=trim", "?status__exact=failed", "?error_code=render_failed", "?host=render-1",
-                  "?cleanup_status__exact=deleted", "?p=1"):
+                  "?cleanup_status__exact=deleted", "?is_job=1", "?p=1"):
         with CaptureQueriesContext(connection) as queries:
             assert admin_client.get("/admin/renders/renderlog/" + query).status_code == 200
         sql = " ".join(q["sql"] for q in queries.captured_queries if "renders_renderlog" in q["sql"])
@@ -90,7 +90,7 @@ def test_no_list_counts_every_row(admin_client):
             cursor.execute(f"ANALYZE {RenderLog._meta.db_table}")
     capped_lists = 0
     for query in ("", "?p=1", "?endpoint=trim", "?status__exact=failed", "?error_code=render_failed",
-                  "?host=render-1", "?cleanup_status__exact=deleted", "?q=exit+code", "?q=abcd",
+                  "?host=render-1", "?cleanup_status__exact=deleted", "?is_job=1", "?q=exit+code", "?q=abcd",
                   "?status__exact=failed&q=FFmpeg", "?received_at__gte=2020-01-01+00%3A00%3A00%2B00%3A00"):
         for sql in counts("/admin/renders/renderlog/" + query, admin_client):
             capped = CAPPED.match(sql)
@@ -98,4 +98,22 @@ def test_no_list_counts_every_row(admin_client):
             if capped:
                 assert int(capped[1]) <= render_admin.COUNT_CAP, sql
                 capped_lists += "cleanup_status\" = 'failed'" not in sql  # not the dashboard's own
-    assert capped_lists == 9  # each filtered or searched list counted its rows, capped; the unfiltered two did not
+    assert capped_lists == 10  # each filtered or searched list counted its rows, capped; the unfiltered two did not
+
+
+def test_job_gauges_read_index_ranges_only():
+    """The dashboard's and /metrics' job figures: the queued and running jobs (the status index) and the jobs
+    received lately (the received_at index), never a scan of the table."""
+    from renders.health import job_stats
+
+    make()
+    with CaptureQueriesContext(connection) as queries:
+        job_stats()
+    sqls = [q["sql"] for q in queries.captured_queries]
+    assert len(sqls) == 2 and not any(COUNTED.search(sql) or "DISTINCT" in sql for sql in sqls)
+    if connection.vendor == "sqlite":  # PostgreSQL's planner rightly scans a 30-row table
+        for sql in sqls:
+            with connection.cursor() as cursor:
+                cursor.execute("EXPLAIN QUERY PLAN " + sql)
+                plan = " | ".join(row[-1] for row in cursor.fetchall())
+            assert plan.startswith("SEARCH renders_renderlog USING INDEX") and "SCAN" not in plan, plan

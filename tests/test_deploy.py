@@ -52,7 +52,8 @@ from .deploy import (
     unit_system_calls,
 )
 from .pgcluster import Cluster
-from .server import free_port, gunicorn, multipart, read_head, read_response, request
+from .server import free_port, gunicorn, multipart, read_head, read_response, render_worker, request, wait_port
+from .test_jobs import call, poll, submit
 
 CLIENT = "127.0.0.3"  # a client's address on loopback (nginx itself talks to the hosts from 127.0.0.1)
 OUTSIDER = "127.0.0.2"  # an address the operator paths do not allow
@@ -86,8 +87,8 @@ def clean_env(**overrides):
 # ---- files that need no server ---------------------------------------------------------------------
 
 
-UNITS = ["videoapi.service", "videoapi-migrate.service", "videoapi-sweep.service", "videoapi-sweep.timer",
-         "videoapi-prune.service", "videoapi-prune.timer"]
+UNITS = ["videoapi.service", "videoapi-worker.service", "videoapi-migrate.service", "videoapi-sweep.service",
+         "videoapi-sweep.timer", "videoapi-prune.service", "videoapi-prune.timer"]
 SERVICES = [name for name in UNITS if name.endswith(".service")]
 # `systemd-analyze security` rates videoapi.service at most this (5.0 before the sandbox was tightened); the
 # other units at most what it rates the service (lower is safer).
@@ -199,6 +200,23 @@ def test_service_renders_under_the_units_system_call_filters(tmp_path, token, cl
             sock.sendall("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
             code, _, body = read_response(sock)
         assert code == 200 and json.loads(body)["checks"]["ffmpeg"]["ok"] is True, body
+        # videoapi-worker.service's command (tests.server.render_worker runs exactly it) renders a job
+        assert worker_argv() == ["manage.py", "render_worker"]
+        with render_worker(env) as worker:
+            def filtered():  # the filters are installed as its Python starts
+                status = Path(f"/proc/{worker.pid}/status").read_text()
+                return re.search(r"^Seccomp_filters:\s+2$", status, re.M) and re.search(r"^NoNewPrivs:\s+1$", status, re.M)
+
+            assert wait_for(filtered, seconds=10)
+            code, _, job = submit(address, token, fields={"video": clips.basic, "start": "0.5", "end": "1.5"})
+            assert code == 202, job
+            job, _ = poll(address, token, job["id"])
+            assert job["status"] == "succeeded", job
+            code, headers, body = call(address, "GET", f"/api/jobs/{job['id']}/result", token)
+            assert code == 200 and headers["content-type"] == "video/mp4"
+            (tmp_path / "job.mp4").write_bytes(body)
+            assert media.probe(tmp_path / "job.mp4")["vcodec"] == "h264"
+        assert worker.returncode == 0, worker.log_path.read_text()[-2000:]  # stopped by SIGTERM, cleanly
     # the sweep and prune units' commands under the same filter
     result = run_unit_command("videoapi-sweep.service", "ExecStart", {**os.environ, **env})
     assert result.returncode == 0 and json.loads(result.stdout)["errors"] == {}, result.stderr
@@ -208,6 +226,33 @@ def test_service_renders_under_the_units_system_call_filters(tmp_path, token, cl
         refused = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,
                                  text=True, timeout=60)
         assert refused.returncode != 0 and "Operation not permitted" in refused.stderr, code
+
+
+def worker_argv():
+    """videoapi-worker.service's ExecStart after its Python: the command tests.server.render_worker runs."""
+    argv = shlex.split(unit("videoapi-worker.service")["ExecStart"][0])
+    assert argv[0] == "/srv/videoapi/.venv/bin/python"
+    return argv[1:]
+
+
+def test_worker_unit_stops_gracefully_and_comes_back():
+    """The worker's unit: SIGTERM to the worker alone (it finishes running jobs, FFmpeg is not signalled), time
+    for a render to finish before systemd kills, always restarted, migrations checked like the service, pulled in
+    by the service and in the same sandbox."""
+    worker, service = unit("videoapi-worker.service"), unit("videoapi.service")
+    assert worker["KillMode"] == ["mixed"] and worker.get("KillSignal", ["SIGTERM"]) == ["SIGTERM"]
+    assert int(worker["TimeoutStopSec"][0]) >= production_settings.DEFAULT_FFMPEG_TIMEOUT + 30
+    assert worker["Restart"] == ["always"] and worker["StartLimitIntervalSec"] == ["0"]
+    assert worker["ExecStartPre"] == service["ExecStartPre"] and " migrate --check" in worker["ExecStartPre"][0]
+    assert "videoapi-worker.service" in " ".join(service["Wants"])
+    assert "videoapi-migrate.service" in " ".join(worker["After"])
+    for key in ("Wants", "Requires", "BindsTo", "PartOf"):  # a restart of gunicorn never stops a running job
+        assert "videoapi.service" not in " ".join(worker.get(key, [])), key
+    sandbox = {key: values for key, values in service.items()
+               if key not in ("Description", "Documentation", "ExecStart", "ExecReload", "Restart", "Wants", "After")}
+    assert {key: worker.get(key) for key in sandbox} == sandbox
+    assert "render_worker" not in "".join(line for line in (DEPLOY / "crontab").read_text().splitlines()
+                                          if not line.startswith("#"))  # a long-running process, not a cron job
 
 
 def seconds(analyze, span):
@@ -409,6 +454,100 @@ def test_nginx_site_matches_the_service_settings(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+# ---- scripts/serve: gunicorn and its render worker, started and stopped together --------------------------
+
+
+def serve_here(directory: Path):
+    """scripts/serve as written, beside stand-ins for the two files it sources to install things (bootstrap.sh:
+    the virtualenv, here this interpreter's; system-packages.sh: the fonts, here nothing to install)."""
+    serve = (ROOT / "scripts" / "serve").read_text()
+    for sourced in ("bootstrap.sh", "system-packages.sh"):
+        assert f'source "$(dirname "$0")/{sourced}"' in serve
+    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text()
+    assert 'cd "$(dirname "${BASH_SOURCE[0]}")/.."' in bootstrap and 'export PATH="$PWD/.venv/bin:$PATH"' in bootstrap
+    scripts = directory / "scripts"
+    scripts.mkdir()
+    (scripts / "serve").write_text(serve)
+    (scripts / "serve").chmod(0o755)
+    (scripts / "bootstrap.sh").write_text(
+        f"set -euo pipefail\ncd {shlex.quote(str(ROOT))}\nexport PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH\n")
+    (scripts / "system-packages.sh").write_text("ensure_packages() { :; }\nFONT_PACKAGES_LIST=()\n")
+    return scripts / "serve"
+
+
+def children(pid):
+    found = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return found
+
+
+def alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def served_by_script(directory: Path):
+    """scripts/serve running in a process group of its own (as in a terminal): (address, gunicorn master, worker pid)."""
+    port = free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "VIDEOAPI_BIND": f"127.0.0.1:{port}",
+           "GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "4", "GUNICORN_ACCESS_LOG": "", "VIDEOAPI_WARM_WORKERS": "0"}
+    log = directory / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(serve_here(directory))], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        wait_port(port, proc, lambda: log.read_text()[-3000:], seconds=60)
+        worker = wait_for(lambda: next((pid for pid, line in children(proc.pid).items()
+                                        if "manage.py render_worker --exit-with-parent " in line), None), seconds=10)
+        assert worker, children(proc.pid)
+        assert wait_for(lambda: "event=worker_started" in log.read_text(), seconds=30), log.read_text()[-3000:]
+        yield f"127.0.0.1:{port}", proc, worker, log
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever a failed test left running
+        proc.wait()
+
+
+@pytest.mark.server
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_serve_starts_a_render_worker_and_stops_it_with_gunicorn(tmp_path, token, clips):
+    (tmp_path / "term").mkdir()
+    with served_by_script(tmp_path / "term") as (address, master, worker, log):
+        code, _, job = submit(address, token, fields={"video": clips.basic, "start": "0.5", "end": "1.5"})
+        assert code == 202, job
+        job, _ = poll(address, token, job["id"], seconds=30)
+        assert job["status"] == "succeeded", (job, log.read_text()[-2000:])
+        code, _, body = call(address, "GET", f"/api/jobs/{job['id']}/result", token)
+        assert code == 200 and len(body) == job["result"]["bytes"]
+        master.send_signal(signal.SIGTERM)  # systemd's or an operator's stop of gunicorn
+        assert master.wait(timeout=30) == 0
+        assert wait_for(lambda: not alive(worker), seconds=5), "the worker outlived gunicorn"
+        assert "event=parent_gone" in log.read_text() and "event=worker_stopped" in log.read_text()
+
+    (tmp_path / "kill").mkdir()
+    with served_by_script(tmp_path / "kill") as (address, master, worker, log):
+        master.send_signal(signal.SIGKILL)  # the master dies without a word: the worker notices its parent gone
+        master.wait()
+        assert wait_for(lambda: not alive(worker), seconds=5), "the worker outlived a killed gunicorn"
+        assert "event=worker_stopped" in log.read_text()
+
+    (tmp_path / "ctrl-c").mkdir()
+    with served_by_script(tmp_path / "ctrl-c") as (address, master, worker, log):
+        # Ctrl-C in the terminal: the whole foreground group (bash starts `&` commands with SIGINT ignored; the
+        # worker sets its own handler, and stops on its parent's exit anyway)
+        os.killpg(master.pid, signal.SIGINT)
+        master.wait(timeout=30)
+        assert wait_for(lambda: not alive(worker), seconds=5), "Ctrl-C left the worker running"
+        assert "event=worker_stopping signal=2" in log.read_text()
+
+
 # ---- the stack: nginx in front of two hosts on one PostgreSQL -------------------------------------------
 
 
@@ -420,6 +559,7 @@ class Host:
     env: dict
     temp_root: Path
     home: Path
+    worker: object = None  # its render_worker (the same environment as its gunicorn)
 
     def workspaces(self):
         return sorted(p.name for p in self.temp_root.iterdir() if p.name != ".slots") if self.temp_root.exists() else []
@@ -468,12 +608,14 @@ def stack(django_db_setup, tmp_path_factory):
                    "DJANGO_ALLOWED_HOSTS": env_file()["DJANGO_ALLOWED_HOSTS"] + ",127.0.0.1",
                    "HOME": str(home), "XDG_RUNTIME_DIR": str(home / "run")}
             address, proc = exits.enter_context(gunicorn(env, workers=2, threads=4))
-            hosts[name] = Host(name, address, proc, env, base / "renders", home)
+            worker = exits.enter_context(render_worker(env))
+            hosts[name] = Host(name, address, proc, env, base / "renders", home, worker)
         cert, key = self_signed_cert(workdir)
         http_port, https_port = free_port(), free_port()
         upstreams = [h.address for h in hosts.values()]
         # a short client_body_timeout (the shipped 30 s, shortened) so stalled clients are cut off in the test's time
-        site = render_site(upstreams, http_port, https_port, cert, key, settings.VIDEOAPI_MAX_UPLOAD_BYTES, "2s")
+        site = render_site(upstreams, http_port, https_port, cert, key, settings.VIDEOAPI_MAX_UPLOAD_BYTES, "2s",
+                           routes={h.name: h.address for h in hosts.values()})
         (workdir / "nginx").mkdir()
         nginx = Nginx(workdir / "nginx", site)
         assert nginx.test_config().returncode == 0
@@ -789,7 +931,187 @@ def test_database_outage_is_503_and_recovery_needs_no_restart(stack, token, clip
         cluster.start()
         connections.close_all()  # this process's own connection died with the server
     assert burst() == [200] * 8  # the first request on each stale connection succeeds
+    # and each host's render worker, which polled the queue all through the outage, still runs jobs
+    for host in stack.hosts.values():
+        assert host.worker.poll() is None, (host.name, host.worker.log_path.read_text()[-3000:])
+    jobs = [submit_through_nginx(stack, token, {"video": clips.basic, "start": "0", "end": "0.5"}) for _ in range(2)]
+    assert {RenderLog.objects.get(id=job["id"]).host for job in jobs} == {"host-a", "host-b"}
+    for job in jobs:
+        poll_through_nginx(stack, token, job["id"], seconds=20)
+        status, _, _ = job_request(stack, "GET", result_path(job["id"]), token)
+        assert status == 200
     assert_nothing_left(stack)
+
+
+# ---- jobs on two hosts: any host answers a job, nginx routes a result to the host that holds it --------------
+
+
+def job_request(stack, method, path, token, source=CLIENT, headers=None, **kwargs):
+    return https(stack.https_port, method, path, source=source,
+                 headers={"Authorization": f"Token {token}", **(headers or {})}, **kwargs)
+
+
+def submit_through_nginx(stack, token, fields):
+    status, headers, body = job_request(stack, "POST", "/api/trim", token, fields=fields,
+                                        headers={"Prefer": "respond-async"})
+    assert status == 202 and headers["location"] == f"/api/jobs/{json.loads(body)['id']}", body
+    return json.loads(body)
+
+
+def poll_through_nginx(stack, token, job_id, until=("succeeded",), seconds=60):
+    seen = []
+
+    def done():
+        status, _, body = job_request(stack, "GET", f"/api/jobs/{job_id}", token)
+        assert status == 200, body  # whichever host nginx asks: the job is in the shared database
+        seen.append(json.loads(body))
+        return seen[-1] if seen[-1]["status"] in until else None
+
+    job = wait_for(done, seconds)
+    assert job, seen[-1:]
+    return job
+
+
+def held_bytes(job_id):
+    """The result as it lies on the disk of the host that holds it."""
+    log = RenderLog.objects.get(id=job_id)
+    return log.host, (Path(log.workspace) / log.result["file"]).read_bytes()
+
+
+def result_path(job_id):
+    return f"/api/jobs/{job_id}/result"
+
+
+@pytest.mark.server
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_jobs_through_nginx_any_host_routes_each_result_to_its_holder(stack, token, clips, tmp_path):
+    address_of = {name: host.address for name, host in stack.hosts.items()}
+    jobs = [submit_through_nginx(stack, token, {"video": clips.basic, "start": "0.5", "end": "1.5"})
+            for _ in range(6)]
+    for job in jobs:
+        assert poll_through_nginx(stack, token, job["id"])["result"]["url"].endswith(result_path(job["id"]))
+    holders = {job["id"]: RenderLog.objects.get(id=job["id"]).host for job in jobs}
+    assert set(holders.values()) == {"host-a", "host-b"}, holders  # each host's worker ran its own
+    expected = {job_id: held_bytes(job_id)[1] for job_id in holders}
+
+    # Asked directly, a host that does not hold a result says which host does (never 404, never an empty body).
+    some = jobs[0]["id"]
+    other = next(name for name in stack.hosts if name != holders[some])
+    other_address = address_of[other]
+    https_ = {"X-Forwarded-Proto": "https"}  # (the hosts redirect plain http to https; 127.0.0.1 is believed)
+    status, headers, body = call(other_address, "GET", result_path(some), token, headers=https_)
+    assert status == 421 and json.loads(body)["code"] == "misdirected", body
+    assert headers["x-videoapi-host"] == holders[some]
+    # from nginx (a trusted proxy) with the shipped site's marker: the internal redirect to the holder instead
+    status, headers, body = call(other_address, "GET", result_path(some), token,
+                                 headers={**https_, "X-Videoapi-Proxy": "accel"})
+    assert status == 200 and body == b""
+    assert headers["x-accel-redirect"] == f"/_videoapi/route/{holders[some]}{result_path(some)}"
+    # ... but never a second time: after nginx's hop a misplaced result is 421 (a wrong map line cannot loop)
+    status, _, body = call(other_address, "GET", result_path(some), token,
+                           headers={**https_, "X-Videoapi-Proxy": "accel", "X-Videoapi-Routed": "1"})
+    assert status == 421 and json.loads(body)["code"] == "misdirected"
+    # The internal location is not reachable from outside.
+    status, _, _ = job_request(stack, "GET", f"/_videoapi/route/{holders[some]}{result_path(some)}", token)
+    assert status == 404
+
+    # Downloads through nginx, the same holder's results back to back: nginx takes turns, so some reach the
+    # holder and some the other host (which redirects them); every one gets the right bytes. What a client sends
+    # in the routing headers is replaced by nginx.
+    answered = {}
+    for job_id in sorted(holders, key=lambda i: holders[i]):
+        status, headers, body = job_request(stack, "GET", result_path(job_id), token,
+                                            headers={"X-Videoapi-Routed": "1", "X-Videoapi-Proxy": "no"})
+        assert status == 200 and body == expected[job_id], (status, body[:300])
+        assert headers["x-render-id"] == job_id and headers["content-length"] == str(len(expected[job_id]))
+        answered[job_id] = {k: v for k, v in headers.items() if k not in ("date", "x-render-id")}
+        (tmp_path / "out.mp4").write_bytes(body)
+        info = media.probe(tmp_path / "out.mp4")
+        assert info["vcodec"] == "h264" and abs(info["v_duration"] - 1.0) < 0.1
+    assert wait_for(lambda: all(stack.nginx.hops(result_path(job_id)) for job_id in holders), seconds=5)  # logged
+    hops = {job_id: stack.nginx.hops(result_path(job_id))[-1] for job_id in holders}
+    for job_id, path in hops.items():
+        assert path[-1] == address_of[holders[job_id]], (job_id, path)  # the holder sent the bytes
+    assert any(len(path) == 2 for path in hops.values()), hops  # some went through the other host ...
+    assert any(len(path) == 1 for path in hops.values()), hops  # ... some straight to the holder
+    for job_id in holders:
+        status, _, body = job_request(stack, "GET", result_path(job_id), token)
+        assert status == 410 and json.loads(body)["code"] == "gone"  # downloaded: deleted on its host
+    assert_nothing_left(stack)
+    # A routed download answers exactly the headers of a direct one (a synchronous render's).
+    direct = next(answered[job_id] for job_id, path in hops.items() if len(path) == 1)
+    assert direct["content-type"] == "video/mp4"
+    for job_id, path in hops.items():
+        assert answered[job_id] == direct, (path, answered[job_id])
+
+
+@pytest.mark.server
+@pytest.mark.django_db(transaction=True)
+def test_a_range_download_through_the_route_and_an_unmapped_host(stack, token, clips):
+    job = submit_through_nginx(stack, token, {"video": clips.basic, "start": "0", "end": "1"})
+    url = poll_through_nginx(stack, token, job["id"])["result"]["url"]
+    assert url == f"https://127.0.0.1:{stack.https_port}{result_path(job['id'])}"  # the public address
+    holder, expected = held_bytes(job["id"])
+    # HEAD twice (nginx takes turns: one is routed, and nginx keeps it a HEAD): the headers, no bytes, no download
+    for _ in range(2):
+        status, headers, body = job_request(stack, "HEAD", result_path(job["id"]), token)
+        assert status == 200 and body == b"" and headers["content-length"] == str(len(expected))
+    assert wait_for(lambda: len(stack.nginx.hops(result_path(job["id"]))) == 2, seconds=5)  # both logged
+    assert sorted(map(len, stack.nginx.hops(result_path(job["id"])))) == [1, 2]
+    # two partial downloads back to back: nginx sends one of them to the host that does not hold the result
+    status, headers, head = job_request(stack, "GET", result_path(job["id"]), token, headers={"Range": "bytes=0-999"})
+    assert status == 206 and head == expected[:1000], status
+    assert headers["content-range"] == f"bytes 0-999/{len(expected)}"
+    status, headers, tail = job_request(stack, "GET", result_path(job["id"]) + "?resume=1", token,
+                                        headers={"Range": "bytes=1000-"})
+    assert status == 206 and head + tail == expected
+    assert wait_for(lambda: len(stack.nginx.hops(result_path(job["id"]) + "?resume=1")) == 1, seconds=5)
+    hops = stack.nginx.hops(result_path(job["id"])) + stack.nginx.hops(result_path(job["id"]) + "?resume=1")
+    assert sorted(map(len, hops[-2:])) == [1, 2], hops  # one of them was routed (with its Range and its query)
+    assert all(path[-1] == stack.hosts[holder].address for path in hops[-2:])
+    status, _, body = job_request(stack, "GET", result_path(job["id"]), token)
+    assert status == 410  # every byte delivered, by two downloads on two paths: deleted
+
+    # A result held by a host the route map does not name: 502 in the service's envelope, not a hang or a 404.
+    ghost = RenderLog.objects.create(
+        endpoint="trim", status="succeeded", is_job=True, client_ref=RenderLog.objects.get(id=job["id"]).client_ref,
+        host="host-z",
+        workspace="/nonexistent/trim_x", output_size=10, result={"file": "out.mp4", "filename": "out.mp4",
+                                                                 "content_type": "video/mp4", "headers": {}},
+        result_expires_at=timezone.now() + timedelta(hours=1), cleanup_status="deleted")
+    status, headers, body = job_request(stack, "GET", result_path(ghost.id), token)
+    assert status == 502 and json.loads(body)["code"] == "unavailable", body
+    assert_nothing_left(stack)
+
+
+@pytest.mark.server
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_delete_through_nginx_cancels_a_job_on_either_host(stack, token, clips):
+    """Running jobs (FFmpeg slowed 6 s) and finished ones on both hosts, each cancelled through nginx, whichever
+    host nginx asks: their FFmpeg stopped, their workspaces gone from the host that held them."""
+    running = [submit_through_nginx(stack, token, {"video": clips.basic, "start": "0.777"}) for _ in range(2)]
+    finished = [submit_through_nginx(stack, token, {"video": clips.basic, "start": "0.5"}) for _ in range(2)]
+    for job in finished:
+        poll_through_nginx(stack, token, job["id"])
+    assert wait_for(lambda: RenderLog.objects.filter(id__in=[j["id"] for j in running], status="rendering").count()
+                    == 2, seconds=20)
+    jobs = running + finished
+    assert {RenderLog.objects.get(id=j["id"]).host for j in running} == {"host-a", "host-b"}
+    assert {RenderLog.objects.get(id=j["id"]).host for j in finished} == {"host-a", "host-b"}
+    for job in jobs:
+        status, _, body = job_request(stack, "DELETE", f"/api/jobs/{job['id']}", token)
+        assert status == 204, body
+    started = time.monotonic()
+    for job in jobs:
+        assert poll_through_nginx(stack, token, job["id"], until=("cancelled",), seconds=5)["status"] == "cancelled"
+        status, _, body = job_request(stack, "GET", result_path(job["id"]), token)
+        assert status == 410 and json.loads(body)["code"] == "gone"
+    assert_nothing_left(stack)  # the running ones stopped, every workspace deleted on its own host
+    assert time.monotonic() - started < 10  # not the 6 s sleep plus the render: stopped
+    assert wait_for(lambda: {r.cleanup_status for r in RenderLog.objects.filter(id__in=[j["id"] for j in jobs])}
+                    <= {"deleted", "swept"}, seconds=5)
 
 
 @pytest.mark.server
@@ -812,6 +1134,8 @@ def test_killed_host_is_swept_by_its_timer_while_the_other_serves(stack, token, 
     dead, live = stack.hosts[first.host], stack.hosts[second.host]
 
     os.killpg(dead.proc.pid, signal.SIGKILL)  # master and workers: the host is gone
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(dead.worker.pid, signal.SIGKILL)  # and its render worker
     doomed.join(timeout=30)
     status, _, body = results["doomed"]
     assert status in (502, 504) and json.loads(body)["code"] in ("unavailable", "gateway_timeout")
@@ -838,5 +1162,5 @@ def test_killed_host_is_swept_by_its_timer_while_the_other_serves(stack, token, 
     survivor.join(timeout=60)
     assert results["survivor"][0] == 200
     assert wait_for(lambda: live.workspaces() == [], seconds=10)
-    second.refresh_from_db()
-    assert second.cleanup_status == "deleted"
+    # (recorded just after the workspace is gone)
+    assert wait_for(lambda: RenderLog.objects.get(id=second.id).cleanup_status == "deleted", seconds=5)

@@ -18,7 +18,7 @@ from renders.management.commands.make_samples import AVATAR, SAMPLES
 from renders.media import ffmpeg
 
 from . import media
-from .server import gunicorn
+from .server import gunicorn, render_worker
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,10 +114,12 @@ def test_readme_curl_examples_run_on_the_samples(token, samples, tmp_path):
 
 def test_api_md_curl_examples_run_as_printed(token, samples, tmp_path):
     blocks = curl_blocks(DOCS / "API.md")
-    assert len(blocks) >= 4
+    assert len(blocks) >= 5
     shutil.copytree(samples.dir, tmp_path, dirs_exist_ok=True)
-    with gunicorn() as (address, _proc):
+    with gunicorn() as (address, _proc), render_worker():  # the jobs example needs this host's worker
         run_examples(blocks, address, tmp_path, token)
+    job = media.probe(tmp_path / "job.mp4")
+    assert abs(job["v_duration"] - 2.0) < 0.05 and job["vcodec"] == "h264"
     assert "endpoints" in json.loads((tmp_path / "options.json").read_text())
     intro = media.probe(tmp_path / "intro.mp4")
     assert (intro["width"], intro["height"]) == (180, 320) and intro["vcodec"] == "h264"

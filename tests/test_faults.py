@@ -101,7 +101,7 @@ def test_timeout_kills_the_whole_process_group(api, clips, settings, tmp_path):
 
 
 def test_unexpected_error_mid_render_cleans_up(api, clips, monkeypatch):
-    def explode(self, args):
+    def explode(self, args, measures=False):
         raise RuntimeError("bug")
 
     monkeypatch.setattr(Render, "run_ffmpeg", explode)

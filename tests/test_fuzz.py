@@ -75,7 +75,7 @@ def test_api_survives_generated_requests(api_schema, live, token):
             case.validate_response(response, checks=CHECKS)
 
         check()
-    assert len(seen) == 11  # ten renders and /api/options
+    assert len(seen) == 15  # ten renders, /api/options, and the jobs: list, status (GET, DELETE), result
     assert any(200 in codes for label, codes in seen.items() if "/render" in label or "trim" in label), seen
     # every workspace the server made is gone once it has answered (it deletes them as each answer closes)
     assert wait_for(lambda: leftovers() == [], seconds=10), leftovers()

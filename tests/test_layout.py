@@ -2,10 +2,12 @@
 
 From the top: what surrounds the service (admin, health and metrics views,
 warm-up, URLs, management commands), the HTTP face (`renders.api`), the
-life of a render (`renders.lifecycle`), plans and their operations
-(`renders.plans`), the media engine (`renders.media`), and what every layer
-uses (`renders.errors`, `renders.models`, `renders.metrics`). A module may
-import its own layer or any layer below it, never one above.
+life of a render (`renders.lifecycle`), webhooks (`renders.webhooks`: a
+render's life may end in one; they need nothing of renders but the models
+and metrics), plans and their operations (`renders.plans`), the media engine
+(`renders.media`), and what every layer uses (`renders.errors`,
+`renders.models`, `renders.metrics`). A module may import its own layer or
+any layer below it, never one above.
 """
 
 import ast
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import renders
 
-LAYERS = ["surroundings", "api", "lifecycle", "plans", "media", "base"]
+LAYERS = ["surroundings", "api", "lifecycle", "webhooks", "plans", "media", "base"]
 PACKAGE = Path(renders.__file__).parent
 BASE = {"errors", "models", "metrics", "apps", "migrations"}
 
@@ -61,10 +63,17 @@ def test_imports_run_only_downward():
 def test_every_module_is_in_a_layer_package_or_named_at_the_root():
     at_root = {path.stem for path in PACKAGE.glob("*.py")}
     assert at_root == {"__init__", "admin", "apps", "errors", "health", "metrics", "models", "urls", "warmup"}
-    for package in ("api", "lifecycle", "plans", "media"):
+    for package in ("api", "lifecycle", "webhooks", "plans", "media"):
         assert (PACKAGE / package / "__init__.py").is_file()
 
 
 def test_only_the_runner_starts_processes():
     starters = sorted(module for module, path in modules() if "subprocess" in set(imports(path)))
     assert starters == ["renders.media.ffmpeg"]
+
+
+def test_webhooks_need_only_the_models_and_metrics():
+    """Webhooks are a corner of their own: no HTTP face, no render internals, no FFmpeg."""
+    used = {imported for module, path in modules() if layer_of(module) == "webhooks"
+            for imported in imports(path) if layer_of(imported) not in (None, "webhooks")}
+    assert used <= {"renders.models", "renders.metrics"}, used

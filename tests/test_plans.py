@@ -69,12 +69,12 @@ def spy(monkeypatch):
         stored = json.loads(json.dumps(plans.dump(plan)))
         again = plans.load(stored)
         replayed = []
-        replayed_result = operations.perform(again, workspace, lambda args: replayed.append(args))
+        replayed_result = operations.perform(again, workspace, lambda args, measures=False: replayed.append(args))
         ran = []
 
-        def recording(args):
+        def recording(args, measures=False):
             ran.append(args)
-            return run(args)
+            return run(args, measures=measures)
 
         result = real(plan, workspace, recording)
         seen.append({"plan": plan, "again": again, "stored": stored, "replayed": replayed, "ran": ran,

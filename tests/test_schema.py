@@ -41,14 +41,21 @@ def form(doc, path):
 
 def test_every_endpoint_is_described(client):
     doc = schema(client)
-    assert set(doc["paths"]) == set(REQUIRED) | {"/api/concatenate-multipart", "/api/options"}
+    jobs = {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/result"}
+    assert set(doc["paths"]) == set(REQUIRED) | {"/api/concatenate-multipart", "/api/options"} | jobs
     assert set(doc["paths"]["/api/options"]) == {"get"}
+    assert set(doc["paths"]["/api/jobs/{job_id}"]) == {"get", "delete"}
+    job = doc["components"]["schemas"]["Job"]["properties"]
+    assert {"id", "status", "progress", "eta_seconds", "result", "error"} <= set(job)
+    assert {"409", "410", "421"} <= set(doc["paths"]["/api/jobs/{job_id}/result"]["get"]["responses"])
     for path, required in REQUIRED.items():
         body = form(doc, path)
         assert set(body.get("required", [])) == required, path
         assert "final_filename" in body["properties"]
         responses = doc["paths"][path]["post"]["responses"]
-        assert {"200", "400", "401", "413", "415", "422", "500", "503", "504"} <= set(responses)
+        assert {"200", "202", "400", "401", "413", "415", "422", "500", "503", "504"} <= set(responses)
+        headers = {p["name"] for p in doc["paths"][path]["post"].get("parameters", []) if p["in"] == "header"}
+        assert headers == {"Prefer", "Idempotency-Key"}
         assert {"video/mp4", "application/octet-stream"} <= set(responses["200"]["content"])
         operation = doc["paths"][path]["post"]
         assert operation["summary"] and "curl -X POST" in operation["description"]
@@ -217,7 +224,7 @@ def test_description_follows_the_auth_setting(client, settings):
 def test_security_follows_the_auth_setting(client, settings):
     """One auth decision (VIDEOAPI_AUTH, read per request) for the endpoints and for what the schema says."""
     operations = [op for item in schema(client)["paths"].values() for op in item.values()]
-    assert len(operations) == 11 and all(op["security"] == [{"tokenAuth": []}] for op in operations)
+    assert len(operations) == 15 and all(op["security"] == [{"tokenAuth": []}] for op in operations)
     assert client.post("/api/trim").status_code == 401 and client.get("/api/options").status_code == 401
     settings.VIDEOAPI_AUTH = "none"
     doc = schema(client)

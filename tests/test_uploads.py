@@ -375,7 +375,7 @@ def test_a_refused_list_is_recorded_to_its_limits(api, clips):
 def test_an_accepted_render_keeps_its_validated_params_when_it_fails(api, clips, monkeypatch):
     from renders.lifecycle.render import Render
 
-    def explode(self, args):
+    def explode(self, args, measures=False):
         raise RuntimeError("bug")
 
     monkeypatch.setattr(Render, "run_ffmpeg", explode)

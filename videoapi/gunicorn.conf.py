@@ -53,15 +53,12 @@ def on_starting(server):
     VIDEOAPI_WARM_WORKERS=0 skips the warm-up (bench/api.py measures the difference).
     """
     import gc
-    import shutil
 
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "videoapi.settings")
     django.setup()
-    metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    os.makedirs(metrics_dir, exist_ok=True)
+    clear_metrics(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     from renders.lifecycle.sweep import sweep
 
     report = sweep()
@@ -82,6 +79,25 @@ def on_starting(server):
     # What the master loaded stays out of the workers' garbage collections: a
     # collection would touch (and so copy) every page they share with it.
     gc.freeze()
+
+
+def clear_metrics(metrics_dir):
+    """A fresh start of the multiprocess metrics: every file of a process that is gone. A live process's files
+    (the render worker's: scripts/serve starts it before gunicorn) stay, or its counts would vanish."""
+    import re
+
+    os.makedirs(metrics_dir, exist_ok=True)
+    for name in os.listdir(metrics_dir):
+        match = re.search(r"_(\d+)\.db$", name)
+        if match and match[1] != str(os.getpid()):
+            try:
+                os.kill(int(match[1]), 0)
+                continue  # alive
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue  # alive, another user's
+        os.unlink(os.path.join(metrics_dir, name))
 
 
 def post_worker_init(worker):

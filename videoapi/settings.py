@@ -3,13 +3,17 @@
 The README's settings table lists each variable; keep the two in step.
 """
 
+import base64
+import hashlib
 import os
+import re
 import secrets
 import socket
 import tempfile
 from pathlib import Path
 
 import dj_database_url
+from corsheaders.defaults import default_headers as default_cors_headers
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -119,6 +123,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's assets, served by us (no CDN)
     "corsheaders",
+    "django_tasks",  # the task framework (Django 6's django.tasks, backported): jobs run on it
+    "django_tasks_db",  # its database backend: the queue lives in the service's own database
     "renders",
 ]
 
@@ -251,6 +257,67 @@ if len(VIDEOAPI_HOST_ID) > 100:
     raise ImproperlyConfigured("VIDEOAPI_HOST_ID must be at most 100 characters")
 VIDEOAPI_DB_RETRY_AFTER = env_number("VIDEOAPI_DB_RETRY_AFTER", 5, int, minimum=1)
 
+# Webhooks (renders.webhooks): callbacks go only to public addresses unless the operator allows private ones
+# (an intranet, the tests); each attempt has a hard deadline and is retried after each delay.
+VIDEOAPI_WEBHOOK_ALLOW_PRIVATE = env_bool("VIDEOAPI_WEBHOOK_ALLOW_PRIVATE", False)
+VIDEOAPI_WEBHOOK_TIMEOUT = env_number("VIDEOAPI_WEBHOOK_TIMEOUT", 10.0, float, minimum=0.1)
+# deliveries one render_worker makes at once (threads beside its render jobs, never in a render slot)
+VIDEOAPI_WEBHOOK_WORKERS = env_number("VIDEOAPI_WEBHOOK_WORKERS", 4, int, minimum=1)
+
+
+def env_delays(name, default):
+    raw = env_str(name, "") or default
+    if raw.strip().lower() == "none":
+        return ()
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be comma-separated seconds like 5,300,1800 (or none), got {raw!r}") from None
+    if any(not 0 <= d <= 7 * 86400 for d in delays) or len(delays) > 20:
+        raise ImproperlyConfigured(f"{name} takes at most 20 delays of 0 to 604800 seconds each, got {raw!r}")
+    return delays
+
+
+VIDEOAPI_WEBHOOK_RETRY_DELAYS = env_delays("VIDEOAPI_WEBHOOK_RETRY_DELAYS", "5,300,1800,7200,18000,36000")
+
+
+def env_webhook_secret(name):
+    raw = env_str(name, "")
+    if not raw:
+        return ""
+    try:
+        key = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        key = b""
+    if not raw.startswith("whsec_") or len(key) < 24:
+        raise ImproperlyConfigured(f"{name} must be whsec_ and the base64 of at least 24 random bytes "
+                                   "(e.g. from: python -c \"import base64,secrets; "
+                                   "print('whsec_'+base64.b64encode(secrets.token_bytes(32)).decode())\")")
+    return raw
+
+
+# Signs webhooks when auth is off, and for API keys without a secret of their own.
+VIDEOAPI_WEBHOOK_SECRET = env_webhook_secret("VIDEOAPI_WEBHOOK_SECRET")
+
+# Jobs (asynchronous renders, renders/lifecycle/jobs.py). A job runs on the host
+# that received its upload, from that host's queue of the task framework.
+VIDEOAPI_JOB_RESULT_TTL = env_number("VIDEOAPI_JOB_RESULT_TTL", 3600.0, float, minimum=1)
+VIDEOAPI_JOB_LEASE = env_number("VIDEOAPI_JOB_LEASE", 60.0, float, minimum=2)
+VIDEOAPI_JOB_QUEUE_TIMEOUT = env_number("VIDEOAPI_JOB_QUEUE_TIMEOUT", 3600.0, float, minimum=1)
+VIDEOAPI_MAX_QUEUED_JOBS = env_number("VIDEOAPI_MAX_QUEUED_JOBS", 100, int, minimum=0)
+VIDEOAPI_JOB_POLL_INTERVAL = env_number("VIDEOAPI_JOB_POLL_INTERVAL", 0.2, float, minimum=0.01)
+VIDEOAPI_JOB_WORKERS = env_number("VIDEOAPI_JOB_WORKERS", VIDEOAPI_MAX_CONCURRENT_RENDERS, int, minimum=1)
+VIDEOAPI_JOB_QUEUE = re.sub(r"[^A-Za-z0-9._-]", "_", VIDEOAPI_HOST_ID)
+# the task table's queue name: at most 32 characters, and never the webhooks' queue
+if len(VIDEOAPI_JOB_QUEUE) > 32 or VIDEOAPI_JOB_QUEUE != VIDEOAPI_HOST_ID or VIDEOAPI_JOB_QUEUE == "webhooks":
+    VIDEOAPI_JOB_QUEUE = VIDEOAPI_JOB_QUEUE[:23] + "-" + hashlib.sha256(VIDEOAPI_HOST_ID.encode()).hexdigest()[:8]
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": [VIDEOAPI_JOB_QUEUE, "webhooks"],  # this host's jobs; every host delivers webhooks
+    }
+}
+
 REST_FRAMEWORK = {
     # VIDEOAPI_AUTH is applied per request by these classes (renders/api/authentication.py)
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -267,7 +334,9 @@ CORS_ALLOWED_ORIGINS = [o.strip().rstrip("/") for o in env_str("VIDEOAPI_CORS_AL
                         if o.strip()]
 CORS_URLS_REGEX = r"^/api/.*$"
 CORS_EXPOSE_HEADERS = ["X-Render-Id", "Content-Disposition", "X-Concat-Mode", "X-Trim-Start", "Retry-After",
-                       "Server-Timing"]
+                       "Server-Timing", "Location", "Preference-Applied", "Content-Range", "Accept-Ranges"]
+# jobs: Prefer (respond-async), Idempotency-Key, and Range to resume a result's download
+CORS_ALLOW_HEADERS = [*default_cors_headers, "prefer", "idempotency-key", "range"]
 CORS_PREFLIGHT_MAX_AGE = 600
 
 SPECTACULAR_SETTINGS = {

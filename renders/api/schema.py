@@ -13,7 +13,13 @@ from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers
 
 from renders.api.authentication import keys_required
@@ -184,9 +190,76 @@ def document(view):
         summary=summary,
         description=description,
         request={"multipart/form-data": request},
+        parameters=JOB_REQUEST_HEADERS,
         responses={**{(200, media_type): binary for media_type in form.media_types},
-                   (200, "application/octet-stream"): binary, **ERRORS},
+                   (200, "application/octet-stream"): binary,
+                   202: OpenApiResponse(JobSerializer, description="with `Prefer: respond-async`: the job, queued; "
+                                        "headers Location, Preference-Applied, X-Render-Id"), **ERRORS},
     ))(view)
+
+
+class JobResultSerializer(serializers.Serializer):
+    url = serializers.URLField()
+    content_type = serializers.CharField()
+    bytes = serializers.IntegerField()
+    filename = serializers.CharField()
+    expires_at = serializers.DateTimeField(help_text="when the result is deleted if not downloaded before")
+
+
+class JobErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class JobSerializer(serializers.Serializer):
+    """A job, as GET /api/jobs/<id> answers it (documentation: renders.lifecycle.jobs.job_data builds it)."""
+
+    id = serializers.UUIDField()
+    endpoint = serializers.CharField()
+    status = serializers.ChoiceField(choices=["queued", "running", "succeeded", "failed", "cancelled", "expired"])
+    progress = serializers.FloatField(min_value=0, max_value=1)
+    eta_seconds = serializers.FloatField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    result = JobResultSerializer(allow_null=True)
+    error = JobErrorSerializer(allow_null=True)
+
+
+JOB_REQUEST_HEADERS = [
+    OpenApiParameter("Prefer", str, OpenApiParameter.HEADER, required=False,
+                     description="`respond-async`: answer 202 with a job at once instead of the file at the end"),
+    OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+                     description="with `Prefer: respond-async`, at most 255 characters: the same key again from "
+                                 "the same client within 24 hours answers the first job"),
+]
+NOT_FOUND = OpenApiResponse(ErrorSerializer, description="not_found (no such job, or another client's)")
+document_job = extend_schema(
+    tags=["jobs"], summary="A job: status, progress, result (GET); cancel it (DELETE)",
+    responses={200: JobSerializer, 204: OpenApiResponse(description="cancelled"), 401: ERRORS[401], 404: NOT_FOUND},
+)
+document_job_list = extend_schema(
+    tags=["jobs"], operation_id="jobs_list", summary="This client's jobs, newest first",
+    parameters=[OpenApiParameter("status", str, enum=["queued", "running", "succeeded", "failed", "cancelled",
+                                                       "expired"]),
+                OpenApiParameter("limit", int, description="jobs per page (at most 100)"),
+                OpenApiParameter("cursor", str, description="the page (from `next` / `previous`)")],
+    responses={200: inline_serializer("JobPage", {"next": serializers.URLField(allow_null=True),
+                                                  "previous": serializers.URLField(allow_null=True),
+                                                  "results": JobSerializer(many=True)}),
+               400: ERRORS[400], 401: ERRORS[401]},
+)
+document_job_result = extend_schema(
+    tags=["jobs"], operation_id="jobs_result", summary="A finished job's file (Range honoured)",
+    responses={(200, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="the file, with the headers "
+                                                   "of a synchronous render"),
+               (206, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="the requested range"),
+               401: ERRORS[401], 404: NOT_FOUND,
+               409: OpenApiResponse(ErrorSerializer, description="not_ready; see Retry-After"),
+               410: OpenApiResponse(ErrorSerializer, description="gone (downloaded, cancelled or expired)"),
+               421: OpenApiResponse(ErrorSerializer, description="misdirected (another host holds it)"),
+               500: ERRORS[500], 504: ERRORS[504], 507: ERRORS[507]},
+)
 
 
 document_options = extend_schema(
@@ -281,7 +354,15 @@ ERROR_MEANINGS = {  # code -> (status, when); every code of renders.errors.ERROR
     "insufficient_storage": ("507", "the temporary disk cannot hold the upload or the render; nothing was kept; "
                                     "see `Retry-After`"),
     "error": ("other", "any other refusal by the HTTP layer, with its own status"),
-    "worker_lost": (None, "the server process rendering the request died; its client saw the connection drop"),
+    "worker_lost": ("500", "a job's worker died while it ran, or no worker took it in time (a job's `error` and "
+                           "its result's answer; for a synchronous render only in the log: its client saw the "
+                           "connection drop)"),
+    "not_ready": ("409", "a job's result was asked for before the job finished; see `Retry-After`"),
+    "duplicate": (None, "a job submission whose Idempotency-Key another submission took first (it was "
+                        "answered that job)"),
+    "gone": ("410", "a job's result was already downloaded, cancelled or expired"),
+    "misdirected": ("421", "a host was asked directly for a job result another host holds (named in "
+                           "`X-Videoapi-Host`)"),
     "client_disconnected": (None, "the client went away before the request was read or answered"),
 }
 

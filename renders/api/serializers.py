@@ -12,6 +12,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from renders import plans
+from renders.api.callbacks import CallbackUrlField
 from renders.api.fields import FilenameField, TimeField, VideoField, sanitize_filename
 from renders.api.options import OutputFields, StyleFields
 from renders.api.templates import Template
@@ -36,6 +37,7 @@ class RenderSerializer(serializers.Serializer):
     media_types = ("video/mp4",)  # what a success answers
     outputs_house_format = True  # its video is in the house format (the output fields apply)
     final_filename = FilenameField()
+    callback_url = CallbackUrlField()  # a job's webhook (renders.webhooks); not part of the render's plan
 
     def plan(self):
         raise NotImplementedError

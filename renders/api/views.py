@@ -21,6 +21,7 @@ from renders.api.serializers import (
 )
 from renders.api.templates import TEMPLATES
 from renders.api.throttling import RenderRateThrottle
+from renders.lifecycle import jobs
 from renders.lifecycle.render import Render
 from renders.lifecycle.slots import render_slot
 from renders.plans.operations import perform
@@ -46,13 +47,20 @@ class RenderView(APIView):
         return [RenderRateThrottle()] if settings.VIDEOAPI_THROTTLE_RATE else []
 
     def post(self, request, *args, **kwargs):
-        render = Render.begin(request, self.endpoint, form=self.serializer_class)
+        job = jobs.Submission(request)  # Prefer: respond-async, Idempotency-Key, the owner
+        earlier = job.earlier(request)  # the same Idempotency-Key again: the first request's job
+        if earlier:
+            return earlier
+        render = job.begin(request, self.endpoint, self.serializer_class)
         try:
             render.receive(request)
             serializer = self.serializer_class(data=request.data)
             serializer.is_valid(raise_exception=True)
             plan = serializer.plan()
             render.accepted(plan)
+            callback_url = serializer.validated_data.get("callback_url")
+            if job.wanted(callback_url):
+                return jobs.submit(render, request, job, callback_url)
             with render_slot():
                 result = perform(plan, render.workspace, render.run_ffmpeg)
             return render.respond(result)

@@ -33,6 +33,10 @@ logger = logging.getLogger("renders.lifecycle")
 DISK_FULL_BELOW = 1024 * 1024  # a failed FFmpeg with less free than this ran out of disk
 
 
+class Stopped(Exception):
+    """A job's FFmpeg run was stopped by its progress tick: the job was cancelled or taken from its worker."""
+
+
 def log_status_for(http_status: int) -> str:
     """Refusals (4xx, and 503 busy: nothing was rendered) are `rejected`."""
     if http_status == 504:
@@ -53,20 +57,21 @@ class Render:
         self._form = form  # the endpoint's serializer class: the limits a refused request's fields are cut to
         self._secrets = secrets  # the request's credential: never recorded, even when sent in a field
         self._accepted = False
+        self.watch = None  # a job's progress tick (jobs.Watch), handed to FFmpeg runs
 
     @property
     def id(self):
         return self.log.id
 
     @classmethod
-    def begin(cls, request, endpoint: str, form=None) -> "Render":
+    def begin(cls, request, endpoint: str, form=None, **fields) -> "Render":
         """The RenderLog row and the locked workspace; `form` is the endpoint's serializer class (its limits
-        cut what a refused request recorded)."""
+        cut what a refused request recorded); `fields` are more of the RenderLog's (a job's)."""
         render_id = uuid.uuid4()
         user = request.user if getattr(request.user, "is_authenticated", False) else None
         log = RenderLog.objects.create(
             id=render_id, endpoint=endpoint, user=user, api_key=key_name(getattr(request, "auth", None)),
-            client_address=client_address(request), workspace=str(workspace_path(endpoint, render_id)),
+            client_address=client_address(request), workspace=str(workspace_path(endpoint, render_id)), **fields,
         )
         request.render_id = render_id
         try:
@@ -82,6 +87,13 @@ class Render:
                    form=form,
                    secrets=(credential, credential.partition(".")[2]) if credential else ())
 
+    @classmethod
+    def resume(cls, log: RenderLog, workspace: Workspace) -> "Render":
+        """An accepted render picked up again from its RenderLog and workspace (a job, in the worker)."""
+        render = cls(log, workspace)
+        render._accepted = True  # its plan is on record: a failure must not replace it with what a body brought
+        return render
+
     # -- receiving ----------------------------------------------------------
 
     def receive(self, request):
@@ -95,15 +107,22 @@ class Render:
 
     # -- rendering ----------------------------------------------------------
 
-    def run_ffmpeg(self, args: list[str]) -> ffmpeg.FFmpegResult:
-        if not self._ffmpeg_runs:
+    def run_ffmpeg(self, args: list[str], measures: bool = False) -> ffmpeg.FFmpegResult:
+        """Run one FFmpeg command of the render; `measures`: it writes no output (a job's progress ignores it)."""
+        if not self._ffmpeg_runs and not self.log.render_started_at:
             self.log.record(status=RenderLog.Status.RENDERING, render_started_at=timezone.now())
-        result = ffmpeg.run(args, cwd=self.workspace.path)
+        watch = None
+        if self.watch is not None:
+            def watch(report):
+                return self.watch(report, measures)
+        result = ffmpeg.run(args, cwd=self.workspace.path, watch=watch)
         self._ffmpeg_runs.append(result)
         stderr = "\n".join(r.stderr_tail for r in self._ffmpeg_runs if r.stderr_tail)[-ffmpeg.STDERR_TAIL_BYTES:]
         self.log.record(
             ffmpeg_argv=[r.argv for r in self._ffmpeg_runs], ffmpeg_exit_code=result.returncode, ffmpeg_stderr=stderr
         )
+        if result.stopped:
+            raise Stopped()
         if result.timed_out:
             raise RenderTimeout(
                 f"the render ran past the limit of {settings.VIDEOAPI_FFMPEG_TIMEOUT:g} s and was stopped"

@@ -9,8 +9,10 @@ it in a ``finally``.
 """
 
 import logging
+import re
 
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 
 logger = logging.getLogger("renders.response")
 
@@ -33,12 +35,106 @@ def file_response(result, *, render_id, accept: str, server_timing: str, on_clos
         content_type=negotiated_type(accept, result.content_type),
         on_close=on_close,
     )
+    response["Server-Timing"] = server_timing
+    return _headed(response, render_id, result.headers)
+
+
+def _headed(response, render_id, headers: dict):
+    """The headers every delivery of a render carries (synchronous or a job's result)."""
     response["Cache-Control"] = "no-store"
     response["X-Render-Id"] = str(render_id)
-    response["Server-Timing"] = server_timing
-    for name, value in result.headers.items():
+    for name, value in headers.items():
         response[name] = value
     return response
+
+
+RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+CHUNK = 256 * 1024
+
+
+def requested_range(header: str, size: int):
+    """The one byte range [first, last] a `Range` header asks for; None for the whole file (no header, or
+    several ranges, which we may answer whole); raises ValueError when it cannot be satisfied."""
+    match = RANGE_RE.match(header.replace(" ", "")) if header else None
+    if not match or not (match[1] or match[2]):
+        return None
+    if match[1]:
+        first = int(match[1])
+        last = min(int(match[2]), size - 1) if match[2] else size - 1
+    else:  # a suffix: the last N bytes
+        first, last = max(0, size - int(match[2])), size - 1
+    if first >= size or first > last:
+        raise ValueError("unsatisfiable")
+    return first, last
+
+
+def result_response(log, workspace, request, *, on_close):
+    """A job's result from its workspace: the synchronous answer's headers, one `Range` honoured (206).
+    `on_close(span)` gets the [first, last] bytes delivered when the body was sent to its end, else None."""
+    result = log.result
+    path = workspace.path / result["file"]
+    handle = open(path, "rb")
+    size = path.stat().st_size
+    try:
+        span = requested_range(request.META.get("HTTP_RANGE", ""), size)
+    except ValueError:
+        handle.close()
+        on_close(None)
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        return _headed(response, log.pk, {})
+    first, last = span or (0, size - 1)
+    content_type = negotiated_type(request.META.get("HTTP_ACCEPT", ""), result["content_type"])
+    status = 206 if span else 200
+    if request.method == "HEAD":  # the headers only: nothing is delivered, the result stays
+        handle.close()
+        on_close(None)
+        response = HttpResponse(status=status, content_type=content_type)
+    else:
+        response = ResultResponse(handle, first, last, on_close=on_close, status=status, content_type=content_type)
+    response["Content-Length"] = str(last - first + 1)
+    if span:
+        response["Content-Range"] = f"bytes {first}-{last}/{size}"
+    response["Accept-Ranges"] = "bytes"
+    response["Content-Disposition"] = content_disposition_header(True, result["filename"])
+    response["X-Accel-Buffering"] = "no"  # nginx passes the bytes on as they come: delivered means sent on
+    return _headed(response, log.pk, result.get("headers", {}))
+
+
+class ResultResponse(StreamingHttpResponse):
+    """Bytes [first, last] of an open file, streamed; close() tells whether they were all handed to the server.
+
+    A generator, not sendfile: the server writes each chunk before asking for
+    the next, so a generator run to its end has delivered the whole range.
+    """
+
+    def __init__(self, handle, first, last, *, on_close, **kwargs):
+        self._handle, self._first, self._last = handle, first, last
+        self._on_close = on_close
+        self._complete = False
+        super().__init__(self._chunks(), **kwargs)
+
+    def _chunks(self):
+        self._handle.seek(self._first)
+        left = self._last - self._first + 1
+        while left > 0:
+            data = self._handle.read(min(CHUNK, left))
+            if not data:
+                return
+            left -= len(data)
+            yield data
+        self._complete = True
+
+    def close(self):
+        try:
+            self._handle.close()
+            on_close, self._on_close = self._on_close, None
+            if on_close is not None:
+                on_close((self._first, self._last) if self._complete else None)
+        except Exception:  # never let cleanup break the server's close path
+            logger.exception("cleanup on result close failed")
+        finally:
+            super().close()
 
 
 class CleanupFileResponse(FileResponse):

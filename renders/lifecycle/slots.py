@@ -60,6 +60,15 @@ def render_slot(timeout=None):
         os.close(fd)
 
 
+def free_slot() -> int | None:
+    """A render slot if one is free at once (its descriptor: closing it frees the slot), else None.
+
+    The job worker takes a slot before it claims a job, so a claimed job never
+    waits for one and FFmpeg runs never outnumber the slots.
+    """
+    return _try_take(settings.VIDEOAPI_MAX_CONCURRENT_RENDERS)
+
+
 def slots_in_use():
     count = settings.VIDEOAPI_MAX_CONCURRENT_RENDERS
     used = 0

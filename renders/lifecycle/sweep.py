@@ -22,7 +22,8 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from renders.lifecycle.workspace import LOCK_NAME, NAME_RE, CleanupError, dir_size, remove_tree, temp_root
+from renders.lifecycle import jobs
+from renders.lifecycle.workspace import JOB_MARKER, LOCK_NAME, NAME_RE, CleanupError, dir_size, remove_tree, temp_root
 from renders.models import RenderLog
 
 logger = logging.getLogger("renders.sweep")
@@ -35,6 +36,7 @@ class SweepReport:
     bytes_freed: int = 0
     skipped_live: list = field(default_factory=list)
     skipped_young: list = field(default_factory=list)
+    kept_jobs: list = field(default_factory=list)  # queued jobs, results not yet downloaded
     long_locked: list = field(default_factory=list)
     ignored: list = field(default_factory=list)
     killed_processes: list = field(default_factory=list)
@@ -74,26 +76,38 @@ def processes_inside(path: Path) -> list[int]:
     return found
 
 
-def sweep(grace: float | None = None, dry_run: bool = False, now: float | None = None) -> SweepReport:
+def sweep(grace: float | None = None, dry_run: bool = False, now: float | None = None,
+          jobs_only: bool = False) -> SweepReport:
+    """Sweep this host's temp root. A job's workspace (it holds `.job`) is judged by its RenderLog, not its
+    age (jobs.sweep_rule); `jobs_only` looks at nothing else (the render worker's housekeeping)."""
     grace = settings.VIDEOAPI_SWEEP_GRACE if grace is None else grace
     long_locked_after = settings.VIDEOAPI_FFMPEG_TIMEOUT * 2 + 3600
     now = time.time() if now is None else now
     root = temp_root()
     report = SweepReport(dry_run=dry_run)
+    if not dry_run:
+        try:
+            jobs.reap()  # what time alone decides (lost workers, expired results), before the disk
+        except Exception as exc:  # the database may be down: the disk is still swept (job workspaces kept)
+            report.errors["database"] = str(exc)[:300]
+            logger.error("event=reap_failed error=%s", exc)
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name == ".slots":
             continue
-        report.scanned += 1
         match = NAME_RE.match(entry.name)
+        path = root / entry.name
+        is_job = bool(match) and not entry.is_symlink() and os.path.lexists(path / JOB_MARKER)
+        if jobs_only and not is_job:
+            continue
+        report.scanned += 1
         if not match:
             report.ignored.append(entry.name)
             continue
-        path = root / entry.name
         try:
             age = now - entry.stat(follow_symlinks=False).st_mtime
         except FileNotFoundError:
             continue  # deleted meanwhile by its owner
-        if age < grace:
+        if age < grace and not is_job:
             report.skipped_young.append(entry.name)
             continue
         lock = -1 if entry.is_symlink() else _take_lock(path)
@@ -104,6 +118,9 @@ def sweep(grace: float | None = None, dry_run: bool = False, now: float | None =
                 logger.warning("event=long_locked path=%s age=%.0f", path, age)
             continue
         try:
+            if is_job and _keep_job(match["render_id"], dry_run):
+                report.kept_jobs.append(entry.name)
+                continue
             size = 0 if entry.is_symlink() else dir_size(path)
             if dry_run:
                 report.deleted.append(entry.name)
@@ -129,6 +146,17 @@ def sweep(grace: float | None = None, dry_run: bool = False, now: float | None =
         _mark_swept(match["render_id"])
         logger.info("event=swept render_id=%s path=%s bytes=%s", match["render_id"], path, size)
     return report
+
+
+def _keep_job(render_id: str, dry_run: bool) -> bool:
+    """Whether a job's unlocked workspace stays, by its RenderLog (the caller holds its lock). When the
+    database cannot say, it stays: the sweep never deletes what it cannot classify."""
+    try:
+        log = RenderLog.objects.filter(id=render_id, host=settings.VIDEOAPI_HOST_ID).first()
+        return jobs.sweep_rule(log, record=not dry_run) == "keep"
+    except Exception as exc:
+        logger.error("event=job_unclassified render_id=%s error=%s", render_id, exc)
+        return True
 
 
 def _mark_swept(render_id: str):

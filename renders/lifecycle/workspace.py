@@ -15,6 +15,7 @@ import re
 import shutil
 import stat
 import sys
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -22,6 +23,7 @@ from django.conf import settings
 logger = logging.getLogger("renders.workspace")
 
 LOCK_NAME = ".lock"
+JOB_MARKER = ".job"  # a job's workspace: unlocked between request and worker, kept by its RenderLog's state
 NAME_RE = re.compile(r"^(?P<endpoint>[a-z][a-z-]*)_(?P<render_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 
 
@@ -65,6 +67,51 @@ class Workspace:
             raise
         logger.debug("event=workspace_created render_id=%s path=%s", render_id, path)
         return cls(path, fd)
+
+    @classmethod
+    def adopt(cls, path: Path, *, shared: bool = False, wait: float = 0.0) -> "Workspace | None":
+        """Take the lock of an existing workspace (a job's, handed over by its request): exclusive to run it,
+        shared to read its result beside other downloads. Waits up to `wait` seconds for another holder; None
+        when the workspace is gone or still held."""
+        path = Path(path)
+        if not NAME_RE.match(path.name) or path.parent != temp_root():
+            raise ValueError(f"not a workspace: {path}")
+        try:
+            fd = os.open(path / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return None
+                time.sleep(0.02)
+        if not (path / LOCK_NAME).exists():  # deleted between open and lock: nothing to adopt
+            os.close(fd)
+            return None
+        workspace = cls(path, fd)
+        workspace._counter = 1000  # names the job makes never meet the request's
+        return workspace
+
+    def try_exclusive(self) -> bool:
+        """Turn a shared lock into an exclusive one if nobody else holds the workspace.
+
+        On failure the lock is dropped (flock converts by unlocking first), so
+        this is only for the end of a holder's use: delete if alone, else leave.
+        """
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def mark_job(self, render_id):
+        """Say that this workspace outlives its request: the sweep asks the RenderLog before touching it."""
+        (self.path / JOB_MARKER).write_text(str(render_id), encoding="ascii")
 
     def new_path(self, prefix: str, suffix: str) -> Path:
         """A fresh file name chosen by the service (never by a client)."""

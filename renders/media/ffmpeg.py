@@ -6,7 +6,10 @@
 - a timeout that kills the whole process group;
 - stderr goes to a file in the workspace and only a bounded tail is kept;
 - the working directory is the render's workspace, so every file name in
-  the argument list is a relative name the service chose.
+  the argument list is a relative name the service chose;
+- for a job, FFmpeg's own progress report (``-progress``, a small file in the
+  workspace) is read between waits and handed to a `watch` callback, which
+  can also stop the run (a cancelled or lost job).
 """
 
 import ctypes
@@ -26,6 +29,8 @@ logger = logging.getLogger("renders.ffmpeg")
 
 STDERR_TAIL_BYTES = 16 * 1024  # what a run keeps of its stderr, and what a RenderLog keeps of all its runs
 PR_SET_PDEATHSIG = 1
+PROGRESS_PERIOD = 0.5  # seconds between FFmpeg's progress reports, and between calls of a run's `watch`
+PROGRESS_NAME = "ffmpeg-progress.txt"
 
 
 @functools.cache
@@ -48,6 +53,7 @@ class FFmpegResult:
     stderr_tail: str
     timed_out: bool
     seconds: float
+    stopped: bool = False  # its `watch` asked for it to stop
 
     @property
     def ok(self) -> bool:
@@ -79,13 +85,65 @@ def _tail(path: Path, limit: int = STDERR_TAIL_BYTES) -> str:
     return text
 
 
-def run(args: list[str], *, cwd: Path, timeout: float | None = None, log_name: str = "ffmpeg.log") -> FFmpegResult:
-    """Run ffmpeg with ``args`` in ``cwd``; never raises for FFmpeg's own failures."""
+class Progress:
+    """FFmpeg's progress report, read as it grows: how far the output has got, and how fast."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._offset = 0
+        self._partial = b""
+        self.out_seconds: float | None = None
+        self.speed: float | None = None
+
+    def read(self):
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return
+        self._offset += len(data)
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            key, _, value = line.decode("ascii", "replace").strip().partition("=")
+            try:
+                if key == "out_time_us" and value != "N/A":
+                    self.out_seconds = max(0.0, int(value) / 1e6)
+                elif key == "speed" and value.endswith("x"):
+                    self.speed = float(value[:-1])
+            except ValueError:
+                continue
+
+
+class _Stop(Exception):
+    pass
+
+
+def run(args: list[str], *, cwd: Path, timeout: float | None = None, log_name: str = "ffmpeg.log",
+        watch=None) -> FFmpegResult:
+    """Run ffmpeg with ``args`` in ``cwd``; never raises for FFmpeg's own failures.
+
+    With `watch`, FFmpeg reports its progress and `watch(progress)` is called
+    every PROGRESS_PERIOD while it runs; when it returns False the run is
+    killed and its result says `stopped`.
+    """
     timeout = settings.VIDEOAPI_FFMPEG_TIMEOUT if timeout is None else timeout
-    argv = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning", "-y", *args]
+    argv = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning", "-y"]
+    tick, progress_path = None, None
+    if watch is not None:
+        progress_path = Path(cwd) / PROGRESS_NAME
+        argv += ["-progress", PROGRESS_NAME, "-stats_period", f"{PROGRESS_PERIOD:g}"]
+        progress = Progress(progress_path)
+
+        def tick():
+            progress.read()
+            if watch(progress) is False:
+                raise _Stop
+    argv += args
     log_path = Path(cwd) / log_name  # stderr goes to a file in cwd (a workspace, or make_samples' folder)
     started = time.monotonic()
-    timed_out = False
+    timed_out = stopped = False
     with open(log_path, "wb") as stderr:
         proc = subprocess.Popen(
             argv,
@@ -98,41 +156,64 @@ def run(args: list[str], *, cwd: Path, timeout: float | None = None, log_name: s
             close_fds=True,
         )
         try:
-            _wait(proc, timeout)
+            _wait(proc, timeout, tick)
         except subprocess.TimeoutExpired:
             timed_out = True
+            _kill_group(proc)
+        except _Stop:
+            stopped = True
             _kill_group(proc)
         except BaseException:
             _kill_group(proc)
             raise
     seconds = time.monotonic() - started
-    result = FFmpegResult(argv, proc.returncode, _tail(log_path), timed_out, seconds)
+    result = FFmpegResult(argv, proc.returncode, _tail(log_path), timed_out, seconds, stopped)
     log_path.unlink(missing_ok=True)
+    if progress_path is not None:
+        progress_path.unlink(missing_ok=True)
     logger.debug("event=ffmpeg exit=%s timed_out=%s seconds=%.2f argv=%s stderr=%r", proc.returncode, timed_out,
                  seconds, argv, result.stderr_tail)
     return result
 
 
-def _wait(proc: subprocess.Popen, timeout: float | None):
-    """Wait for FFmpeg to exit, waking the moment it does.
+def _wait(proc: subprocess.Popen, timeout: float | None, tick=None):
+    """Wait for FFmpeg to exit, waking the moment it does (and every PROGRESS_PERIOD for `tick`).
 
     `Popen.wait(timeout=...)` polls with sleeps of up to 50 ms, which every
     render would pay after FFmpeg has finished; a pidfd (Linux 5.3+) becomes
     readable exactly when the process exits.
     """
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
         pidfd = os.pidfd_open(proc.pid)
     except (AttributeError, OSError):  # not Linux, or an old kernel
-        proc.wait(timeout=timeout)
-        return
+        pidfd = None
     try:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        if not poller.poll(None if timeout is None else max(0, int(timeout * 1000))):
-            raise subprocess.TimeoutExpired(proc.args, timeout)
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            wait = remaining if tick is None else min(PROGRESS_PERIOD, PROGRESS_PERIOD if remaining is None else remaining)
+            if _exited(proc, pidfd, wait):
+                break
+            if remaining is not None and remaining <= wait:
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            tick()
     finally:
-        os.close(pidfd)
+        if pidfd is not None:
+            os.close(pidfd)
     proc.wait()
+
+
+def _exited(proc: subprocess.Popen, pidfd: int | None, seconds: float | None) -> bool:
+    """Whether FFmpeg exits within `seconds` (None: wait for ever)."""
+    if pidfd is None:
+        try:
+            proc.wait(timeout=seconds)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(None if seconds is None else max(0, int(seconds * 1000))))
 
 
 def _kill_group(proc: subprocess.Popen):

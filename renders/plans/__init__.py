@@ -19,6 +19,7 @@ from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import Field, TypeAdapter
 
+from renders.media.builders import whole_frames
 from renders.media.captions import Cue
 from renders.media.probe import AudioInfo, ImageInfo, MediaInfo
 from renders.media.spec import OutputSpec
@@ -123,6 +124,11 @@ class Clip:
     def uploads(self) -> tuple:
         return (self.video,)
 
+    @property
+    def output_length(self) -> float | None:
+        """Seconds of output the render writes (what a job's progress is measured against); None for a still."""
+        return None if getattr(self, "format", "mp4") == "jpg" else self.length
+
 
 @dataclass(frozen=True)
 class TrimPlan(Clip):
@@ -173,6 +179,14 @@ class JoinPlan:
     def uploads(self) -> tuple:
         return self.inputs + self.finishing.uploads
 
+    @property
+    def output_length(self) -> float:
+        fps = self.spec.fps
+        total = sum(whole_frames(item.info.duration, fps) for item in self.inputs)
+        if self.transition == "crossfade":
+            total -= whole_frames(self.transition_duration, fps) * (len(self.inputs) - 1)
+        return total
+
 
 @dataclass(frozen=True)
 class TemplatePlan:
@@ -201,6 +215,10 @@ class TemplatePlan:
     @property
     def uploads(self) -> tuple:
         return (self.video,) + ((self.avatar,) if self.avatar else ()) + self.finishing.uploads
+
+    @property
+    def output_length(self) -> float:
+        return self.length
 
 
 Plan = Annotated[Union[TrimPlan, PreviewPlan, JoinPlan, TemplatePlan], Field(discriminator="kind")]

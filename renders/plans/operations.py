@@ -22,9 +22,14 @@ from renders.plans import Finishing, JoinPlan, PreviewPlan, TemplatePlan, TrimPl
 
 @dataclass(frozen=True)
 class Run:
-    """One FFmpeg command (run with the workspace as its working directory)."""
+    """One FFmpeg command (run with the workspace as its working directory).
+
+    `measures`: the run only measures (it writes no output), so it says
+    nothing about how far the render has got.
+    """
 
     args: list[str]
+    measures: bool = False
 
 
 @dataclass
@@ -69,7 +74,7 @@ def normalised(workspace, info, inputs: list[str], duration: float, target: floa
         chains = [builders.house_audio(0, info, duration, pre=pre, post=post, out="pa"),
                   *builders.music_chains(1, track, duration, music.volume, music.ducking, "pa", "mix"),
                   f"[mix]{measure}[a]"]
-    result = yield Run(builders.measure_args(inputs, write_graph(workspace, chains)))
+    result = yield Run(builders.measure_args(inputs, write_graph(workspace, chains)), measures=True)
     measured = loudness.parse_measurement(result.stderr_tail)
     gain = loudness.apply_filter(measured, target)
     summary = loudness.summary(measured, target, duration)
@@ -352,7 +357,8 @@ OPERATIONS = {"trim": trim, "trim-preview": trim_preview, "join": join, "templat
 
 
 def perform(plan, workspace, run: Callable) -> Result:
-    """Run the plan's operation, handing each FFmpeg command to `run(args)` (which raises on failure)."""
+    """Run the plan's operation, handing each FFmpeg command to `run(args, measures=...)` (which raises on
+    failure)."""
     steps = OPERATIONS[plan.kind](plan, workspace)
     answer = None
     while True:
@@ -360,4 +366,4 @@ def perform(plan, workspace, run: Callable) -> Result:
             step = steps.send(answer)
         except StopIteration as done:
             return done.value
-        answer = run(step.args)
+        answer = run(step.args, measures=step.measures)

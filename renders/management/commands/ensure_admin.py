@@ -1,7 +1,8 @@
 """Make sure there is an admin user with an API key (the README's start command runs this).
 
 On a fresh install it creates the user (printing a generated password once)
-and a key named "scripts/serve" (printed once: only its hash is stored).
+and a key named "scripts/serve" (printed once: only its hash is stored) with
+its webhook secret (printed once too).
 Later runs print which keys exist; `manage.py create_api_key` makes more.
 """
 
@@ -36,6 +37,7 @@ class Command(BaseCommand):
             self.stdout.write("  (only their hashes are stored; make another with: "
                               f"python manage.py create_api_key NAME --user {username})")
             return
-        _key, secret = ClientKey.objects.create_key(name="scripts/serve", user=user)
+        key, secret = ClientKey.objects.create_key(name="scripts/serve", user=user)
         self.stdout.write(f"API key for {username!r} (shown once; only its hash is stored): {secret}")
         self.stdout.write(f"  export TOKEN={secret}")
+        self.stdout.write(f"Its webhook secret (shown once; signs the webhooks of its jobs): {key.webhook_secret}")

@@ -32,7 +32,7 @@ class Command(BaseCommand):
                 if not ClientKey.objects.filter(prefix=prefix).exists():
                     ClientKey.objects.create(id=concatenate(prefix, hashed), prefix=prefix, hashed_key=hashed,
                                              name=f"migrated token of {token.user.get_username()}"[:50],
-                                             user=token.user)
+                                             user=token.user, webhook_secret="")  # never shown: none until rotated
                 token.delete()
             moved += 1
         self.stdout.write(f"migrated {moved} plain token(s) to hashed API keys")

@@ -1,4 +1,4 @@
-"""Delete RenderLog rows older than a given age (retention)."""
+"""Delete RenderLog rows older than a given age (retention), and the task framework's finished rows with them."""
 
 import re
 from datetime import timedelta
@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from renders.lifecycle import tasks
 from renders.models import RenderLog
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -34,6 +35,11 @@ class Command(BaseCommand):
         old = RenderLog.objects.filter(received_at__lt=timezone.now() - age).exclude(
             cleanup_status__in=[RenderLog.Cleanup.PENDING, RenderLog.Cleanup.FAILED])
         count = old.count()
+        before = timezone.now() - age
+        task_rows = tasks.finished_before(before).count()
         if not dry_run:
             old.delete()
-        self.stdout.write(f"{'would delete' if dry_run else 'deleted'} {count} render log row(s) older than {older_than}")
+            tasks.finished_before(before).delete()
+        verb = "would delete" if dry_run else "deleted"
+        self.stdout.write(f"{verb} {count} render log row(s) older than {older_than}, and {task_rows} finished "
+                          "task row(s)")

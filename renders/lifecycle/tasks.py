@@ -1,0 +1,97 @@
+"""The task framework's side of jobs: every django-tasks import of the project lives here.
+
+`django-tasks` is the backport of Django 6's `django.tasks`, and
+`django-tasks-db` its database backend (the queue is a table in the service's
+own database: SQLite locks it with BEGIN EXCLUSIVE, PostgreSQL claims with
+SELECT ... FOR UPDATE SKIP LOCKED). Moving to Django 6 changes the imports
+below and nothing else.
+
+The library runs a task and records whether it returned; everything a render
+job needs beyond that (progress, cancel, a lease that notices a dead worker,
+the hand-over of the workspace) is the RenderLog's, in jobs.py. Each host
+has its own queue (settings.VIDEOAPI_JOB_QUEUE, derived from
+VIDEOAPI_HOST_ID), because a job runs where its upload is.
+"""
+
+import logging
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.db.utils import OperationalError
+from django.utils import timezone
+from django_tasks import task
+from django_tasks.signals import task_finished, task_started
+from django_tasks_db.models import DBTaskResult
+from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
+
+logger = logging.getLogger("renders.jobs")
+
+READY, RUNNING, FAILED = "READY", "RUNNING", "FAILED"
+
+
+@task(queue_name=settings.VIDEOAPI_JOB_QUEUE)
+def render_job(render_id: str):
+    """Run one job (the RenderLog `render_id`) on this host."""
+    from renders.lifecycle import jobs
+
+    jobs.run(render_id)
+
+
+def enqueue(render_id) -> str:
+    """Queue the job on this host's queue; returns the task's id. Runs inside the caller's transaction."""
+    return render_job.using(queue_name=settings.VIDEOAPI_JOB_QUEUE).enqueue(str(render_id)).id
+
+
+def claim(worker_id: str, queue: str | None = None) -> DBTaskResult | None:
+    """The next ready task of `queue` (this host's jobs by default; "webhooks"), claimed for `worker_id` (None
+    when there is none)."""
+    close_old_connections()
+    tasks = DBTaskResult.objects.ready().filter(backend_name="default",
+                                                queue_name=queue or settings.VIDEOAPI_JOB_QUEUE)
+    with exclusive_transaction(tasks.db):
+        try:
+            found = tasks.get_locked()
+            if found is not None:
+                found.claim(worker_id)
+            return found
+        except OperationalError as exc:
+            if is_locked_database_exception(exc):
+                return None
+            raise
+
+
+def execute(db_task: DBTaskResult):
+    """Run a claimed task and record its outcome, as the library's own worker does (signals included)."""
+    backend = type(db_task.task.get_backend())
+    try:
+        result = db_task.task_result
+        task_started.send(sender=backend, task_result=result)
+        value = db_task.task.call(*result.args, **result.kwargs)
+        db_task.set_successful(value)
+    except BaseException as exc:  # our job code records render failures itself: this is a bug, kept on record
+        logger.exception("event=task_failed task_id=%s", db_task.id)
+        db_task.set_failed(exc)
+        if not isinstance(exc, Exception):
+            raise
+    finally:
+        task_finished.send(sender=backend, task_result=db_task.task_result)
+        close_old_connections()
+
+
+def queued_tasks() -> int:
+    """Tasks waiting on this host's queue."""
+    return DBTaskResult.objects.ready().filter(queue_name=settings.VIDEOAPI_JOB_QUEUE).count()
+
+
+def mark_lost(task_id: str):
+    """A task whose worker died stays RUNNING in the library for ever: record it failed."""
+    if task_id:
+        DBTaskResult.objects.filter(id=task_id, status=RUNNING).update(
+            status=FAILED, finished_at=timezone.now(),
+            exception_class_path="renders.lifecycle.jobs.WorkerLost",
+            traceback="the worker running this task died (renders.lifecycle.jobs)")
+
+
+def finished_before(before):
+    """The task rows (every queue) that finished before `before`: what prune_renders deletes."""
+    return DBTaskResult.objects.finished().filter(finished_at__lt=before)

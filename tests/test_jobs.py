@@ -1,0 +1,503 @@
+"""Jobs (asynchronous renders) through a real gunicorn and a real render_worker, on the test database.
+
+One gunicorn and one worker serve the module; tests that stop, kill or
+reconfigure a worker start their own.
+"""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from renders.lifecycle.sweep import processes_inside, sweep
+from renders.media.ffmpeg import ffmpeg_binary
+from renders.models import RenderLog
+
+from . import media
+from .conftest import leftovers, wait_for
+from .server import gunicorn, multipart, read_head, render_worker
+
+pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
+
+ASYNC = {"Prefer": "respond-async"}
+
+
+def call(address, method, path, token=None, fields=None, headers=None, timeout=60):
+    """One HTTP request on its own connection: (status, headers (lower-case names), body)."""
+    host, port = address.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    head = dict(headers or {})
+    if token:
+        head["Authorization"] = f"Token {token}"
+    body = None
+    if fields is not None:
+        body, head["Content-Type"] = multipart(fields)
+    try:
+        conn.request(method, path, body=body, headers=head)
+        response = conn.getresponse()
+        data = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+    finally:
+        conn.close()
+
+
+def submit(address, token, path="/api/trim", fields=None, headers=None):
+    status, head, body = call(address, "POST", path, token, fields, {**ASYNC, **(headers or {})})
+    return status, head, json.loads(body)
+
+
+def poll(address, token, job_id, until=("succeeded", "failed", "cancelled", "expired"), seconds=60):
+    seen = []
+
+    def done():
+        status, _head, body = call(address, "GET", f"/api/jobs/{job_id}", token)
+        assert status == 200, body
+        job = json.loads(body)
+        seen.append(job)
+        return job if job["status"] in until else None
+
+    job = wait_for(done, seconds)
+    assert job, f"job {job_id} never reached {until}: {seen[-1:]}"
+    return job, seen
+
+
+def slow_ffmpeg(directory: Path, rate: float = 2.0) -> str:
+    """Real FFmpeg reading its inputs at `rate` times real time: a job that lasts, at almost no CPU."""
+    script = directory / "ffmpeg-readrate"
+    script.write_text('#!/bin/bash\nargs=()\nfor a in "$@"; do [ "$a" = -i ] && args+=(-readrate ' + str(rate)
+                      + '); args+=("$a"); done\nexec ' + ffmpeg_binary() + ' "${args[@]}"\n')
+    script.chmod(0o755)
+    return str(script)
+
+
+class Service:
+    """One gunicorn for the module; its render_worker started and stopped as each test needs."""
+
+    def __init__(self, address, directory):
+        self.address = address
+        self.directory = directory
+        self._worker = None
+        self.worker = None
+        self.env = None
+
+    def start_worker(self, **env):
+        env = {key: str(value) for key, value in env.items()}
+        if self.worker is not None and self.env == env:
+            return self.worker
+        self.stop_worker()
+        self._worker = render_worker(env)
+        self.worker = self._worker.__enter__()
+        self.env = env
+        return self.worker
+
+    def stop_worker(self):
+        if self._worker is not None:
+            self._worker.__exit__(None, None, None)
+        self._worker = self.worker = self.env = None
+
+    def slow(self, **env):
+        """A worker whose FFmpeg reads at 2x real time (so a 6 s clip renders in about 3 s)."""
+        return self.start_worker(VIDEOAPI_FFMPEG=slow_ffmpeg(self.directory), **env)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    with gunicorn() as (address, _proc):
+        service = Service(address, tmp_path_factory.mktemp("jobs"))
+        try:
+            yield service
+        finally:
+            service.stop_worker()
+
+
+@pytest.fixture
+def service(served):
+    """The module's gunicorn with a plain worker running."""
+    served.start_worker()
+    return served.address, served.worker
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    return media.lavfi_clip(tmp_path_factory.mktemp("long") / "six.mp4", seconds=6, size="160x90")
+
+
+def test_submit_poll_download_then_gone(service, token, clips, tmp_path):
+    address, _worker = service
+    status, head, job = submit(address, token, fields={"video": clips.basic, "start": "0.5", "end": "1.5"})
+    assert status == 202, job
+    assert head["location"] == f"/api/jobs/{job['id']}"
+    assert head["preference-applied"] == "respond-async" and head["x-render-id"] == job["id"]
+    assert job["status"] == "queued" and job["endpoint"] == "trim" and job["result"] is None
+    job, _seen = poll(address, token, job["id"])
+    assert job["status"] == "succeeded" and job["progress"] == 1 and job["error"] is None
+    result = job["result"]
+    assert result["url"] == f"http://{address}/api/jobs/{job['id']}/result"
+    assert result["content_type"] == "video/mp4" and result["filename"].endswith(".mp4")
+    status, head, body = call(address, "GET", f"/api/jobs/{job['id']}/result", token)
+    assert status == 200 and len(body) == result["bytes"] == int(head["content-length"])
+    assert head["x-trim-start"] == "0.5" and head["cache-control"] == "no-store"
+    assert result["filename"] in head["content-disposition"] and head["accept-ranges"] == "bytes"
+    (tmp_path / "out.mp4").write_bytes(body)
+    out = media.probe(tmp_path / "out.mp4")
+    assert out["vcodec"] == "h264" and abs(out["frames"] / 25 - 1.0) <= 1 / 25
+    assert wait_for(lambda: leftovers() == [] or None, 5) is not None
+    status, _head, body = call(address, "GET", f"/api/jobs/{job['id']}/result", token)
+    assert status == 410 and json.loads(body)["code"] == "gone"
+    log = RenderLog.objects.get(pk=job["id"])
+    assert log.result_downloaded_at and log.cleanup_status == "deleted" and log.is_job
+
+
+def test_validation_errors_stay_synchronous(service, token, clips):
+    address, _worker = service
+    for fields, code in [({"video": clips.text, "start": "0"}, 415), ({"video": clips.basic, "start": "x"}, 400)]:
+        status, head, body = call(address, "POST", "/api/trim", token, fields, ASYNC)
+        assert status == code, body
+        assert "location" not in head
+    status, _head, body = call(address, "GET", "/api/jobs", token)
+    assert status == 200 and json.loads(body)["results"] == []
+    assert leftovers() == []
+
+
+def job_of(job_id):
+    return RenderLog.objects.get(pk=job_id)
+
+
+def test_progress_rises_with_an_eta_then_reaches_one(served, token, long_clip):
+    served.slow()
+    status, _head, job = submit(served.address, token, fields={"video": long_clip, "start": "0"})
+    assert status == 202
+    job, seen = poll(served.address, token, job["id"])
+    assert job["status"] == "succeeded" and job["progress"] == 1.0
+    running = [j["progress"] for j in seen if j["status"] == "running"]
+    inside = sorted({p for p in running if 0 < p < 1})
+    assert len(inside) >= 3, running
+    assert running == sorted(running), "progress went back"
+    assert any(j["eta_seconds"] is not None and j["eta_seconds"] > 0 for j in seen if j["status"] == "running")
+    call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)
+    assert wait_for(lambda: leftovers() == [] or None, 5) is not None
+
+
+def running_job(served, token, clip):
+    status, _head, job = submit(served.address, token, fields={"video": clip, "start": "0"})
+    assert status == 202, job
+    job, _seen = poll(served.address, token, job["id"], until=("running",))
+    assert wait_for(lambda: processes_inside(Path(job_of(job["id"]).workspace)), 10)
+    return job
+
+
+def test_cancel_a_running_job_kills_ffmpeg_within_a_second(served, token, long_clip):
+    served.slow()
+    job = running_job(served, token, long_clip)
+    workspace = Path(job_of(job["id"]).workspace)
+    status, _head, _body = call(served.address, "DELETE", f"/api/jobs/{job['id']}", token)
+    assert status == 204
+    asked = time.monotonic()
+    assert wait_for(lambda: not processes_inside(workspace), 2)
+    assert time.monotonic() - asked < 1.0
+    assert wait_for(lambda: not workspace.exists(), 5)
+    job, _seen = poll(served.address, token, job["id"])
+    assert job["status"] == "cancelled" and job["result"] is None
+    status, _head, body = call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)
+    assert status == 410 and json.loads(body)["code"] == "gone"
+    assert leftovers() == []
+
+
+def test_a_queued_job_cancelled_never_runs(served, token, clips):
+    served.stop_worker()
+    status, _head, job = submit(served.address, token, fields={"video": clips.basic, "start": "0"})
+    workspace = Path(job_of(job["id"]).workspace)
+    assert workspace.exists()
+    status, _head, _body = call(served.address, "DELETE", f"/api/jobs/{job['id']}", token)
+    assert status == 204 and not workspace.exists()  # the host that answered holds it: deleted at once
+    served.start_worker()
+    assert wait_for(lambda: job_of(job["id"]).task_id and _task(job_of(job["id"]).task_id).status != "READY", 10)
+    log = job_of(job["id"])
+    assert log.status == "cancelled" and log.render_started_at is None and log.ffmpeg_argv == []
+    assert leftovers() == []
+
+
+def _task(task_id):
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects.get(id=task_id)
+
+
+def test_no_moment_for_the_sweep_between_request_and_worker(served, token, clips):
+    served.stop_worker()
+    status, _head, job = submit(served.address, token, fields={"video": clips.basic, "start": "0"})
+    assert status == 202
+    report = sweep(grace=0)
+    assert report.deleted == [] and len(report.kept_jobs) == 1
+    served.start_worker()
+    job, _seen = poll(served.address, token, job["id"])
+    assert job["status"] == "succeeded"
+    status, _head, _body = call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)
+    assert status == 200
+    assert wait_for(lambda: leftovers() == [] or None, 5) is not None
+
+
+def test_jobs_queued_while_the_worker_is_stopped_run_when_it_starts(served, token, clips):
+    served.stop_worker()
+    ids = [submit(served.address, token, fields={"video": clips.basic, "start": "0", "end": "1"})[2]["id"]
+           for _ in range(4)]
+    time.sleep(0.5)
+    assert {job_of(i).status for i in ids} == {"queued"}
+    served.start_worker()
+    for job_id in ids:
+        job, _seen = poll(served.address, token, job_id)
+        assert job["status"] == "succeeded"
+        assert call(served.address, "GET", f"/api/jobs/{job_id}/result", token)[0] == 200
+    assert wait_for(lambda: leftovers() == [] or None, 5) is not None
+
+
+def test_a_worker_killed_mid_job_fails_it_worker_lost(served, token, long_clip):
+    worker = served.slow()
+    job = running_job(served, token, long_clip)
+    log = job_of(job["id"])
+    workspace = Path(log.workspace)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    served.stop_worker()
+    assert wait_for(lambda: not processes_inside(workspace), 5), "FFmpeg outlived its worker"
+    job, _seen = poll(served.address, token, job["id"], seconds=settings.VIDEOAPI_JOB_LEASE)
+    assert job["status"] == "failed" and job["error"]["code"] == "worker_lost"
+    status, _head, body = call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)
+    assert status == 500 and json.loads(body)["code"] == "worker_lost"
+    assert _task(log.task_id).status == "FAILED"
+    sweep()
+    assert leftovers() == []
+
+
+def test_a_lost_lease_on_any_host_fails_the_job(db):
+    """Another host's worker stopped renewing its lease: any host's housekeeping fails the job."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from renders.lifecycle import jobs
+
+    log = RenderLog.objects.create(endpoint="trim", host="another-host", is_job=True, status="rendering",
+                                   lease_expires_at=timezone.now() - timedelta(seconds=1))
+    fresh = RenderLog.objects.create(endpoint="trim", host="another-host", is_job=True, status="rendering",
+                                     lease_expires_at=timezone.now() + timedelta(seconds=30))
+    jobs.reap()
+    assert job_of(log.pk).status == "failed" and job_of(log.pk).error_code == "worker_lost"
+    assert job_of(fresh.pk).status == "rendering"
+
+
+def test_result_expires_after_its_ttl(served, token, clips):
+    served.start_worker(VIDEOAPI_JOB_RESULT_TTL=1)
+    status, _head, job = submit(served.address, token, fields={"video": clips.basic, "start": "0"})
+    job, _seen = poll(served.address, token, job["id"])
+    assert job["status"] == "succeeded" and job["result"]["expires_at"]
+    served.stop_worker()  # the sweep, not the worker's housekeeping, does it here
+    time.sleep(1.2)
+    from django.core.management import call_command
+
+    call_command("sweep_temp")
+    assert leftovers() == []
+    job, _seen = poll(served.address, token, job["id"])
+    assert job["status"] == "expired" and job["result"] is None
+    status, _head, body = call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)
+    assert status == 410 and json.loads(body)["code"] == "gone"
+
+
+def finished_job(served, token, clip, **fields):
+    served.start_worker()
+    status, _head, job = submit(served.address, token, fields={"video": clip, "start": "0", **fields})
+    job, _seen = poll(served.address, token, job["id"])
+    assert job["status"] == "succeeded"
+    return job
+
+
+def test_an_interrupted_download_leaves_the_result_for_a_retry(served, token, big_clip, tmp_path):
+    job = finished_job(served, token, big_clip, mode="fast")  # copied: several MB, more than socket buffers
+    host, port = served.address.split(":")
+    sock = socket.create_connection((host, int(port)))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    sock.sendall(f"GET /api/jobs/{job['id']}/result HTTP/1.1\r\nHost: {served.address}\r\n"
+                 f"Authorization: Token {token}\r\nConnection: close\r\n\r\n".encode())
+    status, headers, first = read_head(sock)
+    assert status == 200 and int(headers["content-length"]) > 5_000_000
+    sock.recv(8192)
+    sock.close()
+    time.sleep(0.5)
+    assert job_of(job["id"]).result_downloaded_at is None and leftovers() != []
+    status, _head, body = call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)
+    assert status == 200 and len(body) == job["result"]["bytes"]
+    assert wait_for(lambda: leftovers() == [] or None, 5) is not None
+
+
+def test_a_range_download_resumes(served, token, clips, tmp_path):
+    job = finished_job(served, token, clips.basic)
+    url, size = f"/api/jobs/{job['id']}/result", job["result"]["bytes"]
+    status, head, first = call(served.address, "GET", url, token, headers={"Range": "bytes=0-999"})
+    assert status == 206 and len(first) == 1000 and head["content-range"] == f"bytes 0-999/{size}"
+    assert head["x-render-id"] == job["id"] and head["content-disposition"]
+    assert leftovers() != []  # part of it delivered: kept
+    status, head, rest = call(served.address, "GET", url, token, headers={"Range": "bytes=1000-"})
+    assert status == 206 and head["content-range"] == f"bytes 1000-{size - 1}/{size}"
+    (tmp_path / "joined.mp4").write_bytes(first + rest)
+    assert media.probe(tmp_path / "joined.mp4")["vcodec"] == "h264"
+    assert wait_for(lambda: leftovers() == [] or None, 5) is not None  # every byte delivered: deleted
+    assert call(served.address, "GET", url, token)[0] == 410
+
+
+def test_a_range_past_the_end_is_416_and_a_tail_alone_keeps_the_result(served, token, clips):
+    job = finished_job(served, token, clips.basic)
+    url, size = f"/api/jobs/{job['id']}/result", job["result"]["bytes"]
+    status, head, _body = call(served.address, "GET", url, token, headers={"Range": f"bytes={size}-"})
+    assert status == 416 and head["content-range"] == f"bytes */{size}"
+    status, _head, tail = call(served.address, "GET", url, token, headers={"Range": "bytes=-100"})
+    assert status == 206 and len(tail) == 100
+    status, _head, _body = call(served.address, "HEAD", url, token)
+    assert status == 200
+    assert leftovers() != [] and job_of(job["id"]).result_downloaded_at is None
+    status, _head, body = call(served.address, "GET", url, token)
+    assert status == 200 and body[-100:] == tail
+    assert wait_for(lambda: leftovers() == [] or None, 5) is not None
+
+
+def test_result_before_the_end_is_409_not_ready(served, token, long_clip):
+    served.slow()
+    job = running_job(served, token, long_clip)
+    status, head, body = call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)
+    assert status == 409 and json.loads(body)["code"] == "not_ready" and int(head["retry-after"]) >= 1
+    assert call(served.address, "DELETE", f"/api/jobs/{job['id']}", token)[0] == 204
+    assert wait_for(lambda: leftovers() == [] or None, 5) is not None
+
+
+def test_idempotency_key_answers_the_first_job(served, token, clips, other_token):
+    served.stop_worker()
+    key = {"Idempotency-Key": "order-42"}
+    fields = {"video": clips.basic, "start": "0"}
+    first = submit(served.address, token, fields=fields, headers=key)
+    again = submit(served.address, token, fields=fields, headers=key)
+    assert first[0] == again[0] == 202
+    assert again[1]["location"] == first[1]["location"] and again[2]["id"] == first[2]["id"]
+    theirs = submit(served.address, other_token, fields=fields, headers=key)
+    assert theirs[0] == 202 and theirs[2]["id"] != first[2]["id"]
+    assert RenderLog.objects.count() == 2
+    status, _head, body = call(served.address, "POST", "/api/trim", token, fields,
+                               {**ASYNC, "Idempotency-Key": "x" * 256})
+    assert status == 400 and "Idempotency-Key" in json.loads(body)["fields"]
+    for job_id, who in ((first[2]["id"], token), (theirs[2]["id"], other_token)):
+        assert call(served.address, "DELETE", f"/api/jobs/{job_id}", who)[0] == 204
+    assert leftovers() == []
+
+
+def test_another_clients_job_is_404(served, token, other_token, clips):
+    served.stop_worker()
+    status, _head, job = submit(served.address, token, fields={"video": clips.basic, "start": "0"})
+    for method, path in (("GET", f"/api/jobs/{job['id']}"), ("GET", f"/api/jobs/{job['id']}/result"),
+                         ("DELETE", f"/api/jobs/{job['id']}")):
+        status, _head, body = call(served.address, method, path, other_token)
+        assert status == 404 and json.loads(body)["code"] == "not_found", (method, path)
+    assert json.loads(call(served.address, "GET", "/api/jobs", other_token)[2])["results"] == []
+    assert call(served.address, "GET", "/api/jobs/not-a-uuid", token)[0] == 404
+    assert job_of(job["id"]).status == "queued"
+    assert call(served.address, "DELETE", f"/api/jobs/{job['id']}", token)[0] == 204
+    assert leftovers() == []
+
+
+def test_the_list_is_newest_first_paginated_and_filtered(served, token, clips):
+    served.stop_worker()
+    ids = [submit(served.address, token, fields={"video": clips.basic, "start": "0"})[2]["id"] for _ in range(3)]
+    call(served.address, "DELETE", f"/api/jobs/{ids[0]}", token)
+    status, _head, body = call(served.address, "GET", "/api/jobs?limit=2", token)
+    page = json.loads(body)
+    assert status == 200 and [j["id"] for j in page["results"]] == ids[:0:-1] and page["next"]
+    status, _head, body = call(served.address, "GET", page["next"].split(served.address, 1)[1], token)
+    assert [j["id"] for j in json.loads(body)["results"]] == [ids[0]]
+    queued = json.loads(call(served.address, "GET", "/api/jobs?status=queued", token)[2])["results"]
+    assert sorted(j["id"] for j in queued) == sorted(ids[1:])
+    status, _head, body = call(served.address, "GET", "/api/jobs?status=bogus", token)
+    assert status == 400 and "status" in json.loads(body)["fields"]
+    for job_id in ids[1:]:
+        call(served.address, "DELETE", f"/api/jobs/{job_id}", token)
+    assert leftovers() == []
+
+
+def test_thirty_jobs_at_once_never_exceed_the_slots(served, token, clips):
+    served.start_worker()
+    peak, stop = [0], threading.Event()
+
+    def watch():
+        root = str(Path(settings.VIDEOAPI_TEMP_ROOT).resolve())
+        while not stop.is_set():
+            count = 0
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    if os.readlink(f"/proc/{pid}/cwd").startswith(root):
+                        count += "ffmpeg" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                except OSError:
+                    continue
+            peak[0] = max(peak[0], count)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    answers = []
+    submitters = [threading.Thread(target=lambda: answers.append(
+        submit(served.address, token, fields={"video": clips.basic, "start": "0", "end": "1"}))) for _ in range(30)]
+    for thread in submitters:
+        thread.start()
+    for thread in submitters:
+        thread.join()
+    try:
+        assert [a[0] for a in answers] == [202] * 30
+        for _status, _head, job in answers:
+            job, _seen = poll(served.address, token, job["id"], seconds=120)
+            assert job["status"] == "succeeded"
+    finally:
+        stop.set()
+        watcher.join()
+    assert 1 <= peak[0] <= settings.VIDEOAPI_MAX_CONCURRENT_RENDERS
+    for _status, _head, job in answers:
+        assert call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)[0] == 200
+    assert wait_for(lambda: leftovers() == [] or None, 10) is not None
+
+
+def test_a_failed_render_fails_the_job_with_the_synchronous_code(served, token, clips, tmp_path):
+    failing = tmp_path / "ffmpeg-fails"
+    failing.write_text('#!/bin/sh\necho "Error: exploded" >&2\nexit 3\n')
+    failing.chmod(0o755)
+    served.start_worker(VIDEOAPI_FFMPEG=str(failing))
+    status, _head, job = submit(served.address, token, fields={"video": clips.basic, "start": "0"})
+    job, _seen = poll(served.address, token, job["id"])
+    assert job["status"] == "failed" and job["error"]["code"] == "render_failed"
+    status, _head, body = call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)
+    assert status == 500 and json.loads(body)["code"] == "render_failed"
+    log = job_of(job["id"])
+    assert log.params["kind"] == "trim" and log.inputs and "exploded" in log.ffmpeg_stderr  # the plan kept on record
+    assert leftovers() == []
+
+
+def test_a_render_past_the_time_limit_fails_the_job_render_timeout(served, token, long_clip):
+    served.slow(VIDEOAPI_FFMPEG_TIMEOUT=1)
+    status, _head, job = submit(served.address, token, fields={"video": long_clip, "start": "0"})
+    job, _seen = poll(served.address, token, job["id"])
+    assert job["status"] == "failed" and job["error"]["code"] == "render_timeout"
+    status, _head, body = call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)
+    assert status == 504 and json.loads(body)["code"] == "render_timeout"
+    assert leftovers() == []
+
+
+def test_the_queue_limit_answers_503_busy(served, token, clips):
+    served.stop_worker()
+    with gunicorn({"VIDEOAPI_MAX_QUEUED_JOBS": "2"}, workers=1, threads=2) as (address, _proc):
+        answers = [submit(address, token, fields={"video": clips.basic, "start": "0"}) for _ in range(3)]
+    assert [a[0] for a in answers] == [202, 202, 503]
+    assert answers[2][2]["code"] == "busy" and int(answers[2][1]["retry-after"]) > 0
+    assert len(leftovers()) == 2  # the refused one's workspace is gone
+    for _status, _head, job in answers[:2]:
+        call(served.address, "DELETE", f"/api/jobs/{job['id']}", token)
+    assert leftovers() == []

@@ -1,0 +1,141 @@
+"""Jobs: the pieces that need no worker (the server tests in test_jobs.py run the real thing)."""
+
+import pytest
+from django.test import RequestFactory
+
+from renders.lifecycle import jobs
+from renders.lifecycle.responses import requested_range
+from renders.models import RenderLog
+
+from .conftest import post
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("header, wanted", [
+    ("respond-async", True), ("respond-async, wait=10", True), ("wait=5; x, Respond-Async", True),
+    ("respond-async; foo=bar", True), ("", False), ("return=minimal", False), ("respond-asynchronous", False),
+])
+def test_prefer_respond_async(header, wanted):
+    assert jobs.wants_job(RequestFactory().post("/", HTTP_PREFER=header)) is wanted
+
+
+@pytest.mark.parametrize("header, size, span", [
+    ("", 100, None), ("bytes=0-9", 100, (0, 9)), ("bytes=90-", 100, (90, 99)), ("bytes=-10", 100, (90, 99)),
+    ("bytes=-500", 100, (0, 99)), ("bytes=50-500", 100, (50, 99)), ("bytes=0-9,20-29", 100, None),
+    ("items=0-9", 100, None), ("bytes=-", 100, None),
+])
+def test_requested_range(header, size, span):
+    assert requested_range(header, size) == span
+
+
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=100-200", "bytes=9-3"])
+def test_unsatisfiable_ranges(header):
+    with pytest.raises(ValueError):
+        requested_range(header, 100)
+
+
+def test_delivered_ranges_merge():
+    assert jobs.merge([[50, 99], [0, 9], [10, 20], [15, 30]]) == [[0, 30], [50, 99]]
+    assert jobs.merge([[0, 49], [50, 99]]) == [[0, 99]]
+
+
+def test_methods_outside_the_contract_are_405_with_allow(api):
+    r = api.put("/api/jobs/6f1c0000-0000-4000-8000-000000000000")
+    assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
+    assert {m.strip() for m in r["Allow"].split(",")} >= {"GET", "DELETE"}
+    r = api.post("/api/jobs")
+    assert r.status_code == 405 and "GET" in r["Allow"] and "POST" not in r["Allow"]
+
+
+def test_unknown_job_is_404(api):
+    r = api.get("/api/jobs/6f1c0000-0000-4000-8000-000000000000")
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    assert api.get("/api/jobs/6f1c0000-0000-4000-8000-000000000000/result").status_code == 404
+    assert api.delete("/api/jobs/6f1c0000-0000-4000-8000-000000000000").status_code == 404
+
+
+def test_jobs_need_a_key(client):
+    r = client.get("/api/jobs")
+    assert r.status_code == 401
+
+
+def test_a_queued_job_in_process(api, clips):
+    """Submitting needs no worker: 202, the job listed, its workspace kept (marked), then cancelled."""
+    r = post(api, "/api/trim", {"video": clips.basic, "start": "0"}, HTTP_PREFER="respond-async")
+    assert r.status_code == 202 and r["Location"] == f"/api/jobs/{r.data['id']}"
+    log = RenderLog.objects.get(pk=r.data["id"])
+    assert log.status == "queued" and log.is_job and log.task_id and log.params["kind"] == "trim"
+    from pathlib import Path
+
+    assert (Path(log.workspace) / ".job").read_text() == str(log.pk)
+    r = api.get("/api/jobs")
+    assert [job["id"] for job in r.data["results"]] == [str(log.pk)]
+    assert api.delete(f"/api/jobs/{log.pk}").status_code == 204
+    assert not Path(log.workspace).exists()
+    assert RenderLog.objects.get(pk=log.pk).status == "cancelled"
+
+
+def test_a_refused_submission_frees_its_idempotency_key(api, clips):
+    r = post(api, "/api/trim", {"video": clips.basic, "start": "x"}, HTTP_PREFER="respond-async",
+             HTTP_IDEMPOTENCY_KEY="k1")
+    assert r.status_code == 400
+    r = post(api, "/api/trim", {"video": clips.basic, "start": "0"}, HTTP_PREFER="respond-async",
+             HTTP_IDEMPOTENCY_KEY="k1")
+    assert r.status_code == 202
+    api.delete(f"/api/jobs/{r.data['id']}")
+
+
+def test_prune_renders_also_prunes_finished_task_rows():
+    from datetime import timedelta
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    from renders.lifecycle import tasks
+
+    old, fresh, waiting = (tasks.enqueue(f"00000000-0000-4000-8000-00000000000{i}") for i in range(3))
+    DBTaskResult.objects.filter(id=old).update(status="SUCCESSFUL", finished_at=timezone.now() - timedelta(days=40))
+    DBTaskResult.objects.filter(id=fresh).update(status="FAILED", finished_at=timezone.now())
+    out = StringIO()
+    call_command("prune_renders", "--older-than", "30d", stdout=out)
+    assert "and 1 finished task row(s)" in out.getvalue()
+    assert {str(i) for i in DBTaskResult.objects.values_list("id", flat=True)} == {fresh, waiting}
+
+
+def test_a_browser_front_end_may_send_and_read_the_job_headers(client, settings):
+    settings.CORS_ALLOWED_ORIGINS = ["http://127.0.0.1:5173"]
+    preflight = client.options("/api/trim", HTTP_ORIGIN="http://127.0.0.1:5173",
+                               HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+                               HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization, prefer, idempotency-key")
+    allowed = preflight["Access-Control-Allow-Headers"].lower()
+    assert all(h in allowed for h in ("authorization", "prefer", "idempotency-key", "range"))
+    r = client.get("/api/jobs", HTTP_ORIGIN="http://127.0.0.1:5173")
+    exposed = r["Access-Control-Expose-Headers"].lower()
+    assert all(h in exposed for h in ("location", "preference-applied", "content-range", "retry-after"))
+
+
+def test_gunicorn_start_keeps_the_metrics_of_live_processes(tmp_path):
+    """scripts/serve starts the render worker before gunicorn: gunicorn's fresh start must not drop its counts."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for pid in (os.getppid(), gone.pid):
+        (tmp_path / f"counter_{pid}.db").write_bytes(b"x")
+    (tmp_path / "junk").write_bytes(b"x")
+    namespace = {}
+    source = (Path(__file__).resolve().parent.parent / "videoapi" / "gunicorn.conf.py").read_text()
+    exec(compile(source, "gunicorn.conf.py", "exec"), namespace)
+    namespace["clear_metrics"](str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"counter_{os.getppid()}.db"]
+
+
+def test_a_cursor_the_service_did_not_make_is_400(api):
+    r = api.get("/api/jobs?cursor=l%C3%8B%C2%A9&limit=15612")
+    assert r.status_code == 400 and "cursor" in r.json()["fields"]
