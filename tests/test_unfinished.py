@@ -80,7 +80,7 @@ def commands(plan, path: Path) -> list:
     pass became ebur128, docs/BENCHMARKS.md); what they measure is fed to the render the same way."""
     ran = []
 
-    def run(args):
+    def run(args, measures=False):
         if args[-3:] != ["-f", "null", "-"]:
             graphs = {arg: (path / arg).read_text() for arg in args if arg.startswith(("graph_", "inputs_"))}
             ran.append({"args": args, "files": graphs})
