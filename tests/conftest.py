@@ -59,6 +59,8 @@ def clips(tmp_path_factory):
     c.playlist = d / "list.m3u8"
     c.playlist.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n")
     c.png = media.make(d / "still.png", "-f", "lavfi", "-i", "color=c=red:s=64x64:d=1", "-frames:v", "1")
+    c.captions = d / "captions.srt"
+    c.captions.write_text("1\n00:00:00,200 --> 00:00:01,000\nA caption\n", encoding="utf-8")
     data = c.basic.read_bytes()
     c.truncated = d / "truncated.mp4"
     faststart = media.lavfi_clip(d / "faststart.mp4", extra=["-movflags", "+faststart"])

@@ -197,3 +197,20 @@ def frame_tags(path):
     with av.open(str(path)) as container:
         frame = next(container.decode(container.streams.video[0]))
         return int(frame.color_primaries), int(frame.color_trc), int(frame.colorspace), int(frame.color_range)
+
+
+def srt(path, *cues):
+    """An SRT file of (start, end, text) cues (seconds)."""
+    def clock(t):
+        ms = round(t * 1000)
+        return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+    path = Path(path)
+    path.write_text("".join(f"{n}\n{clock(a)} --> {clock(b)}\n{line}\n\n" for n, (a, b, line) in
+                            enumerate(cues, start=1)), encoding="utf-8")
+    return path
+
+
+def video_packets(path):
+    """The video stream's packets, as bytes: equal lists mean the picture was copied, not re-encoded."""
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(container.streams.video[0]) if p.size]

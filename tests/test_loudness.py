@@ -193,14 +193,7 @@ def test_join_by_copy_keeps_copying_the_picture(api, house, tmp_path):
     log = RenderLog.objects.get(id=r["X-Render-Id"])
     assert log.details["mode"] == "copy"
     # the picture is the inputs' own packets: the same as the plain copy join's
-    assert _video_packets(out) == _video_packets(plain)
-
-
-def _video_packets(path):
-    import av
-
-    with av.open(str(path)) as container:
-        return [bytes(p) for p in container.demux(container.streams.video[0]) if p.size]
+    assert media.video_packets(out) == media.video_packets(plain)
 
 
 @pytest.mark.parametrize("value", ["-40", "loud", "-9", "nan", "inf"])
@@ -242,31 +235,34 @@ def test_off_is_the_default(api, tones, tmp_path):
 
 # ---- the pure parts -----------------------------------------------------------------------
 
-STDERR = """[Parsed_loudnorm_3 @ 0x7f] 
-{
-	"input_i" : "-27.72",
-	"input_tp" : "-29.85",
-	"input_lra" : "0.00",
-	"input_thresh" : "-37.72",
-	"output_i" : "-16.05",
-	"output_tp" : "-18.10",
-	"output_lra" : "0.00",
-	"output_thresh" : "-26.05",
-	"normalization_type" : "linear",
-	"target_offset" : "0.05"
-}
+STDERR = """[Parsed_ebur128_5 @ 0x7f] Summary:
+
+  Integrated loudness:
+    I:         -27.7 LUFS
+    Threshold: -37.7 LUFS
+
+  Loudness range:
+    LRA:         0.0 LU
+    Threshold: -47.7 LUFS
+    LRA low:   -27.8 LUFS
+    LRA high:  -27.7 LUFS
+
+  True peak:
+    Peak:      -29.8 dBFS
 [out#0/null @ 0x55] video:0KiB audio:1500KiB
 """
 
 
 def test_parse_and_filters():
     measured = loudness.parse_measurement(STDERR)
-    assert measured == loudness.Measurement(i=-27.72, tp=-29.85, lra=0.0, thresh=-37.72)
+    assert measured == loudness.Measurement(i=-27.7, tp=-29.8, lra=0.0, thresh=-37.7)
     assert loudness.expected_mode(measured, -16, 2.0) == "linear"
     text = loudness.apply_filter(measured, -16)
-    assert "measured_I=-27.72" in text and "linear=true" in text and text.endswith(",aresample=48000")
-    assert loudness.summary(measured, -16, 2.0)["gain_db"] == 11.72
-    silent = loudness.parse_measurement(STDERR.replace('"-27.72"', '"-inf"').replace('"-37.72"', '"-70.00"'))
+    assert text == "volume=11.70dB"  # loudnorm's linear mode is this one gain; the filter itself costs more
+    peaky = loudness.apply_filter(loudness.Measurement(i=-27.7, tp=-3.8, lra=0.0, thresh=-37.7), -16)
+    assert "measured_I=-27.70" in peaky and "linear=true" in peaky and peaky.endswith(",aresample=48000")
+    assert loudness.summary(measured, -16, 2.0)["gain_db"] == 11.7
+    silent = loudness.parse_measurement(STDERR.replace("-27.7 LUFS", "-70.0 LUFS").replace("-29.8 dBFS", "-inf dBFS"))
     assert silent.silent and loudness.apply_filter(silent, -16) == ""
     assert loudness.summary(silent, -16, 2.0)["mode"] == "none"
     with pytest.raises(ValueError):
@@ -281,7 +277,7 @@ def test_peaky_input_expects_dynamic_mode():
     assert loudness.applied_gain(peaky, -16, 2.9) == pytest.approx(8.5)  # -1.5 - (-10)
     wide = loudness.Measurement(i=-30.0, tp=-30.0, lra=18.0, thresh=-40.0)
     assert loudness.expected_mode(wide, -16, 10.0) == "linear"  # the target LRA follows the measured one
-    assert "LRA=18.10" in loudness.apply_filter(wide, -16)
+    assert loudness.target_lra(wide) == pytest.approx(18.1) and loudness.apply_filter(wide, -16) == "volume=14.00dB"
 
 
 def test_targets():

@@ -43,6 +43,11 @@ REQUESTS = [
                              "avatar": "image"}),
     ("/api/demo/render", {"title": "Fast", "caption": "twice the speed", "speed": "2"}),
     ("/api/closing/render", {"cta": "Sign up", "url": "example.org", "tagline": "today", "fade_out": "0.5"}),
+    ("/api/trim", {"start": "0.2", "captions": "captions", "logo": "image", "logo_position": "bottom-left",
+                   "logo_size": "0.2", "logo_opacity": "0.5", "music": "video", "music_volume": "-6",
+                   "ducking": "false"}),
+    ("/api/concatenate", {"videos": 2, "music": "video", "captions": "captions", "transition": "crossfade"}),
+    ("/api/demo/render", {"title": "Fast", "speed": "2", "logo": "image", "captions": "captions"}),
 ]
 
 
@@ -88,8 +93,10 @@ def test_every_plan_round_trips_and_runs_the_same(api, clips, spy, path, fields)
             data[key] = clips.basic
         elif value == "image":
             data[key] = clips.png
+        elif value == "captions":
+            data[key] = clips.captions
         elif key == "videos":
-            data = {key: [clips.basic] * value}
+            data = {**{k: v for k, v in data.items() if k != "video"}, key: [clips.basic] * value}
         elif value == "default":
             data[key] = fonts.default_font_name()
         else:

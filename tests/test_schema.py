@@ -112,16 +112,20 @@ def prefilled(doc, prop):
     return prop["enum"][0] if "enum" in prop else PLACEHOLDERS[prop.get("type", "string")]
 
 
+# the file a person would choose for each file field that takes no video (music: a video's sound is fine)
+FILES = {"avatar": lambda c: c.png, "logo": lambda c: c.png, "captions": lambda c: c.captions}
+
+
 def untouched_form(doc, path, clips):
     """The request Swagger UI sends for `path` once a file is chosen for every file field (an image for
-    the avatar) and nothing else is typed."""
+    the avatar and the logo, captions for captions) and nothing else is typed."""
     content = doc["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]
     encoding = content.get("encoding", {})
     data = {}
     for name, prop in form(doc, path)["properties"].items():
         items = prop.get("items", {})
         if prop.get("format") == "binary":
-            data[name] = clips.png if name == "avatar" else clips.basic
+            data[name] = FILES[name](clips) if name in FILES else clips.basic
         elif items.get("format") == "binary":
             data[name] = [clips.basic] * max(prop.get("minItems", 1), 1)
         else:

@@ -10,9 +10,9 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from renders.lifecycle.uploads import WorkspaceFile
-from renders.media import fonts
-from renders.media.probe import probe_image, probe_video
-from renders.plans import ImageInput, VideoInput
+from renders.media import captions, fonts
+from renders.media.probe import probe_audio, probe_image, probe_video
+from renders.plans import AudioInput, CaptionsInput, ImageInput, VideoInput
 
 CLOCK_RE = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d{1,6})?)$")
 NUMBER_RE = re.compile(r"^\d+(?:\.\d+)?$|^\.\d+$")
@@ -180,10 +180,14 @@ class FilenameField(serializers.CharField):
 
 
 class UploadField(Published, serializers.Field):
+    """An uploaded file, probed by the subclass's `probe()` (what it accepts is its `about`)."""
+
     default_error_messages = {"required": "This field is required.", "invalid": "must be an uploaded file"}
+    about = "a file"
 
     def __init__(self, *, max_bytes=None, **kwargs):
         self.max_bytes = max_bytes
+        kwargs.setdefault("help_text", self.about)
         super().__init__(**kwargs)
 
     def option_extras(self):
@@ -209,10 +213,7 @@ class UploadField(Published, serializers.Field):
 
 class VideoField(UploadField):
     option_type = "video"
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("help_text", "a video file: MP4/MOV, Matroska/WebM, AVI or MPEG-TS")
-        super().__init__(**kwargs)
+    about = "a video file: MP4/MOV, Matroska/WebM, AVI or MPEG-TS"
 
     def probe(self, path, field) -> VideoInput:
         return VideoInput(field, path.name, probe_video(path, field))
@@ -220,13 +221,39 @@ class VideoField(UploadField):
 
 class ImageField(UploadField):
     option_type = "image"
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("help_text", "an image: PNG, JPEG or WebP, at most 4096 px a side")
-        super().__init__(**kwargs)
+    about = "an image: PNG, JPEG or WebP, at most 4096 px a side"
 
     def probe(self, path, field) -> ImageInput:
         return ImageInput(field, path.name, probe_image(path, field))
+
+
+class AudioField(UploadField):
+    option_type = "audio"
+    about = "a sound file: MP3, AAC/M4A, WAV, FLAC or Ogg (or a video, for its sound)"
+
+    def probe(self, path, field) -> AudioInput:
+        return AudioInput(field, path.name, probe_audio(path, field))
+
+
+class CaptionsField(UploadField):
+    """An SRT or WebVTT file, parsed strictly (media/captions.py); a refusal names the line."""
+
+    option_type = "captions"
+    about = (f"an SRT or WebVTT file: UTF-8, at most {captions.MAX_CUES} cues and "
+             f"{captions.MAX_BYTES // (1024 * 1024)} MB")
+
+    def __init__(self, **kwargs):
+        super().__init__(max_bytes=captions.MAX_BYTES, **kwargs)
+
+    def option_extras(self):
+        return {**super().option_extras(), "formats": ["srt", "vtt"], "max_cues": captions.MAX_CUES}
+
+    def probe(self, path, field) -> CaptionsInput:
+        try:
+            kind, cues = captions.parse(path.read_bytes())
+        except captions.CaptionError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return CaptionsInput(field, path.name, kind, path.stat().st_size, cues)
 
 
 class StepsField(serializers.ListField):

@@ -11,7 +11,8 @@ import re
 from django.conf import settings
 from rest_framework import serializers
 
-from renders.api.fields import BlankIsMissing, Published
+from renders import plans
+from renders.api.fields import AudioField, BlankIsMissing, CaptionsField, ImageField, Published
 from renders.media import fonts, loudness
 from renders.media.spec import (
     CANVAS_MAX_AREA,
@@ -152,8 +153,12 @@ def _choice(choices, default, help_text):
     return serializers.ChoiceField(choices=choices, required=False, default=default, help_text=help_text)
 
 
+LOGO_POSITIONS = ["top-left", "top-right", "bottom-left", "bottom-right"]
+
+
 class OutputFields(serializers.Serializer):
-    """canvas, fit, fps, quality, loudness: every endpoint that produces house-format video."""
+    """canvas, fit, fps, quality and the finishing (loudness, captions, logo, music): every endpoint that
+    produces house-format video."""
 
     canvas = CanvasField()
     fit = _choice(list(FITS), "contain", "How the source fills the canvas: " +
@@ -163,16 +168,44 @@ class OutputFields(serializers.Serializer):
     quality = _choice(list(QUALITIES), "standard", "Encoder effort: " +
                       "; ".join(f"{name}: {q['description']}" for name, q in QUALITIES.items()) + ".")
     loudness = LoudnessField()
+    captions = CaptionsField(required=False)
+    logo = ImageField(required=False, max_bytes=10 * 1024 * 1024,
+                      help_text="a logo drawn over the whole output: PNG, JPEG or WebP (alpha kept), at most 10 MB "
+                                "and 4096 px a side")
+    logo_position = _choice(LOGO_POSITIONS, "top-right", "The logo's corner, inside the safe margin.")
+    logo_size = serializers.FloatField(min_value=0.05, max_value=0.5, default=0.12, required=False,
+                                       help_text="The logo's width as a share of the canvas width (aspect kept).")
+    logo_opacity = serializers.FloatField(min_value=0.0, max_value=1.0, default=1.0, required=False,
+                                          help_text="The logo's opacity, 0-1.")
+    music = AudioField(required=False, help_text="A soundtrack mixed under the video's sound, looped if shorter, "
+                                                 "cut with a 1 s fade-out at the end: MP3, AAC/M4A, WAV, FLAC, Ogg "
+                                                 "(or a video's sound).")
+    music_volume = serializers.FloatField(min_value=-60.0, max_value=0.0, default=-18.0, required=False,
+                                          help_text="The soundtrack's gain in dB (-60 to 0).")
+    ducking = serializers.BooleanField(default=True, required=False,
+                                       help_text="The soundtrack dips under the video's own sound and comes back "
+                                                 "in its pauses.")
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
         attrs["spec"] = house_format(canvas=attrs.pop("canvas", None), fps=attrs.pop("fps", None),
                                        fit=attrs.pop("fit", "contain"), quality=attrs.pop("quality", "standard"),
                                        style=self.style_spec(attrs), loudness=attrs.pop("loudness", None))
+        attrs["finishing"] = finishing(attrs)
         return attrs
 
     def style_spec(self, attrs) -> Style:
         return DEFAULT_STYLE
+
+
+def finishing(attrs) -> plans.Finishing:
+    """The finishing fields (popped from `attrs`) as the plan's value."""
+    logo, music = attrs.pop("logo", None), attrs.pop("music", None)
+    logo_look = [attrs.pop(name) for name in ("logo_position", "logo_size", "logo_opacity")]  # their defaults
+    music_mix = [attrs.pop(name) for name in ("music_volume", "ducking")]  # filled in by the fields
+    return plans.Finishing(logo=plans.Logo(logo, *logo_look) if logo else None,
+                           captions=attrs.pop("captions", None),
+                           music=plans.Music(music, *music_mix) if music else None)
 
 
 class StyleFields(OutputFields):
@@ -216,7 +249,8 @@ def field_options(field) -> dict:
 
 # DRF's own fields, by the type GET /api/options gives them; this service's fields say theirs (fields.Published)
 DRF_OPTION_TYPES = ((serializers.ListField, "list"), (serializers.ChoiceField, "choice"),
-                    (serializers.IntegerField, "integer"), (serializers.FloatField, "number"))
+                    (serializers.IntegerField, "integer"), (serializers.FloatField, "number"),
+                    (serializers.BooleanField, "boolean"))
 
 
 def option_type(field) -> str:

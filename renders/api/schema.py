@@ -88,6 +88,11 @@ def form_property(field) -> dict:
     if isinstance(field, serializers.ChoiceField):
         choices = list(field.choices)
         prop = {"type": "integer" if all(isinstance(c, int) for c in choices) else "string", "enum": choices}
+    elif isinstance(field, serializers.BooleanField):
+        prop = {"type": "boolean"}
+    elif isinstance(field, serializers.FloatField):
+        prop = {"type": "number", **{key: value for key, value in (("minimum", field.min_value),
+                                                                    ("maximum", field.max_value)) if value is not None}}
     else:
         prop = {"type": "string"}
     if field.default is not serializers.empty:

@@ -114,7 +114,7 @@ class TrimSerializer(OutputFields, TrimFields):
         data = self.validated_data
         start, end = clip_bounds(data)
         return plans.TrimPlan(video=data["video"], start=start, end=end, mode=data["mode"], spec=data["spec"],
-                              filename=self.filename("mp4"))
+                              filename=self.filename("mp4"), finishing=data["finishing"])
 
 
 class TrimPreviewSerializer(TrimFields):
@@ -167,7 +167,7 @@ class JoinSerializer(OutputFields, RenderSerializer):
         data = self.validated_data
         return plans.JoinPlan(inputs=tuple(data["inputs"]), transition=data["transition"],
                               transition_duration=data["transition_duration"], spec=data["spec"],
-                              filename=self.filename("mp4"))
+                              filename=self.filename("mp4"), finishing=data["finishing"])
 
 
 class ConcatenateSerializer(JoinSerializer):
@@ -298,7 +298,7 @@ class TemplateSerializer(StyleFields, RenderSerializer):
             template=template.endpoint, video=data["video"], cards=tuple(template.cards(data, start, end)),
             start=start, end=end, length=length, spec=data["spec"], filename=self.filename("mp4"), dim=template.dim,
             speed=self.speed(data), fade_out=fade_out,
-            avatar=data.get(template.avatar_field) if template.avatar_field else None,
+            avatar=data.get(template.avatar_field) if template.avatar_field else None, finishing=data["finishing"],
         )
 
 

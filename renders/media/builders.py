@@ -220,9 +220,12 @@ def graph_args(script_name: str) -> list[str]:
 # ---- trim ---------------------------------------------------------------------
 
 
-def trim_accurate_args(src: str, info: MediaInfo, spec: OutputSpec, start: float, length: float, graph: str, output: str) -> list[str]:
-    """Frame-accurate trim into the house format, reading `graph` (normalize_graph's chains for `length`)."""
-    return input_args(src, info, start=start, duration=length) + graph_args(graph) + house_output_args(spec, output)
+def trim_accurate_args(src: str, info: MediaInfo, spec: OutputSpec, start: float, length: float, graph: str,
+                       output: str, more_inputs: list[str] = ()) -> list[str]:
+    """Frame-accurate trim into the house format, reading `graph` (normalize_graph's chains for `length`);
+    `more_inputs` (the finishing's) follow the source."""
+    return (input_args(src, info, start=start, duration=length) + list(more_inputs) + graph_args(graph)
+            + house_output_args(spec, output))
 
 
 FAST_VIDEO_CODECS = {"h264", "hevc", "mpeg4", "vp9", "av1"}
@@ -367,22 +370,23 @@ def concat_copy_args(list_name: str, demuxer: str, spec: OutputSpec, output: str
     ]  # fmt: skip
 
 
-def concat_audio_graph(infos: list[MediaInfo], spec: OutputSpec, posts: list[str], first_index: int = 0) -> list[str]:
-    """Each input's sound in the house format for its whole-frame length, `posts[k]` after it, joined as [a]."""
+def concat_audio_graph(infos: list[MediaInfo], spec: OutputSpec, posts: list[str], first_index: int = 0,
+                       out: str = "a") -> list[str]:
+    """Each input's sound in the house format for its whole-frame length, `posts[k]` after it, joined as [out]."""
     chains = [house_audio(first_index + k, info, whole_frames(info.duration, spec.fps), post=posts[k], out=f"a{k}")
               for k, info in enumerate(infos)]
-    chains.append("".join(f"[a{k}]" for k in range(len(infos))) + f"concat=n={len(infos)}:v=0:a=1[a]")
+    chains.append("".join(f"[a{k}]" for k in range(len(infos))) + f"concat=n={len(infos)}:v=0:a=1[{out}]")
     return chains
 
 
 def concat_graph(infos: list[MediaInfo], spec: OutputSpec, transition: float = 0.0,
-                 audio_posts: list[str] | None = None) -> tuple[list[str], float]:
+                 audio_posts: list[str] | None = None, out_v: str = "v", out_a: str = "a") -> tuple[list[str], float]:
     """One filter graph normalising every input and joining them.
 
     With `transition` > 0 each join is a crossfade of picture (xfade) and
     sound (acrossfade) of that length. `audio_posts` (one per input) finish
-    each input's sound before the join (loudness). Returns (chains, output
-    duration).
+    each input's sound before the join (loudness). The result is [out_v] and
+    [out_a]. Returns (chains, output duration).
     """
     chains, lengths = [], []
     for index, info in enumerate(infos):
@@ -393,15 +397,87 @@ def concat_graph(infos: list[MediaInfo], spec: OutputSpec, transition: float = 0
     count = len(infos)
     if transition <= 0:
         pairs = "".join(f"[v{i}][a{i}]" for i in range(count))
-        chains.append(f"{pairs}concat=n={count}:v=1:a=1[v][a]")
+        chains.append(f"{pairs}concat=n={count}:v=1:a=1[{out_v}][{out_a}]")
         return chains, sum(lengths)
     fade = whole_frames(transition, spec.fps)
     video, audio, offset = "v0", "a0", 0.0
     for index in range(1, count):
         offset += lengths[index - 1] - fade
         last = index == count - 1
-        vout, aout = ("v", "a") if last else (f"xv{index}", f"xa{index}")
+        vout, aout = (out_v, out_a) if last else (f"xv{index}", f"xa{index}")
         chains.append(f"[{video}][v{index}]xfade=transition=fade:duration={seconds(fade)}:offset={seconds(offset)}[{vout}]")
         chains.append(f"[{audio}][a{index}]acrossfade=d={seconds(fade)}:c1=tri:c2=tri[{aout}]")
         video, audio = vout, aout
     return chains, sum(lengths) - fade * (count - 1)
+
+
+# ---- finishing: logo, captions, music ---------------------------------------------------
+
+
+def logo_chains(index: int, size: tuple[int, int], x: int, y: int, opacity: float, base: str, out: str) -> list[str]:
+    """The logo (input `index`, one still) scaled to `size`, at `opacity`, over [base] for the whole output."""
+    fade = f",colorchannelmixer=aa={opacity:.4g}" if opacity < 1 else ""
+    return [f"[{index}:v:0]format=rgba,scale={size[0]}:{size[1]}:flags=lanczos{fade}[logo]",
+            f"[{base}][logo]overlay=x={x}:y={y}:format=auto[{out}]"]
+
+
+CAPTION_TICK = 25  # the caption list's time unit, 1/25 s: every still image demuxer's time base divides it
+
+
+def captions_timeline(cues: list[tuple[int, int, str]], names: list[str], blank: str) -> str:
+    """An ffconcat list showing `names[k]` from frame cues[k][0] to cues[k][1] and `blank` between cues.
+
+    Each entry's duration is its number of output frames in ticks of 1/CAPTION_TICK s: exact in any still
+    demuxer's time base, so no cue drifts (captions_chains scales ticks back to frames)."""
+    entries, at = [], 0
+    for (first, end, _text), name in zip(cues, names):
+        if first > at:
+            entries.append((blank, first - at))
+        entries.append((name, end - first))
+        at = end
+    entries.append((blank, None))  # the last cue ends: nothing after it
+    text = "ffconcat version 1.0\n"
+    for name, frames in entries:
+        text += f"file {name}\n" + (f"duration {seconds(frames / CAPTION_TICK)}\n" if frames else "")
+    return text
+
+
+def captions_input_args(list_name: str) -> list[str]:
+    return ["-protocol_whitelist", "file", "-format_whitelist", "concat,png_pipe", "-f", "concat", "-safe", "1",
+            "-i", list_name]
+
+
+def captions_chains(index: int, fps: int, x: int, y: int, base: str, out: str) -> list[str]:
+    """The caption stills (input `index`, captions_timeline's list) over [base]: one still per cue, each held
+    by overlay until the next one arrives (a blank between cues), so 2,000 cues are one input, not 2,000."""
+    return [f"[{index}:v:0]settb=1/{CAPTION_TICK * fps},setpts=PTS*{CAPTION_TICK}/{fps},format=rgba[captions]",
+            f"[{base}][captions]overlay=x={x}:y={y}:eof_action=pass:format=auto[{out}]"]
+
+
+MUSIC_FADE = 1.0  # seconds of fade-out at the end
+# Ducking: the soundtrack compressed by the video's own sound (RMS), from 40 dB below full scale, hard
+# (ratio 20): speech at -20 dBFS takes the soundtrack down about 15 dB; it comes back within 0.3 s of a pause.
+DUCKING = "sidechaincompress=threshold=0.01:ratio=20:attack=5:release=300"
+
+
+def music_input_args(name: str, info, duration: float) -> list[str]:
+    """The soundtrack, read in a loop (`-stream_loop -1`) when it is shorter than the output's `duration`."""
+    return (["-stream_loop", "-1"] if info.duration < duration else []) + input_args(name, info)
+
+
+def music_chains(index: int, info, duration: float, volume: float, ducking: bool, sound: str, out: str) -> list[str]:
+    """The soundtrack (input `index`) cut to `duration` with a fade-out, at `volume` dB, mixed under [sound]
+    (without lowering it: amix's normalize off), ducked by [sound] when `ducking`."""
+    fade = min(MUSIC_FADE, duration)
+    chains = [f"[{index}:a:{info.audio_track}]"
+              + ",".join([*downmix(info), f"aresample={AUDIO_RATE}:async=1:first_pts=0",
+                          f"aformat=sample_fmts=fltp:sample_rates={AUDIO_RATE}:channel_layouts=stereo", "apad",
+                          f"atrim=end={seconds(duration)}", "asetpts=PTS-STARTPTS", f"volume={volume:g}dB",
+                          f"afade=t=out:st={seconds(duration - fade)}:d={seconds(fade)}"]) + "[music]"]
+    mix = "amix=inputs=2:duration=first:dropout_transition=0:normalize=0"
+    if ducking:
+        chains += [f"[{sound}]asplit=2[speech][key]", f"[music][key]{DUCKING}[ducked]",
+                   f"[speech][ducked]{mix}[{out}]"]
+    else:
+        chains.append(f"[{sound}][music]{mix}[{out}]")
+    return chains

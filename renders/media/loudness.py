@@ -1,13 +1,18 @@
-"""Loudness normalisation (EBU R128): the targets, the loudnorm filter strings, the measure's JSON.
+"""Loudness normalisation (EBU R128): the targets, the measuring and loudnorm filters, the meter's summary.
 
-Two passes of FFmpeg's `loudnorm`, per input:
+Measure, then apply, per input:
 
 1. **Measure**: the input's sound, exactly as the house audio chain of the
    render makes it (speed change, fade-out, downmix, 48 kHz stereo), into
-   `loudnorm=...:print_format=json` and the null muxer. loudnorm prints the
-   JSON at info level when the stream ends, so the measuring command raises
-   the run's log level for itself (`MEASURE_LOGLEVEL`: FFmpeg takes the last
-   `-loglevel` given) and `parse_measurement()` reads it from stderr.
+   FFmpeg's EBU R128 meter `ebur128=peak=true` and the null muxer. The meter
+   prints its summary (integrated loudness and its gating threshold, loudness
+   range, true peak) at info level when the stream ends, so the measuring
+   command raises the run's log level for itself (`MEASURE_LOGLEVEL`: FFmpeg
+   takes the last `-loglevel` given) and `parse_measurement()` reads it from
+   stderr. It used to be loudnorm's own first pass (`print_format=json`):
+   the meter gives the same values to its 0.1 dB print precision and is
+   about four times faster, because loudnorm resamples to 192 kHz and runs
+   its limiter even when it only measures (docs/BENCHMARKS.md).
 2. **Apply**: the same chain with `loudnorm=...:measured_*=...:linear=true`,
    then `aresample=48000` (loudnorm's output is 192 kHz whenever it works
    in dynamic mode; the house rate is forced again right after it).
@@ -40,7 +45,6 @@ that has no sound, gets no loudnorm at all: a silent clip stays silent.
 AAC encoder's overshoot still leaves the output at most -1 dBTP.
 """
 
-import json
 import math
 import re
 from dataclasses import asdict, dataclass
@@ -79,14 +83,14 @@ def _num(value: float) -> str:
     return f"{value:.2f}"
 
 
-def measure_filter(target: float) -> str:
-    """The first pass: measure (the targets only shape the predicted output it prints)."""
-    return f"loudnorm=I={_num(target)}:TP={_num(TRUE_PEAK)}:LRA={_num(MIN_LRA)}:print_format=json"
+def measure_filter() -> str:
+    """The first pass: measure with the EBU R128 meter (summary only: no per-frame log)."""
+    return "ebur128=peak=true:framelog=quiet"
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """What loudnorm's first pass measured of an input's sound."""
+    """What the measure found of an input's sound (the values loudnorm's second pass is given)."""
 
     i: float  # integrated loudness, LUFS (-inf for silence)
     tp: float  # true peak, dBTP
@@ -98,19 +102,20 @@ class Measurement:
         return not self.i > FLOOR  # -inf and NaN too
 
 
-JSON_RE = re.compile(r"\{[^{}]*\"input_i\"[^{}]*\}", re.S)
+NUMBER = r"(-?(?:\d+(?:\.\d+)?|inf))"
+SUMMARY_RE = re.compile(rf"Integrated loudness:\s+I:\s+{NUMBER} LUFS\s+Threshold:\s+{NUMBER} LUFS\s+"
+                        rf"Loudness range:\s+LRA:\s+{NUMBER} LU\s+.*?True peak:\s+Peak:\s+{NUMBER} dBFS", re.S)
 
 
 def parse_measurement(stderr: str) -> Measurement:
-    """loudnorm's printed JSON (the last one in `stderr`) -> Measurement; ValueError if there is none."""
-    blocks = JSON_RE.findall(stderr or "")
-    if not blocks:
-        raise ValueError("no loudnorm measurement in FFmpeg's output")
-    data = json.loads(blocks[-1])
-    values = {}
-    for key in ("i", "tp", "lra", "thresh"):
-        values[key] = float(str(data[f"input_{key}"]).strip())  # "-inf" parses
-    return Measurement(**values)
+    """The ebur128 summary (the last one in `stderr`) -> Measurement; ValueError if there is none."""
+    found = SUMMARY_RE.findall(stderr or "")
+    if not found:
+        raise ValueError("no EBU R128 measurement in FFmpeg's output")
+    i, thresh, lra, tp = (float(value) for value in found[-1])  # "-inf" parses
+    if i <= FLOOR:  # the meter prints its floor, -70.0, when nothing passes the absolute gate: silence
+        i = -math.inf
+    return Measurement(i=i, tp=tp, lra=lra, thresh=thresh)
 
 
 def target_lra(measured: Measurement) -> float:
@@ -126,11 +131,15 @@ def expected_mode(measured: Measurement, target: float, duration: float) -> str:
     `dynamic` or, when dynamic mode has less than its 3 s window, `capped` (linear, peak-limited gain)."""
     if measured.silent:
         return "none"
-    linear = (measured.thresh > -70 and measured.tp + gain(measured, target) <= TRUE_PEAK
-              and measured.lra <= target_lra(measured))
-    if linear:
+    if linear(measured, target):
         return "linear"
     return "dynamic" if duration >= DYNAMIC_WINDOW else "capped"
+
+
+def linear(measured: Measurement, target: float) -> bool:
+    """loudnorm's own test for its linear mode: one gain takes the sound to the target under the ceiling."""
+    return (measured.thresh > -70 and measured.tp + gain(measured, target) <= TRUE_PEAK
+            and measured.lra <= target_lra(measured))
 
 
 def applied_gain(measured: Measurement, target: float, duration: float) -> float:
@@ -144,9 +153,14 @@ def applied_gain(measured: Measurement, target: float, duration: float) -> float
 
 
 def apply_filter(measured: Measurement | None, target: float) -> str:
-    """The second pass: loudnorm with the measured values, then the house rate again ("" below the floor)."""
+    """The second pass ("" below the floor): where loudnorm would work in its linear mode, the one gain that
+    mode applies, as `volume` (loudnorm's linear mode multiplies every sample by that gain, but still runs an
+    R128 meter with true peak over its output: about 0.04 s per 10 s of stereo; docs/BENCHMARKS.md); else
+    loudnorm with the measured values, then the house rate again."""
     if measured is None or measured.silent:
         return ""
+    if linear(measured, target):
+        return f"volume={_num(gain(measured, target))}dB"
     return (f"loudnorm=I={_num(target)}:TP={_num(TRUE_PEAK)}:LRA={_num(target_lra(measured))}"
             f":measured_I={_num(measured.i)}:measured_TP={_num(measured.tp)}:measured_LRA={_num(measured.lra)}"
             f":measured_thresh={_num(measured.thresh)}:linear=true:print_format=none,"

@@ -25,6 +25,8 @@ logger = logging.getLogger("renders.probe")
 # Demuxers an upload may be read with, keyed by what its first bytes say.
 VIDEO_DEMUXERS = ("mov", "matroska", "avi", "mpegts")
 IMAGE_DEMUXERS = ("png_pipe", "jpeg_pipe", "webp_pipe")
+# A soundtrack (`music`): the audio demuxers, and the video containers (their sound is used).
+AUDIO_DEMUXERS = ("mp3", "aac", "wav", "flac", "ogg", *VIDEO_DEMUXERS)
 MAX_IMAGE_SIDE = 4096
 
 
@@ -55,6 +57,18 @@ def sniff(path: Path) -> str | None:
         return "jpeg_pipe"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp_pipe"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"fLaC":
+        return "flac"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:3] == b"ID3":
+        return "mp3"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:  # ADTS sync word, layer 0
+        return "aac"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06:  # MPEG audio frame
+        return "mp3"
     return None
 
 
@@ -98,15 +112,16 @@ class MediaInfo:
         return described
 
 
-def _describe_head(path: Path) -> str:
+def _describe_head(path: Path, what: str = "a video",
+                   known: str = "video container (MP4/MOV, Matroska/WebM, AVI, MPEG-TS)") -> str:
     with open(path, "rb") as handle:
         head = handle.read(512)
     stripped = head.lstrip()
     if stripped.startswith(b"#EXTM3U") or stripped.startswith(b"ffconcat") or stripped.startswith(b"file "):
-        return "a playlist or concat list is not a video"
+        return f"a playlist or concat list is not {what}"
     if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
-        return "a text file is not a video"
-    return "not a recognised video container (MP4/MOV, Matroska/WebM, AVI, MPEG-TS)"
+        return f"a text file is not {what}"
+    return f"not a recognised {known}"
 
 
 def _duration(container, stream) -> float | None:
@@ -138,13 +153,7 @@ def probe_video(path: Path, field: str) -> MediaInfo:
                 raise UnsupportedMedia(f"{field}: the file has no video stream", fields={field: ["no video stream"]})
             vstream = container.streams.video[0]
             astream = choose_audio(container.streams.audio)
-            duration = _duration(container, vstream)
-            if duration is None or duration <= 0:
-                raise undecodable
-            max_seconds = settings.VIDEOAPI_MAX_INPUT_SECONDS
-            if duration > max_seconds:
-                message = f"the video is {duration:.1f} s long; at most {max_seconds:g} s is accepted"
-                raise InvalidInput(f"{field}: {message}", fields={field: [message]})
+            duration = _checked_length(field, _duration(container, vstream), "video", undecodable)
             rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate or Fraction(0)
             check_cost(field, vstream.codec_context.width, vstream.codec_context.height, rate, astream)
             first = _first_frame(container, vstream)
@@ -187,6 +196,17 @@ def probe_video(path: Path, field: str) -> MediaInfo:
         logger.info("probe failed field=%s: %s", field, exc)
         raise undecodable from exc
     return info
+
+
+def _checked_length(field: str, duration: float | None, what: str, undecodable: Exception) -> float:
+    """The upload's length, if it has one (else `undecodable`) within VIDEOAPI_MAX_INPUT_SECONDS (else 400)."""
+    if duration is None or duration <= 0:
+        raise undecodable
+    max_seconds = settings.VIDEOAPI_MAX_INPUT_SECONDS
+    if duration > max_seconds:
+        message = f"the {what} is {duration:.1f} s long; at most {max_seconds:g} s is accepted"
+        raise InvalidInput(f"{field}: {message}", fields={field: [message]})
+    return duration
 
 
 def check_cost(field: str, width: int, height: int, rate, astream):
@@ -322,6 +342,54 @@ def _check_image_side(field, width, height):
     if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
         message = f"the image is {width}x{height}; at most {MAX_IMAGE_SIDE} px a side"
         raise InvalidInput(f"{field}: {message}", fields={field: [message]})
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """A soundtrack: its container, length and the stream a render uses (the fields builders.downmix reads)."""
+
+    demuxer: str
+    size: int
+    duration: float
+    audio_codec: str
+    sample_rate: int
+    channels: int
+    channel_layout: str = ""
+    audio_track: int = 0
+
+    def summary(self) -> dict:
+        return asdict(self)
+
+
+def probe_audio(path: Path, field: str) -> AudioInfo:
+    """A sound file (or a video's sound), probed as strictly as a video: the container from its first bytes,
+    one allowed demuxer, local files only, its length and channels within the limits, a frame decoded."""
+    size = path.stat().st_size
+    demuxer = sniff(path)
+    if demuxer not in AUDIO_DEMUXERS:
+        message = _describe_head(path, "a sound file", "sound file (MP3, AAC/M4A, WAV, FLAC, Ogg Vorbis/Opus)")
+        raise UnsupportedMedia(f"{field}: {message}", fields={field: [message]})
+    undecodable = UndecodableMedia(f"{field}: the sound cannot be decoded (damaged or truncated?)",
+                                   fields={field: ["cannot be decoded (damaged or truncated?)"]})
+    try:
+        with av.open(str(path), format=demuxer, container_options=_container_options(demuxer)) as container:
+            astream = choose_audio(container.streams.audio)
+            if astream is None:
+                raise UnsupportedMedia(f"{field}: the file has no sound", fields={field: ["no sound"]})
+            duration = _checked_length(field, _duration(container, astream), "sound", undecodable)
+            check_cost(field, 0, 0, None, astream)
+            if next(container.decode(astream), None) is None:
+                raise undecodable
+            context = astream.codec_context
+            return AudioInfo(demuxer=demuxer, size=size, duration=round(duration, 6), audio_codec=context.name,
+                             sample_rate=context.sample_rate, channels=context.layout.nb_channels,
+                             channel_layout=context.layout.name,
+                             audio_track=list(container.streams.audio).index(astream))
+    except (UnsupportedMedia, UndecodableMedia, InvalidInput):
+        raise
+    except (av.FFmpegError, ValueError, OverflowError, ZeroDivisionError) as exc:
+        logger.info("probe failed field=%s: %s", field, exc)
+        raise undecodable from exc
 
 
 def keyframe_at_or_before(path: Path, info: MediaInfo, target: float) -> float:

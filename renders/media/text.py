@@ -54,7 +54,7 @@ class Card:
     """Blocks shown together, at one anchor, over one time window."""
 
     blocks: tuple[Block, ...]
-    anchor: str  # "lower-left", "center" or "top"
+    anchor: str  # "lower-left", "center", "top" or "bottom"
     start: float
     end: float
 
@@ -416,6 +416,8 @@ def layout(card: Card, width: int, height: int, inset: int = 0,
         top = height - round(0.09 * height) - total
     elif card.anchor == "top":
         top = margin
+    elif card.anchor == "bottom":  # captions: bottom-centred in the safe area
+        top = height - margin - total
     else:
         top = (height - total) // 2
     top = max(margin // 2, top)

@@ -20,7 +20,8 @@ from typing import Annotated, ClassVar, Literal, Union
 from pydantic import Field, TypeAdapter
 
 from renders.media.builders import whole_frames
-from renders.media.probe import ImageInfo, MediaInfo
+from renders.media.captions import Cue
+from renders.media.probe import AudioInfo, ImageInfo, MediaInfo
 from renders.media.spec import OutputSpec
 from renders.media.text import Card
 
@@ -29,7 +30,7 @@ from renders.media.text import Card
 class Upload:
     """An uploaded file: the form field it came in, its file name in the workspace, what probing found."""
 
-    media: ClassVar[str] = ""  # "video" or "image"
+    media: ClassVar[str] = ""  # "video", "image", "audio" or "captions"
     field: str
     name: str
 
@@ -49,6 +50,67 @@ class ImageInput(Upload):
 
     media: ClassVar[str] = "image"
     info: ImageInfo
+
+
+@dataclass(frozen=True)
+class AudioInput(Upload):
+    """An uploaded soundtrack (`music`)."""
+
+    media: ClassVar[str] = "audio"
+    info: AudioInfo
+
+
+@dataclass(frozen=True)
+class CaptionsInput(Upload):
+    """An uploaded SRT or WebVTT file, parsed: its cues (in output time) are the plan's, not the file's."""
+
+    media: ClassVar[str] = "captions"
+    format: Literal["srt", "vtt"]
+    size: int
+    cues: tuple[Cue, ...]
+
+    def summary(self) -> dict:
+        return {"field": self.field, "kind": self.media, "format": self.format, "size": self.size,
+                "cues": len(self.cues)}
+
+
+# ---- finishing: what every house-format output may have drawn over it or mixed under it ----------------
+
+
+@dataclass(frozen=True)
+class Logo:
+    image: ImageInput
+    position: Literal["top-left", "top-right", "bottom-left", "bottom-right"] = "top-right"
+    size: float = 0.12  # width as a share of the canvas width
+    opacity: float = 1.0
+
+
+@dataclass(frozen=True)
+class Music:
+    audio: AudioInput
+    volume: float = -18.0  # dB
+    ducking: bool = True
+
+
+@dataclass(frozen=True)
+class Finishing:
+    """The output fields beyond the spec (API.md "Finishing"); all None: the render is as without them."""
+
+    logo: Logo | None = None
+    captions: CaptionsInput | None = None
+    music: Music | None = None
+
+    @property
+    def picture(self) -> bool:
+        """Something is drawn over the picture (it must be re-encoded)."""
+        return self.logo is not None or self.captions is not None
+
+    @property
+    def uploads(self) -> tuple:
+        return tuple(u for u in (self.logo and self.logo.image, self.captions, self.music and self.music.audio) if u)
+
+
+NO_FINISHING = Finishing()
 
 
 class Clip:
@@ -79,7 +141,12 @@ class TrimPlan(Clip):
     mode: Literal["accurate", "fast"]
     spec: OutputSpec
     filename: str
+    finishing: Finishing = NO_FINISHING
     kind: Literal["trim"] = "trim"
+
+    @property
+    def uploads(self) -> tuple:
+        return (self.video,) + self.finishing.uploads
 
 
 @dataclass(frozen=True)
@@ -105,11 +172,12 @@ class JoinPlan:
     transition_duration: float
     spec: OutputSpec
     filename: str
+    finishing: Finishing = NO_FINISHING
     kind: Literal["join"] = "join"
 
     @property
     def uploads(self) -> tuple:
-        return self.inputs
+        return self.inputs + self.finishing.uploads
 
     @property
     def output_length(self) -> float:
@@ -141,11 +209,12 @@ class TemplatePlan:
     speed: float = 1.0
     fade_out: float = 0.0  # seconds of fade to black and silence at the end
     avatar: ImageInput | None = None
+    finishing: Finishing = NO_FINISHING
     kind: Literal["template"] = "template"
 
     @property
     def uploads(self) -> tuple:
-        return (self.video,) + ((self.avatar,) if self.avatar else ())
+        return (self.video,) + ((self.avatar,) if self.avatar else ()) + self.finishing.uploads
 
     @property
     def output_length(self) -> float:

@@ -9,14 +9,15 @@ touches the RenderLog and never sees a request: the same plan runs in a
 request or, later, in another process.
 """
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Generator
 
-from renders.media import builders, loudness
+from renders.media import builders, captions, loudness
 from renders.media.probe import keyframe_at_or_before
 from renders.media.text import layout, render_block, safe_margin
-from renders.plans import JoinPlan, PreviewPlan, TemplatePlan, TrimPlan
+from renders.plans import Finishing, JoinPlan, PreviewPlan, TemplatePlan, TrimPlan
 
 
 @dataclass(frozen=True)
@@ -56,18 +57,131 @@ def write_graph(workspace, chains) -> str:
 
 
 def normalised(workspace, info, inputs: list[str], duration: float, target: float, *, pre: str = "",
-               post: str = ""):
+               post: str = "", music=None):
     """One input's sound brought to `target`: measure it as the house audio chain makes it (input 0 of
     `inputs`, `duration` of whole frames, the render's own `pre`/`post` audio filters), then return the
-    `post` filters to render it with (loudnorm's second pass added) and what the RenderLog records."""
-    if not info.has_audio:
-        return post, loudness.summary(None, target, duration)
-    chain = ",".join(p for p in (post, loudness.measure_filter(target)) if p)
-    graph = write_graph(workspace, [builders.house_audio(0, info, duration, pre=pre, post=chain)])
-    result = yield Run(builders.measure_args(inputs, graph), measures=True)
+    `post` filters to render it with (the gain added), the filters for after the soundtrack's mix, and what
+    the RenderLog records. With `music` (a plans.Music) the output's sound is the input's mixed with the
+    soundtrack: that mix is what is measured, and the gain goes after it."""
+    if music is None and not info.has_audio:
+        return post, "", loudness.summary(None, target, duration)
+    measure = loudness.measure_filter()
+    if music is None:
+        chains = [builders.house_audio(0, info, duration, pre=pre, post=",".join(p for p in (post, measure) if p))]
+    else:
+        track = music.audio.info
+        inputs = inputs + builders.music_input_args(music.audio.name, track, duration)
+        chains = [builders.house_audio(0, info, duration, pre=pre, post=post, out="pa"),
+                  *builders.music_chains(1, track, duration, music.volume, music.ducking, "pa", "mix"),
+                  f"[mix]{measure}[a]"]
+    result = yield Run(builders.measure_args(inputs, write_graph(workspace, chains)), measures=True)
     measured = loudness.parse_measurement(result.stderr_tail)
-    finish = ",".join(p for p in (post, loudness.apply_filter(measured, target)) if p)
-    return finish, loudness.summary(measured, target, duration)
+    gain = loudness.apply_filter(measured, target)
+    summary = loudness.summary(measured, target, duration)
+    if music is None:
+        return ",".join(p for p in (post, gain) if p), "", summary
+    return post, gain, summary
+
+
+# ---- finishing: logo, captions, music (API.md "Finishing") ---------------------------------------
+
+
+@dataclass
+class Finish:
+    """What the finishing adds to a render's last command: inputs after the render's own, and chains taking
+    the render's picture [video] and sound [audio] to [v] and [a]. Without finishing both labels are v and a
+    and nothing is added: the command is exactly the one without it."""
+
+    video: str = "v"
+    audio: str = "a"
+    inputs: list = field(default_factory=list)
+    chains: list = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+
+
+def finish_labels(finishing: Finishing) -> tuple[str, str]:
+    """The labels a render ends its picture and sound in, for the finishing to take them to [v] and [a]."""
+    return "pv" if finishing.picture else "v", "pa" if finishing.music else "a"
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """A picture laid over the whole output: its input's arguments, and its chains as a function of
+    (input index, base=[label under it], out=[label it makes])."""
+
+    args: list
+    chains: Callable
+
+
+def apply_finishing(finishing: Finishing, workspace, spec, length: float, first_index: int,
+                    after_mix: str = "") -> Finish:
+    """The finishing of an output `length` s long (whole frames) whose own inputs number `first_index`;
+    `after_mix`: audio filters for the mix of the sound and the soundtrack (the loudness gain)."""
+    done = Finish(*finish_labels(finishing))
+    overlays = []  # in drawing order: the logo, then the captions over it
+    if finishing.logo:
+        overlay, done.details["logo"] = logo_overlay(finishing.logo, spec)
+        overlays.append(overlay)
+    if finishing.captions:
+        cues, dropped = captions.fit(finishing.captions.cues, length, spec.fps)
+        done.details["captions"] = {"format": finishing.captions.format, "cues": len(cues), "dropped": dropped}
+        if cues:
+            overlays.append(captions_overlay(workspace, cues, spec))
+    index, base = first_index, done.video
+    for number, overlay in enumerate(overlays):
+        out = "v" if number == len(overlays) - 1 else f"fv{number}"
+        done.inputs += overlay.args
+        done.chains += overlay.chains(index, base=base, out=out)
+        index, base = index + 1, out
+    if finishing.picture and not overlays:
+        done.chains.append(f"[{base}]null[v]")  # every cue was past the end: nothing to draw
+    if finishing.music:
+        music, info = finishing.music, finishing.music.audio.info
+        done.inputs += builders.music_input_args(music.audio.name, info, length)
+        mixed = "mix" if after_mix else "a"
+        done.chains += builders.music_chains(index, info, length, music.volume, music.ducking, done.audio, mixed)
+        if after_mix:
+            done.chains.append(f"[{mixed}]{after_mix}[a]")
+        done.details["music"] = {"volume_db": music.volume, "ducking": music.ducking,
+                                 "looped": info.duration < length,
+                                 "duration": info.duration, "fade_out": min(builders.MUSIC_FADE, length)}
+    return done
+
+
+def logo_overlay(logo, spec) -> tuple[Overlay, dict]:
+    """The logo at its share of the canvas width (aspect kept, at most the safe area's height), in its corner
+    inside the safe margin; and what the RenderLog records of it."""
+    info, margin = logo.image.info, safe_margin(spec.width, spec.height)
+    width = max(2, round(logo.size * spec.width))
+    height = max(2, round(width * info.height / info.width))
+    if height > spec.height - 2 * margin:  # a tall logo on a wide canvas
+        height = spec.height - 2 * margin
+        width = max(2, round(height * info.width / info.height))
+    x = margin if logo.position.endswith("left") else spec.width - margin - width
+    y = margin if logo.position.startswith("top") else spec.height - margin - height
+    chains = functools.partial(builders.logo_chains, size=(width, height), x=x, y=y, opacity=logo.opacity)
+    described = {"position": logo.position, "size": logo.size, "opacity": logo.opacity, "box": [x, y, width, height]}
+    return Overlay(builders.image_input_args(logo.image.name, info.demuxer), chains), described
+
+
+def captions_overlay(workspace, cues, spec) -> Overlay:
+    """Each distinct cue text drawn once into a still (media/captions.py), a blank still, and the list that
+    shows them in turn (builders.captions_timeline), bottom-centred in the safe area."""
+    texts = list(dict.fromkeys(text for _first, _end, text in cues))
+    stills, size = captions.caption_stills(texts, spec.width, spec.height, spec.style)
+    names = {}
+    for text, still in zip(texts, stills):
+        path = workspace.new_path("caption", ".png")
+        still.save(path, format="PNG", compress_level=1)
+        names[text] = path.name
+    blank = workspace.new_path("caption", ".png")
+    captions.blank(size).save(blank, format="PNG", compress_level=1)
+    listing = workspace.new_path("captions", ".ffconcat")
+    listing.write_text(builders.captions_timeline(cues, [names[text] for _f, _e, text in cues], blank.name),
+                       encoding="utf-8")
+    x, y = (spec.width - size[0]) // 2, spec.height - safe_margin(spec.width, spec.height) - size[1]
+    return Overlay(builders.captions_input_args(listing.name),
+                   functools.partial(builders.captions_chains, fps=spec.fps, x=x, y=y))
 
 
 # ---- trim and preview -------------------------------------------------------------------
@@ -81,17 +195,21 @@ def trim(plan: TrimPlan, workspace) -> Steps:
         yield Run(builders.trim_fast_args(video.name, video.info, keyframe, plan.end, output.name))
         return Result(output, plan.filename, headers={"X-Trim-Start": builders.seconds(keyframe)},
                       details={"mode": "fast", "real_start": keyframe})
-    details, finish = {"mode": "accurate"}, ""
+    details, finish, after_mix = {"mode": "accurate"}, "", ""
+    length = builders.whole_frames(plan.length, plan.spec.fps)
     if plan.spec.loudness is not None:
         target = plan.spec.loudness
-        finish, summary = yield from normalised(
+        finish, after_mix, summary = yield from normalised(
             workspace, video.info, builders.input_args(video.name, video.info, start=plan.start, duration=plan.length),
-            builders.whole_frames(plan.length, plan.spec.fps), target)
+            length, target, music=plan.finishing.music)
         details["loudness"] = {"target": target, **summary}
-    graph = write_graph(workspace, builders.normalize_graph(0, video.info, plan.spec, plan.length, audio_post=finish))
+    done = apply_finishing(plan.finishing, workspace, plan.spec, length, 1, after_mix)
+    graph = write_graph(workspace, builders.normalize_graph(0, video.info, plan.spec, plan.length, audio_post=finish,
+                                                            out_v=done.video, out_a=done.audio) + done.chains)
     yield Run(builders.trim_accurate_args(video.name, video.info, plan.spec, plan.start, plan.length, graph,
-                                          output.name))
-    return Result(output, plan.filename, headers={"X-Trim-Start": builders.seconds(plan.start)}, details=details)
+                                          output.name, more_inputs=done.inputs))
+    return Result(output, plan.filename, headers={"X-Trim-Start": builders.seconds(plan.start)},
+                  details={**details, **done.details})
 
 
 def trim_preview(plan: PreviewPlan, workspace) -> Steps:
@@ -122,38 +240,45 @@ def join(plan: JoinPlan, workspace) -> Steps:
     infos = [item.info for item in inputs]
     output = workspace.new_path("output", ".mp4")
     crossfade = plan.transition == "crossfade"
-    copyable = not crossfade and len({info.copy_layout() for info in infos}) == 1 and joins_by_copy(infos[0], spec)
+    copyable = (not crossfade and len({info.copy_layout() for info in infos}) == 1 and joins_by_copy(infos[0], spec)
+                and not plan.finishing.picture)  # a logo or captions: the picture is re-encoded anyway
     details = {"inputs": len(inputs), "transition": plan.transition}
     finishes = None  # per input: its loudness filter (every input brought to the target before joining)
     if spec.loudness is not None:
         target, finishes, summaries = spec.loudness, [], []
         for item in inputs:
-            finish, summary = yield from normalised(
+            finish, _after_mix, summary = yield from normalised(
                 workspace, item.info, builders.input_args(item.name, item.info),
                 builders.whole_frames(item.info.duration, spec.fps), target)
             finishes.append(finish)
             summaries.append({"field": item.field, **summary})
         details["loudness"] = {"target": target, "inputs": summaries}
+    args = []
+    for item in inputs:
+        args += builders.input_args(item.name, item.info)
     if copyable:
         listing = workspace.new_path("inputs", ".ffconcat")
         listing.write_text(builders.concat_list([item.name for item in inputs]), encoding="utf-8")
         sound = None
-        if finishes is not None:  # the picture still copied; the sound of each input normalised, then joined
-            args = []
-            for item in inputs:
-                args += builders.input_args(item.name, item.info)
-            sound = (args, write_graph(workspace, builders.concat_audio_graph(infos, spec, finishes, first_index=1)))
+        if finishes is not None or plan.finishing.music:  # the picture still copied; only the sound re-encoded:
+            # each input's sound (normalised), joined, the soundtrack mixed under it
+            length = sum(builders.whole_frames(info.duration, spec.fps) for info in infos)
+            done = apply_finishing(plan.finishing, workspace, spec, length, 1 + len(inputs))
+            details.update(done.details)
+            chains = builders.concat_audio_graph(infos, spec, finishes or [""] * len(infos), first_index=1,
+                                                 out=done.audio) + done.chains
+            sound = (args + done.inputs, write_graph(workspace, chains))
         yield Run(builders.concat_copy_args(listing.name, infos[0].demuxer, spec, output.name, infos[0].audio_track,
                                             sound=sound))
         mode = "copy"
     else:
-        chains, _length = builders.concat_graph(infos, spec, plan.transition_duration if crossfade else 0.0,
-                                                audio_posts=finishes)
-        args = []
-        for item in inputs:
-            args += builders.input_args(item.name, item.info)
-        graph = write_graph(workspace, chains)
-        yield Run(args + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
+        video, audio = finish_labels(plan.finishing)
+        chains, length = builders.concat_graph(infos, spec, plan.transition_duration if crossfade else 0.0,
+                                               audio_posts=finishes, out_v=video, out_a=audio)
+        done = apply_finishing(plan.finishing, workspace, spec, length, len(inputs))
+        details.update(done.details)
+        graph = write_graph(workspace, chains + done.chains)
+        yield Run(args + done.inputs + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
         mode = "reencode"
     return Result(output, plan.filename, headers={"X-Concat-Mode": mode}, details={"mode": mode, **details})
 
@@ -201,25 +326,28 @@ def template(plan: TemplatePlan, workspace) -> Steps:
     video_end, audio_end = builders.fade_out(length, plan.fade_out, spec.frame)
     dim = builders.dim(start, end) if plan.dim else ""
     details = {"speed": plan.speed, "window": [start, end]}
-    audio_post = audio_end
+    audio_post, after_mix = audio_end, ""
     if spec.loudness is not None:  # measured after the speed change and the fade-out: the output's sound
         target = spec.loudness
-        audio_post, summary = yield from normalised(
+        audio_post, after_mix, summary = yield from normalised(
             workspace, video.info, builders.input_args(video.name, video.info), builders.whole_frames(length, spec.fps),
-            target, pre=audio_pre, post=audio_end)
+            target, pre=audio_pre, post=audio_end, music=plan.finishing.music)
         details["loudness"] = {"target": target, **summary}
+    done = apply_finishing(plan.finishing, workspace, spec, builders.whole_frames(length, spec.fps), 1 + len(stills),
+                           after_mix)
+    details.update(done.details)
     chains = builders.normalize_graph(0, video.info, spec, length, video_pre=video_pre, audio_pre=audio_pre,
-                                      video_post=dim, audio_post=audio_post, out_v="base0")
+                                      video_post=dim, audio_post=audio_post, out_v="base0", out_a=done.audio)
     inputs = builders.input_args(video.name, video.info)
     for number, still in enumerate(stills, start=1):
         inputs += builders.image_input_args(still.name, still.demuxer)
         chains.append(builders.still_chain(number, spec.fps, still.start, still.end, still.fade, f"still{number}",
                                            size=still.size))
         chains.append(builders.overlay(f"base{number - 1}", f"still{number}", still.x, still.y, f"base{number}"))
-    chains.append(f"[base{len(stills)}]{video_end or 'null'}[v]")
+    chains.append(f"[base{len(stills)}]{video_end or 'null'}[{done.video}]")
     output = workspace.new_path("output", ".mp4")
-    graph = write_graph(workspace, chains)
-    yield Run(inputs + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
+    graph = write_graph(workspace, chains + done.chains)
+    yield Run(inputs + done.inputs + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
     return Result(output, plan.filename, details=details)
 
 
