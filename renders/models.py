@@ -70,7 +70,8 @@ class RenderLog(models.Model):
     cleanup_error = models.TextField(blank=True)
 
     # -- jobs (asynchronous renders; renders/lifecycle/jobs.py) --
-    is_job = models.BooleanField(default=False, db_index=True, help_text="a job: answered 202 and queued (Prefer: respond-async)")
+    is_job = models.BooleanField(default=False, db_index=True,
+                                 help_text="a job: answered 202 and queued (Prefer: respond-async)")
     client_ref = models.CharField(max_length=80, blank=True,
                                   help_text="who may see this job: key:<prefix>, user:<id>, or anonymous")
     idempotency_key = models.CharField(max_length=255, blank=True)
@@ -88,7 +89,7 @@ class RenderLog(models.Model):
                                         help_text="byte ranges of the result delivered so far")
     result_downloaded_at = models.DateTimeField(null=True, blank=True)
     callback_url = models.CharField(max_length=2048, blank=True, help_text="where the job's webhook goes")
-    base_url = models.CharField(max_length=300, blank=True,
+    base_url = models.CharField(max_length=2048, blank=True,
                                 help_text="the service's address as the submitting client used it (result URLs)")
 
     class Meta:
@@ -122,6 +123,28 @@ class RenderLog(models.Model):
         for name, value in fields.items():
             setattr(self, name, value)
         type(self).objects.filter(pk=self.pk).update(**fields)
+
+    def record_if(self, while_status: str, /, **fields) -> bool:
+        """`record()`, only while the row's status is still `while_status` (a job: a cancel or a reaper may
+        have ended it meanwhile); True when it was written."""
+        fields = {name: storable(value) for name, value in fields.items()}
+        if not type(self).objects.filter(pk=self.pk, status=while_status).update(**fields):
+            return False
+        for name, value in fields.items():
+            setattr(self, name, value)
+        return True
+
+
+class JobHost(models.Model):
+    """A render host whose render_worker is alive: the worker touches its row every second. A job queued on a
+    host whose worker has not been seen for VIDEOAPI_JOB_QUEUE_TIMEOUT fails (nobody would ever run it); a
+    busy host's long queue does not."""
+
+    host = models.CharField(max_length=100, primary_key=True)
+    heartbeat_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.host} (seen {self.heartbeat_at:%Y-%m-%d %H:%M:%S})"
 
 
 def storable(value):

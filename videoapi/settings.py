@@ -253,8 +253,11 @@ VIDEOAPI_MIN_FREE_BYTES = env_number("VIDEOAPI_MIN_FREE_BYTES", 1024**3, int, mi
 # Which render host this is: recorded on every RenderLog; sweep_temp and the
 # admin's view of the temp root speak for this host only.
 VIDEOAPI_HOST_ID = env_str("VIDEOAPI_HOST_ID", "") or socket.gethostname()
-if len(VIDEOAPI_HOST_ID) > 100:
-    raise ImproperlyConfigured("VIDEOAPI_HOST_ID must be at most 100 characters")
+if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", VIDEOAPI_HOST_ID):
+    # it names the host in nginx's route map, in job queue names and in worker ids; keep it stable too:
+    # a host's queued jobs and results are found under its id
+    raise ImproperlyConfigured("VIDEOAPI_HOST_ID must be 1-100 letters, digits, '.', '_' or '-' "
+                               f"(got {VIDEOAPI_HOST_ID!r})")
 VIDEOAPI_DB_RETRY_AFTER = env_number("VIDEOAPI_DB_RETRY_AFTER", 5, int, minimum=1)
 
 # Webhooks (renders.webhooks): callbacks go only to public addresses unless the operator allows private ones
@@ -307,9 +310,9 @@ VIDEOAPI_JOB_QUEUE_TIMEOUT = env_number("VIDEOAPI_JOB_QUEUE_TIMEOUT", 3600.0, fl
 VIDEOAPI_MAX_QUEUED_JOBS = env_number("VIDEOAPI_MAX_QUEUED_JOBS", 100, int, minimum=0)
 VIDEOAPI_JOB_POLL_INTERVAL = env_number("VIDEOAPI_JOB_POLL_INTERVAL", 0.2, float, minimum=0.01)
 VIDEOAPI_JOB_WORKERS = env_number("VIDEOAPI_JOB_WORKERS", VIDEOAPI_MAX_CONCURRENT_RENDERS, int, minimum=1)
-VIDEOAPI_JOB_QUEUE = re.sub(r"[^A-Za-z0-9._-]", "_", VIDEOAPI_HOST_ID)
+VIDEOAPI_JOB_QUEUE = VIDEOAPI_HOST_ID
 # the task table's queue name: at most 32 characters, and never the webhooks' queue
-if len(VIDEOAPI_JOB_QUEUE) > 32 or VIDEOAPI_JOB_QUEUE != VIDEOAPI_HOST_ID or VIDEOAPI_JOB_QUEUE == "webhooks":
+if len(VIDEOAPI_JOB_QUEUE) > 32 or VIDEOAPI_JOB_QUEUE == "webhooks":
     VIDEOAPI_JOB_QUEUE = VIDEOAPI_JOB_QUEUE[:23] + "-" + hashlib.sha256(VIDEOAPI_HOST_ID.encode()).hexdigest()[:8]
 TASKS = {
     "default": {

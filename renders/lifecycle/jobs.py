@@ -32,12 +32,13 @@ import ipaddress
 import logging
 import math
 import threading
+import time
 import zlib
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from renders import metrics, plans, webhooks
@@ -45,8 +46,9 @@ from renders.errors import Busy, Gone, Misdirected, NotReady, ServiceError, inva
 from renders.lifecycle import tasks
 from renders.lifecycle.clients import is_trusted_proxy
 from renders.lifecycle.render import Render, Stopped
-from renders.lifecycle.workspace import Workspace, is_locked, temp_root
-from renders.models import ClientKey, RenderLog
+from renders.lifecycle.workspace import LOCK_NAME, Workspace, is_locked, temp_root
+from renders.media.ffmpeg import PROGRESS_PERIOD
+from renders.models import ClientKey, JobHost, RenderLog
 from renders.plans.operations import perform
 
 logger = logging.getLogger("renders.jobs")
@@ -209,16 +211,9 @@ def status_filter(value: str) -> list:
 
 
 def current(log: RenderLog) -> RenderLog:
-    """The job as it stands, after noticing what time alone decides (a lost worker, an expired result)."""
-    now = timezone.now()
-    lost = log.status == Status.RENDERING and (
-        (log.lease_expires_at and log.lease_expires_at < now) or (_local(log) and _unheld(log)))
-    stale = log.status == Status.QUEUED and log.queued_at and log.queued_at < now - _queue_timeout()
-    if lost or stale:
-        fail_lost(log, stale=bool(stale))
-    elif log.status == Status.SUCCEEDED and not log.result_downloaded_at and log.result_expires_at < now:
-        expire(log)
-    log.refresh_from_db()
+    """The job as it stands (GET): settled (`settle`), and on its own host its files deleted once it has
+    ended; so a client asking is one more way time's rules are kept."""
+    log = settle(log)
     if _local(log) and (log.status in ENDED or log.result_downloaded_at):
         discard(log)
     return log
@@ -241,10 +236,15 @@ def cancel(log: RenderLog):
         discard(log)
 
 
+EVENT_STATUS = {"render.succeeded": "succeeded", "render.failed": "failed", "render.cancelled": "cancelled"}
+
+
 def announce(log_id, event: str):
-    """A job ended: its webhook, if it asked for one (renders.webhooks signs, sends and retries it)."""
+    """A job ended: its webhook, if it asked for one (renders.webhooks signs, sends and retries it). Sent only
+    if the job still reads so: when a cancel overtook a success (or a failure), the cancel's event is the one
+    that tells."""
     log = RenderLog.objects.filter(pk=log_id).first()
-    if log is None or not log.callback_url:
+    if log is None or not log.callback_url or JOB_STATUS[log.status] != EVENT_STATUS[event]:
         return
     try:
         webhooks.notify(log, event, job_data(log), url=log.callback_url, key=key_of(log))
@@ -273,6 +273,7 @@ class Watch:
         self.length = length
         self.best = 0.0
         self.abandon = abandon
+        self.renewed = time.monotonic()
 
     def __call__(self, report, measures: bool = False) -> bool:
         if self.abandon():
@@ -283,8 +284,16 @@ class Watch:
             fields["progress"] = round(self.best, 4)
             if report.speed and report.speed > 0:
                 fields["eta_seconds"] = max(0.0, (self.length - report.out_seconds) / report.speed)
-        return RenderLog.objects.filter(pk=self.log.pk, status=Status.RENDERING,
-                                        worker_id=self.log.worker_id).update(**fields) == 1
+        try:
+            mine = RenderLog.objects.filter(pk=self.log.pk, status=Status.RENDERING,
+                                            worker_id=self.log.worker_id).update(**fields) == 1
+        except DatabaseError:  # the database away for a moment: render on while the lease last written holds
+            connection.close_if_unusable_or_obsolete()
+            logger.warning("event=progress_unrecorded render_id=%s", self.log.pk)
+            return time.monotonic() - self.renewed < settings.VIDEOAPI_JOB_LEASE - 2 * PROGRESS_PERIOD
+        if mine:
+            self.renewed = time.monotonic()
+        return mine
 
 
 CURRENT = threading.local()  # the executor thread's worker id and `abandon` (render_worker sets them)
@@ -302,34 +311,34 @@ def run(render_id: str):
         discard(log)
         return
     workspace = Workspace.adopt(Path(log.workspace), wait=5.0)
-    now = timezone.now()
-    started = workspace is not None and RenderLog.objects.filter(pk=log.pk, status=Status.QUEUED).update(
-        status=Status.RENDERING, render_started_at=now, worker_id=worker_id, progress=0.0,
-        lease_expires_at=now + timedelta(seconds=settings.VIDEOAPI_JOB_LEASE))
-    if not started:
-        if workspace is None:
-            fail_lost(log, detail="the job's workspace was missing when its worker took it")
-        else:
-            workspace.delete()
+    if workspace is None:
+        held = (Path(log.workspace) / LOCK_NAME).exists()
+        fail_lost(log, detail="the job's workspace was still held when its worker took it" if held else
+                  "the job's workspace was missing when its worker took it")
         return
-    log.refresh_from_db()
-    metrics.job_started(log.host, (now - log.queued_at).total_seconds())
-    logger.info("event=job_started render_id=%s worker=%s waited=%.3f", log.pk, worker_id,
-                (now - log.queued_at).total_seconds())
     render = Render.resume(log, workspace)
     try:
+        now = timezone.now()
+        if not RenderLog.objects.filter(pk=log.pk, status=Status.QUEUED).update(
+                status=Status.RENDERING, render_started_at=now, worker_id=worker_id, progress=0.0,
+                lease_expires_at=now + timedelta(seconds=settings.VIDEOAPI_JOB_LEASE)):
+            render.cleanup()  # cancelled a moment ago
+            return
+        log.refresh_from_db()
+        metrics.job_started(log.host, (now - log.queued_at).total_seconds())
+        logger.info("event=job_started render_id=%s worker=%s waited=%.3f", log.pk, worker_id,
+                    (now - log.queued_at).total_seconds())
         plan = plans.load(log.params)
         render.watch = Watch(log, plan.output_length, abandon)
         result = perform(plan, workspace, render.run_ffmpeg)
         size = render.require_output(result.path)
         finished = timezone.now()
-        done = RenderLog.objects.filter(pk=log.pk, status=Status.RENDERING).update(
-            status=Status.SUCCEEDED, http_status=200, output_size=size, render_finished_at=finished,
-            details=result.details, progress=1.0, eta_seconds=None,
-            result={"file": result.path.name, "filename": result.filename, "content_type": result.content_type,
-                    "headers": result.headers},
-            result_expires_at=finished + timedelta(seconds=settings.VIDEOAPI_JOB_RESULT_TTL))
-        if not done:
+        if not log.record_if(
+                Status.RENDERING, status=Status.SUCCEEDED, http_status=200, output_size=size,
+                render_finished_at=finished, details=result.details, progress=1.0, eta_seconds=None,
+                result={"file": result.path.name, "filename": result.filename,
+                        "content_type": result.content_type, "headers": result.headers},
+                result_expires_at=finished + timedelta(seconds=settings.VIDEOAPI_JOB_RESULT_TTL)):
             raise Stopped()
         seconds = (finished - now).total_seconds()
         metrics.rendered(log.endpoint, Status.SUCCEEDED, seconds)
@@ -342,13 +351,13 @@ def run(render_id: str):
         logger.info("event=job_stopped render_id=%s", log.pk)
         render.cleanup()
     except BaseException as exc:
-        if RenderLog.objects.filter(pk=log.pk, status=Status.RENDERING).exists():
-            render.abort(exc)
+        connection.close_if_unusable_or_obsolete()  # a database error mid-render: record on a fresh connection
+        if render.abort(exc, while_status=Status.RENDERING):
             announce(log.pk, "render.failed")
-        else:
-            render.cleanup()
         if not isinstance(exc, Exception):
             raise
+    finally:
+        workspace.release_lock()  # whatever happened, this thread lets go (a no-op once deleted or released)
 
 
 def fail_lost(log: RenderLog, *, stale: bool = False, detail: str = ""):
@@ -383,17 +392,60 @@ def discard(log: RenderLog) -> bool:
     return True
 
 
-def reap():
-    """What only time decides, for every host's jobs (run by each worker every second and by sweep_temp):
-    running jobs whose lease ran out, queued jobs nobody took in time, results past their TTL."""
+def _lost(log, now) -> bool:
+    """Running, but its worker is gone: its lease ran out (any host can tell), or (its own host can tell at
+    once) nobody holds its workspace's lock any more."""
+    return log.status == Status.RENDERING and (
+        (log.lease_expires_at is not None and log.lease_expires_at < now) or (_local(log) and _unheld(log)))
+
+
+def _stale(log, now) -> bool:
+    """Queued, and its host's worker has not been seen for VIDEOAPI_JOB_QUEUE_TIMEOUT: nobody would run it."""
+    cut = now - _queue_timeout()
+    return (log.status == Status.QUEUED and log.queued_at is not None and log.queued_at < cut
+            and not JobHost.objects.filter(host=log.host, heartbeat_at__gte=cut).exists())
+
+
+def _expired(log, now) -> bool:
+    return (log.status == Status.SUCCEEDED and not log.result_downloaded_at
+            and log.result_expires_at is not None and log.result_expires_at < now)
+
+
+def settle(log: RenderLog) -> RenderLog:
+    """Apply what time alone decides to one job (`_lost`, `_stale`, `_expired`); returns it as it now is.
+    The one place these rules live: a GET, the workers' housekeeping and the sweep all come here."""
     now = timezone.now()
-    for log in RenderLog.objects.filter(status=Status.RENDERING, lease_expires_at__lt=now):
+    if _lost(log, now):
         fail_lost(log)
-    for log in RenderLog.objects.filter(status=Status.QUEUED, queued_at__lt=now - _queue_timeout()):
+    elif _stale(log, now):
         fail_lost(log, stale=True)
-    for log in RenderLog.objects.filter(status=Status.SUCCEEDED, is_job=True, result_downloaded_at__isnull=True,
-                                        result_expires_at__lt=now):
+    elif _expired(log, now):
         expire(log)
+    log.refresh_from_db()
+    return log
+
+
+def reap():
+    """`settle` every job time may have decided, on every host (each worker runs this every second, and
+    sweep_temp): the candidates are read by index, the rules applied one by one."""
+    now = timezone.now()
+    cut = now - _queue_timeout()
+    candidates = (
+        RenderLog.objects.filter(status=Status.RENDERING, lease_expires_at__lt=now)
+        | RenderLog.objects.filter(status=Status.QUEUED, queued_at__lt=cut).exclude(
+            host__in=JobHost.objects.filter(heartbeat_at__gte=cut).values("host"))
+        | RenderLog.objects.filter(status=Status.SUCCEEDED, is_job=True, result_downloaded_at__isnull=True,
+                                   result_expires_at__lt=now)
+    )
+    for log in candidates:
+        settle(log)
+
+
+def heartbeat():
+    """This host's worker is alive (render_worker, every second)."""
+    now = timezone.now()
+    if not JobHost.objects.filter(host=settings.VIDEOAPI_HOST_ID).update(heartbeat_at=now):
+        JobHost.objects.get_or_create(host=settings.VIDEOAPI_HOST_ID, defaults={"heartbeat_at": now})
 
 
 def _queue_timeout():
@@ -410,24 +462,20 @@ def _unheld(log) -> bool:
 
 
 def sweep_rule(log: RenderLog | None, record: bool = True) -> str:
-    """What the sweep does with an unlocked job workspace whose RenderLog is `log`: "keep" or "delete",
-    after recording (unless `record` is False: a dry run) what it found: a dead worker, an expired result."""
+    """What the sweep does with an unlocked job workspace whose RenderLog is `log` (the sweep holds its lock):
+    "keep" a queued job and a result waiting for its download, "delete" anything else, after recording
+    (unless `record` is False: a dry run) what it found: a dead worker, an expired result."""
     if log is None:
         return "delete"
+    if record:
+        log = settle(log)
+        if log.status in (Status.RENDERING, Status.RECEIVED):
+            fail_lost(log)  # nobody held its lock: its worker (or its request) died
     now = timezone.now()
-    if log.status == Status.QUEUED:
-        if not (log.queued_at and log.queued_at < now - _queue_timeout()):
-            return "keep"
-        if record:
-            fail_lost(log, stale=True)
-    elif log.status in (Status.RENDERING, Status.RECEIVED):
-        if record:
-            fail_lost(log)  # nobody holds the lock: its worker (or its request) died
-    elif log.status == Status.SUCCEEDED and not log.result_downloaded_at:
-        if log.result_expires_at and log.result_expires_at > now:
-            return "keep"
-        if record:
-            expire(log)
+    if log.status == Status.QUEUED and not _stale(log, now):
+        return "keep"
+    if log.status == Status.SUCCEEDED and not log.result_downloaded_at and not _expired(log, now):
+        return "keep"
     return "delete"
 
 
@@ -451,7 +499,8 @@ def result_response(log: RenderLog, request):
         return _route(log, request)
     workspace = Workspace.adopt(Path(log.workspace), shared=True, wait=2.0)
     if workspace is None:
-        log.refresh_from_db()
+        if (Path(log.workspace) / LOCK_NAME).exists():  # held a moment by the sweep: still there
+            raise Busy("the result is being checked; ask again in a moment", headers={"Retry-After": "1"})
         raise Gone("the job's result is gone")
     try:
         return respond(log, workspace, request, on_close=lambda span: finished_download(log, workspace, span))
@@ -497,8 +546,11 @@ def finished_download(log: RenderLog, workspace: Workspace, span):
     """A download ended; `span` is the [first, last] bytes it delivered, or None when it was cut short.
     Once every byte of the result has been delivered, by one download or several, the job is downloaded and
     its workspace deleted (by this download if no other holds it, else by the last one or the sweep)."""
-    if span is None:
-        workspace.release_lock()  # interrupted: the result stays for a retry
+    if span is None:  # interrupted: the result stays for a retry, unless the job ended meanwhile
+        if RenderLog.objects.filter(pk=log.pk, status=Status.SUCCEEDED).exists() or not workspace.try_exclusive():
+            workspace.release_lock()
+            return
+        Render.resume(log, workspace).cleanup(response_closed=True)
         return
     first, last = span
     size = log.output_size or 0
@@ -507,14 +559,15 @@ def finished_download(log: RenderLog, workspace: Workspace, span):
         ranges = merge([*row.result_delivered, [first, last]])
         fields = {"result_delivered": ranges}
         complete = ranges == [[0, size - 1]]
-        if complete and not row.result_downloaded_at:
+        if complete and not row.result_downloaded_at and row.status == Status.SUCCEEDED:
             fields["result_downloaded_at"] = timezone.now()
         RenderLog.objects.filter(pk=log.pk).update(**fields)
     if complete:
         logger.info("event=downloaded render_id=%s", log.pk)
-        if workspace.try_exclusive():
-            Render.resume(log, workspace).cleanup(response_closed=True)
-            return
+    if (complete or row.status != Status.SUCCEEDED) and workspace.try_exclusive():
+        # the whole file is out, or the job was cancelled or expired while this download ran: it goes now
+        Render.resume(log, workspace).cleanup(response_closed=True)
+        return
     workspace.release_lock()
 
 

@@ -171,8 +171,10 @@ class Render:
         total_ms = (time.monotonic() - self._began) * 1000
         return f'ffmpeg;dur={ffmpeg_ms:.1f};desc="FFmpeg", total;dur={total_ms:.1f};desc="received to first byte"'
 
-    def abort(self, exc: BaseException):
-        """Any failure before a response exists: record it, delete at once."""
+    def abort(self, exc: BaseException, while_status: str | None = None) -> bool:
+        """Any failure before a response exists: record it, delete at once. With `while_status` (a job) the
+        failure is recorded only if the RenderLog still has that status (a cancel or a reaper may have ended
+        it meanwhile); returns whether this recorded it. The workspace goes either way."""
         answer = answer_for(exc)
         status = log_status_for(answer.status)
         now = timezone.now()
@@ -184,14 +186,21 @@ class Render:
                 fields.update(self.receipt.brought(self._form().fields if self._form else {}, self._secrets))
             except Exception:  # a description must never hide the failure it describes
                 logger.warning("event=received_unrecorded render_id=%s", self.id, exc_info=True)
-        metrics.rendered(self.log.endpoint, metrics.ABORTED if answer.code == "client_disconnected" else status)
-        logger.info("event=%s render_id=%s http_status=%s code=%s detail=%r", status, self.id, answer.status,
-                    answer.code, answer.detail)
+        recorded = False
         try:
-            self.log.record(**fields)
+            if while_status is None:
+                self.log.record(**fields)
+                recorded = True
+            else:
+                recorded = self.log.record_if(while_status, **fields)
         except Exception:
             logger.exception("could not record the failure render_id=%s", self.id)
+        if recorded or while_status is None:
+            metrics.rendered(self.log.endpoint, metrics.ABORTED if answer.code == "client_disconnected" else status)
+            logger.info("event=%s render_id=%s http_status=%s code=%s detail=%r", status, self.id, answer.status,
+                        answer.code, answer.detail)
         self.cleanup()
+        return recorded
 
     def cleanup(self, response_closed: bool = False):
         """Delete the workspace and record the outcome; never raises."""

@@ -118,6 +118,8 @@ def sweep(grace: float | None = None, dry_run: bool = False, now: float | None =
                 logger.warning("event=long_locked path=%s age=%.0f", path, age)
             continue
         try:
+            # read again under the lock: a request may have handed its workspace to a job since the first look
+            is_job = is_job or (not entry.is_symlink() and os.path.lexists(path / JOB_MARKER))
             if is_job and _keep_job(match["render_id"], dry_run):
                 report.kept_jobs.append(entry.name)
                 continue

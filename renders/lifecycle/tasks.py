@@ -24,6 +24,8 @@ from django_tasks.signals import task_finished, task_started
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
+from renders.models import RenderLog
+
 logger = logging.getLogger("renders.jobs")
 
 READY, RUNNING, FAILED = "READY", "RUNNING", "FAILED"
@@ -76,6 +78,23 @@ def execute(db_task: DBTaskResult):
     finally:
         task_finished.send(sender=backend, task_result=db_task.task_result)
         close_old_connections()
+
+
+def requeue_orphans(alive) -> int:
+    """Tasks of this host's queue claimed by a worker process that died before it started their job (the job
+    still `queued`): back to READY, so the next worker runs them. `alive(pid)` says whether a process lives.
+    Workers name themselves `<host>:<pid>:<n>`."""
+    count = 0
+    prefix = f"{settings.VIDEOAPI_HOST_ID[:40]}:"
+    for found in DBTaskResult.objects.filter(status=RUNNING, queue_name=settings.VIDEOAPI_JOB_QUEUE):
+        claimer = (found.worker_ids or [""])[-1]
+        pid = claimer[len(prefix):].split(":")[0] if claimer.startswith(prefix) else ""
+        if not pid.isdigit() or alive(int(pid)):
+            continue
+        render_id = (found.args_kwargs.get("args") or [None])[0]
+        if RenderLog.objects.filter(pk=render_id, status=RenderLog.Status.QUEUED).exists():
+            count += DBTaskResult.objects.filter(id=found.id, status=RUNNING).update(status=READY, started_at=None)
+    return count
 
 
 def queued_tasks() -> int:

@@ -169,6 +169,9 @@ def signed_headers(secret: str, webhook_id: str, body: str, now: datetime) -> di
     }
 
 
+ATTEMPT_GRACE = 30  # seconds past an attempt's deadline before a taken attempt counts as lost
+
+
 def deliver_once(delivery: WebhookDelivery) -> str:
     """Make one attempt, record it on the delivery and return what follows.
 
@@ -183,6 +186,13 @@ def deliver_once(delivery: WebhookDelivery) -> str:
         return delivery.status
     if delivery.next_attempt_at and delivery.next_attempt_at > timezone.now() + timedelta(seconds=1):
         return NOT_DUE
+    # Take this attempt: of two tasks for it (a resumed one and a late one), only one gets here. Until the
+    # attempt is recorded its next attempt reads "after the attempt's deadline", so nothing resumes it early.
+    taken = timezone.now() + timedelta(seconds=settings.VIDEOAPI_WEBHOOK_TIMEOUT + ATTEMPT_GRACE)
+    if not WebhookDelivery.objects.filter(pk=delivery.pk, status=WebhookDelivery.Status.PENDING,
+                                          next_attempt_at=delivery.next_attempt_at).update(next_attempt_at=taken):
+        return NOT_DUE
+    delivery.refresh_from_db(fields=["attempts"])
     now = datetime.now(UTC)
     started = time.monotonic()
     attempt = {"at": now.isoformat().replace("+00:00", "Z")}

@@ -137,7 +137,11 @@ def parse(url: str) -> Target:
         raise CallbackRefused(f"must be at most {MAX_URL_LENGTH} characters")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
         raise CallbackRefused("must not contain spaces or control characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018  (raises for a bracketed host that is not an IPv6 address)
+    except ValueError:  # "http://[::1", "http://[notanip]/": not a URL at all
+        raise CallbackRefused("must be an http or https URL") from None
     scheme = parts.scheme.lower()
     if scheme not in {"http", "https"}:
         raise CallbackRefused("must be an http or https URL")

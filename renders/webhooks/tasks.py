@@ -1,11 +1,13 @@
 """Webhook attempts on the task framework (django-tasks, queue "webhooks").
 
 Each attempt is one task: it runs `deliver_once` and, when a retry is due,
-enqueues the next attempt to run after the delay. A worker
-(`manage.py db_worker --queue-name webhooks`) runs one attempt at a time,
-and an attempt never outlasts VIDEOAPI_WEBHOOK_TIMEOUT, so a slow or dead
-receiver holds a worker for at most that long per attempt; several workers
-deliver side by side. Renders never wait for a webhook: they run elsewhere.
+enqueues the next attempt to run after the delay. Every render_worker
+claims these tasks for threads of its own (VIDEOAPI_WEBHOOK_WORKERS, outside
+the render slots), and an attempt never outlasts VIDEOAPI_WEBHOOK_TIMEOUT, so
+a slow or dead receiver holds one thread for at most that long per attempt
+while the others deliver. Renders never wait for a webhook. An attempt is
+taken with a conditional UPDATE (delivery.deliver_once), so a resumed task
+and a late one never both send it.
 """
 
 from datetime import timedelta

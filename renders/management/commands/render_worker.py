@@ -85,6 +85,7 @@ class Lane:
         finally:
             with self.lock:
                 self.running -= 1
+            with self.worker.lock:
                 self.worker.done += 1
             self.release(slot)
             self.worker.wake.set()
@@ -103,6 +104,7 @@ class Worker:
         # counts), else whoever started us
         self.parent = (exit_with_parent if exit_with_parent > 0 else os.getppid()) if exit_with_parent else None
         self.done = 0  # tasks run
+        self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.abandoning = threading.Event()
         self.wake = threading.Event()  # a task of ours ended (its thread and slot are free), or a stop was asked
@@ -162,6 +164,8 @@ class Worker:
             self.stop()
             return
         try:
+            jobs.heartbeat()  # this host has a live worker: its queued jobs are waiting, not forgotten
+            tasks.requeue_orphans(alive)  # claimed by a worker killed before it started them
             sweep(jobs_only=True)
             if resume_webhooks:
                 webhook_tasks.resume_overdue()  # attempts whose task died with a killed worker
@@ -169,6 +173,16 @@ class Worker:
             logger.exception("event=housekeeping_failed")
         finally:
             close_old_connections()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Command(BaseCommand):
