@@ -111,7 +111,8 @@ def test_a_job_that_fails_sends_render_failed(service, receiver, token, clips):
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/x", "http://localhost/x", "http://10.1.2.3/x",
-                                 "file:///etc/passwd", "http://user:pw@example.com/x"])
+                                 "file:///etc/passwd", "http://user:pw@example.com/x", "http://[::1",
+                                 "http://[notanip]/x"])
 def test_callback_urls_into_the_private_network_are_400_without_the_operators_flag(api, clips, url):
     from .conftest import post
 

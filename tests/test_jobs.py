@@ -501,3 +501,25 @@ def test_the_queue_limit_answers_503_busy(served, token, clips):
     for _status, _head, job in answers[:2]:
         call(served.address, "DELETE", f"/api/jobs/{job['id']}", token)
     assert leftovers() == []
+
+
+def test_a_cancel_during_a_download_deletes_the_result_when_that_download_ends(served, token, big_clip):
+    job = finished_job(served, token, big_clip, mode="fast")
+    host, port = served.address.split(":")
+    sock = socket.create_connection((host, int(port)))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)  # less than the file; not a crawl
+    sock.sendall(f"GET /api/jobs/{job['id']}/result HTTP/1.1\r\nHost: {served.address}\r\n"
+                 f"Authorization: Token {token}\r\nConnection: close\r\n\r\n".encode())
+    status, headers, body = read_head(sock)
+    assert status == 200
+    assert call(served.address, "DELETE", f"/api/jobs/{job['id']}", token)[0] == 204
+    assert job_of(job["id"]).status == "cancelled"
+    assert leftovers() != []  # the download under way holds it: it may finish
+    while chunk := sock.recv(1 << 16):
+        body += chunk
+    sock.close()
+    assert len(body) == int(headers["content-length"])
+    assert wait_for(lambda: leftovers() == [] or None, 5) is not None  # gone when that download ended
+    log = job_of(job["id"])
+    assert log.status == "cancelled" and log.result_downloaded_at is None
+    assert call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)[0] == 410

@@ -139,3 +139,157 @@ def test_gunicorn_start_keeps_the_metrics_of_live_processes(tmp_path):
 def test_a_cursor_the_service_did_not_make_is_400(api):
     r = api.get("/api/jobs?cursor=l%C3%8B%C2%A9&limit=15612")
     assert r.status_code == 400 and "cursor" in r.json()["fields"]
+
+
+# ---- what the review found: each fix proven -------------------------------------------------------------
+
+
+def queued_job(api, clips):
+    r = post(api, "/api/trim", {"video": clips.basic, "start": "0"}, HTTP_PREFER="respond-async")
+    assert r.status_code == 202
+    return RenderLog.objects.get(pk=r.data["id"])
+
+
+def test_a_long_queue_on_a_live_host_is_not_stale_a_dead_hosts_is(api, clips, settings):
+    from datetime import timedelta
+    from pathlib import Path
+
+    from django.utils import timezone
+
+    from renders.models import JobHost
+
+    settings.VIDEOAPI_JOB_QUEUE_TIMEOUT = 60
+    log = queued_job(api, clips)
+    RenderLog.objects.filter(pk=log.pk).update(queued_at=timezone.now() - timedelta(seconds=120))
+    jobs.heartbeat()  # this host's worker is alive: the job waits its turn
+    jobs.reap()
+    assert RenderLog.objects.get(pk=log.pk).status == "queued"
+    JobHost.objects.update(heartbeat_at=timezone.now() - timedelta(seconds=120))  # nobody seen for too long
+    jobs.reap()
+    log.refresh_from_db()
+    assert log.status == "failed" and log.error_code == "worker_lost" and "no worker" in log.error_message
+    jobs.current(log)
+    assert not Path(log.workspace).exists()
+
+
+def test_a_task_claimed_by_a_killed_worker_before_its_job_started_is_ready_again(api, clips, monkeypatch):
+    import subprocess
+    import sys
+
+    from django_tasks_db.models import DBTaskResult
+
+    from renders.lifecycle import tasks
+    from renders.management.commands.render_worker import alive
+
+    monkeypatch.setattr(tasks, "close_old_connections", lambda: None)  # it would close the test's transaction
+    log = queued_job(api, clips)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    claimed = tasks.claim(f"{settings_host()}:{gone.pid}:1")
+    assert str(claimed.id) == log.task_id and claimed.status == "RUNNING"
+    assert tasks.requeue_orphans(alive) == 1
+    assert DBTaskResult.objects.get(id=log.task_id).status == "READY"
+    own = tasks.claim(f"{settings_host()}:{__import__('os').getpid()}:1")  # a live claimer keeps its task
+    assert tasks.requeue_orphans(alive) == 0 and DBTaskResult.objects.get(id=own.id).status == "RUNNING"
+    jobs.cancel(log)
+
+
+def settings_host():
+    from django.conf import settings
+
+    return settings.VIDEOAPI_HOST_ID[:40]
+
+
+@pytest.mark.django_db(transaction=True)  # the job closes a connection a database error made unusable
+def test_a_database_error_mid_job_fails_it_and_lets_go_of_its_workspace(api, clips, monkeypatch):
+    from pathlib import Path
+
+    from django.db import OperationalError
+
+    from renders.lifecycle import workspace as workspaces
+
+    log = queued_job(api, clips)
+
+    def broken(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(jobs, "perform", broken)
+    jobs.run(str(log.pk))
+    log.refresh_from_db()
+    assert log.status in ("failed", "rejected") and log.error_code == "unavailable"
+    assert not Path(log.workspace).exists() and not workspaces.is_locked(Path(log.workspace))
+
+
+def test_progress_ticks_ride_out_a_database_blip_while_the_lease_holds(monkeypatch, settings):
+    import time
+
+    from django.db import OperationalError
+
+    from renders.media.ffmpeg import Progress
+
+    settings.VIDEOAPI_JOB_LEASE = 10
+    watch = jobs.Watch(RenderLog(pk="6f1c0000-0000-4000-8000-000000000000", worker_id="w"), 10.0)
+    report = Progress(None)
+    report.out_seconds, report.speed = 5.0, 1.0
+
+    class Down:
+        def filter(self, *args, **kwargs):
+            raise OperationalError("down")
+
+    monkeypatch.setattr(RenderLog, "objects", Down())
+    assert watch(report) is True  # renewed a moment ago: render on
+    watch.renewed = time.monotonic() - 9.5
+    assert watch(report) is False  # its lease is about to run out: stop (it will be reaped, not run twice)
+
+
+def test_a_webhook_says_only_what_the_job_still_is(db):
+    from renders.models import WebhookDelivery
+
+    log = RenderLog.objects.create(endpoint="trim", is_job=True, status="cancelled",
+                                   callback_url="https://example.com/hook", base_url="http://x/")
+    jobs.announce(log.pk, "render.succeeded")  # a cancel overtook the success
+    assert not WebhookDelivery.objects.exists()
+    jobs.announce(log.pk, "render.cancelled")
+    assert WebhookDelivery.objects.get().event == "render.cancelled"
+
+
+def test_a_synchronous_request_waiting_for_a_slot_goes_before_jobs(settings):
+    import threading
+
+    from renders.lifecycle import slots
+
+    settings.VIDEOAPI_MAX_CONCURRENT_RENDERS = 1
+    taken = slots.free_slot()
+    assert taken is not None and slots.free_slot() is None  # full
+    got = threading.Event()
+
+    def request():
+        with slots.render_slot(timeout=5):
+            got.set()
+
+    waiter = threading.Thread(target=request)
+    waiter.start()
+    try:
+        assert _eventually(slots.requests_waiting)
+        import os
+
+        os.close(taken)  # a job ends
+        assert slots.free_slot() is None  # the worker does not take it: the request does
+        assert got.wait(2)
+    finally:
+        waiter.join()
+    assert not slots.requests_waiting()
+    fd = slots.free_slot()
+    assert fd is not None
+    __import__("os").close(fd)
+
+
+def _eventually(predicate, seconds=2.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False

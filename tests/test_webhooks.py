@@ -741,3 +741,16 @@ def test_an_address_that_refuses_the_connection_gives_way_to_the_next_checked_on
     delivery = deliver(webhooks.notify(job(url, client_key), "render.succeeded", {}))
     assert delivery.status == "succeeded" and len(delivery.attempts) == 1 and asked == ["two.test"]
     assert [r["valid"] for r in receiver.on(path)] == [True]
+
+
+def test_two_tasks_for_one_attempt_send_it_once(receiver, private_ok, client_key):
+    """A resumed task and a late one for the same attempt: the attempt is taken atomically, sent once."""
+    from renders.webhooks.delivery import NOT_DUE
+
+    url, path = receiver.url("ok", client_key.webhook_secret)
+    delivery = webhooks.notify(job(url, client_key), "render.succeeded", {"id": "x"})
+    first, second = (WebhookDelivery.objects.get(pk=delivery.pk) for _ in range(2))  # both loaded while due
+    assert webhooks.deliver_once(first) == "succeeded"
+    assert webhooks.deliver_once(second) == NOT_DUE
+    assert len(receiver.on(path)) == 1
+    assert len(WebhookDelivery.objects.get(pk=delivery.pk).attempts) == 1
