@@ -523,3 +523,19 @@ def test_a_cancel_during_a_download_deletes_the_result_when_that_download_ends(s
     log = job_of(job["id"])
     assert log.status == "cancelled" and log.result_downloaded_at is None
     assert call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)[0] == 410
+
+
+def test_a_job_carries_the_finishing_through_its_stored_plan(served, token, clips, tmp_path):
+    """Captions and a loudness target: what the request asked for is what the worker renders."""
+    served.start_worker()
+    status, _head, job = submit(served.address, token, fields={
+        "video": clips.basic, "start": "0", "loudness": "web", "captions": clips.captions})
+    assert status == 202, job
+    job, _seen = poll(served.address, token, job["id"])
+    assert job["status"] == "succeeded", job
+    details = job_of(job["id"]).details
+    assert details["loudness"]["target"] == -16 and details["captions"]["cues"] == 1
+    status, _head, body = call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)
+    (tmp_path / "out.mp4").write_bytes(body)
+    assert status == 200 and media.probe(tmp_path / "out.mp4")["acodec"] == "aac"
+    assert wait_for(lambda: leftovers() == [] or None, 5) is not None
