@@ -22,7 +22,6 @@ from renders.api.serializers import (
 from renders.api.templates import TEMPLATES
 from renders.api.throttling import RenderRateThrottle
 from renders.lifecycle import jobs
-from renders.lifecycle.render import Render
 from renders.lifecycle.slots import render_slot
 from renders.plans.operations import perform
 

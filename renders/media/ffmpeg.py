@@ -191,7 +191,10 @@ def _wait(proc: subprocess.Popen, timeout: float | None, tick=None):
     try:
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            wait = remaining if tick is None else min(PROGRESS_PERIOD, PROGRESS_PERIOD if remaining is None else remaining)
+            if tick is None:
+                wait = remaining
+            else:
+                wait = PROGRESS_PERIOD if remaining is None else min(PROGRESS_PERIOD, remaining)
             if _exited(proc, pidfd, wait):
                 break
             if remaining is not None and remaining <= wait:
