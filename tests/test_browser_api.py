@@ -103,7 +103,9 @@ def test_docs_page_authorize_and_try_every_render_untouched(browser, token, clip
             for i in range(files.count()):
                 name = files.nth(i).locator("xpath=ancestor::tr[@data-property-name]").get_attribute(
                     "data-property-name")
-                files.nth(i).set_input_files(str(clips.png if name == "avatar" else clips.basic))
+                # an image where an image goes, subtitles for captions; videos (and their sound, as music) elsewhere
+                chosen = {"avatar": clips.png, "logo": clips.png, "captions": clips.captions}.get(name, clips.basic)
+                files.nth(i).set_input_files(str(chosen))
             block.locator("button.execute").click()
             status = block.locator(".live-responses-table tbody .response-col_status").first
             status.wait_for(timeout=120_000)
