@@ -38,6 +38,7 @@ class JobPages(CursorPagination):
 class JobView(APIView):
     @document_job
     def get(self, request, job_id):
+        # jobs.current() also applies what time decided (a lost worker, an expired result) before answering
         return Response(jobs.job_data(jobs.current(owned(request, job_id)), request),
                         headers={"Cache-Control": "no-store"})
 
@@ -61,4 +62,4 @@ class JobListView(APIView):
 class JobResultView(APIView):
     @document_job_result
     def get(self, request, job_id):
-        return jobs.result_response(owned(request, job_id), request)
+        return jobs.download(owned(request, job_id), request)

@@ -19,13 +19,14 @@ life of a job:
    cancelled or declared lost, and FFmpeg is killed.
 3. **Finish**: success records the result and releases the lock, leaving
    the files for the download; failure deletes the workspace at once.
-4. **Download** (`result_response`): under a shared lock; the download that
+4. **Download** (`download`): under a shared lock; the download that
    completes the file's delivered bytes deletes the workspace.
-5. **Housekeeping** (`reap`, and the sweep's rules for `.job` workspaces):
-   a running job whose worker died (its lock is gone, or its lease ran out)
+5. **Housekeeping** (`settle`, the one place of time's rules, applied by
+   `reap`, by a GET and by the sweep's rules for `.job` workspaces): a
+   running job whose worker died (its lock is gone, or its lease ran out)
    fails with `worker_lost`; a result past VIDEOAPI_JOB_RESULT_TTL expires;
-   a job nobody ran within VIDEOAPI_JOB_QUEUE_TIMEOUT fails; the workspaces
-   of finished jobs are deleted.
+   a job queued on a host with no live worker for VIDEOAPI_JOB_QUEUE_TIMEOUT
+   fails; the workspaces of finished jobs are deleted.
 """
 
 import ipaddress
@@ -39,13 +40,16 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.http import HttpResponse
 from django.utils import timezone
+from rest_framework.response import Response
 
 from renders import metrics, plans, webhooks
 from renders.errors import Busy, Gone, Misdirected, NotReady, ServiceError, invalid
 from renders.lifecycle import tasks
 from renders.lifecycle.clients import is_trusted_proxy
 from renders.lifecycle.render import Render, Stopped
+from renders.lifecycle.responses import result_response
 from renders.lifecycle.workspace import LOCK_NAME, Workspace, is_locked, temp_root
 from renders.media.ffmpeg import PROGRESS_PERIOD
 from renders.models import ClientKey, JobHost, RenderLog
@@ -159,8 +163,6 @@ def _serialise_host_queue():
 
 
 def accepted_response(log: RenderLog, request):
-    from rest_framework.response import Response
-
     location = f"/api/jobs/{log.id}"
     return Response(job_data(log, request), status=202, headers={
         "Location": location, "Preference-Applied": "respond-async", "X-Render-Id": str(log.id),
@@ -482,10 +484,8 @@ def sweep_rule(log: RenderLog | None, record: bool = True) -> str:
 # ---- the result ---------------------------------------------------------------------------------------
 
 
-def result_response(log: RenderLog, request):
+def download(log: RenderLog, request):
     """GET /api/jobs/<id>/result: the file (Range honoured), or why not."""
-    from renders.lifecycle.responses import result_response as respond
-
     log = current(log)
     status = JOB_STATUS[log.status]
     if status in ("queued", "running"):
@@ -503,7 +503,7 @@ def result_response(log: RenderLog, request):
             raise Busy("the result is being checked; ask again in a moment", headers={"Retry-After": "1"})
         raise Gone("the job's result is gone")
     try:
-        return respond(log, workspace, request, on_close=lambda span: finished_download(log, workspace, span))
+        return result_response(log, workspace, request, on_close=lambda span: finished_download(log, workspace, span))
     except BaseException:
         workspace.release_lock()
         raise
@@ -519,8 +519,6 @@ def _error_of(log):
 def _route(log, request):
     """A result held by another host: behind the shipped nginx, an internal redirect to that host; asked
     directly, 421 naming it (never a 404: the result exists)."""
-    from django.http import HttpResponse
-
     if through_our_proxy(request) and not request.META.get("HTTP_X_VIDEOAPI_ROUTED"):
         # nginx keeps this answer's Content-Type (charset included) over the holder's: none of its own
         response = HttpResponse(status=200, content_type="application/octet-stream")
