@@ -491,6 +491,19 @@ def alive(pid):
         return False
 
 
+def healthy(port) -> bool:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
 @contextlib.contextmanager
 def served_by_script(directory: Path):
     """scripts/serve running in a process group of its own (as in a terminal): (address, gunicorn master, worker pid)."""
@@ -503,6 +516,9 @@ def served_by_script(directory: Path):
                                 start_new_session=True)
     try:
         wait_port(port, proc, lambda: log.read_text()[-3000:], seconds=60)
+        # a gunicorn worker answering, not only the master's socket: a signal sent while the worker still
+        # boots is another test (gunicorn's), not this one's
+        assert wait_for(lambda: healthy(port), seconds=30), log.read_text()[-3000:]
         worker = wait_for(lambda: next((pid for pid, line in children(proc.pid).items()
                                         if "manage.py render_worker --exit-with-parent " in line), None), seconds=10)
         assert worker, children(proc.pid)

@@ -101,7 +101,26 @@ def clear_metrics(metrics_dir):
 
 
 def post_worker_init(worker):
-    """A worker forked from the warmed master has nothing left to load (preload_app)."""
+    """A worker forked from the warmed master has nothing left to load (preload_app).
+
+    Its quick-stop signals are handled once: Ctrl-C in a terminal sends SIGINT
+    to the worker while the master, handling its own SIGINT, sends it SIGQUIT.
+    gunicorn's gthread handler starts with `ThreadPoolExecutor.shutdown()`,
+    whose lock is not re-entrant, so a second signal landing inside the first
+    handler deadlocked the worker (seen about once in eight Ctrl-Cs in
+    tests/test_deploy.py), and the master waited out its graceful timeout.
+    """
+    import signal
+
+    quit_now = worker.handle_quit
+
+    def quit_once(sig, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+        quit_now(sig, frame)
+
+    signal.signal(signal.SIGINT, quit_once)
+    signal.signal(signal.SIGQUIT, quit_once)
     worker.log.info("worker %s ready", worker.pid)
 
 
