@@ -249,15 +249,9 @@ def announce(log_id, event: str):
     if log is None or not log.callback_url or JOB_STATUS[log.status] != EVENT_STATUS[event]:
         return
     try:
-        webhooks.notify(log, event, job_data(log), url=log.callback_url, key=key_of(log))
+        webhooks.notify(log, event, job_data(log), url=log.callback_url)  # signed with the submitting key
     except Exception:  # a webhook must never undo or hide the job's own outcome
         logger.exception("event=webhook_not_queued render_id=%s", log_id)
-
-
-def key_of(log: RenderLog) -> ClientKey | None:
-    """The API key that submitted the job (its secret signs the webhook)."""
-    kind, _, value = log.client_ref.partition(":")
-    return ClientKey.objects.filter(prefix=value).first() if kind == "key" else None
 
 
 # ---- the worker's side ------------------------------------------------------------------------------

@@ -26,7 +26,11 @@ __all__ = ["EVENTS", "MAX_URL_LENGTH", "CallbackRefused", "deliver_once", "key_o
 
 
 def key_of(log: RenderLog) -> ClientKey | None:
-    """The API key a render was made with: its account's key of that name (the newest, should names repeat)."""
+    """The API key a render was made with: the one its job names (`client_ref` "key:<prefix>"), else its
+    account's key of that name (the newest, should names repeat)."""
+    kind, _, prefix = log.client_ref.partition(":")
+    if kind == "key":
+        return ClientKey.objects.filter(prefix=prefix).first()
     if not log.user_id or not log.api_key:
         return None
     return ClientKey.objects.filter(user_id=log.user_id, name=log.api_key).order_by("-created").first()
