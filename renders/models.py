@@ -13,6 +13,17 @@ def current_host() -> str:
     return settings.VIDEOAPI_HOST_ID
 
 
+class JobStatus(models.TextChoices):
+    """A job's status as its client sees it (docs/API.md, "Jobs"): the RenderLog's status, told simply."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
 class RenderLog(models.Model):
     """One row per request that reached a render endpoint and passed auth."""
 
@@ -106,6 +117,16 @@ class RenderLog(models.Model):
         return f"{self.endpoint} {self.id} ({self.status})"
 
     @property
+    def job_status(self) -> str:
+        """The status a job's client sees (JobStatus)."""
+        return JOB_STATUS_OF[self.status]
+
+    @property
+    def job_ended(self) -> bool:
+        """Nothing of the job is kept any more: failed, refused, cancelled or expired."""
+        return self.job_status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
+
+    @property
     def render_seconds(self):
         if self.render_started_at and self.render_finished_at:
             return (self.render_finished_at - self.render_started_at).total_seconds()
@@ -133,6 +154,19 @@ class RenderLog(models.Model):
         for name, value in fields.items():
             setattr(self, name, value)
         return True
+
+
+_S = RenderLog.Status
+JOB_STATUS_OF = {  # RenderLog.Status -> JobStatus: the one place a job's status is told
+    _S.RECEIVED: JobStatus.QUEUED, _S.QUEUED: JobStatus.QUEUED, _S.RENDERING: JobStatus.RUNNING,
+    _S.SUCCEEDED: JobStatus.SUCCEEDED, _S.FAILED: JobStatus.FAILED, _S.TIMEOUT: JobStatus.FAILED,
+    _S.REJECTED: JobStatus.FAILED, _S.CANCELLED: JobStatus.CANCELLED, _S.EXPIRED: JobStatus.EXPIRED,
+}
+
+
+def statuses_for(job_status: str) -> list[str]:
+    """The RenderLog statuses a job listed under `job_status` may have (a received request is not a job yet)."""
+    return [code for code, shown in JOB_STATUS_OF.items() if shown == job_status and code != _S.RECEIVED]
 
 
 class JobHost(models.Model):

@@ -3,7 +3,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from renders import health
-from renders.api import jobs, views
+from renders.api import job_views, views
 
 app_name = "renders"
 
@@ -11,9 +11,9 @@ app_name = "renders"
 urlpatterns = [
     *(re_path(rf"^{view.path.lstrip('/')}/?$", view.as_view(), name=view.endpoint) for view in views.RENDER_VIEWS),
     re_path(r"^api/options/?$", views.OptionsView.as_view(), name="options"),
-    path("api/jobs", jobs.JobListView.as_view(), name="jobs"),
-    path("api/jobs/<uuid:job_id>", jobs.JobView.as_view(), name="job"),
-    path("api/jobs/<uuid:job_id>/result", jobs.JobResultView.as_view(), name="job-result"),
+    path("api/jobs", job_views.JobListView.as_view(), name="jobs"),
+    path("api/jobs/<uuid:job_id>", job_views.JobView.as_view(), name="job"),
+    path("api/jobs/<uuid:job_id>/result", job_views.JobResultView.as_view(), name="job-result"),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/?$", SpectacularSwaggerView.as_view(url_name="renders:schema"), name="docs"),
     path("", RedirectView.as_view(url="/api/", permanent=False)),

@@ -3,8 +3,9 @@
 import pytest
 from django.test import RequestFactory
 
-from renders.lifecycle import jobs
-from renders.lifecycle.responses import requested_range
+from renders.api.asynchronous import prefers_async
+from renders.api.responses import requested_range
+from renders.lifecycle import downloads, jobs, taskqueue, worker
 from renders.models import RenderLog
 
 from .conftest import post
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.django_db
     ("respond-async; foo=bar", True), ("", False), ("return=minimal", False), ("respond-asynchronous", False),
 ])
 def test_prefer_respond_async(header, wanted):
-    assert jobs.wants_job(RequestFactory().post("/", HTTP_PREFER=header)) is wanted
+    assert prefers_async(RequestFactory().post("/", HTTP_PREFER=header)) is wanted
 
 
 @pytest.mark.parametrize("header, size, span", [
@@ -36,8 +37,8 @@ def test_unsatisfiable_ranges(header):
 
 
 def test_delivered_ranges_merge():
-    assert jobs.merge([[50, 99], [0, 9], [10, 20], [15, 30]]) == [[0, 30], [50, 99]]
-    assert jobs.merge([[0, 49], [50, 99]]) == [[0, 99]]
+    assert downloads.merge([[50, 99], [0, 9], [10, 20], [15, 30]]) == [[0, 30], [50, 99]]
+    assert downloads.merge([[0, 49], [50, 99]]) == [[0, 99]]
 
 
 def test_methods_outside_the_contract_are_405_with_allow(api):
@@ -94,9 +95,7 @@ def test_prune_renders_also_prunes_finished_task_rows():
     from django.utils import timezone
     from django_tasks_db.models import DBTaskResult
 
-    from renders.lifecycle import tasks
-
-    old, fresh, waiting = (tasks.enqueue(f"00000000-0000-4000-8000-00000000000{i}") for i in range(3))
+    old, fresh, waiting = (worker.enqueue(f"00000000-0000-4000-8000-00000000000{i}") for i in range(3))
     DBTaskResult.objects.filter(id=old).update(status="SUCCESSFUL", finished_at=timezone.now() - timedelta(days=40))
     DBTaskResult.objects.filter(id=fresh).update(status="FAILED", finished_at=timezone.now())
     out = StringIO()
@@ -168,7 +167,7 @@ def test_a_long_queue_on_a_live_host_is_not_stale_a_dead_hosts_is(api, clips, se
     jobs.reap()
     log.refresh_from_db()
     assert log.status == "failed" and log.error_code == "worker_lost" and "no worker" in log.error_message
-    jobs.current(log)
+    jobs.settle(log)
     assert not Path(log.workspace).exists()
 
 
@@ -178,19 +177,17 @@ def test_a_task_claimed_by_a_killed_worker_before_its_job_started_is_ready_again
 
     from django_tasks_db.models import DBTaskResult
 
-    from renders.lifecycle import tasks
-    from renders.management.commands.render_worker import alive
 
-    monkeypatch.setattr(tasks, "close_old_connections", lambda: None)  # it would close the test's transaction
+    monkeypatch.setattr(taskqueue, "close_old_connections", lambda: None)  # it would close the test's transaction
     log = queued_job(api, clips)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    claimed = tasks.claim(f"{settings_host()}:{gone.pid}:1")
+    claimed = taskqueue.claim(f"{settings_host()}:{gone.pid}:1")
     assert str(claimed.id) == log.task_id and claimed.status == "RUNNING"
-    assert tasks.requeue_orphans(alive) == 1
+    assert taskqueue.requeue_orphans(worker.alive) == 1
     assert DBTaskResult.objects.get(id=log.task_id).status == "READY"
-    own = tasks.claim(f"{settings_host()}:{__import__('os').getpid()}:1")  # a live claimer keeps its task
-    assert tasks.requeue_orphans(alive) == 0 and DBTaskResult.objects.get(id=own.id).status == "RUNNING"
+    own = taskqueue.claim(f"{settings_host()}:{__import__('os').getpid()}:1")  # a live claimer keeps its task
+    assert taskqueue.requeue_orphans(worker.alive) == 0 and DBTaskResult.objects.get(id=own.id).status == "RUNNING"
     jobs.cancel(log)
 
 
@@ -213,8 +210,8 @@ def test_a_database_error_mid_job_fails_it_and_lets_go_of_its_workspace(api, cli
     def broken(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(jobs, "perform", broken)
-    jobs.run(str(log.pk))
+    monkeypatch.setattr(worker, "perform", broken)
+    worker.run(str(log.pk))
     log.refresh_from_db()
     assert log.status in ("failed", "rejected") and log.error_code == "unavailable"
     assert not Path(log.workspace).exists() and not workspaces.is_locked(Path(log.workspace))
@@ -228,7 +225,7 @@ def test_progress_ticks_ride_out_a_database_blip_while_the_lease_holds(monkeypat
     from renders.media.ffmpeg import Progress
 
     settings.VIDEOAPI_JOB_LEASE = 10
-    watch = jobs.Watch(RenderLog(pk="6f1c0000-0000-4000-8000-000000000000", worker_id="w"), 10.0)
+    watch = worker.Watch(RenderLog(pk="6f1c0000-0000-4000-8000-000000000000", worker_id="w"), 10.0)
     report = Progress(None)
     report.out_seconds, report.speed = 5.0, 1.0
 

@@ -6,8 +6,10 @@ life of a render (`renders.lifecycle`), webhooks (`renders.webhooks`: a
 render's life may end in one; they need nothing of renders but the models
 and metrics), plans and their operations (`renders.plans`), the media engine
 (`renders.media`), and what every layer uses (`renders.errors`,
-`renders.models`, `renders.metrics`). A module may import its own layer or
-any layer below it, never one above.
+`renders.models`, `renders.metrics`, and `renders.representation`: a job as
+its client sees it, told by the HTTP face and by a job's webhook). A module
+may import its own layer or any layer below it, never one above; no two
+modules import each other, even through others or inside a function.
 """
 
 import ast
@@ -17,7 +19,7 @@ import renders
 
 LAYERS = ["surroundings", "api", "lifecycle", "webhooks", "plans", "media", "base"]
 PACKAGE = Path(renders.__file__).parent
-BASE = {"errors", "models", "metrics", "apps", "migrations"}
+BASE = {"errors", "models", "metrics", "representation", "apps", "migrations"}
 
 
 def layer_of(module: str) -> str | None:
@@ -62,7 +64,8 @@ def test_imports_run_only_downward():
 
 def test_every_module_is_in_a_layer_package_or_named_at_the_root():
     at_root = {path.stem for path in PACKAGE.glob("*.py")}
-    assert at_root == {"__init__", "admin", "apps", "errors", "health", "metrics", "models", "urls", "warmup"}
+    assert at_root == {"__init__", "admin", "apps", "errors", "health", "metrics", "models", "representation", "urls",
+                       "warmup"}
     for package in ("api", "lifecycle", "webhooks", "plans", "media"):
         assert (PACKAGE / package / "__init__.py").is_file()
 
@@ -77,3 +80,45 @@ def test_webhooks_need_only_the_models_and_metrics():
     used = {imported for module, path in modules() if layer_of(module) == "webhooks"
             for imported in imports(path) if layer_of(imported) not in (None, "webhooks")}
     assert used <= {"renders.models", "renders.metrics"}, used
+
+
+def own_imports(module: str, path: Path) -> set[str]:
+    """The modules of `renders` that `module` imports anywhere in it (a function's body included), each
+    `from package import name` resolved to the submodule `name` where there is one."""
+    names = {name for name, _path in modules()}
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("renders"):
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                found.add(submodule if submodule in names else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("renders")}
+    return (found & names) - {module}
+
+
+def test_no_import_cycles():
+    graph = {module: own_imports(module, path) for module, path in modules()}
+    cycles = []
+
+    def visit(module, trail):
+        if module in trail:
+            cycles.append(" -> ".join([*trail[trail.index(module):], module]))
+            return
+        if module in done:
+            return
+        for imported in sorted(graph.get(module, ())):
+            visit(imported, [*trail, module])
+        done.add(module)
+
+    done = set()
+    for module in sorted(graph):
+        visit(module, [])
+    assert cycles == []
+
+
+def test_no_thread_local_state_carries_data_between_modules():
+    """Values go through calls (a job's worker id and its abandon flag are arguments of `run`), never through
+    a thread-local that one module fills in for another to read."""
+    users = sorted(module for module, path in modules() if "threading.local" in path.read_text(encoding="utf-8"))
+    assert users == []

@@ -26,6 +26,8 @@ from renders.api.authentication import keys_required
 from renders.api.fields import Published
 from renders.api.serializers import JoinSerializer
 from renders.errors import ERROR_CODES
+from renders.models import JobStatus
+from renders.representation import JobSerializer
 from renders.media.spec import FPS_CHOICES
 
 
@@ -198,34 +200,6 @@ def document(view):
     ))(view)
 
 
-class JobResultSerializer(serializers.Serializer):
-    url = serializers.URLField()
-    content_type = serializers.CharField()
-    bytes = serializers.IntegerField()
-    filename = serializers.CharField()
-    expires_at = serializers.DateTimeField(help_text="when the result is deleted if not downloaded before")
-
-
-class JobErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    detail = serializers.CharField()
-
-
-class JobSerializer(serializers.Serializer):
-    """A job, as GET /api/jobs/<id> answers it (documentation: renders.lifecycle.jobs.job_data builds it)."""
-
-    id = serializers.UUIDField()
-    endpoint = serializers.CharField()
-    status = serializers.ChoiceField(choices=["queued", "running", "succeeded", "failed", "cancelled", "expired"])
-    progress = serializers.FloatField(min_value=0, max_value=1)
-    eta_seconds = serializers.FloatField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    started_at = serializers.DateTimeField(allow_null=True)
-    finished_at = serializers.DateTimeField(allow_null=True)
-    result = JobResultSerializer(allow_null=True)
-    error = JobErrorSerializer(allow_null=True)
-
-
 JOB_REQUEST_HEADERS = [
     OpenApiParameter("Prefer", str, OpenApiParameter.HEADER, required=False,
                      description="`respond-async`: answer 202 with a job at once instead of the file at the end"),
@@ -240,8 +214,7 @@ document_job = extend_schema(
 )
 document_job_list = extend_schema(
     tags=["jobs"], operation_id="jobs_list", summary="This client's jobs, newest first",
-    parameters=[OpenApiParameter("status", str, enum=["queued", "running", "succeeded", "failed", "cancelled",
-                                                       "expired"]),
+    parameters=[OpenApiParameter("status", str, enum=JobStatus.values),
                 OpenApiParameter("limit", int, description="jobs per page (at most 100)"),
                 OpenApiParameter("cursor", str, description="the page (from `next` / `previous`)")],
     responses={200: inline_serializer("JobPage", {"next": serializers.URLField(allow_null=True),

@@ -10,7 +10,9 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from renders.api.asynchronous import JobRequest, accepted
 from renders.api.options import options_document
+from renders.api.responses import file_response
 from renders.api.schema import document, document_options
 from renders.api.serializers import (
     ConcatenateMultipartSerializer,
@@ -21,13 +23,14 @@ from renders.api.serializers import (
 )
 from renders.api.templates import TEMPLATES
 from renders.api.throttling import RenderRateThrottle
-from renders.lifecycle import jobs
+from renders.lifecycle.render import Render
 from renders.lifecycle.slots import render_slot
+from renders.lifecycle.submission import submit
 from renders.plans.operations import perform
 
 
 class AnswerInJSON(BaseContentNegotiation):
-    """Errors are JSON whatever the client's Accept says (a download's type is chosen in lifecycle.responses.negotiated_type)."""
+    """Errors are JSON whatever the client's Accept says (a download's type is chosen in api.responses.negotiated_type)."""
 
     def select_parser(self, request, parsers):
         return DefaultContentNegotiation().select_parser(request, parsers)
@@ -46,11 +49,11 @@ class RenderView(APIView):
         return [RenderRateThrottle()] if settings.VIDEOAPI_THROTTLE_RATE else []
 
     def post(self, request, *args, **kwargs):
-        job = jobs.Submission(request)  # Prefer: respond-async, Idempotency-Key, the owner
-        earlier = job.earlier(request)  # the same Idempotency-Key again: the first request's job
+        asked = JobRequest(request)  # Prefer: respond-async, Idempotency-Key, the owner
+        earlier = asked.earlier_job()  # the same Idempotency-Key again: the first request's job
         if earlier:
-            return earlier
-        render = job.begin(request, self.endpoint, self.serializer_class)
+            return accepted(earlier, request)
+        render = Render.begin(request, self.endpoint, form=self.serializer_class, client_ref=asked.owner)
         try:
             render.receive(request)
             serializer = self.serializer_class(data=request.data)
@@ -58,11 +61,16 @@ class RenderView(APIView):
             plan = serializer.plan()
             render.accepted(plan)
             callback_url = serializer.validated_data.get("callback_url")
-            if job.wanted(callback_url):
-                return jobs.submit(render, request, job, callback_url)
+            if asked.wanted(callback_url):
+                job = submit(render, owner=asked.owner, idempotency_key=asked.idempotency_key,
+                             callback_url=callback_url, base_url=request.build_absolute_uri("/"))
+                return accepted(job, request)
             with render_slot():
                 result = perform(plan, render.workspace, render.run_ffmpeg)
-            return render.respond(result)
+            render.succeed(result)
+            return file_response(result, render_id=render.id, accept=render.accept,
+                                 server_timing=render.server_timing(),
+                                 on_close=lambda: render.cleanup(response_closed=True))
         except BaseException as exc:
             render.abort(exc)
             raise

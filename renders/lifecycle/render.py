@@ -3,12 +3,12 @@
 `Render.begin()` creates the RenderLog row and the locked workspace;
 `receive()` has the body streamed into it (uploads.Receipt); `accepted()`
 stores the plan; `run_ffmpeg()` runs and records FFmpeg and turns its
-failures into the service's errors; `respond()` records the success and
-hands the result to the download (responses.file_response), whose close
-cleans up; `abort()` is the one error path, recording what a refused
-request brought and deleting the workspace at once. Every RenderLog write
-is a single short UPDATE with no transaction held across FFmpeg or the
-download.
+failures into the service's errors; `succeed()` records the success (a
+synchronous render's, whose download's close then calls `cleanup()`, or a
+job's, whose result stays for its download); `abort()` is the one error
+path, recording what a refused request brought and deleting the workspace
+at once. Every RenderLog write is a single short UPDATE with no transaction
+held across FFmpeg or the download.
 """
 
 import logging
@@ -16,13 +16,14 @@ import time
 import uuid
 from pathlib import Path
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.utils import timezone
 
 from renders import metrics, plans
 from renders.errors import InsufficientStorage, RenderFailed, RenderTimeout, answer_for
 from renders.lifecycle.clients import client_address
-from renders.lifecycle.responses import file_response
 from renders.lifecycle.uploads import Receipt
 from renders.lifecycle.workspace import CleanupError, Workspace, free_bytes, workspace_path
 from renders.media import ffmpeg
@@ -52,12 +53,12 @@ class Render:
         self.workspace = workspace
         self.receipt = Receipt(workspace)
         self._ffmpeg_runs = []
-        self.accept = accept  # the request's Accept header (responses.negotiated_type)
+        self.accept = accept  # the request's Accept header (api.responses.negotiated_type)
         self._began = time.monotonic()
         self._form = form  # the endpoint's serializer class: the limits a refused request's fields are cut to
         self._secrets = secrets  # the request's credential: never recorded, even when sent in a field
         self._accepted = False
-        self.watch = None  # a job's progress tick (jobs.Watch), handed to FFmpeg runs
+        self.watch = None  # a job's progress tick (worker.Watch), handed to FFmpeg runs
 
     @property
     def id(self):
@@ -145,25 +146,28 @@ class Render:
 
     # -- finishing ----------------------------------------------------------
 
-    def respond(self, result):
-        """The render succeeded: record it and hand the file to the download, whose close cleans up."""
+    def succeed(self, result) -> int:
+        """The render succeeded: record it; returns the result's size. A synchronous render's download then
+        cleans up when it closes; a job's result is kept for its download (or VIDEOAPI_JOB_RESULT_TTL), and
+        recorded only while the job is still rendering (a cancel that came first wins: Stopped)."""
         size = self.require_output(result.path)
         finished = timezone.now()
-        self.log.record(
-            status=RenderLog.Status.SUCCEEDED,
-            http_status=200,
-            output_size=size,
-            render_finished_at=finished,
-            details=result.details,
-        )
+        fields = dict(status=RenderLog.Status.SUCCEEDED, http_status=200, output_size=size,
+                      render_finished_at=finished, details=result.details)
+        if self.log.is_job:
+            fields.update(progress=1.0, eta_seconds=None,
+                          result={"file": result.path.name, "filename": result.filename,
+                                  "content_type": result.content_type, "headers": result.headers},
+                          result_expires_at=finished + timedelta(seconds=settings.VIDEOAPI_JOB_RESULT_TTL))
+            if not self.log.record_if(RenderLog.Status.RENDERING, **fields):
+                raise Stopped()
+        else:
+            self.log.record(**fields)
         seconds = (finished - self.log.render_started_at).total_seconds() if self.log.render_started_at else None
         metrics.rendered(self.log.endpoint, RenderLog.Status.SUCCEEDED, seconds)
-        logger.info("event=rendered render_id=%s seconds=%s bytes=%s", self.id,
-                    f"{seconds:.3f}" if seconds is not None else "-", size)
-        response = file_response(result, render_id=self.id, accept=self.accept, server_timing=self.server_timing(),
-                                 on_close=lambda: self.cleanup(response_closed=True))
-        logger.info("event=streaming render_id=%s bytes=%s", self.id, size)
-        return response
+        logger.info("event=%s render_id=%s seconds=%s bytes=%s", "job_succeeded" if self.log.is_job else "rendered",
+                    self.id, f"{seconds:.3f}" if seconds is not None else "-", size)
+        return size
 
     def server_timing(self) -> str:
         """Where the time went, for browsers' network panels and the benchmark: FFmpeg's runs vs the whole request."""
@@ -171,10 +175,11 @@ class Render:
         total_ms = (time.monotonic() - self._began) * 1000
         return f'ffmpeg;dur={ffmpeg_ms:.1f};desc="FFmpeg", total;dur={total_ms:.1f};desc="received to first byte"'
 
-    def abort(self, exc: BaseException, while_status: str | None = None) -> bool:
-        """Any failure before a response exists: record it, delete at once. With `while_status` (a job) the
-        failure is recorded only if the RenderLog still has that status (a cancel or a reaper may have ended
-        it meanwhile); returns whether this recorded it. The workspace goes either way."""
+    def abort(self, exc: BaseException) -> bool:
+        """Any failure before a response exists: record it, delete at once. A job's failure is recorded only
+        while it is still rendering (a cancel or a reaper may have ended it meanwhile); returns whether this
+        recorded it. The workspace goes either way."""
+        while_status = RenderLog.Status.RENDERING if self.log.is_job else None
         answer = answer_for(exc)
         status = log_status_for(answer.status)
         now = timezone.now()

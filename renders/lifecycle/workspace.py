@@ -136,6 +136,17 @@ class Workspace:
             # can never race a half-deleted live workspace.
             self.release_lock()
 
+    def keep_only(self, name: str):
+        """Delete everything but the file `name` (a job's result) and the workspace's own markers: a finished
+        job's uploads and intermediate files are not kept for its download. Never follows a link."""
+        for entry in os.scandir(self.path):
+            if entry.name in (name, LOCK_NAME, JOB_MARKER):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+
 
 def is_locked(path: Path) -> bool:
     """True when some live process holds the workspace's lock."""

@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from renders.lifecycle import tasks
+from renders.lifecycle import taskqueue
 from renders.models import RenderLog
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -36,10 +36,10 @@ class Command(BaseCommand):
             cleanup_status__in=[RenderLog.Cleanup.PENDING, RenderLog.Cleanup.FAILED])
         count = old.count()
         before = timezone.now() - age
-        task_rows = tasks.finished_before(before).count()
+        task_rows = taskqueue.finished_before(before).count()
         if not dry_run:
             old.delete()
-            tasks.finished_before(before).delete()
+            taskqueue.finished_before(before).delete()
         verb = "would delete" if dry_run else "deleted"
         self.stdout.write(f"{verb} {count} render log row(s) older than {older_than}, and {task_rows} finished "
                           "task row(s)")

@@ -1,16 +1,13 @@
-"""The task framework's side of jobs: every django-tasks import of the project lives here.
+"""The task framework's claim and run primitives for jobs (django-tasks with its database backend).
 
 `django-tasks` is the backport of Django 6's `django.tasks`, and
 `django-tasks-db` its database backend (the queue is a table in the service's
 own database: SQLite locks it with BEGIN EXCLUSIVE, PostgreSQL claims with
-SELECT ... FOR UPDATE SKIP LOCKED). Moving to Django 6 changes the imports
-below and nothing else.
-
-The library runs a task and records whether it returned; everything a render
-job needs beyond that (progress, cancel, a lease that notices a dead worker,
-the hand-over of the workspace) is the RenderLog's, in jobs.py. Each host
-has its own queue (settings.VIDEOAPI_JOB_QUEUE, derived from
-VIDEOAPI_HOST_ID), because a job runs where its upload is.
+SELECT ... FOR UPDATE SKIP LOCKED). The library runs a task and records
+whether it returned; what a render job needs beyond that (progress, cancel,
+a lease that notices a dead worker) is the RenderLog's (lifecycle.jobs and
+lifecycle.worker). Each host has its own queue (settings.VIDEOAPI_JOB_QUEUE)
+because a job runs where its upload is.
 """
 
 import logging
@@ -19,7 +16,6 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.db.utils import OperationalError
 from django.utils import timezone
-from django_tasks import task
 from django_tasks.signals import task_finished, task_started
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
@@ -29,19 +25,6 @@ from renders.models import RenderLog
 logger = logging.getLogger("renders.jobs")
 
 READY, RUNNING, FAILED = "READY", "RUNNING", "FAILED"
-
-
-@task(queue_name=settings.VIDEOAPI_JOB_QUEUE)
-def render_job(render_id: str):
-    """Run one job (the RenderLog `render_id`) on this host."""
-    from renders.lifecycle import jobs
-
-    jobs.run(render_id)
-
-
-def enqueue(render_id) -> str:
-    """Queue the job on this host's queue; returns the task's id. Runs inside the caller's transaction."""
-    return render_job.using(queue_name=settings.VIDEOAPI_JOB_QUEUE).enqueue(str(render_id)).id
 
 
 def claim(worker_id: str, queue: str | None = None) -> DBTaskResult | None:
@@ -62,13 +45,15 @@ def claim(worker_id: str, queue: str | None = None) -> DBTaskResult | None:
             raise
 
 
-def execute(db_task: DBTaskResult):
-    """Run a claimed task and record its outcome, as the library's own worker does (signals included)."""
+def execute(db_task: DBTaskResult, call=None):
+    """Run a claimed task and record its outcome, as the library's own worker does (signals included).
+    `call(*args, **kwargs)` runs it in place of the task's own function (the render worker passes what only
+    it knows: the claim's worker id, whether it is abandoning)."""
     backend = type(db_task.task.get_backend())
     try:
         result = db_task.task_result
         task_started.send(sender=backend, task_result=result)
-        value = db_task.task.call(*result.args, **result.kwargs)
+        value = (call or db_task.task.call)(*result.args, **result.kwargs)
         db_task.set_successful(value)
     except BaseException as exc:  # our job code records render failures itself: this is a bug, kept on record
         logger.exception("event=task_failed task_id=%s", db_task.id)
@@ -102,13 +87,17 @@ def queued_tasks() -> int:
     return DBTaskResult.objects.ready().filter(queue_name=settings.VIDEOAPI_JOB_QUEUE).count()
 
 
+class WorkerLost(Exception):
+    """What a task row records when the worker running it died (the library would leave it RUNNING)."""
+
+
 def mark_lost(task_id: str):
     """A task whose worker died stays RUNNING in the library for ever: record it failed."""
     if task_id:
         DBTaskResult.objects.filter(id=task_id, status=RUNNING).update(
             status=FAILED, finished_at=timezone.now(),
-            exception_class_path="renders.lifecycle.jobs.WorkerLost",
-            traceback="the worker running this task died (renders.lifecycle.jobs)")
+            exception_class_path=f"{__name__}.WorkerLost",
+            traceback="the worker running this task died (its job failed worker_lost)")
 
 
 def finished_before(before):
