@@ -139,6 +139,10 @@ def test_submit_poll_download_then_gone(service, token, clips, tmp_path):
     job, _seen = poll(address, token, job["id"])
     assert job["status"] == "succeeded" and job["progress"] == 1 and job["error"] is None
     result = job["result"]
+    workspace = Path(RenderLog.objects.get(pk=job["id"]).workspace)
+    # only the result is kept for the download: the upload, the graph and any text images are gone
+    assert sorted(p.name for p in workspace.iterdir()) == sorted([".job", ".lock", RenderLog.objects.get(
+        pk=job["id"]).result["file"]])
     assert result["url"] == f"http://{address}/api/jobs/{job['id']}/result"
     assert result["content_type"] == "video/mp4" and result["filename"].endswith(".mp4")
     status, head, body = call(address, "GET", f"/api/jobs/{job['id']}/result", token)
@@ -149,10 +153,16 @@ def test_submit_poll_download_then_gone(service, token, clips, tmp_path):
     out = media.probe(tmp_path / "out.mp4")
     assert out["vcodec"] == "h264" and abs(out["frames"] / 25 - 1.0) <= 1 / 25
     assert wait_for(lambda: leftovers() == [] or None, 5) is not None
-    status, _head, body = call(address, "GET", f"/api/jobs/{job['id']}/result", token)
+    status, head, body = call(address, "GET", f"/api/jobs/{job['id']}/result", token)
     assert status == 410 and json.loads(body)["code"] == "gone"
+    assert json.loads(body)["render_id"] == head["x-render-id"] == job["id"]  # every answer past auth names it
     log = RenderLog.objects.get(pk=job["id"])
     assert log.result_downloaded_at and log.cleanup_status == "deleted" and log.is_job
+    # once downloaded, the result's expiry is the download: the API and the admin (the row) say the same
+    shown = json.loads(call(address, "GET", f"/api/jobs/{job['id']}", token)[2])["result"]
+    assert shown["expires_at"] == shown["downloaded_at"]
+    assert log.result_expires_at == log.result_downloaded_at
+    assert shown["expires_at"] == log.result_expires_at.isoformat().replace("+00:00", "Z")
 
 
 def test_validation_errors_stay_synchronous(service, token, clips):

@@ -290,3 +290,17 @@ def _eventually(predicate, seconds=2.0):
             return True
         time.sleep(0.01)
     return False
+
+
+def test_the_upgrade_points_tasks_queued_before_it_at_the_worker_module():
+    import importlib
+
+    from django.apps import apps
+    from django.utils.module_loading import import_string
+    from django_tasks_db.models import DBTaskResult
+
+    migration = importlib.import_module("renders.migrations.0010_job_modules")
+    task_id = worker.enqueue("00000000-0000-4000-8000-000000000009")
+    DBTaskResult.objects.filter(id=task_id).update(task_path=migration.OLD)  # as queued before the upgrade
+    migration.forwards(apps, None)
+    assert import_string(DBTaskResult.objects.get(id=task_id).task_path) is worker.render_job
