@@ -114,12 +114,19 @@ class Misdirected(ServiceError):
     default_detail = "this host does not hold the job's result"
 
 
+class RangeNotSatisfiable(ServiceError):
+    status_code = 416
+    default_code = "range_not_satisfiable"
+    default_detail = "the range asked for starts past the end of the file"
+
+
 # Every `code` a RenderLog can hold (the admin's error filter lists them without scanning the table);
 # a unit test feeds answer_for() every kind of exception it handles and checks its code is here.
 ERROR_CODES = ["invalid_input", "not_authenticated", "payload_too_large", "unsupported_media", "undecodable_media",
                "throttled", "render_failed", "internal_error", "busy", "unavailable", "render_timeout",
                "insufficient_storage", "worker_lost", "method_not_allowed", "permission_denied", "not_found",
-               "error", "client_disconnected", "not_ready", "duplicate", "gone", "misdirected"]
+               "error", "client_disconnected", "not_ready", "duplicate", "gone", "misdirected",
+               "range_not_satisfiable"]
 
 
 def _messages(value, prefix=""):

@@ -241,7 +241,7 @@ def test_worker_unit_stops_gracefully_and_comes_back():
     by the service and in the same sandbox."""
     worker, service = unit("videoapi-worker.service"), unit("videoapi.service")
     assert worker["KillMode"] == ["mixed"] and worker.get("KillSignal", ["SIGTERM"]) == ["SIGTERM"]
-    assert int(worker["TimeoutStopSec"][0]) >= production_settings.DEFAULT_FFMPEG_TIMEOUT + 30
+    assert int(worker["TimeoutStopSec"][0]) >= production_settings.DEFAULT_JOB_FFMPEG_TIMEOUT + 30
     assert worker["Restart"] == ["always"] and worker["StartLimitIntervalSec"] == ["0"]
     assert worker["ExecStartPre"] == service["ExecStartPre"] and " migrate --check" in worker["ExecStartPre"][0]
     assert "videoapi-worker.service" in " ".join(service["Wants"])

@@ -71,6 +71,7 @@ def test_real_ffmpeg_timeout_is_504(api, clips, settings):
     assert r.status_code == 504
     data = body(r)
     assert data["code"] == "render_timeout"
+    assert "Prefer: respond-async" in data["detail"]  # the same request can run as a job
     log = RenderLog.objects.get(id=data["render_id"])
     assert log.status == "timeout" and log.http_status == 504 and log.cleanup_status == "deleted"
     assert log.ffmpeg_exit_code == -9

@@ -364,16 +364,19 @@ def test_a_range_download_resumes(served, token, clips, tmp_path):
 def test_a_range_past_the_end_is_416_and_a_tail_alone_keeps_the_result(served, token, clips):
     job = finished_job(served, token, clips.basic)
     url, size = f"/api/jobs/{job['id']}/result", job["result"]["bytes"]
-    status, head, _body = call(served.address, "GET", url, token, headers={"Range": f"bytes={size}-"})
+    status, head, body = call(served.address, "GET", url, token, headers={"Range": f"bytes={size}-"})
     assert status == 416 and head["content-range"] == f"bytes */{size}"
+    assert head["content-type"] == "application/json"  # the error envelope, naming the render
+    assert json.loads(body)["code"] == "range_not_satisfiable" and json.loads(body)["render_id"] == job["id"]
     status, _head, tail = call(served.address, "GET", url, token, headers={"Range": "bytes=-100"})
     assert status == 206 and len(tail) == 100
     status, _head, _body = call(served.address, "HEAD", url, token)
     assert status == 200
     assert leftovers() != [] and job_of(job["id"]).result_downloaded_at is None
-    status, _head, body = call(served.address, "GET", url, token)
-    assert status == 200 and body[-100:] == tail
-    assert wait_for(lambda: leftovers() == [] or None, 5) is not None
+    status, head, body = call(served.address, "GET", url, token, headers={"Range": "bytes=5-2"})
+    assert status == 200 and len(body) == size  # an invalid range (last before first) is ignored: RFC 9110
+    assert "content-range" not in head and body[-100:] == tail
+    assert wait_for(lambda: leftovers() == [] or None, 5) is not None  # the ignored range delivered it all
 
 
 def test_result_before_the_end_is_409_not_ready(served, token, long_clip):
@@ -491,11 +494,18 @@ def test_a_failed_render_fails_the_job_with_the_synchronous_code(served, token, 
     assert leftovers() == []
 
 
-def test_a_render_past_the_time_limit_fails_the_job_render_timeout(served, token, long_clip):
-    served.slow(VIDEOAPI_FFMPEG_TIMEOUT=1)
+def test_a_job_runs_under_its_own_time_limit_and_fails_render_timeout_past_it(served, token, long_clip):
+    served.slow(VIDEOAPI_FFMPEG_TIMEOUT=1)  # a request waiting for its answer would be stopped after 1 s...
+    status, _head, job = submit(served.address, token, fields={"video": long_clip, "start": "0"})
+    job, _seen = poll(served.address, token, job["id"])
+    assert job["status"] == "succeeded", job  # ...a job (about 3 s here) is not: it has its own limit
+    assert call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)[0] == 200
+    assert wait_for(lambda: leftovers() == [] or None, 5) is not None
+    served.slow(VIDEOAPI_JOB_FFMPEG_TIMEOUT=1)
     status, _head, job = submit(served.address, token, fields={"video": long_clip, "start": "0"})
     job, _seen = poll(served.address, token, job["id"])
     assert job["status"] == "failed" and job["error"]["code"] == "render_timeout"
+    assert "VIDEOAPI_JOB_FFMPEG_TIMEOUT" in job["error"]["detail"]
     status, _head, body = call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)
     assert status == 504 and json.loads(body)["code"] == "render_timeout"
     assert leftovers() == []

@@ -306,6 +306,9 @@ VIDEOAPI_WEBHOOK_SECRET = env_webhook_secret("VIDEOAPI_WEBHOOK_SECRET")
 # that received its upload, from that host's queue of the task framework.
 VIDEOAPI_JOB_RESULT_TTL = env_number("VIDEOAPI_JOB_RESULT_TTL", 3600.0, float, minimum=1)
 VIDEOAPI_JOB_LEASE = env_number("VIDEOAPI_JOB_LEASE", 60.0, float, minimum=2)
+# A job's FFmpeg runs have their own limit: jobs exist for renders longer than a client holds a connection.
+DEFAULT_JOB_FFMPEG_TIMEOUT = 3600.0
+VIDEOAPI_JOB_FFMPEG_TIMEOUT = env_number("VIDEOAPI_JOB_FFMPEG_TIMEOUT", DEFAULT_JOB_FFMPEG_TIMEOUT, float, minimum=0.1)
 VIDEOAPI_JOB_QUEUE_TIMEOUT = env_number("VIDEOAPI_JOB_QUEUE_TIMEOUT", 3600.0, float, minimum=1)
 VIDEOAPI_MAX_QUEUED_JOBS = env_number("VIDEOAPI_MAX_QUEUED_JOBS", 100, int, minimum=0)
 VIDEOAPI_JOB_POLL_INTERVAL = env_number("VIDEOAPI_JOB_POLL_INTERVAL", 0.2, float, minimum=0.01)

@@ -41,8 +41,11 @@ class JobRequest:
         self.owner = owner_of(request)
         self.prefer_async = prefers_async(request)
         key = request.META.get("HTTP_IDEMPOTENCY_KEY", "").strip()
-        if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
-            raise invalid("Idempotency-Key", f"must be at most {MAX_IDEMPOTENCY_KEY} printable characters")
+        if len(key) > MAX_IDEMPOTENCY_KEY or not (key.isascii() and key.isprintable()):
+            # HTTP carries header values as bytes that servers read as Latin-1: only ASCII means the same
+            # thing to every client and proxy, so only ASCII is taken (a UTF-8 key would be stored garbled)
+            raise invalid("Idempotency-Key", f"must be at most {MAX_IDEMPOTENCY_KEY} visible ASCII characters "
+                                             "(letters, digits, punctuation, spaces)")
         self.idempotency_key = key
 
     def earlier_job(self) -> RenderLog | None:

@@ -6,8 +6,10 @@ errors included, names the job's render (`render_id`, `X-Render-Id`).
 """
 
 import ipaddress
+import uuid
 
 from django.http import Http404, HttpResponse
+from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -24,10 +26,10 @@ from renders.representation import JobSerializer, job_json
 
 
 def owned(request, job_id) -> RenderLog:
-    """The client's job `job_id`."""
+    """The client's job `job_id`, in any spelling of its UUID (upper case, no dashes, braces, urn:uuid:)."""
     try:
-        log = jobs.jobs_of(owner_of(request)).get(pk=job_id)
-    except RenderLog.DoesNotExist:
+        log = jobs.jobs_of(owner_of(request)).get(pk=uuid.UUID(job_id))
+    except (ValueError, RenderLog.DoesNotExist):
         raise Http404 from None
     request.render_id = log.pk  # errors from here on name it
     return log
@@ -39,23 +41,44 @@ class JobPages(CursorPagination):
     max_page_size = 100
     ordering = "-received_at"
 
+    def get_page_size(self, request):
+        """`limit`: 1 to 100, or absent (20); anything else is a 400 naming it (DRF would ignore it silently)."""
+        value = request.query_params.get(self.page_size_query_param)
+        if value is None:
+            return self.page_size
+        if not (value.isascii() and value.isdigit() and 1 <= int(value) <= self.max_page_size):
+            raise invalid("limit", f"must be an integer from 1 to {self.max_page_size}")
+        return int(value)
+
     def decode_cursor(self, request):
+        """Only a cursor this service made: one that decodes to anything else (a position that is no time, a
+        garbled offset) is a 400 naming `cursor`, never a page of something else or a 500."""
+        refused = invalid("cursor", "not a cursor this service made: follow `next` or `previous`")
         try:
-            return super().decode_cursor(request)
-        except NotFound:  # DRF's answer to a cursor it did not make; it is a bad parameter, not a missing page
-            raise invalid("cursor", "not a cursor this service made: follow `next` or `previous`") from None
+            cursor = super().decode_cursor(request)
+        except NotFound:  # DRF's answer to a cursor it cannot decode: a bad parameter, not a missing page
+            raise refused from None
+        if cursor is not None and cursor.position is not None:
+            try:
+                moment = parse_datetime(cursor.position)
+            except ValueError:
+                moment = None
+            if moment is None:
+                raise refused
+        return cursor
 
 
 class JobView(APIView):
     @document_job
     def get(self, request, job_id):
         # settled first: what time decided (a lost worker, an expired result) is what the client sees
-        return Response(job_json(jobs.settle(owned(request, job_id)), request), headers={"Cache-Control": "no-store"})
+        log = jobs.settle(owned(request, job_id))
+        return Response(job_json(log, request), headers={"Cache-Control": "no-store", "X-Render-Id": str(log.pk)})
 
     @document_job
     def delete(self, request, job_id):
-        jobs.cancel(owned(request, job_id))
-        return Response(status=204)
+        log = jobs.cancel(owned(request, job_id))
+        return Response(status=204, headers={"X-Render-Id": str(log.pk)})
 
 
 class JobListView(APIView):
@@ -73,6 +96,12 @@ class JobListView(APIView):
 
 
 class JobResultView(APIView):
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if getattr(exc, "told_again", False):  # the job's own failure, logged when it happened: not a new error
+            response._has_been_logged = True  # Django's own flag: a response it must not log again
+        return response
+
     @document_job_result
     def get(self, request, job_id):
         """The file (Range honoured), or why not; a result another host holds is routed there."""

@@ -14,6 +14,8 @@ import re
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
+from renders.errors import RangeNotSatisfiable
+
 logger = logging.getLogger("renders.response")
 
 
@@ -53,8 +55,9 @@ CHUNK = 256 * 1024
 
 
 def requested_range(header: str, size: int):
-    """The one byte range [first, last] a `Range` header asks for; None for the whole file (no header, or
-    several ranges, which we may answer whole); raises ValueError when it cannot be satisfied."""
+    """The one byte range [first, last] a `Range` header asks for; None for the whole file (no header, an
+    invalid one such as `bytes=5-2`, which RFC 9110 says to ignore, or several ranges, which we may answer
+    whole); raises ValueError when it cannot be satisfied (it starts past the end)."""
     match = RANGE_RE.match(header.replace(" ", "")) if header else None
     if not match or not (match[1] or match[2]):
         return None
@@ -63,6 +66,8 @@ def requested_range(header: str, size: int):
         last = min(int(match[2]), size - 1) if match[2] else size - 1
     else:  # a suffix: the last N bytes
         first, last = max(0, size - int(match[2])), size - 1
+    if match[1] and match[2] and int(match[2]) < first:
+        return None  # last before first: invalid, so ignored
     if first >= size or first > last:
         raise ValueError("unsatisfiable")
     return first, last
@@ -70,7 +75,8 @@ def requested_range(header: str, size: int):
 
 def result_response(log, workspace, request, *, on_close):
     """A job's result from its workspace: the synchronous answer's headers, one `Range` honoured (206).
-    `on_close(span)` gets the [first, last] bytes delivered when the body was sent to its end, else None."""
+    `on_close(span)` gets the [first, last] bytes this answer delivered (all, or as far as a cut connection
+    got), or None when it delivered none."""
     result = log.result
     path = workspace.path / result["file"]
     handle = open(path, "rb")
@@ -80,9 +86,8 @@ def result_response(log, workspace, request, *, on_close):
     except ValueError:
         handle.close()
         on_close(None)
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{size}"
-        return _headed(response, log.pk, {})
+        raise RangeNotSatisfiable(f"the file has {size} bytes", headers={"Content-Range": f"bytes */{size}"}) \
+            from None
     first, last = span or (0, size - 1)
     content_type = negotiated_type(request.META.get("HTTP_ACCEPT", ""), result["content_type"])
     status = 206 if span else 200
@@ -102,16 +107,17 @@ def result_response(log, workspace, request, *, on_close):
 
 
 class ResultResponse(StreamingHttpResponse):
-    """Bytes [first, last] of an open file, streamed; close() tells whether they were all handed to the server.
+    """Bytes [first, last] of an open file, streamed; close() tells which of them were handed to the server.
 
-    A generator, not sendfile: the server writes each chunk before asking for
-    the next, so a generator run to its end has delivered the whole range.
+    A generator, not sendfile: the server writes each chunk before asking
+    for the next, so every chunk before the one a cut connection failed on
+    was delivered, and a generator run to its end delivered the whole range.
     """
 
     def __init__(self, handle, first, last, *, on_close, **kwargs):
         self._handle, self._first, self._last = handle, first, last
         self._on_close = on_close
-        self._complete = False
+        self._sent = 0  # bytes the server has written on (it asked for the chunk after them)
         super().__init__(self._chunks(), **kwargs)
 
     def _chunks(self):
@@ -123,14 +129,18 @@ class ResultResponse(StreamingHttpResponse):
                 return
             left -= len(data)
             yield data
-        self._complete = True
+            self._sent += len(data)
+
+    def delivered(self):
+        """The [first, last] bytes delivered, or None when none were."""
+        return (self._first, self._first + self._sent - 1) if self._sent else None
 
     def close(self):
         try:
             self._handle.close()
             on_close, self._on_close = self._on_close, None
             if on_close is not None:
-                on_close((self._first, self._last) if self._complete else None)
+                on_close(self.delivered())
         except Exception:  # never let cleanup break the server's close path
             logger.exception("cleanup on result close failed")
         finally:

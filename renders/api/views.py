@@ -5,6 +5,8 @@ All ten endpoints are `RenderView`s; they differ only in their serializer
 """
 
 from django.conf import settings
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
@@ -22,6 +24,7 @@ from renders.api.serializers import (
     serializer_for,
 )
 from renders.api.templates import TEMPLATES
+from renders.errors import answer_for
 from renders.api.throttling import RenderRateThrottle
 from renders.lifecycle.render import Render
 from renders.lifecycle.slots import render_slot
@@ -102,3 +105,12 @@ class OptionsView(APIView):
     @document_options
     def get(self, request):
         return Response(options_document(RENDER_VIEWS))
+
+
+def not_found(request, exception=None):
+    """Django's 404 for a path no view takes: the JSON error envelope (the admin keeps its own page)."""
+    if request.path.startswith("/admin/"):
+        return defaults.page_not_found(request, exception)
+    answer = answer_for(Http404())
+    return JsonResponse({"code": answer.code, "detail": answer.detail, "fields": answer.fields}, status=404,
+                        headers={"Cache-Control": "no-store"})

@@ -40,6 +40,7 @@ def _error_of(log):
     error = ServiceError(log.error_message or "the render failed")
     error.status_code = log.http_status or 500
     error.default_code = log.error_code or "render_failed"
+    error.told_again = True  # recorded (and logged) when the job failed: this answer only repeats it
     return error
 
 
@@ -54,33 +55,31 @@ def hold(log: RenderLog) -> Workspace:
 
 
 def finished(log: RenderLog, workspace: Workspace, span):
-    """A download ended; `span` is the [first, last] bytes it delivered, or None when it was cut short.
-    Once every byte of the result has been delivered, by one download or several, the job is downloaded and
-    its workspace deleted (by this download if no other holds it, else by the last one or the sweep)."""
-    if span is None:  # interrupted: the result stays for a retry, unless the job ended meanwhile
-        if RenderLog.objects.filter(pk=log.pk, status=Status.SUCCEEDED).exists() or not workspace.try_exclusive():
-            workspace.release_lock()
-            return
-        Render.resume(log, workspace).cleanup(response_closed=True)
-        return
-    first, last = span
-    size = log.output_size or 0
-    with transaction.atomic():
-        row = RenderLog.objects.select_for_update().get(pk=log.pk)
-        ranges = merge([*row.result_delivered, [first, last]])
-        fields = {"result_delivered": ranges}
-        complete = ranges == [[0, size - 1]]
-        if complete and not row.result_downloaded_at and row.status == Status.SUCCEEDED:
-            # from now on the result is gone: its expiry is the moment it was downloaded (API and admin agree)
-            fields["result_downloaded_at"] = fields["result_expires_at"] = timezone.now()
-        RenderLog.objects.filter(pk=log.pk).update(**fields)
-    if complete:
-        logger.info("event=downloaded render_id=%s", log.pk)
-    if (complete or row.status != Status.SUCCEEDED) and workspace.try_exclusive():
+    """A download ended; `span` is the [first, last] bytes it delivered (all it was asked for, or as far as a
+    cut connection got), or None when it delivered none. Every byte delivered counts: once the ranges of
+    every download, cut or complete, cover the result, the job is downloaded and its workspace deleted (by
+    this download if no other holds it, else by the last one or the sweep)."""
+    complete = False
+    if span is None:
+        status = RenderLog.objects.filter(pk=log.pk).values_list("status", flat=True).first()
+    else:
+        with transaction.atomic():
+            row = RenderLog.objects.select_for_update().get(pk=log.pk)
+            ranges = merge([*row.result_delivered, list(span)])
+            fields = {"result_delivered": ranges}
+            complete = ranges == [[0, (log.output_size or 0) - 1]]
+            if complete and not row.result_downloaded_at and row.status == Status.SUCCEEDED:
+                # from now on the result is gone: its expiry is the moment it was downloaded (API and admin agree)
+                fields["result_downloaded_at"] = fields["result_expires_at"] = timezone.now()
+            RenderLog.objects.filter(pk=log.pk).update(**fields)
+        status = row.status
+        if complete:
+            logger.info("event=downloaded render_id=%s", log.pk)
+    if (complete or status != Status.SUCCEEDED) and workspace.try_exclusive():
         # the whole file is out, or the job was cancelled or expired while this download ran: it goes now
         Render.resume(log, workspace).cleanup(response_closed=True)
         return
-    workspace.release_lock()
+    workspace.release_lock()  # the result stays for the rest (a resume, another range) until its TTL
 
 
 def merge(ranges) -> list:

@@ -116,7 +116,8 @@ class Render:
         if self.watch is not None:
             def watch(report):
                 return self.watch(report, measures)
-        result = ffmpeg.run(args, cwd=self.workspace.path, watch=watch)
+        limit = settings.VIDEOAPI_JOB_FFMPEG_TIMEOUT if self.log.is_job else settings.VIDEOAPI_FFMPEG_TIMEOUT
+        result = ffmpeg.run(args, cwd=self.workspace.path, watch=watch, timeout=limit)
         self._ffmpeg_runs.append(result)
         stderr = "\n".join(r.stderr_tail for r in self._ffmpeg_runs if r.stderr_tail)[-ffmpeg.STDERR_TAIL_BYTES:]
         self.log.record(
@@ -125,9 +126,13 @@ class Render:
         if result.stopped:
             raise Stopped()
         if result.timed_out:
+            if self.log.is_job:
+                raise RenderTimeout(f"the job ran past its limit of {limit:g} s (VIDEOAPI_JOB_FFMPEG_TIMEOUT) "
+                                    "and was stopped")
             raise RenderTimeout(
-                f"the render ran past the limit of {settings.VIDEOAPI_FFMPEG_TIMEOUT:g} s and was stopped"
-            )
+                f"the render ran past the limit of {limit:g} s for a request that waits for its answer, and was "
+                f"stopped; send the same request with `Prefer: respond-async` to run it as a job (limit "
+                f"{settings.VIDEOAPI_JOB_FFMPEG_TIMEOUT:g} s)")
         if result.returncode != 0:
             if "No space left on device" in result.stderr_tail or free_bytes(self.workspace.path) < DISK_FULL_BELOW:
                 raise InsufficientStorage("the temp disk filled up during the render; try again later")

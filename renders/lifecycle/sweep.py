@@ -81,7 +81,8 @@ def sweep(grace: float | None = None, dry_run: bool = False, now: float | None =
     """Sweep this host's temp root. A job's workspace (it holds `.job`) is judged by its RenderLog, not its
     age (jobs.sweep_rule); `jobs_only` looks at nothing else (the render worker's housekeeping)."""
     grace = settings.VIDEOAPI_SWEEP_GRACE if grace is None else grace
-    long_locked_after = settings.VIDEOAPI_FFMPEG_TIMEOUT * 2 + 3600
+    # longer than any render may hold its lock (a job's limit is the longer one), with a wide margin
+    long_locked_after = max(settings.VIDEOAPI_FFMPEG_TIMEOUT, settings.VIDEOAPI_JOB_FFMPEG_TIMEOUT) * 2 + 3600
     now = time.time() if now is None else now
     root = temp_root()
     report = SweepReport(dry_run=dry_run)

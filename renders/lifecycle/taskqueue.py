@@ -55,6 +55,8 @@ def execute(db_task: DBTaskResult, call=None):
         task_started.send(sender=backend, task_result=result)
         value = (call or db_task.task.call)(*result.args, **result.kwargs)
         db_task.set_successful(value)
+    except JobEnded as exc:  # the task ran; its job did not succeed: the row says so too, no bug to log
+        db_task.set_failed(exc)
     except BaseException as exc:  # our job code records render failures itself: this is a bug, kept on record
         logger.exception("event=task_failed task_id=%s", db_task.id)
         db_task.set_failed(exc)
@@ -85,6 +87,11 @@ def requeue_orphans(alive) -> int:
 def queued_tasks() -> int:
     """Tasks waiting on this host's queue."""
     return DBTaskResult.objects.ready().filter(queue_name=settings.VIDEOAPI_JOB_QUEUE).count()
+
+
+class JobEnded(Exception):
+    """A task that ran to its end while its job did not succeed (failed, lost, cancelled): raised so that the
+    task row reads FAILED like the job (its message names the job's status and code)."""
 
 
 class WorkerLost(Exception):

@@ -211,7 +211,15 @@ class Lane:
         if not self.needs_slot:
             return None
         worker_id = claimed.worker_ids[-1] if claimed.worker_ids else ""
-        return lambda render_id: run(render_id, worker_id, self.worker.abandoning.is_set)
+
+        def call(render_id):
+            run(render_id, worker_id, self.worker.abandoning.is_set)
+            ended = RenderLog.objects.filter(pk=render_id).values_list("status", "error_code").first()
+            if ended is not None and ended[0] != Status.SUCCEEDED:  # the task row agrees with the job
+                raise taskqueue.JobEnded(f"the job ended {ended[0]}" + (f" ({ended[1]})" if ended[1] else ""))
+            return "succeeded"
+
+        return call
 
     def release(self, slot):
         if slot is not None:
