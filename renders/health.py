@@ -19,7 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from renders.lifecycle.slots import slots_in_use
 from renders.lifecycle.workspace import NAME_RE, dir_size, temp_root
 from renders.media import ffmpeg, fonts
-from renders.models import RenderLog
+from renders.models import JobHost, RenderLog
 
 _FFMPEG_OK = {"checked": 0.0, "ok": False, "detail": ""}
 FFMPEG_CHECK_EVERY = 60.0
@@ -66,6 +66,23 @@ def _check_database():
         return False, type(exc).__name__
 
 
+def _check_worker():
+    """This host's render worker is alive: its heartbeat (every second) is younger than VIDEOAPI_JOB_LEASE.
+    A host whose worker was never seen is not failed for it (it may be starting); one whose worker stopped
+    beating is: its queue would wait for nobody."""
+    try:
+        seen = JobHost.objects.filter(host=settings.VIDEOAPI_HOST_ID).values_list("heartbeat_at", flat=True).first()
+    except DatabaseError:
+        return True, "unknown (the database check says why)"
+    if seen is None:
+        return True, "no render_worker seen on this host yet"
+    age = (timezone.now() - seen).total_seconds()
+    if age > settings.VIDEOAPI_JOB_LEASE:
+        return False, (f"render_worker last seen {age:.0f} s ago (more than VIDEOAPI_JOB_LEASE, "
+                       f"{settings.VIDEOAPI_JOB_LEASE:g} s): this host's jobs wait for nobody"), {"age": round(age, 1)}
+    return True, f"render_worker seen {age:.1f} s ago", {"age": round(age, 1)}
+
+
 def _check_fonts():
     """The primary font loads; the detail says which scripts the installed fonts draw (fonts.coverage)."""
     try:
@@ -83,7 +100,7 @@ def readyz(request):
     """Ready to take renders: FFmpeg runs, temp root writable with room, database reachable, fonts load."""
     checks = {}
     for name, check in (("ffmpeg", _check_ffmpeg), ("temp_root", _check_temp_root), ("database", _check_database),
-                        ("fonts", _check_fonts)):
+                        ("fonts", _check_fonts), ("render_worker", _check_worker)):
         ok, detail, *extra = check()
         checks[name] = {"ok": ok, "detail": detail, **(extra[0] if extra else {})}
     ready = all(c["ok"] for c in checks.values())
@@ -203,7 +220,13 @@ class JobCollector:
                 progress.add_metric([host, job["id"]], job["progress"])
                 if job["eta"] is not None:
                     eta.add_metric([host, job["id"]], job["eta"])
-        yield from (jobs, oldest, wait, started, progress, eta)
+        beat = GaugeMetricFamily("videoapi_job_worker_heartbeat_age_seconds", "Seconds since each host's "
+                                 "render_worker last beat (every second while alive); past VIDEOAPI_JOB_LEASE its "
+                                 "/readyz fails", labels=["host"])
+        now = timezone.now()
+        for host, seen in JobHost.objects.order_by("host").values_list("host", "heartbeat_at"):
+            beat.add_metric([host], max(0.0, (now - seen).total_seconds()))
+        yield from (jobs, oldest, wait, started, progress, eta, beat)
 
 
 def exposition() -> bytes:

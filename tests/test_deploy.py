@@ -54,6 +54,7 @@ from .deploy import (
 from .pgcluster import Cluster
 from .server import free_port, gunicorn, multipart, read_head, read_response, render_worker, request, wait_port
 from .test_jobs import call, poll, submit
+from .test_jobs import slow_ffmpeg as readrate_ffmpeg
 
 CLIENT = "127.0.0.3"  # a client's address on loopback (nginx itself talks to the hosts from 127.0.0.1)
 OUTSIDER = "127.0.0.2"  # an address the operator paths do not allow
@@ -504,12 +505,29 @@ def healthy(port) -> bool:
         conn.close()
 
 
+def descendants(pid):
+    """{pid: command line} of every process below `pid`."""
+    found, todo = {}, [pid]
+    while todo:
+        below = children(todo.pop())
+        found.update(below)
+        todo.extend(below)
+    return found
+
+
+def worker_of(pid):
+    """The render_worker scripts/serve started (under its supervisor), or None."""
+    return next((found for found, line in descendants(pid).items() if "manage.py render_worker --exit-with " in line),
+                None)
+
+
 @contextlib.contextmanager
-def served_by_script(directory: Path):
+def served_by_script(directory: Path, **extra_env):
     """scripts/serve running in a process group of its own (as in a terminal): (address, gunicorn master, worker pid)."""
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "VIDEOAPI_BIND": f"127.0.0.1:{port}",
-           "GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "4", "GUNICORN_ACCESS_LOG": "", "VIDEOAPI_WARM_WORKERS": "0"}
+           "GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "4", "GUNICORN_ACCESS_LOG": "", "VIDEOAPI_WARM_WORKERS": "0",
+           **extra_env}
     log = directory / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([str(serve_here(directory))], env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -519,9 +537,8 @@ def served_by_script(directory: Path):
         # a gunicorn worker answering, not only the master's socket: a signal sent while the worker still
         # boots is another test (gunicorn's), not this one's
         assert wait_for(lambda: healthy(port), seconds=30), log.read_text()[-3000:]
-        worker = wait_for(lambda: next((pid for pid, line in children(proc.pid).items()
-                                        if "manage.py render_worker --exit-with-parent " in line), None), seconds=10)
-        assert worker, children(proc.pid)
+        worker = wait_for(lambda: worker_of(proc.pid), seconds=10)
+        assert worker, descendants(proc.pid)
         assert wait_for(lambda: "event=worker_started" in log.read_text(), seconds=30), log.read_text()[-3000:]
         yield f"127.0.0.1:{port}", proc, worker, log
     finally:
@@ -545,7 +562,8 @@ def test_serve_starts_a_render_worker_and_stops_it_with_gunicorn(tmp_path, token
         master.send_signal(signal.SIGTERM)  # systemd's or an operator's stop of gunicorn
         assert master.wait(timeout=30) == 0
         assert wait_for(lambda: not alive(worker), seconds=5), "the worker outlived gunicorn"
-        assert "event=parent_gone" in log.read_text() and "event=worker_stopped" in log.read_text()
+        assert "event=companion_gone" in log.read_text() and "event=worker_stopped" in log.read_text()
+        assert "restarting" not in log.read_text()  # a stop is not a crash
 
     (tmp_path / "kill").mkdir()
     with served_by_script(tmp_path / "kill") as (address, master, worker, log):
@@ -562,6 +580,37 @@ def test_serve_starts_a_render_worker_and_stops_it_with_gunicorn(tmp_path, token
         master.wait(timeout=30)
         assert wait_for(lambda: not alive(worker), seconds=5), "Ctrl-C left the worker running"
         assert "event=worker_stopping signal=2" in log.read_text()
+
+
+@pytest.mark.server
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_serve_restarts_a_killed_worker_whose_running_job_fails_without_anyone_asking(tmp_path, token):
+    long_clip = media.lavfi_clip(tmp_path / "six.mp4", seconds=6, size="160x90")
+    lease = 6
+    with served_by_script(tmp_path, VIDEOAPI_FFMPEG=readrate_ffmpeg(tmp_path, rate=1.0),
+                          VIDEOAPI_JOB_LEASE=str(lease)) as (address, master, worker, log):
+        code, _, job = submit(address, token, fields={"video": long_clip, "start": "0"})
+        assert code == 202, job
+        assert wait_for(lambda: RenderLog.objects.get(pk=job["id"]).status == "rendering" or None, seconds=20)
+        os.kill(worker, signal.SIGKILL)  # out of memory, say; nobody polls the job from here on
+        started = time.monotonic()
+        failed = wait_for(lambda: (lambda row: row if row.status == "failed" else None)(
+            RenderLog.objects.get(pk=job["id"])), seconds=lease + 10)
+        assert failed and failed.error_code == "worker_lost", RenderLog.objects.get(pk=job["id"]).status
+        assert time.monotonic() - started < lease  # the restarted worker noticed the dead lock at once
+        assert wait_for(lambda: not Path(failed.workspace).exists() or None, seconds=10), "its upload stayed"
+        again = wait_for(lambda: (lambda pid: pid if pid and pid != worker else None)(worker_of(master.pid)),
+                         seconds=10)
+        assert again, descendants(master.pid)
+        assert "serve: render_worker exited (code 137)" in log.read_text() and "restarting it in 1 s" in log.read_text()
+        code, _, job = submit(address, token, fields={"video": long_clip, "start": "5"})  # the new worker serves
+        job, _ = poll(address, token, job["id"], seconds=30)
+        assert job["status"] == "succeeded", job
+        assert call(address, "GET", f"/api/jobs/{job['id']}/result", token)[0] == 200
+        master.send_signal(signal.SIGTERM)
+        assert master.wait(timeout=30) == 0
+        assert wait_for(lambda: not alive(again), seconds=5), "the restarted worker outlived gunicorn"
 
 
 # ---- the stack: nginx in front of two hosts on one PostgreSQL -------------------------------------------

@@ -357,3 +357,27 @@ def test_the_upgrade_points_tasks_queued_before_it_at_the_worker_module():
     DBTaskResult.objects.filter(id=task_id).update(task_path=migration.OLD)  # as queued before the upgrade
     migration.forwards(apps, None)
     assert import_string(DBTaskResult.objects.get(id=task_id).task_path) is worker.render_job
+
+
+def test_readyz_fails_naming_the_worker_once_its_heartbeat_is_older_than_the_lease(client, settings):
+    import re
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from renders.models import JobHost
+
+    settings.VIDEOAPI_JOB_LEASE = 10
+    r = client.get("/readyz")
+    assert r.status_code == 200 and "no render_worker seen" in r.json()["checks"]["render_worker"]["detail"]  # may be starting
+    jobs.heartbeat()
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.json()["checks"]["render_worker"]["ok"] is True
+    JobHost.objects.update(heartbeat_at=timezone.now() - timedelta(seconds=11))  # the worker died 11 s ago
+    r = client.get("/readyz")
+    check = r.json()["checks"]["render_worker"]
+    assert r.status_code == 503 and check["ok"] is False and "VIDEOAPI_JOB_LEASE" in check["detail"]
+    assert 11 <= check["age"] < 20
+    text = client.get("/metrics").content.decode()
+    age = re.search(r'videoapi_job_worker_heartbeat_age_seconds\{host="([^"]+)"\} ([0-9.e+]+)', text)
+    assert age and age[1] == settings.VIDEOAPI_HOST_ID and 11 <= float(age[2]) < 20

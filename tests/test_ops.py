@@ -101,17 +101,17 @@ def immutable(path, on):
 
 
 def test_undeletable_file_is_recorded_shown_and_repaired(api, clips, admin_client, monkeypatch):
-    real_respond = Render.respond
+    real_succeed = Render.succeed
     stuck = []
 
-    def respond_with_stuck_file(self, output):
+    def succeed_with_stuck_file(self, output):
         path = self.workspace.path / "stuck"
         path.write_text("x")
         immutable(path, True)
         stuck.append(path)
-        return real_respond(self, output)
+        return real_succeed(self, output)
 
-    monkeypatch.setattr(Render, "respond", respond_with_stuck_file)
+    monkeypatch.setattr(Render, "succeed", succeed_with_stuck_file)
     before = metric_value("videoapi_cleanups_total", outcome="failed")
     try:
         r = post(api, "/api/trim", {"video": clips.basic, "start": "0.5"})
@@ -158,7 +158,7 @@ def test_health_endpoints(client, settings, monkeypatch):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
-    assert set(ready.json()["checks"]) == {"ffmpeg", "temp_root", "database", "fonts"}
+    assert set(ready.json()["checks"]) == {"ffmpeg", "temp_root", "database", "fonts", "render_worker"}
     settings.VIDEOAPI_MIN_FREE_BYTES = 10**18
     low = client.get("/readyz")
     assert low.status_code == 503 and not low.json()["checks"]["temp_root"]["ok"]

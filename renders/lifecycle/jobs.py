@@ -160,12 +160,14 @@ def settle(log: RenderLog) -> RenderLog:
 
 
 def reap():
-    """`settle` every job time may have decided, on every host (each worker runs this every second, and
-    sweep_temp): the candidates are read by index, the rules applied one by one."""
+    """Apply time's rules to every job they may have decided, on every host (each worker runs this every
+    second, and sweep_temp): the candidates are read by index, the rules applied one by one."""
     now = timezone.now()
     cut = now - _start_timeout()
     candidates = (
         RenderLog.objects.filter(status=Status.RENDERING, lease_expires_at__lt=now)
+        # this host's running jobs: one whose workspace lock died with its worker is lost at once
+        | RenderLog.objects.filter(status=Status.RENDERING, host=settings.VIDEOAPI_HOST_ID)
         | RenderLog.objects.filter(status=Status.QUEUED, queued_at__lt=cut).exclude(
             host__in=JobHost.objects.filter(heartbeat_at__gte=cut).values("host"))
         | RenderLog.objects.filter(status=Status.SUCCEEDED, is_job=True, result_downloaded_at__isnull=True,

@@ -228,11 +228,14 @@ class Lane:
 
 
 class Worker:
-    def __init__(self, threads: int, interval: float, batch: bool = False, parent: int | None = None):
-        """`parent`: a PID; when this process's parent is no longer it, the worker stops as if signalled."""
+    def __init__(self, threads: int, interval: float, batch: bool = False, parent: int | None = None,
+                 companion: int | None = None):
+        """`parent`: a PID; when this process's parent is no longer it, the worker stops as if signalled.
+        `companion`: a PID (the gunicorn master beside it); when that process is gone, the same."""
         self.interval = interval
         self.batch = batch
         self.parent = parent
+        self.companion = companion
         self.done = 0  # tasks run
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -291,6 +294,10 @@ class Worker:
             logger.info("event=parent_gone")
             self.stop()
             return
+        if self.companion is not None and not alive(self.companion):
+            logger.info("event=companion_gone pid=%s", self.companion)
+            self.stop()
+            return
         try:
             jobs.heartbeat()  # this host has a live worker: its queued jobs are waiting, not forgotten
             taskqueue.requeue_orphans(alive)  # claimed by a worker killed before it started them
@@ -304,10 +311,14 @@ class Worker:
 
 
 def alive(pid: int) -> bool:
+    """The process lives (a zombie, dead but not yet reaped by its parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

@@ -3,7 +3,8 @@
 SIGTERM or SIGINT: stop claiming, let running jobs finish, exit. A second
 one: stop their FFmpeg runs at once (the jobs fail `worker_lost`) and exit.
 With --exit-with-parent the worker stops the same way when the process that
-started it (scripts/serve) goes away.
+started it goes away, and with --exit-with PID when process PID does
+(scripts/serve gives both: its supervisor, and gunicorn's master).
 """
 
 import os
@@ -29,15 +30,19 @@ class Command(BaseCommand):
         parser.add_argument("--exit-with-parent", nargs="?", type=int, const=-1, default=None, metavar="PID",
                             help="stop (gracefully) when the process that started this one (or PID, which "
                                  "should be its parent: scripts/serve passes its own) is no longer its parent")
+        parser.add_argument("--exit-with", type=int, default=None, metavar="PID",
+                            help="stop (gracefully) when process PID (the gunicorn master beside it) is gone")
 
-    def handle(self, *args, threads=None, interval=None, batch=False, exit_with_parent=None, **options):
+    def handle(self, *args, threads=None, interval=None, batch=False, exit_with_parent=None, exit_with=None,
+               **options):
         # the parent to outlive: the PID given (the starter's own, so a parent gone before this line still
         # counts), else whoever started us
         parent = None
         if exit_with_parent is not None:
             parent = exit_with_parent if exit_with_parent > 0 else os.getppid()
         worker = Worker(threads or settings.VIDEOAPI_JOB_WORKERS,
-                        settings.VIDEOAPI_JOB_POLL_INTERVAL if interval is None else interval, batch, parent)
+                        settings.VIDEOAPI_JOB_POLL_INTERVAL if interval is None else interval, batch, parent,
+                        exit_with)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, worker.stop)
         warm()  # the first job does not pay for imports, fonts and FFmpeg's path
