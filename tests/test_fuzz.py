@@ -7,6 +7,7 @@ cases are real renders, not only refusals. (Every typed field with text from
 all of Unicode, through the API: test_properties.py.)
 """
 
+import os
 import urllib.request
 
 import pytest
@@ -30,7 +31,7 @@ def live(tmp_path_factory, django_db_setup, clips):
         raw = urllib.request.urlopen(f"http://{address}/api/schema?format=json", timeout=30).read()
         path = tmp_path_factory.mktemp("fuzz") / "schema.json"
         path.write_bytes(raw)
-        yield {"address": address, "schema": path, "clip": clips.basic.read_bytes()}
+        yield {"address": address, "schema": path, "clip": clips.basic.read_bytes(), "clip_path": clips.basic}
 
 
 @pytest.fixture(scope="module")
@@ -78,4 +79,39 @@ def test_api_survives_generated_requests(api_schema, live, token):
     assert len(seen) == 15  # ten renders, /api/options, and the jobs: list, status (GET, DELETE), result
     assert any(200 in codes for label, codes in seen.items() if "/render" in label or "trim" in label), seen
     # every workspace the server made is gone once it has answered (it deletes them as each answer closes)
+    assert wait_for(lambda: leftovers() == [], seconds=10), leftovers()
+
+
+def test_the_jobs_operations_and_options_pass_every_check(live, token, tmp_path):
+    """schemathesis as an outsider runs it (its CLI, every check it has, positive and negative data, 40
+    examples an operation, the stateful phase following the answers' ids) against the operations whose every
+    schema-valid request must be accepted: the jobs (list, status, cancel, result) and /api/options. (The
+    renders cannot promise positive-data acceptance: a schema-valid "video" is random bytes, rightly refused;
+    the test above covers them.) Two settings say what the contract decides; see the config below."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from .test_jobs import call, submit
+
+    cli = Path(sys.executable).parent / "schemathesis"
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(
+        # 410 is the contract's answer to a schema-valid request for a result that is gone (cancelled,
+        # expired, downloaded): a right answer, not a refusal
+        '[checks.positive_data_acceptance]\n'
+        'expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "410", "429", "5xx"]\n')
+    status, _head, job = submit(live["address"], token, fields={"video": live["clip_path"], "start": "0"})
+    assert status == 202  # a real job (queued: no worker here) for the operations that take an id
+    result = subprocess.run(
+        [str(cli), "--config-file", str(config), "run", str(live["schema"]), "--url", f"http://{live['address']}", "--checks", "all",
+         # DELETE cancels a job, which the contract keeps visible as `cancelled` (its client asks what became
+         # of it): not a deletion, so "still there after DELETE" is what must happen
+         "--exclude-checks", "use_after_free",
+         "--max-examples", "40", "--seed", "1", "--generation-deterministic", "--workers", "2",
+         "--include-path-regex", "^/api/(jobs|options)", "-H", f"Authorization: Token {token}"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
+    call(live["address"], "DELETE", f"/api/jobs/{job['id']}", token)  # whatever the run left of it
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "Selected: 5/15" in result.stdout and "Tested: 5" in result.stdout, result.stdout[-3000:]
     assert wait_for(lambda: leftovers() == [], seconds=10), leftovers()

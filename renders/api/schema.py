@@ -208,28 +208,35 @@ JOB_REQUEST_HEADERS = [
                                  "the same client within 24 hours answers the first job"),
 ]
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="not_found (no such job, or another client's)")
+JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH,
+                          description="the job's id (any spelling of the UUID is taken: upper case, no dashes)")
 document_job = extend_schema(
-    tags=["jobs"], summary="A job: status, progress, result (GET); cancel it (DELETE)",
+    tags=["jobs"], summary="A job: status, progress, result (GET); cancel it (DELETE)", parameters=[JOB_ID],
     responses={200: JobSerializer, 204: OpenApiResponse(description="cancelled"), 401: ERRORS[401], 404: NOT_FOUND},
 )
 document_job_list = extend_schema(
     tags=["jobs"], operation_id="jobs_list", summary="This client's jobs, newest first",
+    description="A page of this client's jobs, newest first. The next and previous pages are the `next` and "
+                "`previous` URLs of the answer: follow them as they are (their `cursor` is opaque; one the service "
+                "did not make is 400).",
     parameters=[OpenApiParameter("status", str, enum=JobStatus.values),
-                OpenApiParameter("limit", int, description="jobs per page (at most 100)"),
-                OpenApiParameter("cursor", str, description="the page (from `next` / `previous`)")],
+                OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100},
+                                 description="jobs per page (1 to 100; 20 when absent)")],
     responses={200: inline_serializer("JobPage", {"next": serializers.URLField(allow_null=True),
                                                   "previous": serializers.URLField(allow_null=True),
                                                   "results": JobSerializer(many=True)}),
                400: ERRORS[400], 401: ERRORS[401]},
 )
 document_job_result = extend_schema(
-    tags=["jobs"], operation_id="jobs_result", summary="A finished job's file (Range honoured)",
+    tags=["jobs"], operation_id="jobs_result", summary="A finished job's file (Range honoured)", parameters=[JOB_ID],
     responses={(200, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="the file, with the headers "
                                                    "of a synchronous render"),
                (206, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="the requested range"),
                401: ERRORS[401], 404: NOT_FOUND,
                409: OpenApiResponse(ErrorSerializer, description="not_ready; see Retry-After"),
                410: OpenApiResponse(ErrorSerializer, description="gone (downloaded, cancelled or expired)"),
+               416: OpenApiResponse(ErrorSerializer, description="range_not_satisfiable (the range starts past the "
+                                    "end; Content-Range: bytes */<size>)"),
                421: OpenApiResponse(ErrorSerializer, description="misdirected (another host holds it)"),
                500: ERRORS[500], 504: ERRORS[504], 507: ERRORS[507]},
 )
