@@ -344,6 +344,7 @@ ERROR_MEANINGS = {  # code -> (status, when); every code of renders.errors.ERROR
     "misdirected": ("421", "a host was asked directly for a job result another host holds (named in "
                            "`X-Videoapi-Host`)"),
     "client_disconnected": (None, "the client went away before the request was read or answered"),
+    "range_not_satisfiable": ("416", "a job result's `Range` starts past its end (`Content-Range: bytes */<size>`)"),
 }
 
 
