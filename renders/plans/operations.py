@@ -2,7 +2,7 @@
 
 An operation is a generator. It writes what FFmpeg needs into the workspace
 (filter graphs, text images), builds each command with the pure builders and
-yields it as a `Run`; whoever drives it (`perform()`, given a runner that
+yields it as an `FFmpegCommand`; whoever drives it (`perform()`, given a runner that
 records and checks each run) sends back the run's `FFmpegResult`, and the
 operation returns the `Result`. So an operation never starts a process, never
 touches the RenderLog and never sees a request: the same plan runs in a
@@ -21,7 +21,7 @@ from renders.plans import Finishing, JoinPlan, PreviewPlan, TemplatePlan, TrimPl
 
 
 @dataclass(frozen=True)
-class Run:
+class FFmpegCommand:
     """One FFmpeg command (run with the workspace as its working directory).
 
     `measures`: the run only measures (it writes no output), so it says
@@ -43,7 +43,7 @@ class Result:
     details: dict = field(default_factory=dict)  # recorded on the RenderLog
 
 
-Steps = Generator[Run, object, Result]
+Steps = Generator[FFmpegCommand, object, Result]
 
 
 def write_graph(workspace, chains) -> str:
@@ -74,7 +74,7 @@ def normalised(workspace, info, inputs: list[str], duration: float, target: floa
         chains = [builders.house_audio(0, info, duration, pre=pre, post=post, out="pa"),
                   *builders.music_chains(1, track, duration, music.volume, music.ducking, "pa", "mix"),
                   f"[mix]{measure}[a]"]
-    result = yield Run(builders.measure_args(inputs, write_graph(workspace, chains)), measures=True)
+    result = yield FFmpegCommand(builders.measure_args(inputs, write_graph(workspace, chains)), measures=True)
     measured = loudness.parse_measurement(result.stderr_tail)
     gain = loudness.apply_filter(measured, target)
     summary = loudness.summary(measured, target, duration)
@@ -192,7 +192,7 @@ def trim(plan: TrimPlan, workspace) -> Steps:
     output = workspace.new_path("output", ".mp4")
     if plan.mode == "fast":
         keyframe = keyframe_at_or_before(workspace.path / video.name, video.info, plan.start)
-        yield Run(builders.trim_fast_args(video.name, video.info, keyframe, plan.end, output.name))
+        yield FFmpegCommand(builders.trim_fast_args(video.name, video.info, keyframe, plan.end, output.name))
         return Result(output, plan.filename, headers={"X-Trim-Start": builders.seconds(keyframe)},
                       details={"mode": "fast", "real_start": keyframe})
     details, finish, after_mix = {"mode": "accurate"}, "", ""
@@ -206,7 +206,7 @@ def trim(plan: TrimPlan, workspace) -> Steps:
     done = apply_finishing(plan.finishing, workspace, plan.spec, length, 1, after_mix)
     graph = write_graph(workspace, builders.normalize_graph(0, video.info, plan.spec, plan.length, audio_post=finish,
                                                             out_v=done.video, out_a=done.audio) + done.chains)
-    yield Run(builders.trim_accurate_args(video.name, video.info, plan.spec, plan.start, plan.length, graph,
+    yield FFmpegCommand(builders.trim_accurate_args(video.name, video.info, plan.spec, plan.start, plan.length, graph,
                                           output.name, more_inputs=done.inputs))
     return Result(output, plan.filename, headers={"X-Trim-Start": builders.seconds(plan.start)},
                   details={**details, **done.details})
@@ -216,10 +216,10 @@ def trim_preview(plan: PreviewPlan, workspace) -> Steps:
     video = plan.video
     if plan.format == "jpg":
         output = workspace.new_path("preview", ".jpg")
-        yield Run(builders.preview_jpg_args(video.name, video.info, plan.start, plan.height, output.name))
+        yield FFmpegCommand(builders.preview_jpg_args(video.name, video.info, plan.start, plan.height, output.name))
         return Result(output, plan.filename, content_type="image/jpeg")
     output = workspace.new_path("preview", ".mp4")
-    yield Run(builders.preview_mp4_args(video.name, video.info, plan.start, plan.length, plan.height, plan.crf,
+    yield FFmpegCommand(builders.preview_mp4_args(video.name, video.info, plan.start, plan.length, plan.height, plan.crf,
                                         output.name))
     return Result(output, plan.filename)
 
@@ -268,7 +268,7 @@ def join(plan: JoinPlan, workspace) -> Steps:
             chains = builders.concat_audio_graph(infos, spec, finishes or [""] * len(infos), first_index=1,
                                                  out=done.audio) + done.chains
             sound = (args + done.inputs, write_graph(workspace, chains))
-        yield Run(builders.concat_copy_args(listing.name, infos[0].demuxer, spec, output.name, infos[0].audio_track,
+        yield FFmpegCommand(builders.concat_copy_args(listing.name, infos[0].demuxer, spec, output.name, infos[0].audio_track,
                                             sound=sound))
         mode = "copy"
     else:
@@ -278,7 +278,7 @@ def join(plan: JoinPlan, workspace) -> Steps:
         done = apply_finishing(plan.finishing, workspace, spec, length, len(inputs))
         details.update(done.details)
         graph = write_graph(workspace, chains + done.chains)
-        yield Run(args + done.inputs + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
+        yield FFmpegCommand(args + done.inputs + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
         mode = "reencode"
     return Result(output, plan.filename, headers={"X-Concat-Mode": mode}, details={"mode": mode, **details})
 
@@ -347,7 +347,7 @@ def template(plan: TemplatePlan, workspace) -> Steps:
     chains.append(f"[base{len(stills)}]{video_end or 'null'}[{done.video}]")
     output = workspace.new_path("output", ".mp4")
     graph = write_graph(workspace, chains + done.chains)
-    yield Run(inputs + done.inputs + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
+    yield FFmpegCommand(inputs + done.inputs + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
     return Result(output, plan.filename, details=details)
 
 
