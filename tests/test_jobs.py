@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -344,6 +345,34 @@ def test_an_interrupted_download_leaves_the_result_for_a_retry(served, token, bi
     status, _head, body = call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)
     assert status == 200 and len(body) == job["result"]["bytes"]
     assert wait_for(lambda: leftovers() == [] or None, 5) is not None
+
+
+def test_a_cut_download_resumed_with_curl_completes_the_result(served, token, tmp_path):
+    """curl's own pattern: `--max-time` cuts the first download, `-C -` resumes from what reached the file.
+    The cut download's bytes count: the resume completes the result, which then goes (no 200 again)."""
+    # ~18 MB (under the tests' upload limit), copied by a fast trim: more than loopback's socket buffers hold
+    huge = media.make(tmp_path / "huge.mp4", "-f", "lavfi", "-i",
+                      "nullsrc=s=640x360:r=25:d=2.2,geq=random(1)*255:128:128",
+                      "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", "25")
+    job = finished_job(served, token, huge, mode="fast")
+    url, size = f"http://{served.address}/api/jobs/{job['id']}/result", job["result"]["bytes"]
+    assert size > 15_000_000  # the premise: the cut leaves most of it unsent
+    part = tmp_path / "p.mp4"
+    auth = ["-H", f"Authorization: Token {token}"]
+    cut = subprocess.run(["curl", "-sS", "--limit-rate", "500K", "--max-time", "1", "-o", str(part), *auth, url],
+                         capture_output=True, text=True, timeout=30)
+    assert cut.returncode == 28 and 0 < part.stat().st_size < size, (cut.returncode, part.stat().st_size)
+    time.sleep(0.5)  # the cut download's close has recorded what it delivered
+    log = job_of(job["id"])
+    assert log.result_downloaded_at is None and log.result_delivered[0][0] == 0 and leftovers() != []
+    assert log.result_delivered[0][1] + 1 >= part.stat().st_size  # at least every byte curl kept
+    resumed = subprocess.run(["curl", "-sS", "-f", "-C", "-", "-o", str(part), "-w", "%{http_code}", *auth, url],
+                             capture_output=True, text=True, timeout=30)
+    assert resumed.returncode == 0 and resumed.stdout == "206", (resumed.returncode, resumed.stdout, resumed.stderr)
+    assert part.stat().st_size == size and media.probe(part)["vcodec"] == "h264"
+    assert wait_for(lambda: leftovers() == [] or None, 5) is not None  # every byte delivered: deleted at once
+    assert job_of(job["id"]).result_downloaded_at is not None
+    assert call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)[0] == 410
 
 
 def test_a_range_download_resumes(served, token, clips, tmp_path):

@@ -112,7 +112,7 @@ class JobResultView(APIView):
         workspace = downloads.hold(log)
         try:
             return result_response(log, workspace, request,
-                                   on_close=lambda span: downloads.finished(log, workspace, span))
+                                   on_close=lambda span, whole: downloads.finished(log, workspace, span, whole))
         except BaseException:
             workspace.release_lock()
             raise

@@ -75,8 +75,8 @@ def requested_range(header: str, size: int):
 
 def result_response(log, workspace, request, *, on_close):
     """A job's result from its workspace: the synchronous answer's headers, one `Range` honoured (206).
-    `on_close(span)` gets the [first, last] bytes this answer delivered (all, or as far as a cut connection
-    got), or None when it delivered none."""
+    `on_close(span, whole=...)` gets the [first, last] bytes this answer delivered (all, or as far as a cut
+    connection got), or None when it delivered none, and whether it delivered all it was asked for."""
     result = log.result
     path = workspace.path / result["file"]
     handle = open(path, "rb")
@@ -85,7 +85,7 @@ def result_response(log, workspace, request, *, on_close):
         span = requested_range(request.META.get("HTTP_RANGE", ""), size)
     except ValueError:
         handle.close()
-        on_close(None)
+        on_close(None, whole=False)
         raise RangeNotSatisfiable(f"the file has {size} bytes", headers={"Content-Range": f"bytes */{size}"}) \
             from None
     first, last = span or (0, size - 1)
@@ -93,7 +93,7 @@ def result_response(log, workspace, request, *, on_close):
     status = 206 if span else 200
     if request.method == "HEAD":  # the headers only: nothing is delivered, the result stays
         handle.close()
-        on_close(None)
+        on_close(None, whole=False)
         response = HttpResponse(status=status, content_type=content_type)
     else:
         response = ResultResponse(handle, first, last, on_close=on_close, status=status, content_type=content_type)
@@ -140,7 +140,7 @@ class ResultResponse(StreamingHttpResponse):
             self._handle.close()
             on_close, self._on_close = self._on_close, None
             if on_close is not None:
-                on_close(self.delivered())
+                on_close(self.delivered(), whole=self._sent == self._last - self._first + 1)
         except Exception:  # never let cleanup break the server's close path
             logger.exception("cleanup on result close failed")
         finally:

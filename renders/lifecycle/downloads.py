@@ -54,11 +54,16 @@ def hold(log: RenderLog) -> Workspace:
     return workspace
 
 
-def finished(log: RenderLog, workspace: Workspace, span):
+def finished(log: RenderLog, workspace: Workspace, span, whole: bool = True):
     """A download ended; `span` is the [first, last] bytes it delivered (all it was asked for, or as far as a
-    cut connection got), or None when it delivered none. Every byte delivered counts: once the ranges of
-    every download, cut or complete, cover the result, the job is downloaded and its workspace deleted (by
-    this download if no other holds it, else by the last one or the sweep)."""
+    cut connection got), or None when it delivered none; `whole`: it delivered all it was asked for.
+
+    Every byte delivered counts, a cut download's too, so a download cut short and then resumed completes
+    the result like one full download. The result is downloaded (and its workspace deleted, by this download
+    if no other holds it, else by the last one or the sweep) when the delivered ranges cover it and the
+    download that covers the last of it ran to its end: a cut download's "delivered" bytes may still have
+    been in the socket's buffers when the client went away, so it never deletes the result by itself (the
+    client's resume asks for what it lacks and completes it)."""
     complete = False
     if span is None:
         status = RenderLog.objects.filter(pk=log.pk).values_list("status", flat=True).first()
@@ -67,7 +72,7 @@ def finished(log: RenderLog, workspace: Workspace, span):
             row = RenderLog.objects.select_for_update().get(pk=log.pk)
             ranges = merge([*row.result_delivered, list(span)])
             fields = {"result_delivered": ranges}
-            complete = ranges == [[0, (log.output_size or 0) - 1]]
+            complete = whole and ranges == [[0, (log.output_size or 0) - 1]]
             if complete and not row.result_downloaded_at and row.status == Status.SUCCEEDED:
                 # from now on the result is gone: its expiry is the moment it was downloaded (API and admin agree)
                 fields["result_downloaded_at"] = fields["result_expires_at"] = timezone.now()
