@@ -139,6 +139,7 @@ def test_submit_poll_download_then_gone(service, token, clips, tmp_path):
     assert job["status"] == "queued" and job["endpoint"] == "trim" and job["result"] is None
     job, _seen = poll(address, token, job["id"])
     assert job["status"] == "succeeded" and job["progress"] == 1 and job["error"] is None
+    assert wait_for(lambda: _task(RenderLog.objects.get(pk=job["id"]).task_id).status == "SUCCESSFUL" or None, 5)
     result = job["result"]
     workspace = Path(RenderLog.objects.get(pk=job["id"]).workspace)
     # only the result is kept for the download: the upload, the graph and any text images are gone
@@ -521,6 +522,9 @@ def test_a_failed_render_fails_the_job_with_the_synchronous_code(served, token, 
     log = job_of(job["id"])
     assert log.params["kind"] == "trim" and log.inputs and "exploded" in log.ffmpeg_stderr  # the plan kept on record
     assert leftovers() == []
+    task = wait_for(lambda: (lambda t: t if t.status != "RUNNING" else None)(_task(log.task_id)), 5)
+    assert task.status == "FAILED" and task.exception_class_path.endswith("taskqueue.JobEnded")  # agrees with the job
+    assert "render_failed" in task.traceback
 
 
 def test_a_job_runs_under_its_own_time_limit_and_fails_render_timeout_past_it(served, token, long_clip):
