@@ -50,7 +50,8 @@ CODES = {
     "insufficient_storage": Code(507, "the temporary disk cannot hold the upload or the render; nothing was "
                                       "kept; see `Retry-After`"),
     "worker_lost": Code(500, "a job's worker died while it ran, or no worker took the job in time (the job's "
-                             "`error`, and the answer for its result)"),
+                             "`error`, and the answer for its result); for a synchronous render only in the "
+                             "RenderLog: its client saw the connection drop"),
     "method_not_allowed": Code(405, "a method the path does not take (`Allow` lists those it does)"),
     "permission_denied": Code(403, "the key may not do this"),
     "not_found": Code(404, "no such path, or no such job (another client's job included)"),

@@ -1,12 +1,13 @@
-"""OpenAPI description of the ten endpoints (served at /api/schema, shown at /api/).
+"""OpenAPI description of the render, job and options endpoints (served at /api/schema, shown at /api/).
 
 The forms come from the serializers themselves; this module only adds what
-introspection cannot see: the binary responses, the error envelope, the
-`segment_<i>` / `order_<i>` fields of concatenate-multipart, the service's
-contract (auth, errors, headers, cleanup, limits) as the schema's own
-description, and examples that together make a valid request for every
-operation (what Swagger UI's "Try it out" sends untouched). The schema stands
-alone: a client of a deployed service has nothing else to read.
+introspection cannot see: the binary responses, the error envelope (its codes
+from renders.errors.CODES), the `segment_<i>` / `order_<i>` fields of
+concatenate-multipart, the service's contract (auth, errors, headers, jobs,
+webhooks, cleanup, limits) as the schema's own description, the required
+uploads first in every form, and examples that together make a valid request
+for every operation (what Swagger UI's "Try it out" sends untouched). The
+schema stands alone: a client of a deployed service has nothing else to read.
 """
 
 from django.conf import settings
