@@ -1,8 +1,10 @@
-"""The one JSON error shape of the API (docs/API.md, "Errors"), for every failure.
+"""The one JSON error shape of the API (docs/API.md, "Errors"), for every failure, and its codes.
 
     {"code": ..., "detail": ..., "fields": {...}, "render_id": ...}
 
 `detail` is for people: it never carries a server path or FFmpeg's stderr.
+`CODES` says once, for every code, its status and when it happens: the
+exceptions, the answers, the admin's filter and the API's description read it.
 """
 
 import logging
@@ -12,18 +14,74 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, UnreadablePostError
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 
 logger = logging.getLogger("renders")
 
 
-class ServiceError(exceptions.APIException):
-    """An error of the contract: a status, a stable code, a human message."""
+class Code(NamedTuple):
+    """One error code of the contract."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status: int | None  # the HTTP status it comes with (recorded in the RenderLog); None: the refusal's own
+    when: str  # what it means, as the API's description and docs/API.md say it
+    sent: bool = True  # False: no error answer a client reads carries it; only the RenderLog has it
+
+
+# Every `code` an error answer or a RenderLog can hold (the admin's error filter lists them without scanning
+# the table; a unit test feeds answer_for() every kind of exception it handles and checks its code is here).
+CODES = {
+    "invalid_input": Code(400, "a field is missing, malformed, out of range or inconsistent with another "
+                               "(`fields` names each), or the body is not a readable form"),
+    "not_authenticated": Code(401, "no key, or a wrong, revoked or expired one"),
+    "payload_too_large": Code(413, "the body is over the upload limit, or one text field is over the 2.5 MB "
+                                   "in-memory field limit (named in `fields`)"),
+    "unsupported_media": Code(415, "an upload is not of an accepted kind (a video; an image for an avatar or "
+                                   "logo; sound for music), or the body is not `multipart/form-data`"),
+    "undecodable_media": Code(422, "it looks like a video (image, sound) but cannot be decoded (damaged or "
+                                   "truncated)"),
+    "throttled": Code(429, "over this client's request rate; see `Retry-After`"),
+    "render_failed": Code(500, "FFmpeg failed on this input"),
+    "internal_error": Code(500, "a defect of the service"),
+    "busy": Code(503, "every render slot stayed taken while the request waited, the host's job queue is full, "
+                      "or a job's result is being checked that moment; nothing was kept; see `Retry-After`"),
+    "unavailable": Code(503, "the service's database is unreachable; nothing was read; see `Retry-After`"),
+    "render_timeout": Code(504, "the render ran past its time limit and was stopped"),
+    "insufficient_storage": Code(507, "the temporary disk cannot hold the upload or the render; nothing was "
+                                      "kept; see `Retry-After`"),
+    "worker_lost": Code(500, "a job's worker died while it ran, or no worker took the job in time (the job's "
+                             "`error`, and the answer for its result); for a synchronous render only in the "
+                             "RenderLog: its client saw the connection drop"),
+    "method_not_allowed": Code(405, "a method the path does not take (`Allow` lists those it does)"),
+    "permission_denied": Code(403, "the key may not do this"),
+    "not_found": Code(404, "no such path, or no such job (another client's job included)"),
+    "error": Code(None, "any other refusal by the HTTP layer, with its own status"),
+    "client_disconnected": Code(400, "the client went away before its request body was complete (fewer bytes "
+                                     "than its `Content-Length`, a reset connection, a chunked body cut off): "
+                                     "the RenderLog records the request as `rejected` with this code and 400; "
+                                     "the client, gone, never reads an answer", sent=False),
+    "not_ready": Code(409, "a job's result was asked for before the job finished; see `Retry-After`"),
+    "duplicate": Code(202, "a job submission whose `Idempotency-Key` another submission took first: it is "
+                           "answered that job (202), and only its RenderLog has this code", sent=False),
+    "gone": Code(410, "a job's result was already downloaded, cancelled or expired"),
+    "misdirected": Code(421, "a host was asked directly for a job result another host holds (named in "
+                             "`X-Videoapi-Host`)"),
+    "range_not_satisfiable": Code(416, "a job result's `Range` starts past its end "
+                                       "(`Content-Range: bytes */<size>`)"),
+}
+ERROR_CODES = list(CODES)
+
+
+class ServiceError(exceptions.APIException):
+    """An error of the contract: a stable code (its status from CODES), a human message."""
+
+    status_code = CODES["invalid_input"].status
     default_code = "invalid_input"
     default_detail = "invalid input"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.status_code = CODES[cls.default_code].status
 
     def __init__(self, detail=None, fields=None, headers=None):
         super().__init__(detail or self.default_detail, self.default_code)
@@ -52,13 +110,11 @@ def invalid(field, message):
 
 
 class PayloadTooLarge(ServiceError):
-    status_code = 413
     default_code = "payload_too_large"
     default_detail = "request body is over the size limit"
 
 
 class InsufficientStorage(ServiceError):
-    status_code = 507
     default_code = "insufficient_storage"
     default_detail = "the temp disk cannot hold this render; try again later"
 
@@ -67,66 +123,48 @@ class InsufficientStorage(ServiceError):
 
 
 class UnsupportedMedia(ServiceError):
-    status_code = 415
     default_code = "unsupported_media"
     default_detail = "the upload is not an accepted video"
 
 
 class UndecodableMedia(ServiceError):
-    status_code = 422
     default_code = "undecodable_media"
     default_detail = "the upload looks like a video but cannot be decoded"
 
 
 class Busy(ServiceError):
-    status_code = 503
     default_code = "busy"
     default_detail = "every render slot is busy; try again shortly"
 
 
 class RenderFailed(ServiceError):
-    status_code = 500
     default_code = "render_failed"
     default_detail = "the render failed"
 
 
 class RenderTimeout(ServiceError):
-    status_code = 504
     default_code = "render_timeout"
     default_detail = "the render took too long and was stopped"
 
 
 class NotReady(ServiceError):
-    status_code = 409
     default_code = "not_ready"
     default_detail = "the job has not finished yet"
 
 
 class Gone(ServiceError):
-    status_code = 410
     default_code = "gone"
     default_detail = "the job's result is no longer kept"
 
 
 class Misdirected(ServiceError):
-    status_code = 421
     default_code = "misdirected"
     default_detail = "this host does not hold the job's result"
 
 
 class RangeNotSatisfiable(ServiceError):
-    status_code = 416
     default_code = "range_not_satisfiable"
     default_detail = "the range asked for starts past the end of the file"
-
-
-# Every `code` a RenderLog can hold (the admin's error filter lists them without scanning the table);
-# a unit test feeds answer_for() every kind of exception it handles and checks its code is here.
-ERROR_CODES = ["invalid_input", "not_authenticated", "payload_too_large", "unsupported_media", "undecodable_media",
-               "throttled", "render_failed", "internal_error", "busy", "unavailable", "render_timeout",
-               "insufficient_storage", "worker_lost", "method_not_allowed", "permission_denied", "not_found",
-               "error", "client_disconnected", "not_ready", "duplicate", "gone", "misdirected",
-               "range_not_satisfiable"]
 
 
 def _messages(value, prefix=""):
@@ -171,39 +209,44 @@ def _answer(exc):
         fields = _flatten(exc.detail)
         first_field, messages = next(iter(fields.items()), ("non_field_errors", ["invalid input"]))
         detail = messages[0] if first_field == "non_field_errors" else f"{first_field}: {messages[0]}"
-        return 400, "invalid_input", detail, fields, {}
+        return _coded("invalid_input", detail, fields)
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
-        return 401, "not_authenticated", str(exc.detail), {}, {"WWW-Authenticate": 'Token realm="api"'}
+        return _coded("not_authenticated", str(exc.detail), headers={"WWW-Authenticate": 'Token realm="api"'})
     if isinstance(exc, exceptions.Throttled):
         headers = {"Retry-After": str(exc.wait or 1)} if exc.wait is not None else {}
-        return 429, "throttled", "request was throttled; try again later", {}, headers
+        return _coded("throttled", "request was throttled; try again later", headers=headers)
     if isinstance(exc, exceptions.UnsupportedMediaType):
-        return 415, "unsupported_media", "send the request as multipart/form-data", {}, {}
+        return _coded("unsupported_media", "send the request as multipart/form-data")
     if isinstance(exc, exceptions.ParseError):
-        return 400, "invalid_input", "the multipart body could not be parsed", {}, {}
+        return _coded("invalid_input", "the multipart body could not be parsed")
     if isinstance(exc, exceptions.MethodNotAllowed):
-        return 405, "method_not_allowed", str(exc.detail), {}, {"Allow": "POST"}
+        return _coded("method_not_allowed", str(exc.detail), headers={"Allow": "POST"})
     if isinstance(exc, (exceptions.PermissionDenied, PermissionDenied)):
-        return 403, "permission_denied", "you may not do that", {}, {}
+        return _coded("permission_denied", "you may not do that")
     if isinstance(exc, (exceptions.NotFound, Http404)):
-        return 404, "not_found", "not found", {}, {}
+        return _coded("not_found", "not found")
     if isinstance(exc, UnreadablePostError):
         # Django's wrapper of the server's input failing (the upload path raises ClientDisconnected itself;
         # this catches a body read anywhere else)
-        return 400, "client_disconnected", ClientDisconnected.default_detail, {}, {}
+        return _coded("client_disconnected", ClientDisconnected.default_detail)
     if isinstance(exc, RequestDataTooBig):
-        return 413, "payload_too_large", "a text field is over the in-memory field limit", {}, {}
+        return _coded("payload_too_large", "a text field is over the in-memory field limit")
     if isinstance(exc, SuspiciousOperation):
         # Django's own request limits (too many fields or files).
-        return 400, "invalid_input", "the request has too many fields or files", {}, {}
+        return _coded("invalid_input", "the request has too many fields or files")
     if isinstance(exc, exceptions.APIException):
         return exc.status_code, "error", str(exc.detail), {}, {}
     if isinstance(exc, (OperationalError, InterfaceError)):
         # The database is unreachable (down, restarting, out of connections):
         # a temporary condition of ours, not a bug, and nothing was rendered.
-        return 503, "unavailable", "the service's database is unavailable; try again shortly", {}, \
-            {"Retry-After": str(settings.VIDEOAPI_DB_RETRY_AFTER)}
-    return 500, "internal_error", "an internal error occurred", {}, {}
+        return _coded("unavailable", "the service's database is unavailable; try again shortly",
+                      headers={"Retry-After": str(settings.VIDEOAPI_DB_RETRY_AFTER)})
+    return _coded("internal_error", "an internal error occurred")
+
+
+def _coded(code, detail, fields=None, headers=None):
+    """An answer with `code` and the status CODES gives it."""
+    return CODES[code].status, code, detail, fields or {}, headers or {}
 
 
 def error_response(exc, render_id=None):

@@ -81,14 +81,14 @@ def test_docs_page_authorize_and_try_every_render_untouched(browser, token, clip
     newcomer meets it.
     """
     ARTIFACTS.mkdir(exist_ok=True)
-    statuses, texts = {}, {}
+    statuses, texts, first_files = {}, {}, {}
     with gunicorn() as (address, _proc):
         page = browser.new_page(viewport={"width": 1300, "height": 1600})
         page.goto(f"http://{address}/")  # redirects to the docs
         page.wait_for_selector(".swagger-ui .opblock")
         assert page.url.endswith("/api/")
         about = page.locator(".swagger-ui .information-container").inner_text()
-        assert "Nothing is kept" in about and "insufficient_storage" in about  # the contract, on the page
+        assert "keeps nothing" in about and "insufficient_storage" in about  # the contract, on the page
         page.click("button.authorize")
         page.fill(".modal-ux input[type=text]", f"Token {token}")
         page.click(".modal-ux button.authorize")
@@ -106,6 +106,7 @@ def test_docs_page_authorize_and_try_every_render_untouched(browser, token, clip
                 # an image where an image goes, subtitles for captions; videos (and their sound, as music) elsewhere
                 chosen = {"avatar": clips.png, "logo": clips.png, "captions": clips.captions}.get(name, clips.basic)
                 files.nth(i).set_input_files(str(chosen))
+                first_files.setdefault(path, name)
             block.locator("button.execute").click()
             status = block.locator(".live-responses-table tbody .response-col_status").first
             status.wait_for(timeout=120_000)
@@ -114,6 +115,9 @@ def test_docs_page_authorize_and_try_every_render_untouched(browser, token, clip
     assert len(statuses) == 10, statuses
     assert statuses == {path: "200" for path in statuses}, {p: texts[p][-800:] for p, s in statuses.items()
                                                              if s != "200"}
+    # the upload a render needs is the first file input, before the optional logo, captions, music, avatar
+    assert first_files == {path: {"/api/concatenate": "videos", "/api/concatenate-multipart": "segment_0"}.get(
+        path, "video") for path in statuses}, first_files
     trim = texts["/api/trim"].lower()
     assert "x-render-id" in trim and "launch-video.mp4" in trim
     logs = RenderLog.objects.all()

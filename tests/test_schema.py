@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from renders import errors
+from renders.models import JobStatus
 
 from . import media
 from .conftest import post
@@ -62,6 +63,30 @@ def test_every_endpoint_is_described(client):
         assert "API.md" not in operation["description"] and "params()" not in operation["description"]
         assert responses["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
     assert "image/jpeg" in doc["paths"]["/api/trim/preview"]["post"]["responses"]["200"]["content"]
+
+
+def test_required_uploads_lead_every_form(client):
+    """The upload a render needs is the form's first field in /api/, before the optional files (logo, captions,
+    music, avatar) and the shared fields."""
+    doc = schema(client)
+    first = {path: next(iter(form(doc, path)["properties"])) for path in RENDERS}
+    assert first == {path: {"/api/concatenate": "videos", "/api/concatenate-multipart": "segment_0"}.get(path, "video")
+                     for path in RENDERS}
+
+
+def test_job_operations_are_described(client):
+    """Each job operation says what it answers, not only its summary."""
+    paths = schema(client)["paths"]
+    job, listing = paths["/api/jobs/{job_id}"], paths["/api/jobs"]["get"]["description"]
+    result = paths["/api/jobs/{job_id}/result"]["get"]["description"]
+    for status in JobStatus.values:
+        assert f"`{status}`" in job["get"]["description"], status
+    assert "`progress`" in job["get"]["description"] and "`worker_lost`" in job["get"]["description"]
+    assert "(204)" in job["delete"]["description"] and "404" in job["get"]["description"]
+    assert "`status`" in listing and "`limit`" in listing and "`next`" in listing
+    for fact in ("Accept-Ranges", "206", "416", "409 `not_ready`", "Retry-After", "410 `gone`", "421 `misdirected`",
+                 "`expires_at`", "`HEAD`"):
+        assert fact in result, fact
 
 
 def enum(doc, prop):
@@ -202,8 +227,7 @@ def test_description_holds_the_contract(client, settings):
     envelope = json.loads(re.search(r"\n {4}(\{.*?\})\n\n", about, re.S)[1])
     assert set(envelope) == set(doc["components"]["schemas"]["Error"]["properties"])
     rows = {code: status for status, code in re.findall(r"^\| (\S+) \| `(\w+)` \|", about, re.M)}
-    for code in errors.ERROR_CODES:
-        assert code in rows or f"`{code}` (" in about, code
+    assert set(rows) == set(errors.ERROR_CODES)
     for cls in vars(errors).values():  # each refusal's status in the table is the one it is answered with
         if isinstance(cls, type) and issubclass(cls, errors.ServiceError) and cls.default_code in rows:
             assert rows[cls.default_code] == str(cls.status_code), cls
@@ -211,8 +235,27 @@ def test_description_holds_the_contract(client, settings):
     for header in ("X-Render-Id", "Content-Disposition", "Cache-Control", "X-Trim-Start", "X-Concat-Mode",
                    "Server-Timing", "Retry-After"):
         assert f"`{header}`" in about, header
-    assert "Nothing is kept" in about and "deleted the moment the download" in about
+    assert "keeps nothing" in about and "deleted the moment the download" in about and "streams once" in about
+    assert "A job keeps only its result, until it is downloaded or expires" in about
     assert "at most 3 MiB" in about
+
+
+def test_description_tells_jobs_and_webhooks(client, settings):
+    """Jobs (how to ask, follow, download; how long a result is kept; 410 after) and webhooks, from the settings."""
+    settings.VIDEOAPI_JOB_RESULT_TTL = 1234.0
+    settings.VIDEOAPI_WEBHOOK_RETRY_DELAYS = (5.0, 120.0, 7200.0)
+    about = schema(client)["info"]["description"]
+    assert "a job" in about.split("## Authentication")[0]  # the opening paragraph says a render may be one
+    jobs = about.split("## Jobs")[1].split("## Webhooks")[0]
+    for fact in ("`Prefer: respond-async`", "`202`", "`Location: /api/jobs/<id>`", "GET /api/jobs/<id>/result",
+                 "409 `not_ready`", "within 1234 s", "`expired`", "410 `gone`", "`Idempotency-Key`"):
+        assert fact in jobs, fact
+    hooks = about.split("## Webhooks")[1].split("## Cleanup")[0]
+    for fact in ("`callback_url`", "`render.succeeded`", "`webhook-signature`", "HMAC-SHA256", "`whsec_`",
+                 "retried 3 times", "5 s, 2 min, 2 h"):
+        assert fact in hooks, fact
+    settings.VIDEOAPI_WEBHOOK_RETRY_DELAYS = ()
+    assert "is not retried" in schema(client)["info"]["description"]
 
 
 def test_description_follows_the_auth_setting(client, settings):

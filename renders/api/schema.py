@@ -1,12 +1,13 @@
-"""OpenAPI description of the ten endpoints (served at /api/schema, shown at /api/).
+"""OpenAPI description of the render, job and options endpoints (served at /api/schema, shown at /api/).
 
 The forms come from the serializers themselves; this module only adds what
-introspection cannot see: the binary responses, the error envelope, the
-`segment_<i>` / `order_<i>` fields of concatenate-multipart, the service's
-contract (auth, errors, headers, cleanup, limits) as the schema's own
-description, and examples that together make a valid request for every
-operation (what Swagger UI's "Try it out" sends untouched). The schema stands
-alone: a client of a deployed service has nothing else to read.
+introspection cannot see: the binary responses, the error envelope (its codes
+from renders.errors.CODES), the `segment_<i>` / `order_<i>` fields of
+concatenate-multipart, the service's contract (auth, errors, headers, jobs,
+webhooks, cleanup, limits) as the schema's own description, the required
+uploads first in every form, and examples that together make a valid request
+for every operation (what Swagger UI's "Try it out" sends untouched). The
+schema stands alone: a client of a deployed service has nothing else to read.
 """
 
 from django.conf import settings
@@ -25,7 +26,7 @@ from rest_framework import serializers
 from renders.api.authentication import keys_required
 from renders.api.fields import Published
 from renders.api.serializers import JoinSerializer
-from renders.errors import ERROR_CODES
+from renders.errors import CODES
 from renders.models import JobStatus
 from renders.representation import JobSerializer
 from renders.media.spec import FPS_CHOICES
@@ -68,15 +69,17 @@ class PublishedFieldExtension(OpenApiSerializerFieldExtension):
         return schema
 
 
-ERRORS = {
-    status: OpenApiResponse(ErrorSerializer, description=text)
-    for status, text in {
-        400: "invalid_input", 401: "not_authenticated", 413: "payload_too_large", 415: "unsupported_media",
-        422: "undecodable_media", 429: "throttled", 500: "render_failed (FFmpeg failed) or internal_error",
-        503: "busy (every render slot taken) or unavailable (the database is down); see Retry-After",
-        504: "render_timeout", 507: "insufficient_storage (the temp disk is full; see Retry-After)",
-    }.items()
+def error_description(status: int) -> str:
+    """What an error answer with this status means: each code it may carry, as renders.errors.CODES says."""
+    return "\n\n".join(f"`{code}`: {code_.when}" for code, code_ in CODES.items()
+                        if code_.status == status and code_.sent)
+
+
+ERRORS = {  # every status an error answer can have, described from renders.errors.CODES
+    status: OpenApiResponse(ErrorSerializer, description=error_description(status))
+    for status in sorted({code.status for code in CODES.values() if code.sent and code.status})
 }
+RENDER_ERRORS = (400, 401, 413, 415, 422, 429, 500, 503, 504, 507)  # the statuses a render endpoint answers
 
 
 def form_property(field) -> dict:
@@ -196,7 +199,8 @@ def document(view):
         responses={**{(200, media_type): binary for media_type in form.media_types},
                    (200, "application/octet-stream"): binary,
                    202: OpenApiResponse(JobSerializer, description="with `Prefer: respond-async`: the job, queued; "
-                                        "headers Location, Preference-Applied, X-Render-Id"), **ERRORS},
+                                        "headers Location, Preference-Applied, X-Render-Id"),
+                   **{status: ERRORS[status] for status in RENDER_ERRORS}},
     ))(view)
 
 
@@ -207,18 +211,28 @@ JOB_REQUEST_HEADERS = [
                      description="with `Prefer: respond-async`, at most 255 characters: the same key again from "
                                  "the same client within 24 hours answers the first job"),
 ]
-NOT_FOUND = OpenApiResponse(ErrorSerializer, description="not_found (no such job, or another client's)")
+NOT_FOUND = ERRORS[404]
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH,
                           description="the job's id (any spelling of the UUID is taken: upper case, no dashes)")
 document_job = extend_schema(
     tags=["jobs"], summary="A job: status, progress, result (GET); cancel it (DELETE)", parameters=[JOB_ID],
+    description="`GET` answers the job: its `status` (`queued`, `running`, then `succeeded`, `failed`, "
+                "`cancelled` or `expired`), its `progress` (0 to 1, never going back) and `eta_seconds` while it "
+                "runs, once succeeded its `result` (the absolute `url` to download, the size, the file name and "
+                "`expires_at`), once failed its `error` (the code a synchronous render would have answered, or "
+                "`worker_lost`). Poll it until the status is final, or ask for a webhook with `callback_url`.\n\n"
+                "`DELETE` cancels it (204): a queued job never runs, a running one's FFmpeg is stopped within a "
+                "second, a finished job's unread result is deleted. Cancelling a job that already failed, expired "
+                "or was downloaded changes nothing (still 204).\n\n"
+                "An unknown id and another client's job are both 404: a client sees only its own jobs.",
     responses={200: JobSerializer, 204: OpenApiResponse(description="cancelled"), 401: ERRORS[401], 404: NOT_FOUND},
 )
 document_job_list = extend_schema(
     tags=["jobs"], operation_id="jobs_list", summary="This client's jobs, newest first",
-    description="A page of this client's jobs, newest first. The next and previous pages are the `next` and "
-                "`previous` URLs of the answer: follow them as they are (their `cursor` is opaque; one the service "
-                "did not make is 400).",
+    description="A page of this client's jobs, newest first, each as `GET /api/jobs/{job_id}` shows it. "
+                "`status` keeps the jobs in that status (an unknown one is 400); `limit` is the page's size. The "
+                "next and previous pages are the `next` and `previous` URLs of the answer: follow them as they are "
+                "(their `cursor` is opaque; one the service did not make is 400).",
     parameters=[OpenApiParameter("status", str, enum=JobStatus.values),
                 OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100},
                                  description="jobs per page (1 to 100; 20 when absent)")],
@@ -229,6 +243,18 @@ document_job_list = extend_schema(
 )
 document_job_result = extend_schema(
     tags=["jobs"], operation_id="jobs_result", summary="A finished job's file (Range honoured)", parameters=[JOB_ID],
+    description="A succeeded job's file, with the headers a synchronous render answers and "
+                "`Accept-Ranges: bytes`. One range (`Range: bytes=first-last`, `first-` or `-suffix`) is answered "
+                "206 with `Content-Range`, so a cut download resumes where it stopped; a range starting past the "
+                "end is 416; several ranges, or an invalid one, get the whole file. `HEAD` answers the headers "
+                "alone.\n\n"
+                "The file is kept until every byte of it has been delivered, by one download or several, and is "
+                "deleted when the last of them ends; a download cut short keeps it for the resume. Not downloaded "
+                "by the result's `expires_at`, it is deleted and the job reads `expired`.\n\n"
+                "Before the job has finished: 409 `not_ready`, with `Retry-After` from its ETA. Failed: its error, "
+                "with the status the synchronous render would have had. Cancelled, expired or already "
+                "downloaded: 410 `gone`. Asked directly of a host that does not hold it: 421 `misdirected`, the "
+                "holder named in `X-Videoapi-Host`.",
     responses={(200, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="the file, with the headers "
                                                    "of a synchronous render"),
                (206, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="the requested range"),
@@ -294,11 +320,25 @@ def operations(result):
             yield operation["operationId"], form, content
 
 
+def uploads_first(form):
+    """The uploads a request cannot do without lead its form (Swagger UI shows the fields in this order; the
+    shared fields that every form inherits, optional files among them, come before the endpoint's own)."""
+    properties = form.get("properties", {})
+
+    def upload(prop):
+        return "binary" in (prop.get("format"), prop.get("items", {}).get("format"))
+
+    needed = [name for name in form.get("required", []) if upload(properties[name])]
+    form["properties"] = {**{name: properties[name] for name in needed}, **properties}
+
+
 def contract_and_examples(result, generator, request, public):
-    """Make the schema and /api/ stand alone: the service's contract as the description; for every form an
-    example per field that together make a valid request; list fields sent as repeated fields."""
+    """Make the schema and /api/ stand alone: the service's contract as the description; for every form its
+    required uploads first and an example per field that together make a valid request; list fields sent as
+    repeated fields."""
     result.setdefault("info", {})["description"] = service_description()
     for operation_id, form, content in operations(result):
+        uploads_first(form)
         examples = {**EXAMPLES, **OPERATION_EXAMPLES.get(operation_id, {})}
         for name, prop in form.get("properties", {}).items():
             if name in examples:
@@ -313,41 +353,6 @@ def contract_and_examples(result, generator, request, public):
 
 # ---- the service's contract, as the schema's description ---------------------------------------------
 
-ERROR_MEANINGS = {  # code -> (status, when); every code of renders.errors.ERROR_CODES
-    "invalid_input": ("400", "a field is missing, malformed, out of range or inconsistent with another "
-                             "(`fields` names each), or the body is not a readable form"),
-    "not_authenticated": ("401", "no key, or a wrong, revoked or expired one"),
-    "permission_denied": ("403", "the key may not do this"),
-    "not_found": ("404", "no such path"),
-    "method_not_allowed": ("405", "anything but `POST` on a render endpoint (`GET` on `/api/options`)"),
-    "payload_too_large": ("413", "the body is over the upload limit, or one text field is over the 2.5 MB "
-                                 "in-memory field limit (named in `fields`)"),
-    "unsupported_media": ("415", "an upload is not an accepted video (or image, for an avatar), or the body "
-                                 "is not `multipart/form-data`"),
-    "undecodable_media": ("422", "it looks like a video but cannot be decoded (damaged or truncated)"),
-    "throttled": ("429", "over this client's request rate; see `Retry-After`"),
-    "render_failed": ("500", "FFmpeg failed on this input"),
-    "internal_error": ("500", "a defect of the service"),
-    "busy": ("503", "every render slot stayed taken while the request waited; see `Retry-After`"),
-    "unavailable": ("503", "the service's database is unreachable; nothing was read; see `Retry-After`"),
-    "render_timeout": ("504", "the render ran past the time limit and was stopped"),
-    "insufficient_storage": ("507", "the temporary disk cannot hold the upload or the render; nothing was kept; "
-                                    "see `Retry-After`"),
-    "error": ("other", "any other refusal by the HTTP layer, with its own status"),
-    "worker_lost": ("500", "a job's worker died while it ran, or no worker took it in time (a job's `error` and "
-                           "its result's answer; for a synchronous render only in the log: its client saw the "
-                           "connection drop)"),
-    "not_ready": ("409", "a job's result was asked for before the job finished; see `Retry-After`"),
-    "duplicate": (None, "a job submission whose Idempotency-Key another submission took first (it was "
-                        "answered that job)"),
-    "gone": ("410", "a job's result was already downloaded, cancelled or expired"),
-    "misdirected": ("421", "a host was asked directly for a job result another host holds (named in "
-                           "`X-Videoapi-Host`)"),
-    "client_disconnected": (None, "the client went away before the request was read or answered"),
-    "range_not_satisfiable": ("416", "a job result's `Range` starts past its end (`Content-Range: bytes */<size>`)"),
-}
-
-
 def _size(n: int) -> str:
     return f"{n / 1024 ** 2:g} MiB" if n >= 1024 ** 2 else f"{n / 1024:g} KiB"
 
@@ -356,19 +361,19 @@ def _seconds(value: float) -> str:
     return f"{value:g} s"
 
 
+def _span(seconds: float) -> str:
+    """A delay as people say it: 5 s, 5 min, 2 h."""
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return _seconds(seconds)
+
+
 def error_table() -> str:
-    answered, recorded = [], []
-    for code in ERROR_CODES:
-        status, when = ERROR_MEANINGS.get(code, ("", ""))
-        if status is None:
-            recorded.append(f"`{code}` ({when})")
-        else:
-            answered.append((status, f"| {status} | `{code}` | {when} |"))
-    answered.sort(key=lambda row: (not row[0].isdigit(), row[0]))  # by status, stable; "other" last
-    table = "| status | code | when |\n|---|---|---|\n" + "\n".join(row for _, row in answered)
-    if recorded:
-        table += "\n\nOnly in the service's log, never in an answer: " + "; ".join(recorded) + "."
-    return table
+    """Every code of renders.errors.CODES with its status, by status; the codes no error answer carries come last."""
+    rows = sorted(CODES.items(), key=lambda item: (not item[1].sent, item[1].status is None, item[1].status or 0))
+    return "| status | code | when |\n|---|---|---|\n" + "\n".join(
+        f"| {code.status or 'other'} | `{name}` | {code.when} |" for name, code in rows)
 
 
 def service_description() -> str:
@@ -381,11 +386,16 @@ def service_description() -> str:
     else:
         auth = "This service runs without authentication (for a trusted network): no key is needed."
     pixels = settings.VIDEOAPI_MAX_INPUT_PIXELS
+    delays = settings.VIDEOAPI_WEBHOOK_RETRY_DELAYS
+    retries = (f"is retried {len(delays)} times, with the same `webhook-id`, after "
+               f"{', '.join(_span(delay) for delay in delays)}" if delays else "is not retried")
+    hosts = "any host" if settings.VIDEOAPI_WEBHOOK_ALLOW_PRIVATE else "a host with public addresses only"
     return f"""Render short video segments with FFmpeg: six text-over-video templates, a trim and a cheap trim \
 preview, and two ways to join 2 to 20 videos. Every render endpoint is a `POST` of `multipart/form-data` (the path \
-works with or without a trailing slash) answered with the rendered file itself. `GET /api/options` lists the \
-canvas presets, fits, frame rates, qualities, fonts and every endpoint's fields with their limits, enough to build \
-forms.
+works with or without a trailing slash) answered with the rendered file itself, or at once with a job to follow \
+and download later (`Prefer: respond-async`, or a `callback_url` for a webhook when it ends). `GET /api/options` \
+lists the canvas presets, fits, frame rates, qualities, fonts and every endpoint's fields with their limits, \
+enough to build forms.
 
 ## Authentication
 
@@ -438,18 +448,52 @@ authentication and the rate limit (a render record exists). Answers worth retryi
 
 {error_table()}
 
+## Jobs
+
+Send any render request with the header `Prefer: respond-async` to have it rendered in the background: use it \
+for renders that may outlast the connection (proxies often drop one after 60-100 s), or for progress, cancelling \
+and downloading later. The request is received, validated and probed exactly as a synchronous one, so every \
+refusal comes at once; an accepted one is answered `202` with the job (the `Job` schema) and the headers \
+`Location: /api/jobs/<id>`, `Preference-Applied: respond-async` and `X-Render-Id`.
+
+- **Follow** the job at `GET /api/jobs/<id>` (`status`, `progress`, `eta_seconds`) until it has `succeeded`, \
+`failed` (its `error` has the code a synchronous render would have answered, or `worker_lost`), been `cancelled` \
+(`DELETE /api/jobs/<id>`) or `expired`. `GET /api/jobs` lists this client's jobs; another client's are 404.
+- **Download** the file at `GET /api/jobs/<id>/result` (the job's `result.url`), with byte ranges to resume a cut \
+download. Before the job has finished it is 409 `not_ready` with `Retry-After`.
+- **Kept until downloaded**: the file is kept until every byte of it has been delivered, then deleted; not \
+downloaded within {_seconds(settings.VIDEOAPI_JOB_RESULT_TTL)} of the job's end (`result.expires_at`), it is \
+deleted and the job reads `expired`. From then on, and once downloaded or cancelled, the result is 410 `gone`.
+- **`Idempotency-Key`** (optional header): the same key again from the same client within 24 hours is answered \
+the first job, so a submission whose answer was lost can be sent again safely.
+- At most {settings.VIDEOAPI_MAX_QUEUED_JOBS} jobs wait on one host; beyond, 503 `busy` with `Retry-After`. A \
+job's FFmpeg runs may last {_seconds(settings.VIDEOAPI_JOB_FFMPEG_TIMEOUT)} (a synchronous render's \
+{_seconds(settings.VIDEOAPI_FFMPEG_TIMEOUT)}).
+
+## Webhooks
+
+A `callback_url` form field (http or https, {hosts}) makes the request a job, and \
+when the job ends the service `POST`s to that URL `{{"type", "timestamp", "data"}}`: `type` is \
+`render.succeeded`, `render.failed` or `render.cancelled`, `data` the job as `GET /api/jobs/<id>` shows it. Each \
+message is signed as Standard Webhooks says: headers `webhook-id`, `webhook-timestamp` and `webhook-signature` \
+(`v1,` and the base64 HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>`, keyed with the base64-decoded \
+part after `whsec_` of the secret the operator gave with the API key). Any 2xx answer ends the delivery, and so \
+does 410; anything else (no answer, a redirect, another status) {retries}.
+
 ## Cleanup
 
-Nothing is kept. Each render works in a private temporary directory that is deleted the moment the download \
-ends, the client disconnects, or the render is refused, fails or times out. Save the body of the `200` answer: \
-the file cannot be fetched again. The service keeps a record of each render (under its `X-Render-Id`: \
-parameters, timings, outcome, cleanup), never the media.
+A synchronous render keeps nothing: it works in a private temporary directory that is deleted the moment the \
+download ends, the client disconnects, or the render is refused, fails or times out. Save the body of the `200` \
+answer: it streams once and cannot be fetched again. A job keeps only its result, until it is downloaded or \
+expires (above). The service keeps a record of each render (under its `X-Render-Id`: parameters, timings, \
+outcome, cleanup), never the media.
 
 ## Browsers
 
-A front end on another origin may call the API when the operator has allowed its origin (CORS); its scripts can \
-then read `X-Render-Id`, `Content-Disposition`, `X-Concat-Mode`, `X-Trim-Start`, `Retry-After` and \
-`Server-Timing`.
+A front end on another origin may call the API when the operator has allowed its origin (CORS); it may send \
+`Authorization`, `Prefer`, `Idempotency-Key` and `Range`, and its scripts can read `X-Render-Id`, \
+`Content-Disposition`, `X-Concat-Mode`, `X-Trim-Start`, `Retry-After`, `Server-Timing`, `Location`, \
+`Preference-Applied`, `Content-Range` and `Accept-Ranges`.
 """
 
 
