@@ -135,7 +135,7 @@ HOUSE = ("Output: MP4 (H.264 + AAC stereo 48 kHz, +faststart) in the house forma
          "SDR BT.709 whatever the source (HDR is tone-mapped).")
 UPLOADS = ("Uploads: MP4/MOV, Matroska/WebM, AVI or MPEG-TS with a decodable video stream, probed before "
            "anything runs (playlists, images and text are refused with 415, damaged files with 422).")
-OPERATIONS = {
+ENDPOINT_TEXTS = {  # endpoint -> (summary, about, example): the docs of each render operation
     "trim": ("Cut a clip out of a video",
              "`start` is required; give at most one of `end` or `duration` (neither: to the end). "
              "`mode=accurate` (default) re-encodes frame-accurately into the house format; `mode=fast` copies "
@@ -174,7 +174,7 @@ def operation_text(view) -> tuple[str, str]:
         example = " ".join(f"-F {name}=Example" for name in required if name != "steps") or "-F steps=Upload"
         example = f"-F video=@clip.mp4 {example} -F canvas=9:16 -o {template.endpoint}.mp4"
     else:
-        summary, about, example = OPERATIONS[view.endpoint]
+        summary, about, example = ENDPOINT_TEXTS[view.endpoint]
     house = " " + HOUSE if form.outputs_house_format else ""
     return summary, (f"{about}{house} {UPLOADS}\n\nExample:\n\n    curl -X POST https://HOST{view.path} "
                      f"-H 'Authorization: Token $TOKEN' {example}")
@@ -259,12 +259,7 @@ document_job_result = extend_schema(
                                                    "of a synchronous render"),
                (206, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="the requested range"),
                401: ERRORS[401], 404: NOT_FOUND,
-               409: OpenApiResponse(ErrorSerializer, description="not_ready; see Retry-After"),
-               410: OpenApiResponse(ErrorSerializer, description="gone (downloaded, cancelled or expired)"),
-               416: OpenApiResponse(ErrorSerializer, description="range_not_satisfiable (the range starts past the "
-                                    "end; Content-Range: bytes */<size>)"),
-               421: OpenApiResponse(ErrorSerializer, description="misdirected (another host holds it)"),
-               500: ERRORS[500], 504: ERRORS[504], 507: ERRORS[507]},
+               **{status: ERRORS[status] for status in (409, 410, 416, 421, 500, 503, 504, 507)}},
 )
 
 
