@@ -53,7 +53,7 @@ def test_captions_drawn_during_each_cue_only(api, grey, tmp_path):
     assert changed(caption_area(first), caption_area(second)) > 0.005  # two different texts
     top = first[: first.shape[0] // 2]  # nothing drawn outside the caption band
     assert changed(top, plain[: plain.shape[0] // 2]) == 0
-    assert details(r)["captions"] == {"format": "srt", "cues": 2, "dropped": 1}
+    assert details(r)["captions"] == {"format": "srt", "cues": 2, "dropped": 1, "moved": []}
     log = RenderLog.objects.get(id=r["X-Render-Id"])
     assert [i["kind"] for i in log.inputs] == ["video", "captions"] and log.inputs[1]["cues"] == 3
 
@@ -121,10 +121,10 @@ def test_cue_times_are_output_times_after_the_speed_change(api, grey, tmp_path):
     r = post(api, "/api/demo/render", {"video": grey, "title": "Fast", "speed": "2", "captions": cues})
     assert r.status_code == 200, r.body[:300]
     assert abs(media.probe(save(r, tmp_path / "o.mp4"))["v_duration"] - 1.0) < 0.05
-    assert details(r)["captions"] == {"format": "srt", "cues": 2, "dropped": 0}
+    assert details(r)["captions"] == {"format": "srt", "cues": 2, "dropped": 0, "moved": []}
     r = post(api, "/api/demo/render", {"video": grey, "title": "Fast", "speed": "4", "start": "0",
                                        "captions": cues})
-    assert details(r)["captions"] == {"format": "srt", "cues": 1, "dropped": 1}  # 0.5 s of output
+    assert details(r)["captions"] == {"format": "srt", "cues": 1, "dropped": 1, "moved": []}  # 0.5 s of output
 
 
 def test_cues_on_the_joined_timeline(api, grey, tmp_path):
@@ -461,3 +461,64 @@ def test_copy_join_with_music_still_copies_the_picture(api, house, sounds, logos
     r = post(api, "/api/concatenate", {"videos": house, "logo": logos["png"]})
     assert r.status_code == 200 and r["X-Concat-Mode"] == "reencode"
     assert red(media.frame_at(save(r, tmp_path / "l.mp4"), 3.0)).sum() > 20
+
+
+# ---- captions keep clear of what else is drawn ---------------------------------------------------------
+
+
+LONG_CAPTION = "A long caption that wraps onto a second line at this canvas, as subtitles often do"
+
+
+def drawn_by_render(out, plain, when):
+    """The pixels the render itself drew at `when` (its text, its logo): where its frame differs from the clip."""
+    frame = media.frame_at(out, when)
+    return frame, np.abs(frame.astype(int) - media.frame_at(plain, when).astype(int)).max(axis=-1) > 30
+
+
+def assert_untouched(frame, reference, pixels):
+    """`pixels` of `frame` are those of `reference`: none differs visibly (over 30 levels: a caption drawn
+    over them differs by 100 or more), and on average by no more than the encoder's noise."""
+    difference = np.abs(frame.astype(int) - reference.astype(int)).max(axis=-1)[pixels]
+    assert difference.max() <= 30 and difference.mean() <= 3, (difference.max(), difference.mean())
+
+
+@pytest.mark.parametrize("canvas", ["16:9", "9:16"])
+def test_captions_never_cover_a_templates_text_and_come_back_when_it_leaves(api, grey, tmp_path, canvas):
+    fields = {"video": grey, "team": "Platform team", "full_name": "Ada Lovelace", "role": "Engineer",
+              "canvas": canvas, "start": "0.2", "duration": "1.0"}
+    bare = post(api, "/api/intro/render", fields)
+    assert bare.status_code == 200, bare.body[:300]
+    bare_out = save(bare, tmp_path / "bare.mp4")
+    grey = save(post(api, "/api/trim", {"video": grey, "start": "0", "canvas": canvas}), tmp_path / "grey.mp4")
+    cues = media.srt(tmp_path / "c.srt", (0.0, 2.0, LONG_CAPTION))
+    r = post(api, "/api/intro/render", {**fields, "captions": cues})
+    assert r.status_code == 200, r.body[:300]
+    out = save(r, tmp_path / "o.mp4")
+    card, card_pixels = drawn_by_render(bare_out, grey, 0.8)  # the lower third, fully shown
+    assert card_pixels.mean() > 0.01
+    with_caption = media.frame_at(out, 0.8)
+    # not one pixel of the card changes visibly (the encoder's noise at the glyphs' edges aside), and the
+    # caption is drawn elsewhere
+    assert_untouched(with_caption, card, card_pixels)
+    assert changed(with_caption, card) > 0.005
+    moved = details(r)["captions"]["moved"]
+    assert len(moved) == 1 and moved[0][:2] == [0.2, 1.2], moved  # exactly while the card shows
+    # before the card comes and once it has gone, the caption is at the bottom, nothing drawn at the top
+    for when in (0.1, 1.6):
+        frame, plain = media.frame_at(out, when), media.frame_at(grey, when)
+        assert changed(caption_area(frame), caption_area(plain)) > 0.01, when
+        assert changed(frame[: frame.shape[0] // 3], plain[: plain.shape[0] // 3]) == 0, when
+
+
+def test_captions_keep_clear_of_a_logo_at_the_bottom(api, grey, clips, tmp_path):
+    fields = {"video": grey, "start": "0", "logo": clips.png, "logo_position": "bottom-left", "logo_size": "0.25"}
+    bare_out = save(post(api, "/api/trim", fields), tmp_path / "bare.mp4")
+    cues = media.srt(tmp_path / "c.srt", (0.0, 2.0, LONG_CAPTION))
+    r = post(api, "/api/trim", {**fields, "captions": cues})
+    assert r.status_code == 200, r.body[:300]
+    logo, logo_pixels = drawn_by_render(bare_out, grey, 1.0)
+    assert logo_pixels.mean() > 0.02
+    frame = media.frame_at(save(r, tmp_path / "o.mp4"), 1.0)
+    assert_untouched(frame, logo, logo_pixels)
+    assert changed(frame, logo) > 0.005  # the caption is drawn, above the logo or at the top
+    assert details(r)["captions"]["moved"] != []

@@ -447,11 +447,18 @@ def captions_input_args(list_name: str) -> list[str]:
             "-i", list_name]
 
 
-def captions_chains(index: int, fps: int, x: int, y: int, base: str, out: str) -> list[str]:
+def captions_chains(index: int, fps: int, x: int, y: int, base: str, out: str, moved=()) -> list[str]:
     """The caption stills (input `index`, captions_timeline's list) over [base]: one still per cue, each held
-    by overlay until the next one arrives (a blank between cues), so 2,000 cues are one input, not 2,000."""
+    by overlay until the next one arrives (a blank between cues), so 2,000 cues are one input, not 2,000.
+    At `y`, except within the windows `moved` ((start, end, y), ...): there at theirs (evaluated per frame)."""
+    place = str(y)
+    for start, end, other in reversed(moved):
+        place = f"if(between(t,{seconds(start)},{seconds(end)}),{other},{place})"
+    if moved:
+        place = f"'{place}'"  # quoted: its commas are the expression's, not the graph's
+    per_frame = ":eval=frame" if moved else ""
     return [f"[{index}:v:0]settb=1/{CAPTION_TICK * fps},setpts=PTS*{CAPTION_TICK}/{fps},format=rgba[captions]",
-            f"[{base}][captions]overlay=x={x}:y={y}:eof_action=pass:format=auto[{out}]"]
+            f"[{base}][captions]overlay=x={x}:y={place}{per_frame}:eof_action=pass:format=auto[{out}]"]
 
 
 MUSIC_FADE = 1.0  # seconds of fade-out at the end

@@ -105,6 +105,22 @@ def finish_labels(finishing: Finishing) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
+class Drawn:
+    """Something the render draws on the picture (a template's text block, its avatar, the logo): its box and
+    the time it shows. Captions keep clear of it."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    start: float
+    end: float
+
+    def overlaps(self, x: int, y: int, width: int, height: int) -> bool:
+        return x < self.x + self.width and self.x < x + width and y < self.y + self.height and self.y < y + height
+
+
+@dataclass(frozen=True)
 class Overlay:
     """A picture laid over the whole output: its input's arguments, and its chains as a function of
     (input index, base=[label under it], out=[label it makes])."""
@@ -114,19 +130,22 @@ class Overlay:
 
 
 def apply_finishing(finishing: Finishing, workspace, spec, length: float, first_index: int,
-                    after_mix: str = "") -> Finish:
+                    after_mix: str = "", drawn: tuple = ()) -> Finish:
     """The finishing of an output `length` s long (whole frames) whose own inputs number `first_index`;
-    `after_mix`: audio filters for the mix of the sound and the soundtrack (the loudness gain)."""
+    `after_mix`: audio filters for the mix of the sound and the soundtrack (the loudness gain); `drawn`: what
+    the render itself draws on the picture (Drawn), which captions keep clear of."""
     done = Finish(*finish_labels(finishing))
     overlays = []  # in drawing order: the logo, then the captions over it
     if finishing.logo:
         overlay, done.details["logo"] = logo_overlay(finishing.logo, spec)
         overlays.append(overlay)
+        drawn = (*drawn, Drawn(*done.details["logo"]["box"], 0.0, length))
     if finishing.captions:
         cues, dropped = captions.fit(finishing.captions.cues, length, spec.fps)
         done.details["captions"] = {"format": finishing.captions.format, "cues": len(cues), "dropped": dropped}
         if cues:
-            overlays.append(captions_overlay(workspace, cues, spec))
+            overlay, done.details["captions"]["moved"] = captions_overlay(workspace, cues, spec, length, drawn)
+            overlays.append(overlay)
     index, base = first_index, done.video
     for number, overlay in enumerate(overlays):
         out = "v" if number == len(overlays) - 1 else f"fv{number}"
@@ -164,9 +183,10 @@ def logo_overlay(logo, spec) -> tuple[Overlay, dict]:
     return Overlay(builders.image_input_args(logo.image.name, info.demuxer), chains), described
 
 
-def captions_overlay(workspace, cues, spec) -> Overlay:
+def captions_overlay(workspace, cues, spec, length: float, drawn=()) -> tuple[Overlay, list]:
     """Each distinct cue text drawn once into a still (media/captions.py), a blank still, and the list that
-    shows them in turn (builders.captions_timeline), bottom-centred in the safe area."""
+    shows them in turn (builders.captions_timeline), bottom-centred in the safe area except while that would
+    cover something else drawn (caption_places); and the windows in which they were moved."""
     texts = list(dict.fromkeys(text for _first, _end, text in cues))
     stills, size = captions.caption_stills(texts, spec.width, spec.height, spec.style)
     names = {}
@@ -179,9 +199,35 @@ def captions_overlay(workspace, cues, spec) -> Overlay:
     listing = workspace.new_path("captions", ".ffconcat")
     listing.write_text(builders.captions_timeline(cues, [names[text] for _f, _e, text in cues], blank.name),
                        encoding="utf-8")
-    x, y = (spec.width - size[0]) // 2, spec.height - safe_margin(spec.width, spec.height) - size[1]
-    return Overlay(builders.captions_input_args(listing.name),
-                   functools.partial(builders.captions_chains, fps=spec.fps, x=x, y=y))
+    x = (spec.width - size[0]) // 2
+    bottom, moved = caption_places(spec, size, length, drawn)
+    chains = functools.partial(builders.captions_chains, fps=spec.fps, x=x, y=bottom, moved=moved)
+    return Overlay(builders.captions_input_args(listing.name), chains), [list(window) for window in moved]
+
+
+def caption_places(spec, size: tuple[int, int], length: float, drawn) -> tuple[int, tuple]:
+    """Where captions of `size` go: bottom-centred in the safe area, as subtitle practice has it, except while
+    something else drawn (a template's text, the logo) would be covered there: then just above it if that
+    is clear, else at the top of the safe area. The other drawings never move. Returns the bottom place's y
+    and the windows ((start, end, y), ...) in which captions sit elsewhere."""
+    margin = safe_margin(spec.width, spec.height)
+    width, height = size
+    x, bottom = (spec.width - width) // 2, spec.height - margin - height
+    gap = max(2, round(0.02 * min(spec.width, spec.height)))
+    times = sorted({0.0, length, *(t for d in drawn for t in (d.start, d.end) if 0.0 < t < length)})
+    moved = []
+    for start, end in zip(times, times[1:]):
+        showing = [d for d in drawn if d.start < end and d.end > start]
+        places = [bottom, *sorted((d.y - gap - height for d in showing), reverse=True), margin]
+        y = next((place for place in places if margin <= place <= bottom
+                  and not any(d.overlaps(x, place, width, height) for d in showing)), margin)
+        if y == bottom:
+            continue
+        if moved and moved[-1][2] == y and moved[-1][1] == start:
+            moved[-1] = (moved[-1][0], end, y)
+        else:
+            moved.append((start, end, y))
+    return bottom, tuple(moved)
 
 
 # ---- trim and preview -------------------------------------------------------------------
@@ -309,18 +355,22 @@ def template(plan: TemplatePlan, workspace) -> Steps:
     inset = avatar_size + round(0.03 * short) if avatar else 0
 
     stills, card_box = [], None  # the avatar and the text blocks, laid over the video in this order
+    drawn = []  # their boxes over their windows: what captions keep clear of
     for card in plan.cards:
         placed, box = layout(card, spec.width, spec.height, inset=inset, style=spec.style)
         card_box = card_box or box  # the avatar sits beside the first card
         for block in placed:
             image = workspace.new_path("text", ".png")
-            render_block(block).save(image, format="PNG")
+            drawing = render_block(block)
+            drawing.save(image, format="PNG")
             stills.append(Still(image.name, "png_pipe", block.start, block.end,
                                 min(fade, (block.end - block.start) / 4), block.x, block.y))
+            drawn.append(Drawn(block.x, block.y, *drawing.size, block.start, block.end))
     if avatar:
         margin = safe_margin(spec.width, spec.height)
         y = max(margin // 2, card_box.bottom - avatar_size)
         stills.insert(0, Still(avatar.name, avatar.info.demuxer, start, end, fade, margin, y, size=avatar_size))
+        drawn.append(Drawn(margin, y, avatar_size, avatar_size, start, end))
 
     video_pre, audio_pre = builders.speed_filters(plan.speed)
     video_end, audio_end = builders.fade_out(length, plan.fade_out, spec.frame)
@@ -334,7 +384,7 @@ def template(plan: TemplatePlan, workspace) -> Steps:
             target, pre=audio_pre, post=audio_end, music=plan.finishing.music)
         details["loudness"] = {"target": target, **summary}
     done = apply_finishing(plan.finishing, workspace, spec, builders.whole_frames(length, spec.fps), 1 + len(stills),
-                           after_mix)
+                           after_mix, drawn=tuple(drawn))
     details.update(done.details)
     chains = builders.normalize_graph(0, video.info, spec, length, video_pre=video_pre, audio_pre=audio_pre,
                                       video_post=dim, audio_post=audio_post, out_v="base0", out_a=done.audio)
