@@ -215,7 +215,9 @@ class Lane:
         def call(render_id):
             run(render_id, worker_id, self.worker.abandoning.is_set)
             ended = RenderLog.objects.filter(pk=render_id).values_list("status", "error_code").first()
-            if ended is not None and ended[0] != Status.SUCCEEDED:  # the task row agrees with the job
+            if ended is None:
+                raise taskqueue.JobEnded("the job no longer exists")
+            if ended[0] != Status.SUCCEEDED:  # the task row agrees with the job
                 raise taskqueue.JobEnded(f"the job ended {ended[0]}" + (f" ({ended[1]})" if ended[1] else ""))
             return "succeeded"
 
