@@ -24,8 +24,8 @@ from renders.api.serializers import (
     serializer_for,
 )
 from renders.api.templates import TEMPLATES
-from renders.errors import answer_for
 from renders.api.throttling import RenderRateThrottle
+from renders.errors import answer_for
 from renders.lifecycle.render import Render
 from renders.lifecycle.slots import render_slot
 from renders.lifecycle.submission import submit

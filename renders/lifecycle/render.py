@@ -14,9 +14,8 @@ held across FFmpeg or the download.
 import logging
 import time
 import uuid
-from pathlib import Path
-
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
