@@ -62,7 +62,7 @@ def probe(path: Path) -> dict:
         info = {"format": container.format.name, "streams": len(container.streams)}
         if container.streams.video:
             v = container.streams.video[0]
-            frames = [f for f in container.decode(v)]
+            frames = list(container.decode(v))
             info.update(
                 vcodec=v.codec_context.name,
                 width=v.codec_context.width,
@@ -170,7 +170,7 @@ def pq_patches(path, nits, *, size=(320, 180), seconds=1.0, rate=25):
         luma[:, columns] = round(64 + 876 * pq_nits_to_code(level))  # 10-bit limited range
     chroma = np.full((height // 2, width // 2), 512, np.uint16)  # neutral grey
     raw = path.with_suffix(".yuv")
-    raw.write_bytes((luma.tobytes() + chroma.tobytes() * 2))
+    raw.write_bytes(luma.tobytes() + chroma.tobytes() * 2)
     try:
         return make(path, "-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-s", f"{width}x{height}", "-r", str(rate),
                     "-stream_loop", "-1", "-i", raw.name, "-t", str(seconds),

@@ -116,7 +116,7 @@ def sd_601(tmp_path_factory):
 
 
 @pytest.mark.parametrize("source", ["untagged", "bt601"])
-@pytest.mark.parametrize("endpoint, fields", [
+@pytest.mark.parametrize(("endpoint", "fields"), [
     ("/api/trim", {"start": "0.2"}),
     ("/api/trim/preview", {"start": "0", "duration": "1"}),
     ("/api/closing/render", {"cta": "Go"}),

@@ -127,7 +127,7 @@ def test_multipart_segment_without_order_sorts_by_index(api, house, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "fields, field",
+    ("fields", "field"),
     [
         ({"segment_0": "red", "segment_1": "green", "order_0": "1", "order_1": "1"}, "order_1"),
         ({"segment_0": "red", "segment_1": "green", "order_3": "1"}, "order_3"),

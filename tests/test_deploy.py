@@ -198,7 +198,7 @@ def test_service_renders_under_the_units_system_call_filters(tmp_path, token, cl
             (tmp_path / "out.mp4").write_bytes(body)
             assert media.probe(tmp_path / "out.mp4")["vcodec"] == "h264"
         with socket.create_connection(tuple(address.rsplit(":", 1)), timeout=30) as sock:
-            sock.sendall("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            sock.sendall(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             code, _, body = read_response(sock)
         assert code == 200 and json.loads(body)["checks"]["ffmpeg"]["ok"] is True, body
         # videoapi-worker.service's command (tests.server.render_worker runs exactly it) renders a job

@@ -44,7 +44,7 @@ def test_docs_error_table_is_the_code_table():
 
 
 def test_error_codes_are_the_table():
-    assert errors.ERROR_CODES == list(errors.CODES)
+    assert list(errors.CODES) == errors.ERROR_CODES
     assert all(re.fullmatch(r"[a-z_]+", name) and code.when for name, code in errors.CODES.items())
 
 
@@ -82,7 +82,7 @@ OUTSIDE = [  # raised by DRF, Django or the database, answered with our codes
 ]
 
 
-@pytest.mark.parametrize("exc, code", OUTSIDE, ids=[code for _exc, code in OUTSIDE])
+@pytest.mark.parametrize(("exc", "code"), OUTSIDE, ids=[code for _exc, code in OUTSIDE])
 def test_other_exceptions_are_answered_with_the_tables_status(exc, code):
     answer = errors.answer_for(exc)
     assert (answer.status, answer.code) == (errors.CODES[code].status, code)

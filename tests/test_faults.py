@@ -34,7 +34,7 @@ def body(response):
     return json.loads(response.body)
 
 
-@pytest.mark.parametrize("url, fields", ENDPOINTS)
+@pytest.mark.parametrize(("url", "fields"), ENDPOINTS)
 def test_ffmpeg_failure_is_500_and_logged(api, clips, settings, tmp_path, url, fields):
     settings.VIDEOAPI_FFMPEG = fake_ffmpeg(tmp_path, 'echo "Error: secret /srv/path exploded" >&2; exit 3')
     r = post(api, url, {"video": clips.basic, **fields})
@@ -49,7 +49,7 @@ def test_ffmpeg_failure_is_500_and_logged(api, clips, settings, tmp_path, url, f
     assert log.cleanup_status == "deleted" and log.render_started_at and log.render_finished_at
 
 
-@pytest.mark.parametrize("url, fields", ENDPOINTS)
+@pytest.mark.parametrize(("url", "fields"), ENDPOINTS)
 def test_ffmpeg_exit_zero_without_output_is_500(api, clips, settings, tmp_path, url, fields):
     settings.VIDEOAPI_FFMPEG = fake_ffmpeg(tmp_path, "exit 0")
     r = post(api, url, {"video": clips.basic, **fields})

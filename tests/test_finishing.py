@@ -152,7 +152,7 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize("content, line, message", MALFORMED)
+@pytest.mark.parametrize(("content", "line", "message"), MALFORMED)
 def test_malformed_captions_name_the_line(api, clips, tmp_path, content, line, message):
     path = tmp_path / "c.srt"
     path.write_text(content, encoding="utf-8")
@@ -228,7 +228,7 @@ def red(frame):
     return (frame[..., 0] > 170) & (frame[..., 1] < 90) & (frame[..., 2] < 90)
 
 
-@pytest.mark.parametrize("canvas, position", [("16:9", "top-left"), ("9:16", "top-right"), ("1:1", "bottom-left"),
+@pytest.mark.parametrize(("canvas", "position"), [("16:9", "top-left"), ("9:16", "top-right"), ("1:1", "bottom-left"),
                                               ("4:5", "bottom-right")])
 def test_logo_in_its_corner_inside_the_safe_margin(api, grey, logos, tmp_path, canvas, position):
     r = post(api, "/api/trim", {"video": grey, "start": "0", "canvas": canvas, "fit": "cover", "logo": logos["png"],
@@ -270,7 +270,7 @@ def test_svg_and_bomb_logos_are_refused_before_decoding(api, clips, logos, tmp_p
     assert RenderLog.objects.filter(ffmpeg_argv=[]).count() == 3
 
 
-@pytest.mark.parametrize("field, value", [("logo_size", "0.6"), ("logo_opacity", "2"), ("logo_position", "middle"),
+@pytest.mark.parametrize(("field", "value"), [("logo_size", "0.6"), ("logo_opacity", "2"), ("logo_position", "middle"),
                                           ("music_volume", "3"), ("ducking", "perhaps")])
 def test_bad_finishing_values_name_the_field(api, clips, field, value):
     r = post(api, "/api/trim", {"video": clips.basic, "start": "0", field: value})

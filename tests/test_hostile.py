@@ -106,7 +106,7 @@ def test_decompression_bomb_avatar(api, corpus, clips, tmp_path):
     assert r.status_code == 400 and "4096 px a side" in json.loads(r.body)["fields"]["avatar"][0]
 
 
-@pytest.mark.parametrize("value, statuses", [
+@pytest.mark.parametrize(("value", "statuses"), [
     ("nul\x00inside", {400}),
     ("\u202eevil.exe\u202c name", {200}),  # bidi controls: drawn as the algorithm orders them
     ("a" + "\u0301" * 79, {200}),  # a stack of combining marks within the length limit

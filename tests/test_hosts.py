@@ -17,7 +17,7 @@ from .test_ops import make_leftover, sweep_cmd
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("peer, forwarded, expected", [
+@pytest.mark.parametrize(("peer", "forwarded", "expected"), [
     ("203.0.113.9", "", "203.0.113.9"),                      # no proxy
     ("203.0.113.9", "198.51.100.1", "203.0.113.9"),          # an untrusted peer's header is ignored
     ("127.0.0.1", "198.51.100.1", "198.51.100.1"),           # nginx on loopback

@@ -109,7 +109,7 @@ def costly(tmp_path_factory):
     }
 
 
-@pytest.mark.parametrize("kind, setting, limit, words", [
+@pytest.mark.parametrize(("kind", "setting", "limit", "words"), [
     ("pixels", "VIDEOAPI_MAX_INPUT_PIXELS", 640 * 360, "VIDEOAPI_MAX_INPUT_PIXELS"),
     ("fps", "VIDEOAPI_MAX_INPUT_FPS", 240, "at most 240 fps"),
     ("channels", "VIDEOAPI_MAX_AUDIO_CHANNELS", 16, "at most 16 are accepted"),

@@ -15,7 +15,7 @@ from .conftest import post
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("header, wanted", [
+@pytest.mark.parametrize(("header", "wanted"), [
     ("respond-async", True), ("respond-async, wait=10", True), ("wait=5; x, Respond-Async", True),
     ("respond-async; foo=bar", True), ("", False), ("return=minimal", False), ("respond-asynchronous", False),
 ])
@@ -23,7 +23,7 @@ def test_prefer_respond_async(header, wanted):
     assert prefers_async(RequestFactory().post("/", HTTP_PREFER=header)) is wanted
 
 
-@pytest.mark.parametrize("header, size, span", [
+@pytest.mark.parametrize(("header", "size", "span"), [
     ("", 100, None), ("bytes=0-9", 100, (0, 9)), ("bytes=90-", 100, (90, 99)), ("bytes=-10", 100, (90, 99)),
     ("bytes=-500", 100, (0, 99)), ("bytes=50-500", 100, (50, 99)), ("bytes=0-9,20-29", 100, None),
     ("items=0-9", 100, None), ("bytes=-", 100, None), ("bytes=9-3", 100, None), ("bytes=150-20", 100, None),
@@ -180,7 +180,7 @@ def test_any_spelling_of_a_job_id_finds_it_and_a_non_uuid_is_a_json_404(api, cli
     assert api.delete(f"/api/jobs/{job.upper()}").status_code == 204
 
 
-@pytest.mark.parametrize("key, taken", [("trim-clip-1", True), ("a b:c/d=e", True), ("ключ", False),
+@pytest.mark.parametrize(("key", "taken"), [("trim-clip-1", True), ("a b:c/d=e", True), ("ключ", False),
                                         ("café", False), ("tab\there", False), ("x" * 255, True), ("x" * 256, False)])
 def test_an_idempotency_key_is_visible_ascii(api, clips, key, taken):
     header = key.encode("utf-8").decode("latin-1")  # as a WSGI server hands a UTF-8 header to Django

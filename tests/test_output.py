@@ -52,7 +52,7 @@ def test_preset_sizes_keep_the_configured_short_side():
                                                                             (720, 900)]
 
 
-@pytest.mark.parametrize("field, value, message", [
+@pytest.mark.parametrize(("field", "value", "message"), [
     ("canvas", "3:2", "16:9"), ("canvas", "1001x720", "even"), ("canvas", "100x720", "128-3840"),
     ("canvas", "3840x3840", "area"), ("fit", "stretch", "valid choice"), ("fps", "29.97", "valid choice"),
     ("quality", "ultra", "valid choice"), ("canvas", "", None),
@@ -133,7 +133,7 @@ def test_colours_and_box_alpha(api, grey, tmp_path):
     assert log.params["spec"]["style"]["box_color"] == "#00C00033"
 
 
-@pytest.mark.parametrize("field, value", [("text_color", "red"), ("box_color", "#12345"), ("accent_color", "#GGGGGG")])
+@pytest.mark.parametrize(("field", "value"), [("text_color", "red"), ("box_color", "#12345"), ("accent_color", "#GGGGGG")])
 def test_bad_colours_are_400(api, clips, field, value):
     r = post(api, url("intro"), {"video": clips.basic, "full_name": "A", "role": "R", "team": "T", field: value})
     assert r.status_code == 400 and "#RRGGBB" in json.loads(r.body)["fields"][field][0]

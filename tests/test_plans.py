@@ -85,7 +85,7 @@ def spy(monkeypatch):
     return seen
 
 
-@pytest.mark.parametrize("path, fields", REQUESTS, ids=[f"{p}-{i}" for i, (p, _f) in enumerate(REQUESTS)])
+@pytest.mark.parametrize(("path", "fields"), REQUESTS, ids=[f"{p}-{i}" for i, (p, _f) in enumerate(REQUESTS)])
 def test_every_plan_round_trips_and_runs_the_same(api, clips, spy, path, fields):
     data = {"video": clips.basic}
     for key, value in fields.items():

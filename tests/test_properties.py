@@ -134,7 +134,7 @@ def test_text_fields_give_drawable_text_or_a_field_error(raw, multiline):
         assert not set(value) & {"\r", "\x85", "\u2028", "\u2029"}
 
 
-@pytest.mark.parametrize("raw, expected", [
+@pytest.mark.parametrize(("raw", "expected"), [
     ("a\u2066b\u2069c", "a\u2066b\u2069c"),  # each isolate control is kept: it is drawn as Unicode says
     ("\u2067\u05e9\u05dc\u05d5\u05dd 42\u2069 team", None), ("\u2068x", None), ("x\u2069", None),
     ("one\u2028two\u2029three\r\nfour\x85five", "one\ntwo\nthree\nfour\nfive"),  # every line break is one
@@ -143,7 +143,7 @@ def test_text_fields_keep_isolates_and_every_kind_of_line_break(raw, expected):
     assert TextField(max_length=80, multiline=True).run_validation(raw) == (expected or raw)
 
 
-@pytest.mark.parametrize("raw, message", [
+@pytest.mark.parametrize(("raw", "message"), [
     ("one\u2028two", "line breaks are not allowed here"), ("one\u2029two", "line breaks are not allowed here"),
     ("one\x85two", "line breaks are not allowed here"), ("tab\there", "control characters are not allowed"),
     ("\u2066\u2069", "has nothing to draw"), ("\u200d\u00ad\ufe0f", "has nothing to draw"),
@@ -354,7 +354,7 @@ def test_every_typed_field_answers_200_or_a_400_naming_it(api, short_clip, view)
     check()
 
 
-@pytest.mark.parametrize("path, field", [(p, f) for p, values in BASE.items() if "/render" in p
+@pytest.mark.parametrize(("path", "field"), [(p, f) for p, values in BASE.items() if "/render" in p
                                           for f in values if f != "start"])
 def test_bidi_isolates_in_template_text_are_drawn(api, short_clip, path, field):
     """The 500 this file was extended for: U+2066..U+2069 in template text (python-bidi asserted on them)."""

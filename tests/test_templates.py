@@ -114,7 +114,7 @@ def open_graph_text(log):
     return " ".join(" ".join(argv) for argv in log.ffmpeg_argv)
 
 
-@pytest.mark.parametrize("name, field", [(n, f) for n in NAMES for f in ["video", *REQUIRED[n]]])
+@pytest.mark.parametrize(("name", "field"), [(n, f) for n in NAMES for f in ["video", *REQUIRED[n]]])
 def test_required_field_missing(api, clips, name, field):
     data = {"video": clips.basic, **REQUIRED[name]}
     data.pop(field)
@@ -124,7 +124,7 @@ def test_required_field_missing(api, clips, name, field):
     assert body["code"] == "invalid_input" and field in body["fields"]
 
 
-@pytest.mark.parametrize("name, field", [(n, f) for n in NAMES for f in REQUIRED[n] if f != "steps"])
+@pytest.mark.parametrize(("name", "field"), [(n, f) for n in NAMES for f in REQUIRED[n] if f != "steps"])
 def test_blank_required_text_counts_as_missing(api, clips, name, field):
     r = post(api, url(name), {"video": clips.basic, **REQUIRED[name], field: "   "})
     assert r.status_code == 400
@@ -132,7 +132,7 @@ def test_blank_required_text_counts_as_missing(api, clips, name, field):
 
 
 @pytest.mark.parametrize(
-    "name, field, limit",
+    ("name", "field", "limit"),
     [(n, f, LIMITS[f]) for n in NAMES for f in REQUIRED[n] if f in LIMITS]
     + [(n, f, limit) for n, fields in OPTIONAL_TEXT.items() for f, limit in fields.items()],
 )
@@ -145,7 +145,7 @@ def test_text_limits(api, clips, name, field, limit):
 
 
 @pytest.mark.parametrize(
-    "name, fields, field",
+    ("name", "fields", "field"),
     [
         ("how-it-works", {"steps": [f"s{i}" for i in range(9)]}, "steps"),
         ("how-it-works", {"steps": ["x" * 101]}, "steps"),
@@ -288,7 +288,7 @@ def test_persona_avatar_is_drawn(api, still, clips, tmp_path):
     assert sorted(i["kind"] for i in log.inputs) == ["image", "video"]
 
 
-@pytest.mark.parametrize("fixture, status", [("text", 415), ("basic", 415)])
+@pytest.mark.parametrize(("fixture", "status"), [("text", 415), ("basic", 415)])
 def test_persona_avatar_must_be_an_image(api, clips, fixture, status):
     r = post(api, url("persona"), {"video": clips.basic, "name": "Ada", "avatar": getattr(clips, fixture)})
     assert r.status_code == status
@@ -302,7 +302,7 @@ def test_persona_avatar_too_large(api, clips, tmp_path):
     assert "4096" in json.loads(r.body)["fields"]["avatar"][0]
 
 
-@pytest.mark.parametrize("speed, length", [("2", 1.0), ("0.5", 4.0), ("0.25", 8.0)])
+@pytest.mark.parametrize(("speed", "length"), [("2", 1.0), ("0.5", 4.0), ("0.25", 8.0)])
 def test_demo_speed_changes_picture_and_sound(api, clips, tmp_path, speed, length):
     r = post(api, url("demo"), {"video": clips.basic, "title": "Demo", "speed": speed})
     assert r.status_code == 200

@@ -99,7 +99,7 @@ def test_preview_jpg_is_the_frame_at_start(api, clips, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "fields, field, fragment",
+    ("fields", "field", "fragment"),
     [
         ({}, "start", "required"),
         ({"start": "abc"}, "start", "seconds"),
@@ -131,7 +131,7 @@ def test_trim_invalid_input(api, clips, fields, field, fragment):
 
 
 @pytest.mark.parametrize(
-    "fields, field",
+    ("fields", "field"),
     [
         ({"start": "0", "height": "100"}, "height"),
         ({"start": "0", "height": "721"}, "height"),
@@ -160,7 +160,7 @@ def test_missing_video(api):
 
 @pytest.mark.parametrize("url", ["/api/trim", "/api/trim/preview"])
 @pytest.mark.parametrize(
-    "name, status, code",
+    ("name", "status", "code"),
     [
         ("text", 415, "unsupported_media"),
         ("playlist", 415, "unsupported_media"),

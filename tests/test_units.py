@@ -19,7 +19,7 @@ INFO = MediaInfo(demuxer="mov", size=1, duration=2.0, video_codec="h264", width=
 HOUSE = OutputSpec(width=1280, height=720, fps=30)
 
 
-@pytest.mark.parametrize("raw, value", [("2", 2), ("2.5", 2.5), (".5", 0.5), ("01:02", 62), ("1:02:03.250", 3723.25),
+@pytest.mark.parametrize(("raw", "value"), [("2", 2), ("2.5", 2.5), (".5", 0.5), ("01:02", 62), ("1:02:03.250", 3723.25),
                                         ("00:00.5", 0.5), (" 3 ", 3)])
 def test_parse_time(raw, value):
     assert parse_time(raw) == pytest.approx(value)
@@ -32,7 +32,7 @@ def test_parse_time_rejects(raw):
 
 
 @pytest.mark.parametrize(
-    "raw, name",
+    ("raw", "name"),
     [
         ("final", "final.mp4"),
         ("final.mp4", "final.mp4"),

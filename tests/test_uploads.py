@@ -260,11 +260,11 @@ def test_a_client_hanging_up_mid_upload_is_recorded_as_its_abort(token, clips):
     body, _ctype = multipart(fields)
     video_part = body.index(b'name="video"')
     cases = [
-        ("length, cut between parts", dict(keep=body.rindex(b"--", 0, video_part))),
-        ("length, cut mid-file", dict(keep=len(body) // 2)),
-        ("length, cut mid-file by a reset", dict(keep=len(body) // 2, reset=True)),
-        ("chunked, cut mid-chunk", dict(keep=len(body) // 2, chunked=True)),
-        ("chunked, cut before a chunk's CRLF", dict(keep=len(body) // 2, chunked=True, cut="before-crlf")),
+        ("length, cut between parts", {"keep": body.rindex(b"--", 0, video_part)}),
+        ("length, cut mid-file", {"keep": len(body) // 2}),
+        ("length, cut mid-file by a reset", {"keep": len(body) // 2, "reset": True}),
+        ("chunked, cut mid-chunk", {"keep": len(body) // 2, "chunked": True}),
+        ("chunked, cut before a chunk's CRLF", {"keep": len(body) // 2, "chunked": True, "cut": "before-crlf"}),
     ]
     seen = []
     with gunicorn(workers=1) as (address, _proc):

@@ -215,7 +215,7 @@ def deliver(delivery, seconds=20):
 
 # ---- deliveries ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("event,status", [("render.succeeded", "succeeded"), ("render.failed", "failed"),
+@pytest.mark.parametrize(("event", "status"), [("render.succeeded", "succeeded"), ("render.failed", "failed"),
                                           ("render.cancelled", "cancelled")])
 def test_each_event_arrives_signed_with_the_keys_secret_and_the_job(receiver, private_ok, client_key, event, status):
     url, path = receiver.url("ok", client_key.webhook_secret)
@@ -389,7 +389,7 @@ def refusal(url):
     return None if form.is_valid() else form.errors["callback_url"][0]
 
 
-@pytest.mark.parametrize("url,says", [
+@pytest.mark.parametrize(("url", "says"), [
     ("http://127.0.0.1:9/hook", "127.0.0.1, a loopback address"),
     ("http://[::1]:9/hook", "::1, a loopback address"),
     ("http://localhost:9/hook", "localhost resolves to 127.0.0.1, a loopback address"),
@@ -411,7 +411,7 @@ def test_non_public_targets_are_refused_naming_the_address(settings, url, says):
     assert says in message and "callbacks go to public addresses only" in message, message
 
 
-@pytest.mark.parametrize("url,says", [
+@pytest.mark.parametrize(("url", "says"), [
     ("file:///etc/passwd", "must be an http or https URL"),
     ("ftp://example.com/hook", "must be an http or https URL"),
     ("gopher://127.0.0.1:25/", "must be an http or https URL"),

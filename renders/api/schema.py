@@ -27,9 +27,9 @@ from renders.api.authentication import keys_required
 from renders.api.fields import Published
 from renders.api.serializers import JoinSerializer
 from renders.errors import CODES
+from renders.media.spec import FPS_CHOICES
 from renders.models import JobStatus
 from renders.representation import JobSerializer
-from renders.media.spec import FPS_CHOICES
 
 
 class ErrorSerializer(serializers.Serializer):

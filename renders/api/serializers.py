@@ -205,7 +205,7 @@ class ConcatenateMultipartSerializer(JoinSerializer):
 
     def to_internal_value(self, data):
         errors, segments, orders = {}, {}, {}
-        for key in data.keys():
+        for key in data:
             values = data.getlist(key) if hasattr(data, "getlist") else [data[key]]
             for pattern, bucket in ((SEGMENT_RE, segments), (ORDER_RE, orders)):
                 match = pattern.match(key)

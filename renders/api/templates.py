@@ -7,8 +7,8 @@ probing, rendering, logging, cleanup) is shared. To add a template, add one
 declaration to `TEMPLATES`.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from rest_framework import serializers
 

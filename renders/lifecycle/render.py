@@ -156,8 +156,8 @@ class Render:
         recorded only while the job is still rendering (a cancel that came first wins: Stopped)."""
         size = self.require_output(result.path)
         finished = timezone.now()
-        fields = dict(status=RenderLog.Status.SUCCEEDED, http_status=200, output_size=size,
-                      render_finished_at=finished, details=result.details)
+        fields = {"status": RenderLog.Status.SUCCEEDED, "http_status": 200, "output_size": size,
+                      "render_finished_at": finished, "details": result.details}
         if self.log.is_job:
             fields.update(progress=1.0, eta_seconds=None,
                           result={"file": result.path.name, "filename": result.filename,
@@ -187,7 +187,7 @@ class Render:
         answer = answer_for(exc)
         status = log_status_for(answer.status)
         now = timezone.now()
-        fields = dict(status=status, http_status=answer.status, error_code=answer.code, error_message=answer.detail)
+        fields = {"status": status, "http_status": answer.status, "error_code": answer.code, "error_message": answer.detail}
         if self.log.render_started_at:
             fields["render_finished_at"] = now
         if not self._accepted:

@@ -275,7 +275,7 @@ class Worker:
                     next_resume = next_resume if now < next_resume else now + RESUME_WEBHOOKS_EVERY
                 self.wake.clear()  # a task ending from here on wakes the wait below at once
                 try:
-                    if any([lane.claim_one() for lane in self.lanes]):
+                    if any(lane.claim_one() for lane in self.lanes):
                         continue  # more may be waiting: claim again at once
                     if self.batch and not any(lane.running for lane in self.lanes) and taskqueue.queued_tasks() == 0:
                         break

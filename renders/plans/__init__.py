@@ -221,7 +221,7 @@ class TemplatePlan:
         return self.length
 
 
-Plan = Annotated[Union[TrimPlan, PreviewPlan, JoinPlan, TemplatePlan], Field(discriminator="kind")]
+Plan = Annotated[TrimPlan | PreviewPlan | JoinPlan | TemplatePlan, Field(discriminator="kind")]
 _ADAPTER = TypeAdapter(Plan)
 
 

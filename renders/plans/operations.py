@@ -10,9 +10,9 @@ request or, later, in another process.
 """
 
 import functools
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Generator
 
 from renders.media import builders, captions, loudness
 from renders.media.probe import keyframe_at_or_before
