@@ -27,17 +27,17 @@ os.environ.setdefault("VIDEOAPI_STATE_DIR", os.path.join(tempfile.gettempdir(), 
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver")
 os.environ.setdefault("VIDEOAPI_LOG_LEVEL", "WARNING")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.utils import timezone  # noqa: E402
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
 
-from renders.models import RenderLog  # noqa: E402
+from renders.models import RenderLog
 
 ENDPOINTS = ["intro", "trim", "concatenate", "closing", "trim-preview", "demo", "persona"]
 

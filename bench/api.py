@@ -60,17 +60,17 @@ ENV = {
 }
 os.environ.update(ENV)
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from django.core.management import call_command  # noqa: E402
+from django.core.management import call_command
 
 from renders.media import (
-    builders,  # noqa: E402
+    builders,
     ffmpeg,
 )
-from tests.server import gunicorn, multipart_parts  # noqa: E402
+from tests.server import gunicorn, multipart_parts
 
 TEMP_ROOT = Path(ENV["VIDEOAPI_TEMP_ROOT"])
 INTRO = {"full_name": "Ada Lovelace", "role": "Head of Engineering", "team": "Analytical Engines"}
@@ -377,7 +377,8 @@ def main():
                         default=["warm", "first", "upload", "throughput"])
     options = parser.parse_args()
     call_command("migrate", verbosity=0)
-    call_command("ensure_admin", stdout=open(os.devnull, "w"))
+    with open(os.devnull, "w") as quiet:
+        call_command("ensure_admin", stdout=quiet)
     from django.contrib.auth import get_user_model
 
     from renders.models import ClientKey

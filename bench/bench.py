@@ -31,16 +31,16 @@ os.environ.setdefault("VIDEOAPI_STATE_DIR", STATE.name)
 os.environ.setdefault("VIDEOAPI_AUTH", "none")  # the in-process API rows need no token
 os.environ.setdefault("VIDEOAPI_LOG_LEVEL", "WARNING")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
 from renders.media import (
-    builders,  # noqa: E402
+    builders,
     ffmpeg,
 )
-from renders.media.probe import probe_video  # noqa: E402
-from renders.media.spec import house_format  # noqa: E402
+from renders.media.probe import probe_video
+from renders.media.spec import house_format
 
 
 def run(args, cwd):

@@ -46,18 +46,18 @@ os.environ.setdefault("VIDEOAPI_STATE_DIR", STATE.name)
 os.environ["VIDEOAPI_CANVAS"] = "320x180"
 os.environ["VIDEOAPI_FPS"] = "30"
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-import av  # noqa: E402
+import av
 
 from renders.media import (
-    builders,  # noqa: E402
+    builders,
     ffmpeg,
 )
-from renders.media.probe import probe_video  # noqa: E402
-from renders.media.spec import house_format  # noqa: E402
+from renders.media.probe import probe_video
+from renders.media.spec import house_format
 
 RATE, FPS, AAC = 48000, 30, 1024
 

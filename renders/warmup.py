@@ -25,7 +25,7 @@ def warm():
     started = time.monotonic()
     from django.urls import get_resolver
 
-    get_resolver().url_patterns  # imports every view, serializer, template declaration
+    get_resolver().url_patterns  # noqa: B018  (reading it imports every view, serializer, template declaration)
     from renders.media import fonts, text
     from renders.media.ffmpeg import ffmpeg_binary
 

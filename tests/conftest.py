@@ -147,14 +147,14 @@ def post(client, url, data, **extra):
     payload = {}
     for key, value in data.items():
         if isinstance(value, Path):
-            handle = open(value, "rb")
+            handle = open(value, "rb")  # noqa: SIM115  (closed after the request)
             opened.append(handle)
             payload[key] = handle
         elif isinstance(value, list):
             items = []
             for item in value:
                 if isinstance(item, Path):
-                    handle = open(item, "rb")
+                    handle = open(item, "rb")  # noqa: SIM115  (closed after the request)
                     opened.append(handle)
                     items.append(handle)
                 else:

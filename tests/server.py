@@ -28,7 +28,7 @@ def wait_port(port, proc, log, seconds=30):
             return
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server on port {port} did not start: {log()}")
+                raise RuntimeError(f"server on port {port} did not start: {log()}") from None
             time.sleep(0.1)
 
 
@@ -47,7 +47,7 @@ def gunicorn(extra_env=None, workers=2, threads=4):
            "PROMETHEUS_MULTIPROC_DIR": server_metrics_dir(),
            "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": str(threads), "GUNICORN_ACCESS_LOG": "",
            **(extra_env or {})}
-    log = open(Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"gunicorn-{port}.log", "wb")
+    log = open(Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"gunicorn-{port}.log", "wb")  # noqa: SIM115  (the server's)
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "videoapi" / "gunicorn.conf.py")],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -155,7 +155,7 @@ def render_worker(extra_env=None, args=()):
     SIGKILL after 20 s) when the block ends. Yields the process."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PROMETHEUS_MULTIPROC_DIR": server_metrics_dir(),
            **(extra_env or {})}
-    log = open(Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"worker-{uuid.uuid4().hex[:8]}.log", "wb")
+    log = open(Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"worker-{uuid.uuid4().hex[:8]}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "manage.py", "render_worker", "--interval", "0.05", *args],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     proc.log_path = Path(log.name)

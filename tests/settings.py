@@ -27,7 +27,7 @@ for key, value in {
 }.items():
     os.environ.setdefault(key, value)
 
-from videoapi.settings import *  # noqa: E402,F401,F403
+from videoapi.settings import *  # noqa: E402, F403
 
 DATABASES["default"]["TEST"] = {"NAME": DATABASES["default"]["NAME"]}  # noqa: F405  (a file gunicorn can share)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

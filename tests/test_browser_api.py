@@ -56,16 +56,16 @@ def test_front_end_on_another_origin(browser, token, clips, tmp_path):  # noqa: 
     site.mkdir()
     (site / "index.html").write_text(PAGE)
     shutil.copy(clips.basic, site / "clip.mp4")
-    with static_site(site, "127.0.0.1") as allowed, static_site(site, "127.0.0.2") as stranger:
-        with gunicorn({"VIDEOAPI_CORS_ALLOWED_ORIGINS": allowed}) as (address, _proc):
-            api = f"http://{address}"
-            results = {}
-            for name, origin in (("allowed", allowed), ("stranger", stranger)):
-                page = browser.new_page()
-                page.goto(f"{origin}/index.html")
-                page.wait_for_function("document.getElementById('state').textContent === 'ready'")
-                results[name] = page.evaluate("([api, token]) => upload(api, token)", [api, token])
-                page.close()
+    with static_site(site, "127.0.0.1") as allowed, static_site(site, "127.0.0.2") as stranger, \
+            gunicorn({"VIDEOAPI_CORS_ALLOWED_ORIGINS": allowed}) as (address, _proc):
+        api = f"http://{address}"
+        results = {}
+        for name, origin in (("allowed", allowed), ("stranger", stranger)):
+            page = browser.new_page()
+            page.goto(f"{origin}/index.html")
+            page.wait_for_function("document.getElementById('state').textContent === 'ready'")
+            results[name] = page.evaluate("([api, token]) => upload(api, token)", [api, token])
+            page.close()
     ok = results["allowed"]
     assert ok.get("status") == 200, ok
     assert ok["type"] == "video/mp4" and ok["size"] > 10_000 and "trim.mp4" in ok["disposition"]

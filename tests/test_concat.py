@@ -57,7 +57,8 @@ def test_concatenate_house_inputs_by_copy(api, house, tmp_path):
     assert_house(info, 3.0)
     assert_sequence(out, ["blue", "red", "green"])
     log = RenderLog.objects.get(id=r["X-Render-Id"])
-    assert log.details["mode"] == "copy" and [item["field"] for item in log.params["inputs"]] == ["videos[0]", "videos[1]", "videos[2]"]
+    assert log.details["mode"] == "copy"
+    assert [item["field"] for item in log.params["inputs"]] == ["videos[0]", "videos[1]", "videos[2]"]
     assert "-c:v copy" in " ".join(log.ffmpeg_argv[0]) and "libx264" not in " ".join(log.ffmpeg_argv[0])
 
 
@@ -113,7 +114,8 @@ def test_multipart_orders_by_order_fields(api, house, tmp_path):
     assert r.status_code == 200, r.body[:300]
     out = save(r, tmp_path / "o.mp4")
     assert_sequence(out, ["green", "blue", "red"])
-    assert [item["field"] for item in RenderLog.objects.get(id=r["X-Render-Id"]).params["inputs"]] == ["segment_1", "segment_7", "segment_0"]
+    inputs = RenderLog.objects.get(id=r["X-Render-Id"]).params["inputs"]
+    assert [item["field"] for item in inputs] == ["segment_1", "segment_7", "segment_0"]
 
 
 def test_multipart_segment_without_order_sorts_by_index(api, house, tmp_path):
@@ -122,7 +124,8 @@ def test_multipart_segment_without_order_sorts_by_index(api, house, tmp_path):
     })
     assert r.status_code == 200
     # keys: segment_0 -> 0, segment_1 -> 1, segment_2 -> 1 (explicit); ties broken by index
-    assert [item["field"] for item in RenderLog.objects.get(id=r["X-Render-Id"]).params["inputs"]] == ["segment_0", "segment_1", "segment_2"]
+    inputs = RenderLog.objects.get(id=r["X-Render-Id"]).params["inputs"]
+    assert [item["field"] for item in inputs] == ["segment_0", "segment_1", "segment_2"]
     assert_sequence(save(r, tmp_path / "o.mp4"), ["green", "blue", "red"])
 
 

@@ -137,7 +137,7 @@ def test_units_security_ratings(tmp_path):
     analyze = systemd_analyze()
     ratings = {path.name: exposure(analyze, path) for path in units_here(tmp_path, SERVICES)}
     assert ratings["videoapi.service"] <= SERVICE_EXPOSURE_BOUND, ratings
-    for name, rating in ratings.items():  # the timers' and the migration's units are no looser than the service
+    for _name, rating in ratings.items():  # the timers' and the migration's units are no looser than the service
         assert rating <= ratings["videoapi.service"], ratings
     # the rating reads the sandbox: the same unit without its syscall filter and capability limit rates worse
     loose = tmp_path / "loose.service"
@@ -206,7 +206,8 @@ def test_service_renders_under_the_units_system_call_filters(tmp_path, token, cl
         with render_worker(env) as worker:
             def filtered():  # the filters are installed as its Python starts
                 status = Path(f"/proc/{worker.pid}/status").read_text()
-                return re.search(r"^Seccomp_filters:\s+2$", status, re.M) and re.search(r"^NoNewPrivs:\s+1$", status, re.M)
+                return (re.search(r"^Seccomp_filters:\s+2$", status, re.M)
+                        and re.search(r"^NoNewPrivs:\s+1$", status, re.M))
 
             assert wait_for(filtered, seconds=10)
             code, _, job = submit(address, token, fields={"video": clips.basic, "start": "0.5", "end": "1.5"})
@@ -441,7 +442,8 @@ def test_readme_quotes_the_shipped_files():
 def test_nginx_site_matches_the_service_settings(tmp_path):
     text = (DEPLOY / "nginx" / "videoapi.conf").read_text()
     directives = dict(re.findall(r"^\s*(\w+)\s+([^;{]+);", text, re.M))
-    assert int(directives["client_max_body_size"]) == production_settings.DEFAULT_MAX_UPLOAD_BYTES == int(SHIPPED_BODY_LIMIT)
+    assert (int(directives["client_max_body_size"]) == production_settings.DEFAULT_MAX_UPLOAD_BYTES
+            == int(SHIPPED_BODY_LIMIT))
     assert directives["proxy_request_buffering"] == "off"
     assert directives["proxy_max_temp_file_size"] == "0"
     assert directives["limit_conn"].startswith("videoapi_per_client") and directives["client_body_timeout"] == "30s"
@@ -472,7 +474,8 @@ def serve_here(directory: Path):
     (scripts / "serve").write_text(serve)
     (scripts / "serve").chmod(0o755)
     (scripts / "bootstrap.sh").write_text(
-        f"set -euo pipefail\ncd {shlex.quote(str(ROOT))}\nexport PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH\n")
+        f"set -euo pipefail\ncd {shlex.quote(str(ROOT))}\n"
+        f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH\n")
     (scripts / "system-packages.sh").write_text("ensure_packages() { :; }\nFONT_PACKAGES_LIST=()\n")
     return scripts / "serve"
 
@@ -524,7 +527,8 @@ def worker_of(pid):
 
 @contextlib.contextmanager
 def served_by_script(directory: Path, **extra_env):
-    """scripts/serve running in a process group of its own (as in a terminal): (address, gunicorn master, worker pid)."""
+    """scripts/serve running in a process group of its own (as in a terminal): (address, gunicorn master,
+    worker pid, log)."""
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "VIDEOAPI_BIND": f"127.0.0.1:{port}",
            "GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "4", "GUNICORN_ACCESS_LOG": "", "VIDEOAPI_WARM_WORKERS": "0",

@@ -66,7 +66,7 @@ def test_api_survives_generated_requests(api_schema, live, token):
         @given(case=operation.as_strategy())
         @hsettings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                    suppress_health_check=list(HealthCheck))
-        def check(case):
+        def check(case, operation=operation):
             response = case.call(headers={"Authorization": f"Token {token}"}, timeout=120)
             seen.setdefault(operation.label, set()).add(response.status_code)
             assert response.status_code < 500 or response.status_code in (503, 507), \
@@ -104,7 +104,8 @@ def test_the_jobs_operations_and_options_pass_every_check(live, token, tmp_path)
     status, _head, job = submit(live["address"], token, fields={"video": live["clip_path"], "start": "0"})
     assert status == 202  # a real job (queued: no worker here) for the operations that take an id
     result = subprocess.run(
-        [str(cli), "--config-file", str(config), "run", str(live["schema"]), "--url", f"http://{live['address']}", "--checks", "all",
+        [str(cli), "--config-file", str(config), "run", str(live["schema"]), "--url", f"http://{live['address']}",
+         "--checks", "all",
          # DELETE cancels a job, which the contract keeps visible as `cancelled` (its client asks what became
          # of it): not a deletion, so "still there after DELETE" is what must happen
          "--exclude-checks", "use_after_free",

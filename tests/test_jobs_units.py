@@ -150,7 +150,8 @@ def test_a_cursor_the_service_did_not_make_is_400_naming_it(api, cursor):
 
 def test_a_cursor_the_service_made_is_followed(api, clips):
     for _ in range(3):
-        assert post(api, "/api/trim", {"video": clips.basic, "start": "0"}, HTTP_PREFER="respond-async").status_code == 202
+        r = post(api, "/api/trim", {"video": clips.basic, "start": "0"}, HTTP_PREFER="respond-async")
+        assert r.status_code == 202
     first = api.get("/api/jobs?limit=2").json()
     assert len(first["results"]) == 2 and first["next"]
     rest = api.get(first["next"].split("testserver", 1)[-1]).json()
@@ -369,7 +370,8 @@ def test_readyz_fails_naming_the_worker_once_its_heartbeat_is_older_than_the_lea
 
     settings.VIDEOAPI_JOB_LEASE = 10
     r = client.get("/readyz")
-    assert r.status_code == 200 and "no render_worker seen" in r.json()["checks"]["render_worker"]["detail"]  # may be starting
+    # may be starting
+    assert r.status_code == 200 and "no render_worker seen" in r.json()["checks"]["render_worker"]["detail"]
     jobs.heartbeat()
     r = client.get("/readyz")
     assert r.status_code == 200 and r.json()["checks"]["render_worker"]["ok"] is True

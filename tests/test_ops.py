@@ -133,8 +133,8 @@ def test_undeletable_file_is_recorded_shown_and_repaired(api, clips, admin_clien
 def test_admin_retry_cleanup_action(admin_client):
     render_id, path = make_leftover(status=RenderLog.Status.SUCCEEDED)
     RenderLog.objects.filter(id=render_id).update(cleanup_status="failed", cleanup_error="EPERM")
-    r = admin_client.post("/admin/renders/renderlog/", {"action": "retry_cleanup", "index": 0, "_selected_action": [render_id]},
-                          follow=True)
+    r = admin_client.post("/admin/renders/renderlog/",
+                          {"action": "retry_cleanup", "index": 0, "_selected_action": [render_id]}, follow=True)
     assert "Cleaned 1, still in use 0, failed again 0" in r.content.decode()
     assert not path.exists()
     assert RenderLog.objects.get(id=render_id).cleanup_status == "deleted"
@@ -272,9 +272,8 @@ def test_slot_of_a_killed_process_is_freed(settings):
         os._exit(0)
     try:
         assert wait_for(lambda: slots.slots_in_use() == 1)
-        with pytest.raises(Exception) as busy:
-            with slots.render_slot():
-                pass
+        with pytest.raises(Exception) as busy, slots.render_slot():
+            pass
         assert busy.value.status_code == 503
     finally:
         os.kill(pid, 9)

@@ -143,7 +143,8 @@ def test_burst_never_exceeds_render_slots(token, clips, tmp_path):
 
 
 def test_slow_client_keeps_workspace_until_done(token, tmp_path):
-    big = media.make(tmp_path / "big.mp4", "-f", "lavfi", "-i", "nullsrc=s=640x360:r=25:d=1.2,geq=random(1)*255:128:128",
+    big = media.make(tmp_path / "big.mp4", "-f", "lavfi", "-i",
+                     "nullsrc=s=640x360:r=25:d=1.2,geq=random(1)*255:128:128",
                      "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", "25")
     with gunicorn() as (address, _proc):
         sock = raw_request(address, "/api/trim", {"video": big, "start": "0", "mode": "fast"}, token, rcvbuf=8192)

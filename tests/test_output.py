@@ -133,7 +133,8 @@ def test_colours_and_box_alpha(api, grey, tmp_path):
     assert log.params["spec"]["style"]["box_color"] == "#00C00033"
 
 
-@pytest.mark.parametrize(("field", "value"), [("text_color", "red"), ("box_color", "#12345"), ("accent_color", "#GGGGGG")])
+@pytest.mark.parametrize(("field", "value"),
+                         [("text_color", "red"), ("box_color", "#12345"), ("accent_color", "#GGGGGG")])
 def test_bad_colours_are_400(api, clips, field, value):
     r = post(api, url("intro"), {"video": clips.basic, "full_name": "A", "role": "R", "team": "T", field: value})
     assert r.status_code == 400 and "#RRGGBB" in json.loads(r.body)["fields"][field][0]
@@ -287,7 +288,8 @@ def test_frames_with_brand_colour_and_font_for_people_to_look_at(api, pattern, t
             assert edge.mean() > 15, canvas  # blur: picture to every edge
         drawn = np.abs(frame.astype(int) - before.astype(int)).max(axis=2) > 30
         red, green, blue = (frame[..., i].astype(int) for i in range(3))
-        orange = drawn & (red > 150) & (red - green > 50) & (red - blue > 80)  # the accent's hue, not the default yellow's
+        # the accent's hue, not the default yellow's
+        orange = drawn & (red > 150) & (red - green > 50) & (red - blue > 80)
         # measured at each canvas: ~160 text pixels (none before), ~130 orange, the box ~80 % of what is drawn
         assert near(frame, BRAND["text_color"], 24).sum() > 80 and not near(before, BRAND["text_color"], 24).any()
         assert orange.sum() > 60, canvas

@@ -91,7 +91,8 @@ def test_job_operations_are_described(client):
 
 def enum(doc, prop):
     """A property's enum, following drf-spectacular's component references."""
-    ref = prop.get("$ref") or next((p["$ref"] for p in prop.get("allOf", []) + prop.get("oneOf", []) if "$ref" in p), None)
+    ref = prop.get("$ref") or next((p["$ref"] for p in prop.get("allOf", []) + prop.get("oneOf", []) if "$ref" in p),
+                                   None)
     return doc["components"]["schemas"][ref.rsplit("/", 1)[1]]["enum"] if ref else prop["enum"]
 
 

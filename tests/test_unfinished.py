@@ -29,8 +29,9 @@ MEASURED = ('{"input_i" : "-27.70", "input_tp" : "-3.80", "input_lra" : "0.00", 
 
 def info(**changes) -> MediaInfo:
     described = {"demuxer": "mov", "size": 100_000, "duration": 2.0, "video_codec": "h264", "width": 320, "height": 180,
-                     "rotation": 0, "fps": 25.0, "sar": 1.0, "pix_fmt": "yuv420p", "audio_codec": "aac", "sample_rate": 48000,
-                     "channels": 2, "channel_layout": "stereo", "video_config": "v", "audio_config": "a"}
+                 "rotation": 0, "fps": 25.0, "sar": 1.0, "pix_fmt": "yuv420p", "audio_codec": "aac",
+                 "sample_rate": 48000, "channels": 2, "channel_layout": "stereo", "video_config": "v",
+                 "audio_config": "a"}
     return MediaInfo(**{**described, **changes})
 
 

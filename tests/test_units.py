@@ -19,8 +19,8 @@ INFO = MediaInfo(demuxer="mov", size=1, duration=2.0, video_codec="h264", width=
 HOUSE = OutputSpec(width=1280, height=720, fps=30)
 
 
-@pytest.mark.parametrize(("raw", "value"), [("2", 2), ("2.5", 2.5), (".5", 0.5), ("01:02", 62), ("1:02:03.250", 3723.25),
-                                        ("00:00.5", 0.5), (" 3 ", 3)])
+@pytest.mark.parametrize(("raw", "value"), [("2", 2), ("2.5", 2.5), (".5", 0.5), ("01:02", 62),
+                                            ("1:02:03.250", 3723.25), ("00:00.5", 0.5), (" 3 ", 3)])
 def test_parse_time(raw, value):
     assert parse_time(raw) == pytest.approx(value)
 

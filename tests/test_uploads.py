@@ -103,7 +103,8 @@ def open_files_under(path):
 
 
 def test_full_temp_disk_is_507_and_gives_its_space_back(api, clips, tmp_path, small_disk):
-    big = media.make(tmp_path / "big.mkv", "-f", "lavfi", "-i", "nullsrc=s=640x360:r=25:d=2.6,geq=random(1)*255:128:128",
+    big = media.make(tmp_path / "big.mkv", "-f", "lavfi", "-i",
+                     "nullsrc=s=640x360:r=25:d=2.6,geq=random(1)*255:128:128",
                      "-c:v", "ffv1")
     assert 13 * 1024 * 1024 < big.stat().st_size < settings.VIDEOAPI_MAX_UPLOAD_BYTES
     # declared length over the free space: refused before the body is read

@@ -88,7 +88,8 @@ def _secret_key():
 
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
+ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+                 if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 # Behind a TLS-terminating proxy (deploy/nginx): gunicorn trusts the proxy's
@@ -241,7 +242,8 @@ VIDEOAPI_AUDIO_BITRATE = env_str("VIDEOAPI_AUDIO_BITRATE", "160k")
 VIDEOAPI_PREVIEW_CRF = env_number("VIDEOAPI_PREVIEW_CRF", 30, int, minimum=0)
 VIDEOAPI_FONT = env_str("VIDEOAPI_FONT", "")  # empty: first bundled-system DejaVu Sans Bold found
 VIDEOAPI_FONTS_DIR = env_str("VIDEOAPI_FONTS_DIR", "")  # brand fonts a request may name (TTF/OTF)
-VIDEOAPI_MAX_CONCURRENT_RENDERS = env_number("VIDEOAPI_MAX_CONCURRENT_RENDERS", max(1, os.cpu_count() or 1), int, minimum=1)
+VIDEOAPI_MAX_CONCURRENT_RENDERS = env_number("VIDEOAPI_MAX_CONCURRENT_RENDERS", max(1, os.cpu_count() or 1), int,
+                                             minimum=1)
 # Threads per FFmpeg run (decoder, filters, x264): the cores shared out among the
 # render slots, so N slots never oversubscribe the host; 0 leaves it to FFmpeg
 # (a thread per core for every run). docs/BENCHMARKS.md has the measurements.
@@ -275,7 +277,8 @@ def env_delays(name, default):
     try:
         delays = tuple(float(part) for part in raw.split(",") if part.strip())
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be comma-separated seconds like 5,300,1800 (or none), got {raw!r}") from None
+        raise ImproperlyConfigured(
+            f"{name} must be comma-separated seconds like 5,300,1800 (or none), got {raw!r}") from None
     if any(not 0 <= d <= 7 * 86400 for d in delays) or len(delays) > 20:
         raise ImproperlyConfigured(f"{name} takes at most 20 delays of 0 to 604800 seconds each, got {raw!r}")
     return delays

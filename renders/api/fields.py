@@ -67,7 +67,8 @@ class BlankIsMissing:
 
 class TimeField(Published, BlankIsMissing, serializers.Field):
     option_type = "time"
-    default_error_messages = {"invalid": "{message}", "min": "must be at least {min} s", "max": "must be at most {max} s"}
+    default_error_messages = {"invalid": "{message}", "min": "must be at least {min} s",
+                              "max": "must be at most {max} s"}
 
     def __init__(self, *, min_value=0.0, max_value=None, **kwargs):
         self.min_value = min_value

@@ -225,7 +225,7 @@ class ConcatenateMultipartSerializer(JoinSerializer):
             elif not isinstance(raw, str) or not INTEGER_RE.match(raw.strip()):
                 errors[key] = ["must be an integer"]
         explicit = {}
-        for index, (key, raw) in sorted(orders.items()):
+        for _index, (key, raw) in sorted(orders.items()):
             if key in errors:
                 continue
             value = int(raw.strip())

@@ -51,7 +51,8 @@ def how_it_works_cards(data, start, end):
     cards = [Card(tuple(text(data, "title", TITLE)), "top", start, end)] if data.get("title") else []
     for index, step in enumerate(steps):
         step_start = start + index * each
-        cards.append(Card((Block(f"{index + 1}. {step}", SUBTITLE),), "center", step_start, min(end, step_start + each)))
+        cards.append(Card((Block(f"{index + 1}. {step}", SUBTITLE),), "center", step_start,
+                          min(end, step_start + each)))
     return cards
 
 
@@ -85,7 +86,8 @@ TEMPLATES = [
         "name": TextField(max_length=80), "title": TextField(max_length=80, required=False),
         "quote": TextField(max_length=240, multiline=True, required=False),
         "avatar": ImageField(required=False, max_bytes=10 * 1024 * 1024),
-    }, persona_cards, avatar_field="avatar", about="a name card with title, quote and an optional avatar image beside it"),
+    }, persona_cards, avatar_field="avatar",
+        about="a name card with title, quote and an optional avatar image beside it"),
     Template("demo", {
         "title": TextField(max_length=80), "caption": TextField(max_length=200, required=False),
         "speed": serializers.FloatField(min_value=0.25, max_value=4, default=1.0,
@@ -96,5 +98,6 @@ TEMPLATES = [
         "tagline": TextField(max_length=120, required=False),
         "fade_out": TimeField(required=False, default=1.0, max_value=5,
                               help_text="seconds of fade to black and silence at the end"),
-    }, closing_cards, fade_out_field="fade_out", about="a call to action, URL and tagline; picture and sound fade to black and silence"),
+    }, closing_cards, fade_out_field="fade_out",
+        about="a call to action, URL and tagline; picture and sound fade to black and silence"),
 ]  # fmt: skip

@@ -33,7 +33,8 @@ from renders.plans.operations import perform
 
 
 class AnswerInJSON(BaseContentNegotiation):
-    """Errors are JSON whatever the client's Accept says (a download's type is chosen in api.responses.negotiated_type)."""
+    """Errors are JSON whatever the client's Accept says (a download's type is chosen in
+    api.responses.negotiated_type)."""
 
     def select_parser(self, request, parsers):
         return DefaultContentNegotiation().select_parser(request, parsers)

@@ -96,7 +96,8 @@ def fail_lost(log: RenderLog, *, stale: bool = False, detail: str = ""):
         detail = detail or "the worker running this job stopped (killed, or its host restarted)"
         states = [Status.RENDERING, Status.QUEUED]
     if RenderLog.objects.filter(pk=log.pk, status__in=states).update(
-            status=Status.FAILED, http_status=CODES["worker_lost"].status, error_code="worker_lost", error_message=detail,
+            status=Status.FAILED, http_status=CODES["worker_lost"].status, error_code="worker_lost",
+            error_message=detail,
             render_finished_at=timezone.now(), eta_seconds=None):
         logger.warning("event=worker_lost render_id=%s detail=%r", log.pk, detail)
         metrics.rendered(log.endpoint, Status.FAILED)

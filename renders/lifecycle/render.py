@@ -187,7 +187,8 @@ class Render:
         answer = answer_for(exc)
         status = log_status_for(answer.status)
         now = timezone.now()
-        fields = {"status": status, "http_status": answer.status, "error_code": answer.code, "error_message": answer.detail}
+        fields = {"status": status, "http_status": answer.status, "error_code": answer.code,
+                  "error_message": answer.detail}
         if self.log.render_started_at:
             fields["render_finished_at"] = now
         if not self._accepted:

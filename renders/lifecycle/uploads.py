@@ -111,7 +111,7 @@ class WorkspaceFile(UploadedFile):
     probe_summary = None  # what probing found, once the field that takes it has probed it
 
     def __init__(self, path, field_name, client_name, content_type, size):
-        super().__init__(open(path, "rb"), client_name, content_type, size)
+        super().__init__(open(path, "rb"), client_name, content_type, size)  # noqa: SIM115  (closed with the upload)
         self.path = path
         self.field_name = field_name
 
@@ -311,7 +311,8 @@ def received(data, form_fields=None, secrets=()):
     clean = cleaner(secrets)
 
     params, inputs = {}, []
-    entries = data.lists() if hasattr(data, "lists") else ((k, v if isinstance(v, list) else [v]) for k, v in data.items())
+    entries = (data.lists() if hasattr(data, "lists")
+               else ((k, v if isinstance(v, list) else [v]) for k, v in data.items()))
     for number, (name, values) in enumerate(entries):
         if number >= MAX_RECORDED:
             params["…"] = "more fields not recorded"

@@ -24,7 +24,8 @@ logger = logging.getLogger("renders.workspace")
 
 LOCK_NAME = ".lock"
 JOB_MARKER = ".job"  # a job's workspace: unlocked between request and worker, kept by its RenderLog's state
-NAME_RE = re.compile(r"^(?P<endpoint>[a-z][a-z-]*)_(?P<render_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+NAME_RE = re.compile(
+    r"^(?P<endpoint>[a-z][a-z-]*)_(?P<render_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 
 
 class CleanupError(Exception):
@@ -206,7 +207,7 @@ def remove_tree(path: Path):
 
 def dir_size(path: Path) -> int:
     total = 0
-    for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+    for dirpath, _dirnames, filenames in os.walk(path, followlinks=False):
         for name in filenames:
             try:
                 total += os.lstat(os.path.join(dirpath, name)).st_size

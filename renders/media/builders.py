@@ -144,7 +144,8 @@ def house_audio_chain(duration: float, info: MediaInfo) -> str:
 
 
 def silence(duration: float) -> str:
-    return f"anullsrc=channel_layout=stereo:sample_rate={AUDIO_RATE}:duration={seconds(duration)},aformat=sample_fmts=fltp"
+    return (f"anullsrc=channel_layout=stereo:sample_rate={AUDIO_RATE}:duration={seconds(duration)},"
+            "aformat=sample_fmts=fltp")
 
 
 def normalize_graph(
@@ -248,7 +249,8 @@ def trim_fast_args(src: str, info: MediaInfo, keyframe: float, end: float, outpu
     )  # fmt: skip
 
 
-def preview_mp4_args(src: str, info: MediaInfo, start: float, length: float, height: int, crf: int, output: str) -> list[str]:
+def preview_mp4_args(src: str, info: MediaInfo, start: float, length: float, height: int, crf: int,
+                     output: str) -> list[str]:
     """A small, fast-encoded clip at `height` (aspect kept)."""
     vf = ",".join([f"scale=-2:{height}{colour.scale_options(info.colour)}", *colour.to_sdr(info.colour),
                    colour.HOUSE_TAGS])

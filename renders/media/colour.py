@@ -49,8 +49,8 @@ HDR_PEAK = {"pq": 10000, "hlg": 1000}
 _SWS_MATRIX = {"bt709": "bt709", "bt470bg": "bt601", "smpte170m": "bt601", "fcc": "fcc", "smpte240m": "smpte240m",
                "bt2020nc": "bt2020", "bt2020c": "bt2020"}
 # zscale's names where they differ from FFmpeg's
-_Z_TRANSFER = {"bt709": "709", "smpte170m": "601", "bt470bg": "601", "gamma22": "bt709", "gamma28": "bt709", "bt2020-10": "2020_10",
-               "bt2020-12": "2020_12", "iec61966-2-1": "iec61966-2-1"}
+_Z_TRANSFER = {"bt709": "709", "smpte170m": "601", "bt470bg": "601", "gamma22": "bt709", "gamma28": "bt709",
+               "bt2020-10": "2020_10", "bt2020-12": "2020_12", "iec61966-2-1": "iec61966-2-1"}
 _Z_MATRIX = {"bt709": "709", "smpte170m": "470bg", "bt470bg": "470bg", "bt2020nc": "2020_ncl", "bt2020c": "2020_cl"}
 _Z_PRIMARIES = {"bt709": "709", "smpte170m": "170m", "bt470bg": "bt470bg", "bt2020": "2020", "smpte240m": "240m",
                 "smpte432": "smpte432", "smpte431": "smpte431", "film": "film", "bt470m": "bt470m"}

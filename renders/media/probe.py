@@ -117,7 +117,7 @@ def _describe_head(path: Path, what: str = "a video",
     with open(path, "rb") as handle:
         head = handle.read(512)
     stripped = head.lstrip()
-    if stripped.startswith(b"#EXTM3U") or stripped.startswith(b"ffconcat") or stripped.startswith(b"file "):
+    if stripped.startswith((b"#EXTM3U", b"ffconcat", b"file ")):
         return f"a playlist or concat list is not {what}"
     if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
         return f"a text file is not {what}"
@@ -309,7 +309,8 @@ def probe_image(path: Path, field: str) -> ImageInfo:
     size = path.stat().st_size
     demuxer = sniff(path)
     if demuxer not in IMAGE_DEMUXERS:
-        raise UnsupportedMedia(f"{field}: must be a PNG, JPEG or WebP image", fields={field: ["must be a PNG, JPEG or WebP image"]})
+        raise UnsupportedMedia(f"{field}: must be a PNG, JPEG or WebP image",
+                               fields={field: ["must be a PNG, JPEG or WebP image"]})
     _check_image_side(field, *_declared_size(path, field))  # from the header, before a pixel is decoded
     try:
         with av.open(str(path), format=demuxer, container_options=_container_options(demuxer)) as container:

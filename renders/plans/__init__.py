@@ -15,7 +15,7 @@ There is one plan per kind of endpoint: `TrimPlan`, `PreviewPlan`,
 """
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, TypeAdapter
 

@@ -252,8 +252,8 @@ def trim(plan: TrimPlan, workspace) -> Steps:
     done = apply_finishing(plan.finishing, workspace, plan.spec, length, 1, after_mix)
     graph = write_graph(workspace, builders.normalize_graph(0, video.info, plan.spec, plan.length, audio_post=finish,
                                                             out_v=done.video, out_a=done.audio) + done.chains)
-    yield FFmpegCommand(builders.trim_accurate_args(video.name, video.info, plan.spec, plan.start, plan.length, graph,
-                                          output.name, more_inputs=done.inputs))
+    yield FFmpegCommand(builders.trim_accurate_args(video.name, video.info, plan.spec, plan.start, plan.length,
+                                                    graph, output.name, more_inputs=done.inputs))
     return Result(output, plan.filename, headers={"X-Trim-Start": builders.seconds(plan.start)},
                   details={**details, **done.details})
 
@@ -265,8 +265,8 @@ def trim_preview(plan: PreviewPlan, workspace) -> Steps:
         yield FFmpegCommand(builders.preview_jpg_args(video.name, video.info, plan.start, plan.height, output.name))
         return Result(output, plan.filename, content_type="image/jpeg")
     output = workspace.new_path("preview", ".mp4")
-    yield FFmpegCommand(builders.preview_mp4_args(video.name, video.info, plan.start, plan.length, plan.height, plan.crf,
-                                        output.name))
+    yield FFmpegCommand(builders.preview_mp4_args(video.name, video.info, plan.start, plan.length, plan.height,
+                                                  plan.crf, output.name))
     return Result(output, plan.filename)
 
 
@@ -314,8 +314,8 @@ def join(plan: JoinPlan, workspace) -> Steps:
             chains = builders.concat_audio_graph(infos, spec, finishes or [""] * len(infos), first_index=1,
                                                  out=done.audio) + done.chains
             sound = (args + done.inputs, write_graph(workspace, chains))
-        yield FFmpegCommand(builders.concat_copy_args(listing.name, infos[0].demuxer, spec, output.name, infos[0].audio_track,
-                                            sound=sound))
+        yield FFmpegCommand(builders.concat_copy_args(listing.name, infos[0].demuxer, spec, output.name,
+                                                      infos[0].audio_track, sound=sound))
         mode = "copy"
     else:
         video, audio = finish_labels(plan.finishing)
@@ -324,7 +324,8 @@ def join(plan: JoinPlan, workspace) -> Steps:
         done = apply_finishing(plan.finishing, workspace, spec, length, len(inputs))
         details.update(done.details)
         graph = write_graph(workspace, chains + done.chains)
-        yield FFmpegCommand(args + done.inputs + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
+        yield FFmpegCommand(args + done.inputs + builders.graph_args(graph)
+                            + builders.house_output_args(spec, output.name))
         mode = "reencode"
     return Result(output, plan.filename, headers={"X-Concat-Mode": mode}, details={"mode": mode, **details})
 
@@ -397,7 +398,8 @@ def template(plan: TemplatePlan, workspace) -> Steps:
     chains.append(f"[base{len(stills)}]{video_end or 'null'}[{done.video}]")
     output = workspace.new_path("output", ".mp4")
     graph = write_graph(workspace, chains + done.chains)
-    yield FFmpegCommand(inputs + done.inputs + builders.graph_args(graph) + builders.house_output_args(spec, output.name))
+    yield FFmpegCommand(inputs + done.inputs + builders.graph_args(graph)
+                        + builders.house_output_args(spec, output.name))
     return Result(output, plan.filename, details=details)
 
 
