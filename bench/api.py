@@ -54,7 +54,7 @@ ENV = {
     "DATABASE_URL": os.environ.get("DATABASE_URL", "") if os.environ.get("DATABASE_URL", "").startswith("postgres")
     else f"sqlite:///{WORK / 'state' / 'db.sqlite3'}",
     "VIDEOAPI_TEST_DIR": str(WORK),  # where tests.server writes gunicorn's log
-    "VIDEOAPI_QUEUE_TIMEOUT": "600",  # the throughput rows queue on purpose
+    "VIDEOAPI_SLOT_WAIT_TIMEOUT": "600",  # the throughput rows queue on purpose
     "VIDEOAPI_LOG_LEVEL": "WARNING",
     "DJANGO_SECRET_KEY": "bench-only-secret-key-not-for-production-use-0123456789abcdef",
 }

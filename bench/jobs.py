@@ -387,8 +387,8 @@ def main():
     print(f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, FFmpeg {imageio_ffmpeg.get_ffmpeg_version()}; "
           f"2 gunicorn workers x {THREADS} threads, VIDEOAPI_MAX_CONCURRENT_RENDERS={SLOTS}, "
           f"VIDEOAPI_FFMPEG_THREADS={settings.VIDEOAPI_FFMPEG_THREADS}, render_worker with "
-          f"VIDEOAPI_JOB_POLL_INTERVAL={poll:g} (threads = slots), VIDEOAPI_QUEUE_TIMEOUT="
-          f"{api.ENV['VIDEOAPI_QUEUE_TIMEOUT']}; intro template over a 2 s 1280x720 clip", flush=True)
+          f"VIDEOAPI_JOB_POLL_INTERVAL={poll:g} (threads = slots), VIDEOAPI_SLOT_WAIT_TIMEOUT="
+          f"{api.ENV['VIDEOAPI_SLOT_WAIT_TIMEOUT']}; intro template over a 2 s 1280x720 clip", flush=True)
     rows = []
     if set(options.only) & {"latency", "overhead", "throughput"}:
         with serve(GUNICORN_THREADS=str(THREADS), **env) as (address, _proc), \

@@ -142,7 +142,7 @@ class TempRootCollector:
 # to see). Every host reports every host's jobs: aggregate with max by (host), never sum.
 
 JOB_WAIT_WINDOW = timedelta(minutes=5)
-# a job started in the window was received at most its queueing time (VIDEOAPI_JOB_QUEUE_TIMEOUT, then it
+# a job started in the window was received at most its queueing time (VIDEOAPI_JOB_START_TIMEOUT, then it
 # fails) plus its upload before: this bound lets the received_at index find it (render_started_at has none)
 UPLOAD_ALLOWANCE = timedelta(minutes=15)
 
@@ -170,7 +170,7 @@ def job_stats(now=None) -> dict:
             entry["running"] += 1
             entry["running_jobs"].append({"id": str(render_id), "progress": progress or 0.0, "eta": eta})
     since = now - JOB_WAIT_WINDOW
-    received = since - timedelta(seconds=settings.VIDEOAPI_JOB_QUEUE_TIMEOUT) - UPLOAD_ALLOWANCE
+    received = since - timedelta(seconds=settings.VIDEOAPI_JOB_START_TIMEOUT) - UPLOAD_ALLOWANCE
     started = RenderLog.objects.filter(received_at__gte=received, is_job=True, render_started_at__gte=since,
                                        queued_at__isnull=False)
     for host, queued_at, started_at in started.order_by().values_list("host", "queued_at", "render_started_at"):

@@ -171,7 +171,7 @@ def statuses_for(job_status: str) -> list[str]:
 
 class JobHost(models.Model):
     """A render host whose render_worker is alive: the worker touches its row every second. A job queued on a
-    host whose worker has not been seen for VIDEOAPI_JOB_QUEUE_TIMEOUT fails (nobody would ever run it); a
+    host whose worker has not been seen for VIDEOAPI_JOB_START_TIMEOUT fails (nobody would ever run it); a
     busy host's long queue does not."""
 
     host = models.CharField(max_length=100, primary_key=True)

@@ -20,7 +20,7 @@ for key, value in {
     "VIDEOAPI_FFMPEG_TIMEOUT": "60",
     "VIDEOAPI_MAX_INPUT_SECONDS": "30",
     "VIDEOAPI_MAX_UPLOAD_BYTES": str(20 * 1024 * 1024),
-    "VIDEOAPI_QUEUE_TIMEOUT": "20",
+    "VIDEOAPI_SLOT_WAIT_TIMEOUT": "20",
     "VIDEOAPI_MAX_CONCURRENT_RENDERS": "4",
     "DATABASE_URL": "sqlite:///" + os.path.join(_base, "test.sqlite3"),
     "DJANGO_SECRET_KEY": "tests-only-secret-key-not-for-production-use-0123456789",

@@ -427,16 +427,25 @@ def test_crontab_lines_run_as_written_and_log_to_syslog(tmp_path):
     assert len(sweep) + len(prune) == len(lines)
 
 
-def test_readme_quotes_the_shipped_files():
-    """The README's cron line is deploy/crontab's, and its install steps name every unit shipped."""
-    readme = (ROOT / "README.md").read_text()
+def test_the_docs_quote_the_shipped_files():
+    """docs/OPERATING.md's cron line is deploy/crontab's, and docs/DEPLOYING.md's install steps copy every unit
+    shipped (and nothing else), run the migration and enable the service, its worker and the timers."""
+    import fnmatch
+
+    operating, deploying = ((ROOT / "docs" / name).read_text() for name in ("OPERATING.md", "DEPLOYING.md"))
     crontab = [line for line in (DEPLOY / "crontab").read_text().splitlines() if line[:1] in "*0123456789"]
-    quoted = [line.strip() for line in readme.splitlines() if re.match(r"\s*[*\d/,-]+( [*\d/,-]+){4} \S", line)]
+    quoted = [line.strip() for line in operating.splitlines() if re.match(r"\s*[*\d/,-]+( [*\d/,-]+){4} \S", line)]
     assert quoted and set(quoted) <= set(crontab), quoted
-    deploying = readme.split("## Deploying", 1)[1].split("\n## ", 1)[0]
-    for name in UNITS:
-        assert name in deploying or "videoapi*" in deploying, name
+    [copy] = [line for line in deploying.splitlines() if line.startswith("cp deploy/systemd/")]
+    patterns = [word.removeprefix("deploy/systemd/") for word in copy.split()[1:-1]]
+    shipped = sorted(path.name for path in (DEPLOY / "systemd").iterdir())
+    assert sorted(shipped) == sorted(UNITS)
+    copied = sorted(name for name in shipped if any(fnmatch.fnmatch(name, pattern) for pattern in patterns))
+    assert copied == sorted(UNITS), (patterns, copied)
     assert "systemctl start videoapi-migrate.service" in deploying
+    [enable] = [line for line in deploying.splitlines() if line.startswith("systemctl enable --now")]
+    assert set(enable.split()[3:]) == {"videoapi.service", "videoapi-worker.service", "videoapi-sweep.timer",
+                                       "videoapi-prune.timer"}
 
 
 def test_nginx_site_matches_the_service_settings(tmp_path):
@@ -447,7 +456,7 @@ def test_nginx_site_matches_the_service_settings(tmp_path):
     assert directives["proxy_request_buffering"] == "off"
     assert directives["proxy_max_temp_file_size"] == "0"
     assert directives["limit_conn"].startswith("videoapi_per_client") and directives["client_body_timeout"] == "30s"
-    longest_render = production_settings.DEFAULT_FFMPEG_TIMEOUT + production_settings.DEFAULT_QUEUE_TIMEOUT
+    longest_render = production_settings.DEFAULT_FFMPEG_TIMEOUT + production_settings.DEFAULT_SLOT_WAIT_TIMEOUT
     for name in ("proxy_read_timeout", "proxy_send_timeout"):
         assert int(directives[name].rstrip("s")) > longest_render, name
     if not nginx_binary():

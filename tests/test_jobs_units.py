@@ -211,7 +211,7 @@ def test_a_long_queue_on_a_live_host_is_not_stale_a_dead_hosts_is(api, clips, se
 
     from renders.models import JobHost
 
-    settings.VIDEOAPI_JOB_QUEUE_TIMEOUT = 60
+    settings.VIDEOAPI_JOB_START_TIMEOUT = 60
     log = queued_job(api, clips)
     RenderLog.objects.filter(pk=log.pk).update(queued_at=timezone.now() - timedelta(seconds=120))
     jobs.heartbeat()  # this host's worker is alive: the job waits its turn

@@ -142,7 +142,7 @@ def test_admin_retry_cleanup_action(admin_client):
 
 def test_busy_when_every_slot_is_taken(api, clips, settings):
     settings.VIDEOAPI_MAX_CONCURRENT_RENDERS = 1
-    settings.VIDEOAPI_QUEUE_TIMEOUT = 0.3
+    settings.VIDEOAPI_SLOT_WAIT_TIMEOUT = 0.3
     with slots.render_slot():
         started = time.monotonic()
         r = post(api, "/api/trim", {"video": clips.basic, "start": "0.5"})
@@ -264,7 +264,7 @@ def test_throttle(api, clips, settings):
 
 def test_slot_of_a_killed_process_is_freed(settings):
     settings.VIDEOAPI_MAX_CONCURRENT_RENDERS = 1
-    settings.VIDEOAPI_QUEUE_TIMEOUT = 0
+    settings.VIDEOAPI_SLOT_WAIT_TIMEOUT = 0
     pid = os.fork()
     if pid == 0:  # child: take the only slot and hang on to it
         with slots.render_slot():

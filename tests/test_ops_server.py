@@ -109,7 +109,8 @@ def _swallow(fn, *args):
 def test_burst_never_exceeds_render_slots(token, clips, tmp_path):
     slots = 2
     ffmpeg = wrapper(tmp_path, [("-ss", "sleep 1.5")])
-    env = {"VIDEOAPI_FFMPEG": ffmpeg, "VIDEOAPI_MAX_CONCURRENT_RENDERS": str(slots), "VIDEOAPI_QUEUE_TIMEOUT": "0.5"}
+    env = {"VIDEOAPI_FFMPEG": ffmpeg, "VIDEOAPI_MAX_CONCURRENT_RENDERS": str(slots),
+           "VIDEOAPI_SLOT_WAIT_TIMEOUT": "0.5"}
     peak, stop = [0], threading.Event()
 
     def watch():

@@ -694,10 +694,10 @@ def test_a_lost_attempt_is_queued_again_and_a_second_task_does_nothing(receiver,
     assert len(later.attempts) == 1 and len(receiver.on(path)) == 1
 
 
-def test_the_readmes_receiver_verifies_a_real_delivery(receiver, private_ok, client_key):
-    """The README's verify(), run as printed, on what the receiver got."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    [code] = re.findall(r"## Webhooks.*?```python\n(.*?)```", readme, re.DOTALL)
+def test_the_documented_receiver_verifies_a_real_delivery(receiver, private_ok, client_key):
+    """docs/OPERATING.md's verify(), run as printed, on what the receiver got."""
+    operating = (Path(__file__).resolve().parent.parent / "docs" / "OPERATING.md").read_text()
+    [code] = re.findall(r"## Webhooks.*?```python\n(.*?)```", operating, re.DOTALL)
     namespace = {}
     exec(code, namespace)
     url, path = receiver.url("ok", client_key.webhook_secret)

@@ -1,4 +1,4 @@
-"""gunicorn settings (see the README's "Deploying").
+"""gunicorn settings (see docs/DEPLOYING.md).
 
 gthread workers: each worker process serves several requests on threads,
 so a slow client downloading a render does not block renders, and the

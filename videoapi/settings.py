@@ -1,6 +1,6 @@
 """Django settings: every value comes from the environment with a safe default.
 
-The README's settings table lists each variable; keep the two in step.
+docs/SETTINGS.md lists each variable (tests/test_settings_docs.py checks the two agree).
 """
 
 import base64
@@ -45,6 +45,24 @@ def env_number(name, default, kind=int, minimum=None):
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+# Settings renamed so that each name says what waits for what: new name -> the old one, still read for one
+# release when the new one is not set (a system check, in renders/apps.py, warns while an old one is in use).
+RENAMED = {
+    "VIDEOAPI_SLOT_WAIT_TIMEOUT": "VIDEOAPI_QUEUE_TIMEOUT",  # a synchronous request waiting for a render slot
+    "VIDEOAPI_JOB_START_TIMEOUT": "VIDEOAPI_JOB_QUEUE_TIMEOUT",  # a queued job waiting for a live worker
+}
+DEPRECATED_SETTINGS_IN_USE = {}  # old name -> "used" (the new one unset) or "ignored" (both set)
+
+
+def renamed(name):
+    """The environment name to read for the setting `name`: itself, or (not set) its old name, noted."""
+    old = RENAMED[name]
+    if os.environ.get(old, "") == "":
+        return name
+    DEPRECATED_SETTINGS_IN_USE[old] = "ignored" if os.environ.get(name, "") != "" else "used"
+    return name if DEPRECATED_SETTINGS_IN_USE[old] == "ignored" else old
 
 
 def env_canvas(name, default):
@@ -223,7 +241,7 @@ VIDEOAPI_THROTTLE_RATE = env_str("VIDEOAPI_THROTTLE_RATE", "") or None  # e.g. "
 VIDEOAPI_TEMP_ROOT = Path(env_str("VIDEOAPI_TEMP_ROOT", os.path.join(tempfile.gettempdir(), "videoapi")))
 VIDEOAPI_FFMPEG = env_str("VIDEOAPI_FFMPEG", "")  # empty: the imageio-ffmpeg binary
 # Defaults that deploy/ repeats (nginx's body limit and timeouts): tests compare them.
-DEFAULT_FFMPEG_TIMEOUT, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_QUEUE_TIMEOUT = 300.0, 500 * 1024 * 1024, 30.0
+DEFAULT_FFMPEG_TIMEOUT, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_SLOT_WAIT_TIMEOUT = 300.0, 500 * 1024 * 1024, 30.0
 VIDEOAPI_FFMPEG_TIMEOUT = env_number("VIDEOAPI_FFMPEG_TIMEOUT", DEFAULT_FFMPEG_TIMEOUT, float, minimum=0.1)
 VIDEOAPI_MAX_UPLOAD_BYTES = env_number("VIDEOAPI_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, int, minimum=1024)
 VIDEOAPI_MAX_INPUT_SECONDS = env_number("VIDEOAPI_MAX_INPUT_SECONDS", 600.0, float, minimum=1)
@@ -249,7 +267,8 @@ VIDEOAPI_MAX_CONCURRENT_RENDERS = env_number("VIDEOAPI_MAX_CONCURRENT_RENDERS", 
 # (a thread per core for every run). docs/BENCHMARKS.md has the measurements.
 VIDEOAPI_FFMPEG_THREADS = env_number(
     "VIDEOAPI_FFMPEG_THREADS", max(1, (os.cpu_count() or 1) // VIDEOAPI_MAX_CONCURRENT_RENDERS), int, minimum=0)
-VIDEOAPI_QUEUE_TIMEOUT = env_number("VIDEOAPI_QUEUE_TIMEOUT", DEFAULT_QUEUE_TIMEOUT, float, minimum=0)
+VIDEOAPI_SLOT_WAIT_TIMEOUT = env_number(renamed("VIDEOAPI_SLOT_WAIT_TIMEOUT"), DEFAULT_SLOT_WAIT_TIMEOUT, float,
+                                        minimum=0)
 VIDEOAPI_SWEEP_GRACE = env_number("VIDEOAPI_SWEEP_GRACE", 60.0, float, minimum=0)
 VIDEOAPI_MIN_FREE_BYTES = env_number("VIDEOAPI_MIN_FREE_BYTES", 1024**3, int, minimum=0)
 # Which render host this is: recorded on every RenderLog; sweep_temp and the
@@ -312,7 +331,7 @@ VIDEOAPI_JOB_LEASE = env_number("VIDEOAPI_JOB_LEASE", 60.0, float, minimum=2)
 # A job's FFmpeg runs have their own limit: jobs exist for renders longer than a client holds a connection.
 DEFAULT_JOB_FFMPEG_TIMEOUT = 3600.0
 VIDEOAPI_JOB_FFMPEG_TIMEOUT = env_number("VIDEOAPI_JOB_FFMPEG_TIMEOUT", DEFAULT_JOB_FFMPEG_TIMEOUT, float, minimum=0.1)
-VIDEOAPI_JOB_QUEUE_TIMEOUT = env_number("VIDEOAPI_JOB_QUEUE_TIMEOUT", 3600.0, float, minimum=1)
+VIDEOAPI_JOB_START_TIMEOUT = env_number(renamed("VIDEOAPI_JOB_START_TIMEOUT"), 3600.0, float, minimum=1)
 VIDEOAPI_MAX_QUEUED_JOBS = env_number("VIDEOAPI_MAX_QUEUED_JOBS", 100, int, minimum=0)
 VIDEOAPI_JOB_POLL_INTERVAL = env_number("VIDEOAPI_JOB_POLL_INTERVAL", 0.2, float, minimum=0.01)
 VIDEOAPI_JOB_WORKERS = env_number("VIDEOAPI_JOB_WORKERS", VIDEOAPI_MAX_CONCURRENT_RENDERS, int, minimum=1)

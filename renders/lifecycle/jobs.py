@@ -90,7 +90,7 @@ def announce(log_id, event: str):
 def fail_lost(log: RenderLog, *, stale: bool = False, detail: str = ""):
     """A job whose worker died (or that no worker took in time): failed `worker_lost`."""
     if stale:
-        detail = detail or f"no worker started this job within {settings.VIDEOAPI_JOB_QUEUE_TIMEOUT:g} s"
+        detail = detail or f"no worker started this job within {settings.VIDEOAPI_JOB_START_TIMEOUT:g} s"
         states = [Status.QUEUED]
     else:
         detail = detail or "the worker running this job stopped (killed, or its host restarted)"
@@ -187,7 +187,7 @@ def heartbeat():
 
 
 def _start_timeout():
-    return timedelta(seconds=settings.VIDEOAPI_JOB_QUEUE_TIMEOUT)
+    return timedelta(seconds=settings.VIDEOAPI_JOB_START_TIMEOUT)
 
 
 def is_local(log) -> bool:

@@ -52,7 +52,7 @@ def _try_take(count):
 def render_slot(timeout=None):
     """Hold one render slot for the duration of the block, or raise Busy."""
     count = settings.VIDEOAPI_MAX_CONCURRENT_RENDERS
-    timeout = settings.VIDEOAPI_QUEUE_TIMEOUT if timeout is None else timeout
+    timeout = settings.VIDEOAPI_SLOT_WAIT_TIMEOUT if timeout is None else timeout
     deadline = time.monotonic() + timeout
     fd = _try_take(count)
     if fd is None:

@@ -12,7 +12,7 @@ by zscale in linear light: to BT.709 primaries, tone-mapped with `mobius`
 Other 10-bit and 4:2:2/4:4:4 inputs go through swscale, which dithers when
 it drops bits; full-range inputs are mapped to limited range.
 `mobius` was chosen by measurement on a colour-bar pattern converted to HLG
-and PQ (docs in the README): it keeps 95-96 % of the SDR pattern's
+and PQ (docs/DECISIONS.md): it keeps 95-96 % of the SDR pattern's
 saturation and its brightness within 1 %, where `hable` keeps the colour
 but darkens the picture by a third and `reinhard` by 7 %; above SDR white it
 rolls highlights off smoothly (up to HDR_PEAK) instead of clipping them. The
