@@ -102,14 +102,16 @@ def test_docs_name_the_sample_command_and_it_covers_every_upload():
 
 
 def test_readme_curl_examples_run_on_the_samples(token, samples, tmp_path):
-    blocks = curl_blocks(ROOT / "README.md")
-    assert len(blocks) == 1 and uploads(blocks[0]) == {"test.mp4"}
+    blocks = curl_blocks(ROOT / "README.md")  # a first render, a first job
+    assert len(blocks) == 2 and all(uploads(block) == {"test.mp4"} for block in blocks)
     shutil.copytree(samples.dir, tmp_path, dirs_exist_ok=True)
-    with gunicorn() as (address, _proc):
+    with gunicorn() as (address, _proc), render_worker():
         run_examples(blocks, address, tmp_path, token)
     trim, intro = media.probe(tmp_path / "trim.mp4"), media.probe(tmp_path / "output.mp4")
     assert abs(trim["v_duration"] - 2.5) < 0.05 and (trim["width"], trim["height"]) == (320, 180)
     assert abs(intro["v_duration"] - 5.0) < 0.05 and intro["acodec"] == "aac"
+    job = media.probe(tmp_path / "intro.mp4")  # the job's result: the same render as the synchronous one
+    assert abs(job["v_duration"] - intro["v_duration"]) < 0.05 and job["acodec"] == "aac"
 
 
 def test_api_md_curl_examples_run_as_printed(token, samples, tmp_path):
