@@ -74,7 +74,8 @@ def main():
     call_command("migrate", verbosity=0)
     total, seconds = seed(options.rows)
     user = get_user_model().objects.filter(username="bench").first() or \
-        get_user_model().objects.create_superuser("bench", password="bench-only-0123456789")
+        get_user_model().objects.create_superuser(
+            "bench", password="bench-only-0123456789")  # noqa: S106  (a throwaway database's user)
     client = Client()
     client.force_login(user)
     failed = RenderLog.objects.filter(status="failed").first()

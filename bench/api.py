@@ -334,8 +334,8 @@ def upload_row(token, clips, megabytes, path):
     if answer.status >= 500:
         raise SystemExit(f"the {megabytes} MB upload got {answer.status}")
     return [(f"worker RSS growth during a {megabytes} MB upload", f"{(peaks['upload'] - before) / 1024:+.1f} MB",
-             f"{before / 1024:.0f} MB before, {peaks['upload'] / 1024:.0f} MB peak while it arrived, upload "
-             f"{answer.wall:.1f} s"),
+             (f"{before / 1024:.0f} MB before, {peaks['upload'] / 1024:.0f} MB peak while it arrived, upload "
+              f"{answer.wall:.1f} s")),
             ("  then probing it and answering", f"{(peaks['answer'] - before) / 1024:+.1f} MB",
              f"answer {answer.status}: not a video")]
 
@@ -397,8 +397,9 @@ def main():
     if "first" in options.only:
         rows += first_request_rows(token, clips, options.repeat)
     if cleanups:
-        rows.append(("cleanup after the last byte, p50 / p95", f"{1000 * statistics.median(cleanups):.1f} / "
-                     f"{1000 * p95(cleanups):.1f} ms", f"{len(cleanups)} renders"))
+        rows.append(("cleanup after the last byte, p50 / p95",
+                     f"{1000 * statistics.median(cleanups):.1f} / {1000 * p95(cleanups):.1f} ms",
+                     f"{len(cleanups)} renders"))
     if "upload" in options.only:
         rows += upload_rows(token, clips)
     print()

@@ -192,8 +192,8 @@ def quality_rows(work, spec, options):
     span = min(options.seconds - 1, 8.0)
     source = "detail.mp4"
     # a deterministic stand-in for detailed camera footage: a zooming fractal (fine detail everywhere, all moving)
-    run(["-f", "lavfi", "-i", f"mandelbrot=s={spec.width}x{spec.height}:r={spec.fps}:end_scale=0.05,"
-         f"trim=duration={span + 1}", "-f", "lavfi", "-i", f"sine=d={span + 1}", "-c:v", "libx264", "-qp", "4",
+    fractal = f"mandelbrot=s={spec.width}x{spec.height}:r={spec.fps}:end_scale=0.05,trim=duration={span + 1}"
+    run(["-f", "lavfi", "-i", fractal, "-f", "lavfi", "-i", f"sine=d={span + 1}", "-c:v", "libx264", "-qp", "4",
          "-preset", "ultrafast", "-c:a", "aac", source], work)
     info = probe_video(work / source, "video")
     rows = []

@@ -62,7 +62,7 @@ def _check_database():
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return True, ""
-    except Exception as exc:  # any driver error means not ready
+    except Exception as exc:  # noqa: BLE001  (any driver error means not ready)
         return False, type(exc).__name__
 
 
@@ -87,7 +87,7 @@ def _check_fonts():
     """The primary font loads; the detail says which scripts the installed fonts draw (fonts.coverage)."""
     try:
         coverage = fonts.coverage()
-    except Exception as exc:  # ImproperlyConfigured: no primary font
+    except Exception as exc:  # noqa: BLE001  (ImproperlyConfigured: no primary font; any failure: not ready)
         return False, str(exc), {}
     detail = f"{len(coverage['fonts'])} fonts drawing {len(coverage['covered'])} scripts"
     if coverage["partial"]:

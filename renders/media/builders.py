@@ -10,6 +10,7 @@ the command, not of the render, so it is not part of a plan.
 """
 
 import re
+from collections.abc import Sequence
 
 from django.conf import settings
 
@@ -222,7 +223,7 @@ def graph_args(script_name: str) -> list[str]:
 
 
 def trim_accurate_args(src: str, info: MediaInfo, spec: OutputSpec, start: float, length: float, graph: str,
-                       output: str, more_inputs: list[str] = ()) -> list[str]:
+                       output: str, more_inputs: Sequence[str] = ()) -> list[str]:
     """Frame-accurate trim into the house format, reading `graph` (normalize_graph's chains for `length`);
     `more_inputs` (the finishing's) follow the source."""
     return (input_args(src, info, start=start, duration=length) + list(more_inputs) + graph_args(graph)

@@ -104,7 +104,7 @@ def _read(path: str, face_name: str | None = None) -> Face | None:
             raise ValueError("no character map")
         bitmap_only = "CBDT" in font and "glyf" not in font and "CFF " not in font
         return Face(path, index, _face_name(font), codepoints, bitmap_only)
-    except Exception as exc:  # an unreadable or foreign file is skipped, never fatal
+    except Exception as exc:  # noqa: BLE001  (an unreadable or foreign file is skipped, never fatal)
         logger.warning("event=font_skipped path=%s error=%s", path, str(exc)[:200])
         return None
 

@@ -230,7 +230,7 @@ def _decodable(stream) -> bool:
     try:
         name = stream.codec_context.name
         av.codec.Codec(name, "r")
-    except Exception:  # no codec context, or no decoder in this FFmpeg
+    except Exception:  # noqa: BLE001  (no codec context, or no decoder in this FFmpeg)
         return False
     return bool(stream.codec_context.sample_rate) and bool(stream.codec_context.layout.nb_channels)
 
@@ -335,7 +335,7 @@ def _declared_size(path: Path, field: str) -> tuple[int, int]:
     except Image.DecompressionBombError:  # Pillow's own guard: far past our limit
         message = f"the image declares over {Image.MAX_IMAGE_PIXELS} pixels; at most {MAX_IMAGE_SIDE} px a side"
         raise InvalidInput(f"{field}: {message}", fields={field: [message]}) from None
-    except Exception:  # unreadable headers are for the decoder to refuse (422)
+    except Exception:  # noqa: BLE001  (unreadable headers are for the decoder to refuse: 422)
         return 0, 0
 
 

@@ -10,6 +10,7 @@ request or, later, in another process.
 """
 
 import functools
+import itertools
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,7 +217,7 @@ def caption_places(spec, size: tuple[int, int], length: float, drawn) -> tuple[i
     gap = max(2, round(0.02 * min(spec.width, spec.height)))
     times = sorted({0.0, length, *(t for d in drawn for t in (d.start, d.end) if 0.0 < t < length)})
     moved = []
-    for start, end in zip(times, times[1:]):
+    for start, end in itertools.pairwise(times):
         showing = [d for d in drawn if d.start < end and d.end > start]
         places = [bottom, *sorted((d.y - gap - height for d in showing), reverse=True), margin]
         y = next((place for place in places if margin <= place <= bottom

@@ -120,7 +120,7 @@ def post(target: Target, body: bytes, headers: dict, timeout: float) -> int:
                 except urllib3.exceptions.NewConnectionError:
                     continue
             return exchange(target, last, body, headers, deadline)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (whatever ended the attempt is its recorded failure, not the task's)
         if deadline.expired or isinstance(exc, (TimeoutError, socket.timeout)):
             raise AttemptFailed(f"timed out after {timeout:g} s") from None
         raise AttemptFailed(storable(f"{type(exc).__name__}: {exc}"[:300])) from None
