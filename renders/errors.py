@@ -268,7 +268,7 @@ def exception_handler(exc, context):
     if status_code == 503 and not isinstance(exc, ServiceError):
         logger.error("event=database_unavailable render_id=%s error=%s", render_id, str(exc).strip()[:300])
     elif status_code >= 500 and not isinstance(exc, ServiceError):
-        logger.exception("unexpected error render_id=%s", render_id, exc_info=exc)
+        logger.error("unexpected error render_id=%s", render_id, exc_info=exc)  # (DRF calls this outside except)
     response = error_response(exc, render_id)
     view = context.get("view")
     if status_code == 405 and view is not None:

@@ -104,7 +104,7 @@ class Nginx:
         """The upstream addresses that answered each logged request for `path`, in order: [[address, ...], ...]."""
         found = []
         for line in (self.workdir / "access.log").read_text().splitlines():
-            method, uri, _status, upstreams = line.split(" ", 3)
+            _method, uri, _status, upstreams = line.split(" ", 3)
             if uri == path:
                 # " : " separates the hops; ", " the servers one hop tried (the last one answered)
                 found.append([hop.split(", ")[-1] for hop in upstreams[len("upstreams=["):-1].split(" : ")])

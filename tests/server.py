@@ -82,8 +82,8 @@ def multipart_parts(fields):
     for name, value in fields.items():
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, Path):
-                head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{item.name}"\r\n' \
-                       "Content-Type: application/octet-stream\r\n\r\n"
+                head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{item.name}"\r\n'
+                        "Content-Type: application/octet-stream\r\n\r\n")
                 parts += [head.encode(), item, b"\r\n"]
             else:
                 head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'

@@ -6,6 +6,7 @@ BT.2020 with the HLG or PQ transfer, encoded as 10-bit HEVC and tagged as
 phones tag them. A correct pipeline gives back (nearly) the SDR pattern.
 """
 
+import itertools
 from pathlib import Path
 
 import av
@@ -140,8 +141,8 @@ def patch_grid(frame, rows=4, columns=8):
     """Mean RGB of the inner part of each cell of a grid over the frame."""
     means = []
     for ys in np.array_split(np.arange(frame.shape[0]), rows):
-        for xs in np.array_split(np.arange(frame.shape[1]), columns):
-            means.append(frame[ys[3:-3]][:, xs[3:-3]].reshape(-1, 3).mean(axis=0))
+        means.extend(frame[ys[3:-3]][:, xs[3:-3]].reshape(-1, 3).mean(axis=0)
+                     for xs in np.array_split(np.arange(frame.shape[1]), columns))
     return np.array(means)
 
 
@@ -203,7 +204,7 @@ def test_pq_highlights_roll_off_instead_of_clipping(api, tmp_path):
         means = [patch.mean() for patch in patches]
         assert all(np.ptp(patch.mean(axis=0)) < 3 for patch in patches), (name, "grey stays grey")
         assert means[0] > 180, (name, "100 nits (HDR reference white) stays bright", means)
-        assert all(b - a >= 4 for a, b in zip(means, means[1:])), (name, "distinct and in order", means)
+        assert all(b - a >= 4 for a, b in itertools.pairwise(means)), (name, "distinct and in order", means)
         brightest = patches[-1]
         assert brightest.mean() < 252 and (brightest >= 255).mean() < 0.01, (name, "1000 nits below clipping", means)
 

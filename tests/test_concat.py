@@ -1,6 +1,8 @@
 """concatenate and concatenate-multipart: order, copy path, re-encode, crossfade, errors."""
 
+import functools
 import json
+import operator
 
 import numpy as np
 import pytest
@@ -160,7 +162,7 @@ def test_multipart_invalid(api, house, fields, field):
 def test_multipart_same_index_twice(api, house):
     r = post(api, "/api/concatenate-multipart", {"segment_1": house["red"], "segment_01": house["green"]})
     assert r.status_code == 400
-    assert "twice" in " ".join(sum(body(r)["fields"].values(), []))
+    assert "twice" in " ".join(functools.reduce(operator.iadd, body(r)["fields"].values(), []))
 
 
 @pytest.mark.parametrize("count", [1, 21])

@@ -114,5 +114,5 @@ def test_413_arrives_while_the_client_has_sent_only_headers(token, settings):
             sock.sendall((f"POST /api/trim HTTP/1.1\r\nHost: {address}\r\nAuthorization: Token {token}\r\n"
                           "Content-Type: multipart/form-data; boundary=x\r\n"
                           f"Content-Length: {settings.VIDEOAPI_MAX_UPLOAD_BYTES + 1}\r\n\r\n").encode())
-            status, headers, body = read_head(sock)  # times out (5 s) if the server waits for the body
+            status, _headers, _body = read_head(sock)  # times out (5 s) if the server waits for the body
         assert status == 413

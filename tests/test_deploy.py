@@ -8,6 +8,7 @@ PostgreSQL pass of scripts/test, started once for this module.
 
 import contextlib
 import ctypes.util
+import itertools
 import json
 import os
 import re
@@ -137,7 +138,7 @@ def test_units_security_ratings(tmp_path):
     analyze = systemd_analyze()
     ratings = {path.name: exposure(analyze, path) for path in units_here(tmp_path, SERVICES)}
     assert ratings["videoapi.service"] <= SERVICE_EXPOSURE_BOUND, ratings
-    for _name, rating in ratings.items():  # the timers' and the migration's units are no looser than the service
+    for rating in ratings.values():  # the timers' and the migration's units are no looser than the service
         assert rating <= ratings["videoapi.service"], ratings
     # the rating reads the sandbox: the same unit without its syscall filter and capability limit rates worse
     loose = tmp_path / "loose.service"
@@ -159,7 +160,7 @@ def test_service_unit_sandbox_covers_the_configured_paths():
             path = Path(env[setting])
             assert any(path == w or w in path.parents for w in writable), f"{name}: {setting}={path} is not writable"
             # PrivateTmp gives each unit its own /tmp and /var/tmp: the sweep unit could not see a temp root there
-            assert not str(path).startswith(("/tmp/", "/var/tmp/")), setting
+            assert not str(path).startswith(("/tmp/", "/var/tmp/")), setting  # noqa: S108  (checks, not uses)
     service = unit("videoapi.service")
     assert re.fullmatch(r"\d+[KMGT]?", service["MemoryMax"][0])
     # graceful stop: systemd waits at least as long as gunicorn lets renders finish
@@ -283,7 +284,7 @@ def test_timers_fire_at_the_documented_intervals():
     times = [datetime.strptime(found, "%Y-%m-%d %H:%M:%S")
              for found in re.findall(r"(?:Next elapse|Iter\. #\d): \w+ (\S+ \S+)", result.stdout)]
     assert len(times) == 3, result.stdout
-    assert {b - a for a, b in zip(times, times[1:])} == {timedelta(days=1)}
+    assert {b - a for a, b in itertools.pairwise(times)} == {timedelta(days=1)}
     assert times[0].time() == datetime.strptime("03:30", "%H:%M").time()
     assert seconds(analyze, prune["RandomizedDelaySec"][0]) <= 3600
     # the check reads systemd's own semantics: the interval as it was once broken is refused
@@ -808,11 +809,11 @@ def send_head_only(port, path, length, token=None, source=CLIENT):
 @pytest.mark.django_db(transaction=True)
 def test_refusals_arrive_before_the_body_is_sent(stack, token):
     limit = settings.VIDEOAPI_MAX_UPLOAD_BYTES
-    status, headers, body, seconds = send_head_only(stack.https_port, "/api/trim", limit + 1, token)
+    status, _headers, body, seconds = send_head_only(stack.https_port, "/api/trim", limit + 1, token)
     assert status == 413 and seconds < 5
     assert json.loads(body)["code"] == "payload_too_large" and str(limit) in json.loads(body)["detail"]
     # 401 is the service's own answer, streamed back through nginx with no body sent
-    status, headers, body, seconds = send_head_only(stack.https_port, "/api/trim", 10_000_000)
+    status, _headers, body, seconds = send_head_only(stack.https_port, "/api/trim", 10_000_000)
     assert status == 401 and seconds < 5
     assert json.loads(body)["code"] == "not_authenticated"
     assert RenderLog.objects.count() == 0  # neither reached a render

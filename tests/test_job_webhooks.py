@@ -72,7 +72,7 @@ def test_callback_url_alone_makes_a_job_and_a_signed_success_webhook(service, re
 
 def test_a_receiver_failing_twice_gets_three_attempts_with_one_webhook_id(service, receiver, token, clips):
     url, path = receiver.url("flaky", secret_of(token))  # 500, 500, then 200
-    status, _head, body = call(service, "POST", "/api/trim", token,
+    _status, _head, body = call(service, "POST", "/api/trim", token,
                                {"video": clips.basic, "start": "0", "callback_url": url},
                                {"Prefer": "respond-async"})
     job = json.loads(body)
@@ -88,7 +88,7 @@ def test_a_receiver_failing_twice_gets_three_attempts_with_one_webhook_id(servic
 
 def test_a_cancelled_job_sends_render_cancelled(service, receiver, token, long_clip):
     url, path = receiver.url("ok", secret_of(token))
-    status, _head, body = call(service, "POST", "/api/trim", token,
+    _status, _head, body = call(service, "POST", "/api/trim", token,
                                {"video": long_clip, "start": "0", "callback_url": url})
     job = json.loads(body)
     poll(service, token, job["id"], until=("running",))
@@ -101,7 +101,7 @@ def test_a_cancelled_job_sends_render_cancelled(service, receiver, token, long_c
 
 def test_a_job_that_fails_sends_render_failed(service, receiver, token, clips):
     url, path = receiver.url("ok", secret_of(token))
-    status, _head, body = call(service, "POST", "/api/trim", token,
+    _status, _head, body = call(service, "POST", "/api/trim", token,
                                {"video": clips.basic, "start": FAILING_START, "callback_url": url})
     job = json.loads(body)
     [got] = deliveries(receiver, path)

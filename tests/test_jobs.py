@@ -324,7 +324,7 @@ def test_result_expires_after_its_ttl(served, token, clips):
 
 def finished_job(served, token, clip, **fields):
     served.start_worker()
-    status, _head, job = submit(served.address, token, fields={"video": clip, "start": "0", **fields})
+    _status, _head, job = submit(served.address, token, fields={"video": clip, "start": "0", **fields})
     job, _seen = poll(served.address, token, job["id"])
     assert job["status"] == "succeeded"
     return job
@@ -337,7 +337,7 @@ def test_an_interrupted_download_leaves_the_result_for_a_retry(served, token, bi
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
     sock.sendall(f"GET /api/jobs/{job['id']}/result HTTP/1.1\r\nHost: {served.address}\r\n"
                  f"Authorization: Token {token}\r\nConnection: close\r\n\r\n".encode())
-    status, headers, first = read_head(sock)
+    status, headers, _first = read_head(sock)
     assert status == 200 and int(headers["content-length"]) > 5_000_000
     sock.recv(8192)
     sock.close()

@@ -237,7 +237,7 @@ def test_awkward_text_renders(api, clips, tmp_path):
     })
     assert r.status_code == 200
     params = RenderLog.objects.get(id=r["X-Render-Id"]).params
-    name, title, quote = drawn(params)
+    _name, title, quote = drawn(params)
     assert quote.count("\n") == 3 and title == "שלום עולם مرحبا 😀 ✓"  # runs of blank lines folded to one
 
 

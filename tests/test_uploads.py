@@ -149,11 +149,11 @@ def test_disk_filling_during_a_chunked_upload_is_507_and_the_worker_keeps_nothin
                                                                                         small_disk):
     with gunicorn({"VIDEOAPI_TEMP_ROOT": str(small_disk)}) as (address, proc):
         noise = os.urandom(14 * 1024 * 1024)  # no declared length: only the disk can stop it
-        status, headers, body = chunked_request(address, "/api/trim", {"video": clips.basic, "start": "0"}, token)
+        status, _headers, body = chunked_request(address, "/api/trim", {"video": clips.basic, "start": "0"}, token)
         assert status == 200  # the worker is up and has rendered once
         path = tmp_path / "noise.bin"
         path.write_bytes(noise)
-        status, headers, body = chunked_request(address, "/api/trim", {"video": path, "start": "0"}, token)
+        status, _headers, body = chunked_request(address, "/api/trim", {"video": path, "start": "0"}, token)
         assert status == 507 and json.loads(body)["code"] == "insufficient_storage"
         assert wait_for(lambda: not [p for p in small_disk.iterdir() if p.name != ".slots"], seconds=10)
         assert wait_for(lambda: worker_open_files(proc.pid, small_disk) == [], seconds=10), \

@@ -642,7 +642,7 @@ def test_the_admin_shows_every_attempt_and_sends_again_with_the_same_webhook_id(
 def test_notify_needs_a_callback_and_a_known_event(db):
     log = RenderLog.objects.create(endpoint="trim")
     assert webhooks.notify(log, "render.succeeded", {}) is None  # the request gave no callback_url
-    with pytest.raises(ValueError, match="render.succeeded, render.failed, render.cancelled"):
+    with pytest.raises(ValueError, match=r"render\.succeeded, render\.failed, render\.cancelled"):
         webhooks.notify(log, "render.started", {}, url="http://127.0.0.1:9/")
     assert not WebhookDelivery.objects.exists()
 

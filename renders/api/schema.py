@@ -137,27 +137,27 @@ UPLOADS = ("Uploads: MP4/MOV, Matroska/WebM, AVI or MPEG-TS with a decodable vid
            "anything runs (playlists, images and text are refused with 415, damaged files with 422).")
 ENDPOINT_TEXTS = {  # endpoint -> (summary, about, example): the docs of each render operation
     "trim": ("Cut a clip out of a video",
-             "`start` is required; give at most one of `end` or `duration` (neither: to the end). "
-             "`mode=accurate` (default) re-encodes frame-accurately into the house format; `mode=fast` copies "
-             "the streams from the keyframe at or before `start` (the header `X-Trim-Start` gives the real "
-             "start; the output fields do not apply).",
+             ("`start` is required; give at most one of `end` or `duration` (neither: to the end). "
+              "`mode=accurate` (default) re-encodes frame-accurately into the house format; `mode=fast` copies "
+              "the streams from the keyframe at or before `start` (the header `X-Trim-Start` gives the real "
+              "start; the output fields do not apply)."),
              "-F video=@talk.mp4 -F start=0:05 -F end=0:12 -o clip.mp4"),
     "trim-preview": ("A cheap preview of a trim",
-                     "The same cut as `trim`, as a small fast-encoded MP4 at `height` (144-720, default 360), "
-                     "or as the JPEG frame at `start` (`format=jpg`). At most the configured preview length.",
+                     ("The same cut as `trim`, as a small fast-encoded MP4 at `height` (144-720, default 360), "
+                      "or as the JPEG frame at `start` (`format=jpg`). At most the configured preview length."),
                      "-F video=@talk.mp4 -F start=5 -F duration=3 -F format=mp4 -o preview.mp4"),
     "concatenate": ("Join 2 to 20 videos in the order sent",
-                    "Files in a repeated `videos` field. Inputs may differ in every way; the result is one "
-                    "continuous house-format video. When every input already is house format at the requested "
-                    "canvas and frame rate (for example outputs of this service) and there is no transition, "
-                    "the join is a stream copy; `X-Concat-Mode` says `copy` or `reencode`. `transition=crossfade` "
-                    "fades picture and sound across each join.",
+                    ("Files in a repeated `videos` field. Inputs may differ in every way; the result is one "
+                     "continuous house-format video. When every input already is house format at the requested "
+                     "canvas and frame rate (for example outputs of this service) and there is no transition, "
+                     "the join is a stream copy; `X-Concat-Mode` says `copy` or `reencode`. `transition=crossfade` "
+                     "fades picture and sound across each join."),
                     "-F videos=@intro.mp4 -F videos=@demo.mp4 -F videos=@closing.mp4 -o joined.mp4"),
     "concatenate-multipart": ("Join segment_<i> files ordered by order_<i>",
-                              "Like `concatenate`, with files in `segment_<i>` fields and an optional integer "
-                              "`order_<i>` each (default `i`); joined by ascending order.",
-                              "-F segment_0=@intro.mp4 -F order_0=1 -F segment_1=@closing.mp4 -F order_1=2 "
-                              "-o joined.mp4"),
+                              ("Like `concatenate`, with files in `segment_<i>` fields and an optional "
+                               "integer `order_<i>` each (default `i`); joined by ascending order."),
+                              ("-F segment_0=@intro.mp4 -F order_0=1 -F segment_1=@closing.mp4 -F order_1=2 "
+                               "-o joined.mp4")),
 }
 
 

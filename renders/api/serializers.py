@@ -101,8 +101,8 @@ class TrimSerializer(OutputFields, TrimFields):
         if attrs.get("mode") == "fast":
             given = [name for name in OutputFields().fields if name in self.initial_data]
             if given:
-                raise serializers.ValidationError({given[0]: ["applies to mode=accurate only (fast mode copies "
-                                                              "the source's streams as they are)"]})
+                raise serializers.ValidationError({given[0]: [("applies to mode=accurate only (fast mode copies "
+                                                               "the source's streams as they are)")]})
         attrs = super().validate(attrs)
         info = attrs["video"].info
         if attrs["mode"] == "fast" and not builders.fast_trim_supported(info):
@@ -280,8 +280,8 @@ class TemplateSerializer(StyleFields, RenderSerializer):
             needed = start + len(attrs[template.steps_field]) * attrs["step_duration"]
             if needed > length + EPSILON:
                 raise serializers.ValidationError(
-                    {"step_duration": [f"the steps need {needed - start:.2f} s after start, "
-                                       f"but the output is {length:.3f} s long"]}
+                    {"step_duration": [(f"the steps need {needed - start:.2f} s after start, "
+                                        f"but the output is {length:.3f} s long")]}
                 )
             end = needed
         return start, end, length

@@ -59,7 +59,7 @@ def render_slot(timeout=None):
         with _waiting():
             while fd is None:
                 if time.monotonic() >= deadline:
-                    raise Busy(headers={"Retry-After": str(max(1, int(round(timeout / 2)) or 1))})
+                    raise Busy(headers={"Retry-After": str(max(1, round(timeout / 2) or 1))})
                 time.sleep(POLL_SECONDS)
                 fd = _try_take(count)
     try:

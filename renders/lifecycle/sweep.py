@@ -89,7 +89,8 @@ def sweep(grace: float | None = None, dry_run: bool = False, now: float | None =
     if not dry_run:
         try:
             jobs.reap()  # what time alone decides (lost workers, expired results), before the disk
-        except Exception as exc:  # the database may be down: the disk is still swept (job workspaces kept)
+        # the database may be down, whatever its error: the disk is still swept (job workspaces kept)
+        except Exception as exc:  # noqa: BLE001
             report.errors["database"] = str(exc)[:300]
             logger.error("event=reap_failed error=%s", exc)
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
@@ -157,7 +158,7 @@ def _keep_job(render_id: str, dry_run: bool) -> bool:
     try:
         log = RenderLog.objects.filter(id=render_id, host=settings.VIDEOAPI_HOST_ID).first()
         return jobs.sweep_rule(log, record=not dry_run) == "keep"
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (anything unclassifiable is kept: the sweep never deletes on a guess)
         logger.error("event=job_unclassified render_id=%s error=%s", render_id, exc)
         return True
 

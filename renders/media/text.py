@@ -16,6 +16,7 @@ types can be read as a filter option or an expansion.
 """
 
 import functools
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -407,7 +408,7 @@ def layout(card: Card, width: int, height: int, inset: int = 0,
             room = width - 2 * margin - 2 * border - inset
             lines = wrap(block.text, size, room, font)
             blocks.append((block, size, border, lines, block_height(lines, size, font)))
-        gaps = [b1[2] + b2[2] + round(0.12 * b2[1]) for b1, b2 in zip(blocks, blocks[1:])]
+        gaps = [b1[2] + b2[2] + round(0.12 * b2[1]) for b1, b2 in itertools.pairwise(blocks)]
         total = sum(b[4] for b in blocks) + sum(gaps) + blocks[0][2] + blocks[-1][2]
         if total <= height - 2 * margin:
             break
