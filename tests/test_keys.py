@@ -102,6 +102,31 @@ def test_commands_show_a_key_once(django_user_model):
     assert key.expiry_date is not None and made.getvalue().split("export TOKEN=")[1].split()[0] not in stored_text()
 
 
+def test_the_commands_ensure_admin_suggests_run_in_a_plain_shell(django_user_model):
+    """Its hints name the checkout's .venv python: a plain shell's `python` has no Django."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    first, again = StringIO(), StringIO()
+    call_command("ensure_admin", stdout=first)
+    call_command("ensure_admin", stdout=again)
+    hints = re.findall(r"with: (.+?)\)$", first.getvalue() + again.getvalue(), re.M)
+    assert len(hints) == 2 and {h.split()[2] for h in hints} == {"changepassword", "create_api_key"}, hints
+    root = Path(__file__).resolve().parent.parent
+    venv_python = root / ".venv" / "bin" / "python"
+    for hint in hints:
+        assert hint.startswith(".venv/bin/python manage.py "), hint
+        command = hint if venv_python.exists() else hint.replace(".venv/bin/python", sys.executable, 1)
+        result = subprocess.run(["/bin/sh", "-c", command.replace("NAME", "'a name'") + " --help"], cwd=root,
+                                capture_output=True, text=True, timeout=120,
+                                env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "tests.settings",
+                                     "VIDEOAPI_TEST_DIR": os.environ["VIDEOAPI_TEST_DIR"]})
+        assert result.returncode == 0 and "usage: manage.py" in result.stdout, (hint, result.stderr[-500:])
+
+
 def test_admin_makes_a_key_and_shows_it_once(admin_client, admin_user):
     r = admin_client.post("/admin/renders/clientkey/add/", {"name": "mobile app", "user": admin_user.pk,
                                                             "expiry_date_0": "", "expiry_date_1": ""}, follow=True)

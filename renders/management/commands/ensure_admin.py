@@ -29,13 +29,13 @@ class Command(BaseCommand):
             password = os.environ.get("VIDEOAPI_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
             user = User.objects.create_superuser(username, email="", password=password)
             self.stdout.write(f"Created admin user {username!r} with password: {password}")
-            self.stdout.write("  (shown once; change it with: python manage.py changepassword " + username + ")")
+            self.stdout.write("  (shown once; change it with: .venv/bin/python manage.py changepassword " + username + ")")
         usable = ClientKey.objects.filter(user=user, revoked=False)
         if usable.exists():
             names = ", ".join(f"{k.name} ({k.prefix}...)" for k in usable[:5])
             self.stdout.write(f"API keys for {username!r}: {names}")
             self.stdout.write("  (only their hashes are stored; make another with: "
-                              f"python manage.py create_api_key NAME --user {username})")
+                              f".venv/bin/python manage.py create_api_key NAME --user {username})")
             return
         key, secret = ClientKey.objects.create_key(name="scripts/serve", user=user)
         self.stdout.write(f"API key for {username!r} (shown once; only its hash is stored): {secret}")
