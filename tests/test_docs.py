@@ -120,6 +120,9 @@ def test_api_md_curl_examples_run_as_printed(token, samples, tmp_path):
     shutil.copytree(samples.dir, tmp_path, dirs_exist_ok=True)
     with gunicorn() as (address, _proc), render_worker():  # the jobs example needs this host's worker
         run_examples(blocks, address, tmp_path, token)
+        [jobs] = [b for b in blocks if "Prefer: respond-async" in b]
+        (tmp_path / "job.mp4").unlink()
+        run_examples([jobs], address, tmp_path, token)  # again, as a reader would: a new job, not the first (410)
     job = media.probe(tmp_path / "job.mp4")
     assert abs(job["v_duration"] - 2.0) < 0.05 and job["vcodec"] == "h264"
     assert "endpoints" in json.loads((tmp_path / "options.json").read_text())
