@@ -29,7 +29,7 @@ class Command(BaseCommand):
             password = os.environ.get("VIDEOAPI_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
             user = User.objects.create_superuser(username, email="", password=password)
             self.stdout.write(f"Created admin user {username!r} with password: {password}")
-            self.stdout.write("  (shown once; change it with: .venv/bin/python manage.py changepassword " + username + ")")
+            self.stdout.write(f"  (shown once; change it with: .venv/bin/python manage.py changepassword {username})")
         usable = ClientKey.objects.filter(user=user, revoked=False)
         if usable.exists():
             names = ", ".join(f"{k.name} ({k.prefix}...)" for k in usable[:5])
