@@ -83,7 +83,8 @@ class Nginx:
         return [nginx_binary(), "-p", str(self.workdir), "-e", str(self.workdir / "error.log"),
                 "-c", str(self.workdir / "nginx.conf"), *extra]
 
-    def test_config(self):
+    def check_config(self):
+        """`nginx -t` on this configuration (`check_`, not `test_`: pytest collects what starts with test)."""
         return subprocess.run(self.command("-t"), capture_output=True, text=True, timeout=30)
 
     def start(self, port):

@@ -464,7 +464,7 @@ def test_nginx_site_matches_the_service_settings(tmp_path):
         pytest.skip("nginx is not installed (Debian package nginx-light); the syntax check needs it")
     cert, key = self_signed_cert(tmp_path)
     site = render_site(["127.0.0.1:9"], free_port(), free_port(), cert, key, 1024)
-    result = Nginx(tmp_path, site).test_config()
+    result = Nginx(tmp_path, site).check_config()
     assert result.returncode == 0, result.stderr
 
 
@@ -698,7 +698,7 @@ def stack(django_db_setup, tmp_path_factory):
                            routes={h.name: h.address for h in hosts.values()})
         (workdir / "nginx").mkdir()
         nginx = Nginx(workdir / "nginx", site)
-        assert nginx.test_config().returncode == 0
+        assert nginx.check_config().returncode == 0
         nginx.start(https_port)
         exits.callback(nginx.stop)
         yield Stack(hosts, nginx, https_port, http_port, upstreams)
