@@ -8,6 +8,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from . import media
+from .server import gunicorn
 
 
 def wait_for(predicate, seconds=20):
@@ -197,3 +198,45 @@ def drop_stray_connections(django_db_setup, django_db_blocker):
         with django_db_blocker.unblock(), connection._nodb_cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                            "WHERE datname = %s AND pid <> pg_backend_pid()", [connection.settings_dict["NAME"]])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from .jobclient import Service  # (jobclient imports this module: imported when the fixture runs)
+
+    with gunicorn() as (address, _proc):
+        service = Service(address, tmp_path_factory.mktemp("jobs"))
+        try:
+            yield service
+        finally:
+            service.stop_worker()
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    return media.lavfi_clip(tmp_path_factory.mktemp("long") / "six.mp4", seconds=6, size="160x90")
+
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    # Playwright's sync API keeps an event loop running in this thread; the
+    # test's own ORM calls are ordinary blocking calls, as Django's docs allow.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    if not CHROMIUM:
+        pytest.skip("Chromium is not installed (scripts/test installs Debian's chromium when it can)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -1,9 +1,11 @@
 """Small generated clips and output probing for the tests (real FFmpeg)."""
 
 import struct
+import zlib
 from pathlib import Path
 
 import av
+import numpy as np
 
 from renders.media import ffmpeg
 
@@ -214,3 +216,32 @@ def video_packets(path):
     """The video stream's packets, as bytes: equal lists mean the picture was copied, not re-encoded."""
     with av.open(str(path)) as container:
         return [bytes(p) for p in container.demux(container.streams.video[0]) if p.size]
+
+
+FRAME = 1 / 25
+
+
+def assert_house(out, length):
+    assert (out["vcodec"], out["pix_fmt"], out["width"], out["height"], out["fps"]) == ("h264", "yuv420p", 320, 180, 25)
+    assert (out["acodec"], out["sample_rate"], out["channels"]) == ("aac", 48000, 2)
+    assert out["faststart"]
+    assert abs(out["frames"] * FRAME - length) <= FRAME + 1e-6, out
+    assert abs(out["a_duration"] - out["frames"] * FRAME) <= FRAME + 1e-6, out
+
+
+def changed(a, b, threshold=30):
+    """The fraction of pixels that differ visibly between two frames."""
+    return (np.abs(a.astype(int) - b.astype(int)).max(axis=2) > threshold).mean()
+
+
+def png_bomb(path, side=30000):
+    """A PNG that claims side x side pixels in a few hundred KB (1-bit, all zero)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    row = b"\0" * (1 + side // 8)
+    compressor, parts = zlib.compressobj(9), []
+    parts.extend(compressor.compress(row) for _ in range(side))
+    parts.append(compressor.flush())
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
+    return path

@@ -1,37 +1,15 @@
 """The admin as an operator sees it: real gunicorn, headless Chromium, screenshots."""
 
-import shutil
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 
 from renders.models import RenderLog
 
+from .conftest import ARTIFACTS
 from .server import gunicorn, request
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API keeps an event loop running in this thread; the
-    # test's own ORM calls are ordinary blocking calls, as Django's docs allow.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    if not CHROMIUM:
-        pytest.skip("Chromium is not installed (scripts/test installs Debian's chromium when it can)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def test_admin_pages_in_a_browser(browser, token, clips):

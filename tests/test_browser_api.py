@@ -11,8 +11,8 @@ import pytest
 
 from renders.models import RenderLog
 
+from .conftest import ARTIFACTS
 from .server import free_port, gunicorn
-from .test_admin_browser import ARTIFACTS, browser  # noqa: F401  (the Chromium fixture)
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
 
@@ -51,7 +51,7 @@ def static_site(directory: Path, host: str):
         server.server_close()
 
 
-def test_front_end_on_another_origin(browser, token, clips, tmp_path):  # noqa: F811
+def test_front_end_on_another_origin(browser, token, clips, tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     (site / "index.html").write_text(PAGE)
@@ -74,7 +74,7 @@ def test_front_end_on_another_origin(browser, token, clips, tmp_path):  # noqa: 
     assert RenderLog.objects.count() == 1  # the browser never sent the stranger's upload
 
 
-def test_docs_page_authorize_and_try_every_render_untouched(browser, token, clips, tmp_path):  # noqa: F811
+def test_docs_page_authorize_and_try_every_render_untouched(browser, token, clips, tmp_path):
     """In /api/: authorize, then on every render choose only the files and press Execute: each answers 200.
 
     The form's other fields keep what the schema prefilled (its examples), so this is "Try it out" exactly as a

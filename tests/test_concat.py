@@ -11,7 +11,7 @@ from renders.models import RenderLog
 
 from . import media
 from .conftest import post, save
-from .test_sources import assert_house
+from .media import assert_house
 
 pytestmark = pytest.mark.django_db
 FRAME = 1 / 25

@@ -10,9 +10,6 @@ The early Content-Length check is proven by a client that sends only
 headers.
 """
 
-import contextlib
-import http.server
-import threading
 
 import pytest
 
@@ -20,34 +17,9 @@ from renders.errors import UndecodableMedia, UnsupportedMedia
 from renders.media import ffmpeg, probe
 
 from . import media
-from .server import gunicorn, read_head
+from .server import canary, gunicorn, read_head
 
 pytestmark = pytest.mark.django_db
-
-
-@contextlib.contextmanager
-def canary():
-    """A loopback HTTP server that records every request it gets."""
-    hits = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            hits.append(self.path)
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"\x47" * 188 * 10)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def playlist(path, segment):

@@ -52,10 +52,10 @@ from .deploy import (
     tls_socket,
     unit_system_calls,
 )
+from .jobclient import call, poll, submit
+from .jobclient import slow_ffmpeg as readrate_ffmpeg
 from .pgcluster import Cluster
 from .server import free_port, gunicorn, multipart, read_head, read_response, render_worker, request, wait_port
-from .test_jobs import call, poll, submit
-from .test_jobs import slow_ffmpeg as readrate_ffmpeg
 
 CLIENT = "127.0.0.3"  # a client's address on loopback (nginx itself talks to the hosts from 127.0.0.1)
 OUTSIDER = "127.0.0.2"  # an address the operator paths do not allow

@@ -12,7 +12,7 @@ from rest_framework import exceptions
 from renders import errors
 from renders.api import schema as api_schema
 
-from .test_schema import schema
+from .apidoc import schema
 
 API_MD = Path(__file__).resolve().parent.parent / "docs" / "API.md"
 

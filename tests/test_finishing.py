@@ -13,9 +13,9 @@ from renders.media import captions, text
 from renders.models import RenderLog
 
 from . import media
+from .apidoc import form, schema
 from .conftest import post, save
-from .test_hostile import png_bomb
-from .test_schema import form, schema
+from .media import png_bomb
 
 pytestmark = pytest.mark.django_db
 

@@ -93,7 +93,7 @@ def test_the_jobs_operations_and_options_pass_every_check(live, token, tmp_path)
     import sys
     from pathlib import Path
 
-    from .test_jobs import call, submit
+    from .jobclient import call, submit
 
     cli = Path(sys.executable).parent / "schemathesis"
     config = tmp_path / "schemathesis.toml"

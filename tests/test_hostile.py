@@ -6,7 +6,6 @@ left on disk (the autouse fixture), and the service healthy afterwards.
 
 import json
 import struct
-import zlib
 
 import pytest
 
@@ -14,22 +13,10 @@ from renders.models import RenderLog
 
 from . import media
 from .conftest import post, save
-from .test_defences import canary
+from .media import png_bomb
+from .server import canary
 
 pytestmark = pytest.mark.django_db
-
-
-def png_bomb(path, side=30000):
-    """A PNG that claims side x side pixels in a few hundred KB (1-bit, all zero)."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    row = b"\0" * (1 + side // 8)
-    compressor, parts = zlib.compressobj(9), []
-    parts.extend(compressor.compress(row) for _ in range(side))
-    parts.append(compressor.flush())
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
-                     + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
-    return path
 
 
 def claims_hours(source, path):

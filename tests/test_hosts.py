@@ -12,7 +12,7 @@ from renders.lifecycle.clients import client_address
 from renders.models import RenderLog
 
 from .conftest import post
-from .test_ops import make_leftover, sweep_cmd
+from .housekeeping import make_leftover, sweep_cmd
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from renders.models import RenderLog
 
 from .conftest import leftovers, post, wait_for
-from .test_jobs import long_clip, served  # noqa: F401  (fixtures: a gunicorn with a render_worker, a 6 s clip)
 
 pytestmark = pytest.mark.django_db
 LIST = "/admin/renders/renderlog/"
@@ -166,9 +165,9 @@ def test_scrape_answers_with_the_database_down():
 @pytest.mark.server
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_gunicorn_reports_the_workers_job(served, token, long_clip):  # noqa: F811 (the fixtures above)
+def test_gunicorn_reports_the_workers_job(served, token, long_clip):
     """The render_worker (another process) runs the job; gunicorn's /metrics sees its progress and wait."""
-    from .test_jobs import call, poll, submit
+    from .jobclient import call, poll, submit
 
     def gauges():
         status, _head, body = call(served.address, "GET", "/metrics")

@@ -9,9 +9,9 @@ import pytest
 from renders.models import ClientKey, RenderLog, WebhookDelivery
 
 from .conftest import leftovers, wait_for
+from .jobclient import call, poll, slow_ffmpeg
+from .receiver import Receiver
 from .server import gunicorn, render_worker
-from .test_jobs import call, poll, slow_ffmpeg
-from .test_webhooks import Receiver
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
 PRIVATE = {"VIDEOAPI_WEBHOOK_ALLOW_PRIVATE": "true", "VIDEOAPI_WEBHOOK_RETRY_DELAYS": "0.2,0.2",

@@ -4,7 +4,6 @@ One gunicorn and one worker serve the module; tests that stop, kill or
 reconfigure a worker start their own.
 """
 
-import http.client
 import json
 import os
 import signal
@@ -18,104 +17,14 @@ import pytest
 from django.conf import settings
 
 from renders.lifecycle.sweep import processes_inside, sweep
-from renders.media.ffmpeg import ffmpeg_binary
 from renders.models import RenderLog
 
 from . import media
 from .conftest import leftovers, wait_for
-from .server import gunicorn, multipart, read_head, render_worker
+from .jobclient import ASYNC, call, poll, submit
+from .server import gunicorn, read_head
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
-
-ASYNC = {"Prefer": "respond-async"}
-
-
-def call(address, method, path, token=None, fields=None, headers=None, timeout=60):
-    """One HTTP request on its own connection: (status, headers (lower-case names), body)."""
-    host, port = address.split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    head = dict(headers or {})
-    if token:
-        head["Authorization"] = f"Token {token}"
-    body = None
-    if fields is not None:
-        body, head["Content-Type"] = multipart(fields)
-    try:
-        conn.request(method, path, body=body, headers=head)
-        response = conn.getresponse()
-        data = response.read()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
-    finally:
-        conn.close()
-
-
-def submit(address, token, path="/api/trim", fields=None, headers=None):
-    status, head, body = call(address, "POST", path, token, fields, {**ASYNC, **(headers or {})})
-    return status, head, json.loads(body)
-
-
-def poll(address, token, job_id, until=("succeeded", "failed", "cancelled", "expired"), seconds=60):
-    seen = []
-
-    def done():
-        status, _head, body = call(address, "GET", f"/api/jobs/{job_id}", token)
-        assert status == 200, body
-        job = json.loads(body)
-        seen.append(job)
-        return job if job["status"] in until else None
-
-    job = wait_for(done, seconds)
-    assert job, f"job {job_id} never reached {until}: {seen[-1:]}"
-    return job, seen
-
-
-def slow_ffmpeg(directory: Path, rate: float = 2.0) -> str:
-    """Real FFmpeg reading its inputs at `rate` times real time: a job that lasts, at almost no CPU."""
-    script = directory / "ffmpeg-readrate"
-    script.write_text('#!/bin/bash\nargs=()\nfor a in "$@"; do [ "$a" = -i ] && args+=(-readrate ' + str(rate)
-                      + '); args+=("$a"); done\nexec ' + ffmpeg_binary() + ' "${args[@]}"\n')
-    script.chmod(0o755)
-    return str(script)
-
-
-class Service:
-    """One gunicorn for the module; its render_worker started and stopped as each test needs."""
-
-    def __init__(self, address, directory):
-        self.address = address
-        self.directory = directory
-        self._worker = None
-        self.worker = None
-        self.env = None
-
-    def start_worker(self, **env):
-        env = {key: str(value) for key, value in env.items()}
-        if self.worker is not None and self.env == env:
-            return self.worker
-        self.stop_worker()
-        self._worker = render_worker(env)
-        self.worker = self._worker.__enter__()
-        self.env = env
-        return self.worker
-
-    def stop_worker(self):
-        if self._worker is not None:
-            self._worker.__exit__(None, None, None)
-        self._worker = self.worker = self.env = None
-
-    def slow(self, **env):
-        """A worker whose FFmpeg reads at 2x real time (so a 6 s clip renders in about 3 s)."""
-        return self.start_worker(VIDEOAPI_FFMPEG=slow_ffmpeg(self.directory), **env)
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    with gunicorn() as (address, _proc):
-        service = Service(address, tmp_path_factory.mktemp("jobs"))
-        try:
-            yield service
-        finally:
-            service.stop_worker()
 
 
 @pytest.fixture
@@ -123,11 +32,6 @@ def service(served):
     """The module's gunicorn with a plain worker running."""
     served.start_worker()
     return served.address, served.worker
-
-
-@pytest.fixture(scope="module")
-def long_clip(tmp_path_factory):
-    return media.lavfi_clip(tmp_path_factory.mktemp("long") / "six.mp4", seconds=6, size="160x90")
 
 
 def test_submit_poll_download_then_gone(service, token, clips, tmp_path):

@@ -122,3 +122,18 @@ def test_no_thread_local_state_carries_data_between_modules():
     a thread-local that one module fills in for another to read."""
     users = sorted(module for module, path in modules() if "threading.local" in path.read_text(encoding="utf-8"))
     assert users == []
+
+
+def test_no_test_module_imports_another():
+    """Tests share fixtures through conftest.py and helpers through helper modules (tests/media.py,
+    tests/server.py, tests/jobclient.py, ...), never by importing another test module: a test file can be
+    moved, renamed or deleted without breaking a stranger."""
+    tests = Path(__file__).resolve().parent
+    found = []
+    for path in sorted(tests.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[-1].startswith("test_"):
+                found.append(f"{path.name} imports {node.module}")
+            elif isinstance(node, ast.ImportFrom) and node.module is None:  # from . import test_x
+                found += [f"{path.name} imports {alias.name}" for alias in node.names if alias.name.startswith("test_")]
+    assert found == [], found

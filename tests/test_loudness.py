@@ -16,8 +16,8 @@ from renders.media import loudness
 from renders.models import RenderLog
 
 from . import media
+from .apidoc import form, schema
 from .conftest import post, save
-from .test_schema import form, schema
 
 pytestmark = pytest.mark.django_db
 WEB = -16.0

@@ -20,27 +20,9 @@ from renders.lifecycle.render import Render
 from renders.models import RenderLog
 
 from .conftest import post, wait_for
+from .housekeeping import make_leftover, metric_value, sweep_cmd
 
 pytestmark = pytest.mark.django_db
-
-
-def make_leftover(endpoint="trim", age=3600, status=RenderLog.Status.RENDERING, content=b"x" * 1000):
-    """A workspace as a dead worker leaves it: unlocked, files inside, an open RenderLog row."""
-    render_id = uuid.uuid4()
-    path = workspace.temp_root() / f"{endpoint}_{render_id}"
-    path.mkdir(mode=0o700)
-    (path / ".lock").touch()
-    (path / "upload_1.bin").write_bytes(content)
-    old = time.time() - age
-    os.utime(path, (old, old))
-    RenderLog.objects.create(id=render_id, endpoint=endpoint, status=status, workspace=str(path))
-    return render_id, path
-
-
-def sweep_cmd(*args):
-    out = StringIO()
-    call_command("sweep_temp", *args, stdout=out, stderr=StringIO())
-    return out.getvalue()
 
 
 def test_sweep_deletes_dead_workspaces_and_marks_them(tmp_path):
@@ -169,18 +151,6 @@ def test_health_endpoints(client, settings, monkeypatch):
     assert broken.status_code == 503 and not broken.json()["checks"]["ffmpeg"]["ok"]
     settings.VIDEOAPI_FFMPEG = ""
     monkeypatch.setitem(health._FFMPEG_OK, "checked", 0.0)
-
-
-def metric_value(name, **labels):
-    from django.test import Client
-
-    text = Client().get("/metrics").content.decode()
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def test_metrics_count_renders_and_cleanups(api, clips):

@@ -13,8 +13,9 @@ from renders.media.spec import preset_size
 from renders.models import RenderLog
 
 from . import media
+from .apidoc import url
 from .conftest import post, save
-from .test_templates import changed, url
+from .media import changed
 
 pytestmark = pytest.mark.django_db
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"

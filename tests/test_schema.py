@@ -4,12 +4,12 @@ import json
 import re
 
 import pytest
-import yaml
 
 from renders import errors
 from renders.models import JobStatus
 
 from . import media
+from .apidoc import form, schema
 from .conftest import post
 
 pytestmark = pytest.mark.django_db
@@ -25,19 +25,6 @@ REQUIRED = {
     "/api/trim/preview": {"video", "start"},
     "/api/concatenate": {"videos"},
 }
-
-
-def schema(client):
-    r = client.get("/api/schema")
-    assert r.status_code == 200  # public, no token
-    return yaml.safe_load(r.content)
-
-
-def form(doc, path):
-    body = doc["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
-    if "$ref" in body:
-        body = doc["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
-    return body
 
 
 def test_every_endpoint_is_described(client):

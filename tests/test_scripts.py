@@ -14,8 +14,9 @@ from PIL import Image
 from renders.media import fonts, text
 
 from . import media
+from .apidoc import url
 from .conftest import post, save
-from .test_templates import changed, url
+from .media import changed
 
 pytestmark = pytest.mark.django_db
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"

@@ -6,17 +6,9 @@ from renders.media.probe import probe_video
 
 from . import media
 from .conftest import post, save
+from .media import assert_house
 
 pytestmark = pytest.mark.django_db
-FRAME = 1 / 25
-
-
-def assert_house(out, length):
-    assert (out["vcodec"], out["pix_fmt"], out["width"], out["height"], out["fps"]) == ("h264", "yuv420p", 320, 180, 25)
-    assert (out["acodec"], out["sample_rate"], out["channels"]) == ("aac", 48000, 2)
-    assert out["faststart"]
-    assert abs(out["frames"] * FRAME - length) <= FRAME + 1e-6, out
-    assert abs(out["a_duration"] - out["frames"] * FRAME) <= FRAME + 1e-6, out
 
 
 def test_probe_of_variants(variants):

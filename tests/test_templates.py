@@ -12,7 +12,9 @@ from renders.api.templates import TEMPLATES
 from renders.models import RenderLog
 
 from . import media
+from .apidoc import url
 from .conftest import post, save
+from .media import changed
 
 pytestmark = pytest.mark.django_db
 
@@ -39,10 +41,6 @@ NAMES = [t.endpoint for t in TEMPLATES]
 def drawn(params):
     """The texts a stored template plan draws, in order."""
     return [block["text"] for card in params["cards"] for block in card["blocks"]]
-
-
-def url(name):
-    return f"/api/{name}/render"
 
 
 @pytest.fixture(scope="module")
@@ -185,11 +183,6 @@ def test_non_video_upload(api, clips, name):
 
 def region_diff(a, b):
     return np.abs(a.astype(int) - b.astype(int)).mean()
-
-
-def changed(a, b, threshold=30):
-    """The fraction of pixels that differ visibly between two frames."""
-    return (np.abs(a.astype(int) - b.astype(int)).max(axis=2) > threshold).mean()
 
 
 @pytest.mark.parametrize("name", NAMES)
