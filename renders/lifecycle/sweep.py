@@ -11,7 +11,6 @@ workspaces are never touched, however old; entries not named like a
 workspace, and everything outside the root, are never touched at all.
 """
 
-import fcntl
 import logging
 import os
 import signal
@@ -23,6 +22,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from renders.lifecycle import jobs
+from renders.lifecycle.locks import try_lock
 from renders.lifecycle.workspace import JOB_MARKER, LOCK_NAME, NAME_RE, CleanupError, dir_size, remove_tree, temp_root
 from renders.models import RenderLog
 
@@ -48,16 +48,11 @@ class SweepReport:
 
 
 def _take_lock(path: Path):
-    """The workspace's lock if nobody holds it, else None. A missing lock file counts as free."""
+    """The workspace's lock if nobody holds it, else None. A missing lock file counts as free (-1)."""
     try:
-        fd = os.open(path / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = try_lock(path / LOCK_NAME)
     except FileNotFoundError:
         return -1
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
     return fd
 
 

@@ -15,10 +15,11 @@ import re
 import shutil
 import stat
 import sys
-import time
 from pathlib import Path
 
 from django.conf import settings
+
+from renders.lifecycle.locks import is_held, try_lock
 
 logger = logging.getLogger("renders.workspace")
 
@@ -77,19 +78,11 @@ class Workspace:
         if not NAME_RE.match(path.name) or path.parent != temp_root():
             raise ValueError(f"not a workspace: {path}")
         try:
-            fd = os.open(path / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = try_lock(path / LOCK_NAME, shared=shared, wait=wait)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    return None
-                time.sleep(0.02)
+        if fd is None:
+            return None
         if not (path / LOCK_NAME).exists():  # deleted between open and lock: nothing to adopt
             os.close(fd)
             return None
@@ -140,22 +133,13 @@ class Workspace:
 def is_locked(path: Path) -> bool:
     """True when some live process holds the workspace's lock."""
     try:
-        fd = os.open(path / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return is_held(path / LOCK_NAME)
     except FileNotFoundError:
         return False
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return False
         raise
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
 
 
 def remove_tree(path: Path):
