@@ -43,6 +43,11 @@ def workspace_path(endpoint: str, render_id) -> Path:
     return temp_root() / f"{endpoint}_{render_id}"
 
 
+def is_workspace(path: Path) -> bool:
+    """Whether `path` (absolute) names a workspace: a direct child of the temp root, named like one."""
+    return path.parent == temp_root() and bool(NAME_RE.match(path.name))
+
+
 def free_bytes(path) -> int:
     return shutil.disk_usage(path).free
 
@@ -75,7 +80,7 @@ class Workspace:
         shared to read its result beside other downloads. Waits up to `wait` seconds for another holder; None
         when the workspace is gone or still held."""
         path = Path(path)
-        if not NAME_RE.match(path.name) or path.parent != temp_root():
+        if not is_workspace(path):
             raise ValueError(f"not a workspace: {path}")
         try:
             fd = try_lock(path / LOCK_NAME, shared=shared, wait=wait)
@@ -134,7 +139,7 @@ def is_locked(path: Path) -> bool:
     """True when some live process holds the workspace's lock."""
     try:
         return is_held(path / LOCK_NAME)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return False
     except OSError as exc:
         if exc.errno == errno.ELOOP:
@@ -151,7 +156,7 @@ def remove_tree(path: Path):
     """
     root = temp_root()
     path = Path(os.path.abspath(path))
-    if path.parent != root or not NAME_RE.match(path.name):
+    if not is_workspace(path):
         raise CleanupError(f"refusing to delete {path}: not a workspace under the temp root")
     try:
         st = os.lstat(path)
