@@ -200,8 +200,9 @@ class KindFilter(admin.SimpleListFilter):
 
 @admin.register(RenderLog)
 class RenderLogAdmin(admin.ModelAdmin):
-    list_display = ("received_at", "endpoint", "status", "job_progress", "job_eta", "http_status", "error_code",
-                    "render_time", "output_size", "cleanup_status", "host", "user", "short_id")
+    # what the service is about first: the cleanup status is in sight at 1400 px, beside the filters
+    list_display = ("received_at", "endpoint", "status", "cleanup_status", "job_progress", "job_eta", "http_status",
+                    "error_code", "render_time", "output_size", "host", "user", "short_id")
     # "status" lists the model's choices (queued, cancelled, expired included), never a DISTINCT
     list_filter = (EndpointFilter, "status", KindFilter, HostFilter, "cleanup_status",
                    ErrorCodeFilter, ("received_at", admin.DateFieldListFilter))
