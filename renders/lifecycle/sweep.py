@@ -6,9 +6,10 @@ never race), kills any process still working inside it (an FFmpeg that
 outlived its worker), deletes it and marks its RenderLog `swept`. Each host
 sweeps its own temp root and marks only RenderLogs it recorded itself
 (`host` = VIDEOAPI_HOST_ID), so hosts sharing one database never mark each
-other's renders. Locked
-workspaces are never touched, however old; entries not named like a
-workspace, and everything outside the root, are never touched at all.
+other's renders. Locked workspaces are never touched, however old; entries
+not named like a workspace, and everything outside the root, are never
+touched at all. The admin lists the temp root and retries a cleanup with the
+same code (`leftovers`, `remove`).
 """
 
 import logging

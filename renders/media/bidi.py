@@ -91,10 +91,9 @@ def _resolve(line: str, enclosing: int | None = None, kind: str = "") -> tuple[l
     """([(character, level)] in logical order, the text's own level) for a paragraph (`enclosing` None) or an
     isolate's content (`kind` LRI, RLI or FSI, inside an embedding at level `enclosing`).
 
-    python-bidi's pure-Python algorithm implements UAX #9 as it was before Unicode 6.3 added isolates. An
-    isolate is, by definition, a neutral character to the text around it and, inside, text resolved on its
-    own at the next level in its direction; so each one is shown to the algorithm as one Other Neutral
-    (U+FFFC) and its content resolved by a call of its own. Explicit embeddings and overrides are removed
+    An isolate is a neutral character to the text around it and, inside, text resolved on its own at the
+    next level in its direction: so each one is shown to python-bidi as one Other Neutral (U+FFFC) and its
+    content resolved by a call of its own. Explicit embeddings and overrides are removed
     (X9); boundary neutrals (joiners, soft hyphens, tags) are kept at the level of the character before them
     (UAX #9 section 5.2), so the shaper still sees ZWJ sequences whole.
     """
