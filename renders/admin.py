@@ -20,8 +20,8 @@ from django.utils.html import format_html
 from renders import webhooks
 from renders.errors import ERROR_CODES
 from renders.health import job_stats
-from renders.lifecycle import jobs
-from renders.lifecycle.workspace import NAME_RE, CleanupError, dir_size, is_locked, remove_tree, temp_root
+from renders.lifecycle import jobs, sweep
+from renders.lifecycle.workspace import CleanupError, temp_root
 from renders.models import RenderLog, WebhookDelivery
 
 
@@ -39,13 +39,7 @@ def dashboard():
     )
     totals = {k: v for k, v in counts.items() if not k.startswith("cleanup_")}
     cleanups = {k.removeprefix("cleanup_"): v for k, v in counts.items() if k.startswith("cleanup_") and v}
-    leftovers = []
-    root = temp_root()
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if NAME_RE.match(entry.name) and not entry.is_symlink():
-            path = root / entry.name
-            leftovers.append({"name": entry.name, "bytes": dir_size(path), "live": is_locked(path)})
-    return {"totals": totals, "cleanups": cleanups, "leftovers": leftovers, "host": settings.VIDEOAPI_HOST_ID,
+    return {"totals": totals, "cleanups": cleanups, "leftovers": sweep.leftovers(), "host": settings.VIDEOAPI_HOST_ID,
             "failed_cleanups": capped_count(RenderLog.objects.filter(cleanup_status=RenderLog.Cleanup.FAILED)),
             "jobs": job_stats()}
 
@@ -206,8 +200,9 @@ class KindFilter(admin.SimpleListFilter):
 
 @admin.register(RenderLog)
 class RenderLogAdmin(admin.ModelAdmin):
-    list_display = ("received_at", "endpoint", "status", "job_progress", "job_eta", "http_status", "error_code",
-                    "render_time", "output_size", "cleanup_status", "host", "user", "short_id")
+    # what the service is about first: the cleanup status is in sight at 1400 px, beside the filters
+    list_display = ("received_at", "endpoint", "status", "cleanup_status", "job_progress", "job_eta", "http_status",
+                    "error_code", "render_time", "output_size", "host", "user", "short_id")
     # "status" lists the model's choices (queued, cancelled, expired included), never a DISTINCT
     list_filter = (EndpointFilter, "status", KindFilter, HostFilter, "cleanup_status",
                    ErrorCodeFilter, ("received_at", admin.DateFieldListFilter))
@@ -248,12 +243,10 @@ class RenderLogAdmin(admin.ModelAdmin):
         # A workspace lives on the host that rendered it: this host retries its own only.
         elsewhere = pending.exclude(host=settings.VIDEOAPI_HOST_ID).count()
         for log in pending.filter(host=settings.VIDEOAPI_HOST_ID):
-            path = temp_root() / os.path.basename(log.workspace or "")
-            if path.exists() and is_locked(path):
-                live += 1
-                continue
             try:
-                remove_tree(path)
+                if not sweep.remove(temp_root() / os.path.basename(log.workspace or "")):
+                    live += 1
+                    continue
             except (CleanupError, OSError) as exc:
                 log.record(cleanup_error=str(exc)[:2000], cleanup_at=timezone.now())
                 failed += 1

@@ -10,8 +10,8 @@ What it loads: the URLconf (and through it every view, serializer and the
 schema machinery), the font chain and the fonts' shaping (Pillow, raqm),
 Pillow's image plugins and PNG encoder, PyAV's codecs, the MIME table, the
 auth, session and message backends, the ORM's SQL compiler, and the FFmpeg
-binary's path. It opens no database connection. bench/api.py measures a
-fresh worker's first request as a client sees it, with and without it.
+binary's path. It opens no database connection. (What it saves: docs/BENCHMARKS.md,
+"A fresh worker's first request".)
 """
 
 import logging

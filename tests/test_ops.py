@@ -122,6 +122,40 @@ def test_admin_retry_cleanup_action(admin_client):
     assert RenderLog.objects.get(id=render_id).cleanup_status == "deleted"
 
 
+def test_admin_retry_cleanup_is_the_sweeps_removal(admin_client):
+    """Under the workspace's lock, as the sweep: a live render's is left alone, a record naming no workspace
+    fails (the temp root itself is never a target), a process left inside is killed."""
+    live = workspace.Workspace.create("intro", uuid.uuid4())
+    RenderLog.objects.create(id=live.path.name.split("_")[1], endpoint="intro", status="succeeded",
+                             workspace=str(live.path), cleanup_status="failed")
+    nameless = RenderLog.objects.create(endpoint="trim", status="succeeded", workspace="", cleanup_status="failed")
+    orphan_id, orphan = make_leftover(status=RenderLog.Status.SUCCEEDED)
+    RenderLog.objects.filter(id=orphan_id).update(cleanup_status="failed")
+    sleeper = subprocess.Popen(["sleep", "60"], cwd=orphan)
+    try:
+        r = admin_client.post("/admin/renders/renderlog/", {
+            "action": "retry_cleanup", "index": 0,
+            "_selected_action": [live.path.name.split("_")[1], nameless.pk, orphan_id]}, follow=True)
+        assert "Cleaned 1, still in use 1, failed again 1" in r.content.decode()
+        assert live.path.exists() and workspace.temp_root().exists() and not orphan.exists()
+        assert sleeper.wait(timeout=5) == -9  # killed by the removal
+        assert "refusing to delete" in RenderLog.objects.get(pk=nameless.pk).cleanup_error
+        assert RenderLog.objects.get(id=orphan_id).cleanup_status == "deleted"
+    finally:
+        sleeper.kill()
+        live.delete()
+
+
+def test_a_file_named_like_a_workspace_is_shown_and_swept(admin_client):
+    name = f"trim_{uuid.uuid4()}"
+    (workspace.temp_root() / name).write_bytes(b"x" * 10)
+    os.utime(workspace.temp_root() / name, (time.time() - 3600,) * 2)
+    page = admin_client.get("/admin/renders/renderlog/").content.decode()
+    assert name in page and "left behind" in page
+    assert json.loads(sweep_cmd("--json"))["deleted"] == [name]
+    assert not os.path.lexists(workspace.temp_root() / name)
+
+
 def test_busy_when_every_slot_is_taken(api, clips, settings):
     settings.VIDEOAPI_MAX_CONCURRENT_RENDERS = 1
     settings.VIDEOAPI_SLOT_WAIT_TIMEOUT = 0.3

@@ -26,6 +26,7 @@ from renders.api.fields import TextField, UploadField, parse_time, sanitize_file
 from renders.api.serializers import ConcatenateMultipartSerializer
 from renders.api.templates import intro_cards
 from renders.media import fonts, text
+from renders.media.bidi import levels, open_controls
 
 from .server import multipart
 
@@ -194,7 +195,7 @@ def test_wrapping_keeps_every_character(raw, size, width):
         for line in lines:
             assert line.startswith(carried)
             pieces.append(line[len(carried):])
-            carried = text.open_controls(line)
+            carried = open_controls(line)
         assert "".join(pieces).replace(" ", "") == paragraph.replace(" ", "")
         for line in lines:
             for run in text.visual_runs(line):
@@ -222,7 +223,7 @@ def test_any_text_within_the_limits_stays_inside_the_safe_margins(name, role, te
 
 EXPLICIT = set("\u202a\u202b\u202c\u202d\u202e") | set(ISOLATES)
 # every Bidi_Class but B (a paragraph break: the service splits text there itself); no paired brackets (rule
-# N0 is not in python-bidi's pure-Python algorithm, see text.py)
+# N0 is not in python-bidi's pure-Python algorithm, see renders/media/bidi.py)
 BIDI_ALPHABET = ("aZ\u00e9\u200e\u05d0\u05ea\u200f\u0628\u0629\u061c0189\u0661\u0662\u0600+-"
                  "$%#,.:/\u0301\u05b4\u200d\u00ad\t !?&@\"\U0001F600" + "".join(EXPLICIT))
 
@@ -252,7 +253,7 @@ def test_bidi_levels_are_those_of_a_complete_implementation(line):
     """Embeddings, overrides, isolates (nested, unmatched, unclosed), numbers, marks and neutrals: every
     character gets the level a full UAX #9 implementation gives it (boundary neutrals, which UAX #9 lets
     an implementation place as it likes, aside)."""
-    ours = [(char, level) for char, level in text._levels(line) if unicodedata.bidirectional(char) != "BN"]
+    ours = [(char, level) for char, level in levels(line) if unicodedata.bidirectional(char) != "BN"]
     theirs = [(char, level) for char, level in zip(line, complete_levels(line))
               if char not in EXPLICIT and unicodedata.bidirectional(char) != "BN"]
     assert ours == theirs

@@ -8,7 +8,7 @@ from django.conf import settings
 
 from renders.api.fields import parse_time, sanitize_filename
 from renders.errors import PayloadTooLarge
-from renders.lifecycle import workspace
+from renders.lifecycle import locks, workspace
 from renders.lifecycle.uploads import WorkspaceUploadHandler
 from renders.media import builders
 from renders.media.probe import MediaInfo, input_options
@@ -127,6 +127,25 @@ def test_workspace_is_private_and_locked(ws):
     ws.delete()
     assert not ws.path.exists()
     ws.delete()  # idempotent
+
+
+def test_try_lock_is_open_then_flock_without_waiting(tmp_path):
+    """The one open-and-try-lock of slots, workspaces and the sweep: held, shared, waited for, never via a link."""
+    path = tmp_path / "lock"
+    with pytest.raises(FileNotFoundError):
+        locks.try_lock(path)
+    held = locks.try_lock(path, create=True)
+    assert held is not None and oct(os.stat(path).st_mode & 0o777) == "0o600"
+    assert locks.try_lock(path) is None and locks.try_lock(path, shared=True, wait=0.1) is None
+    assert locks.is_held(path)
+    os.close(held)  # closing releases it
+    assert not locks.is_held(path)
+    first, second = locks.try_lock(path, shared=True), locks.try_lock(path, shared=True)
+    assert first is not None and second is not None and locks.try_lock(path) is None
+    os.close(first), os.close(second)
+    os.symlink(path, tmp_path / "link")
+    with pytest.raises(OSError):
+        locks.try_lock(tmp_path / "link")
 
 
 def test_workspace_refuses_existing_dir(ws):

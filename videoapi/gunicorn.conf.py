@@ -128,9 +128,9 @@ def worker_exit(server, worker):
     """A worker that stopped as asked, with nothing left in flight, leaves at once.
 
     Tearing down its interpreter would touch (and so copy) the pages it shares
-    with the master: 50-60 ms of CPU, taken from the workers that replace it
-    on a reload (docs/BENCHMARKS.md). Its log lines are already written, its
-    renders finished and their workspaces deleted.
+    with the master, CPU taken from the workers that replace it on a reload
+    (docs/BENCHMARKS.md, "A fresh worker's first request"). Its log lines are
+    already written, its renders finished and their workspaces deleted.
     """
     import sys
 

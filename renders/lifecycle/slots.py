@@ -22,6 +22,7 @@ import uuid
 from django.conf import settings
 
 from renders.errors import Busy
+from renders.lifecycle.locks import is_held, try_lock
 from renders.lifecycle.workspace import temp_root
 
 POLL_SECONDS = 0.05
@@ -38,13 +39,9 @@ def _try_take(count):
     order = list(range(count))
     random.shuffle(order)
     for index in order:
-        fd = os.open(directory / f"slot-{index}", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return fd
+        fd = try_lock(directory / f"slot-{index}", create=True)
+        if fd is not None:
+            return fd
     return None
 
 
@@ -88,17 +85,13 @@ def requests_waiting() -> bool:
         if not name.startswith("wait-"):
             continue
         try:
-            fd = os.open(directory / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = try_lock(directory / name)
         except FileNotFoundError:
             continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if fd is None:
             return True
-        else:
-            (directory / name).unlink(missing_ok=True)  # its request died waiting
-        finally:
-            os.close(fd)
+        (directory / name).unlink(missing_ok=True)  # its request died waiting
+        os.close(fd)
     return False
 
 
@@ -115,16 +108,6 @@ def free_slot() -> int | None:
 
 
 def slots_in_use():
-    count = settings.VIDEOAPI_MAX_CONCURRENT_RENDERS
-    used = 0
-    for index in range(count):
-        path = slot_dir() / f"slot-{index}"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        except BlockingIOError:
-            used += 1
-        finally:
-            os.close(fd)
-    return used
+    directory = slot_dir()
+    return sum(is_held(directory / f"slot-{index}", create=True)
+               for index in range(settings.VIDEOAPI_MAX_CONCURRENT_RENDERS))

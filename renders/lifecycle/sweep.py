@@ -6,12 +6,12 @@ never race), kills any process still working inside it (an FFmpeg that
 outlived its worker), deletes it and marks its RenderLog `swept`. Each host
 sweeps its own temp root and marks only RenderLogs it recorded itself
 (`host` = VIDEOAPI_HOST_ID), so hosts sharing one database never mark each
-other's renders. Locked
-workspaces are never touched, however old; entries not named like a
-workspace, and everything outside the root, are never touched at all.
+other's renders. Locked workspaces are never touched, however old; entries
+not named like a workspace, and everything outside the root, are never
+touched at all. The admin lists the temp root and retries a cleanup with the
+same code (`leftovers`, `remove`).
 """
 
-import fcntl
 import logging
 import os
 import signal
@@ -23,7 +23,18 @@ from django.conf import settings
 from django.utils import timezone
 
 from renders.lifecycle import jobs
-from renders.lifecycle.workspace import JOB_MARKER, LOCK_NAME, NAME_RE, CleanupError, dir_size, remove_tree, temp_root
+from renders.lifecycle.locks import try_lock
+from renders.lifecycle.workspace import (
+    JOB_MARKER,
+    LOCK_NAME,
+    NAME_RE,
+    CleanupError,
+    dir_size,
+    is_locked,
+    is_workspace,
+    remove_tree,
+    temp_root,
+)
 from renders.models import RenderLog
 
 logger = logging.getLogger("renders.sweep")
@@ -48,17 +59,11 @@ class SweepReport:
 
 
 def _take_lock(path: Path):
-    """The workspace's lock if nobody holds it, else None. A missing lock file counts as free."""
+    """The workspace's lock if nobody holds it, else None. A missing lock file counts as free (-1)."""
     try:
-        fd = os.open(path / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
+        return try_lock(path / LOCK_NAME)
+    except (FileNotFoundError, NotADirectoryError):  # gone, or a file named like a workspace
         return -1
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
 
 
 def processes_inside(path: Path) -> list[int]:
@@ -74,6 +79,49 @@ def processes_inside(path: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def entries(root: Path) -> list:
+    """The temp root's entries by name, the render slots' directory aside."""
+    return [entry for entry in sorted(os.scandir(root), key=lambda e: e.name) if entry.name != ".slots"]
+
+
+def leftovers() -> list[dict]:
+    """The workspaces under this host's temp root now: name, bytes, and whether a live render holds each."""
+    root = temp_root()
+    return [{"name": entry.name, "bytes": dir_size(root / entry.name), "live": is_locked(root / entry.name)}
+            for entry in entries(root) if NAME_RE.match(entry.name) and not entry.is_symlink()]
+
+
+def remove(path: Path) -> bool:
+    """Delete one workspace now, whatever its age, as the sweep does: under its lock, after killing what
+    still runs inside. False (nothing touched) while a live render holds it; CleanupError or OSError when
+    it cannot be deleted."""
+    path = Path(os.path.abspath(path))
+    if not is_workspace(path):
+        raise CleanupError(f"refusing to delete {path}: not a workspace under the temp root")
+    lock = -1 if path.is_symlink() else _take_lock(path)
+    if lock is None:
+        return False
+    try:
+        _remove_held(path, [])
+    finally:
+        if lock != -1:
+            os.close(lock)
+    return True
+
+
+def _remove_held(path: Path, killed: list):
+    """Kill the processes still inside a workspace whose lock the caller holds (their PIDs added to `killed`),
+    then delete it."""
+    for pid in processes_inside(path):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            logger.warning("event=orphan_killed pid=%s path=%s", pid, path)
+        except ProcessLookupError:
+            pass
+    remove_tree(path)
 
 
 def sweep(grace: float | None = None, dry_run: bool = False, now: float | None = None,
@@ -93,9 +141,7 @@ def sweep(grace: float | None = None, dry_run: bool = False, now: float | None =
         except Exception as exc:  # noqa: BLE001
             report.errors["database"] = str(exc)[:300]
             logger.error("event=reap_failed error=%s", exc)
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name == ".slots":
-            continue
+    for entry in entries(root):
         match = NAME_RE.match(entry.name)
         path = root / entry.name
         is_job = bool(match) and not entry.is_symlink() and os.path.lexists(path / JOB_MARKER)
@@ -130,14 +176,7 @@ def sweep(grace: float | None = None, dry_run: bool = False, now: float | None =
                 report.deleted.append(entry.name)
                 report.bytes_freed += size
                 continue
-            for pid in processes_inside(path):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    report.killed_processes.append(pid)
-                    logger.warning("event=orphan_killed pid=%s path=%s", pid, path)
-                except ProcessLookupError:
-                    pass
-            remove_tree(path)
+            _remove_held(path, report.killed_processes)
         except (CleanupError, OSError) as exc:
             report.errors[entry.name] = str(exc)
             logger.error("event=sweep_failed path=%s error=%s", path, exc)

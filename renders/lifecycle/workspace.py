@@ -15,10 +15,11 @@ import re
 import shutil
 import stat
 import sys
-import time
 from pathlib import Path
 
 from django.conf import settings
+
+from renders.lifecycle.locks import is_held, try_lock
 
 logger = logging.getLogger("renders.workspace")
 
@@ -41,6 +42,11 @@ def temp_root() -> Path:
 def workspace_path(endpoint: str, render_id) -> Path:
     """Where a render's workspace lives: `<temp root>/<endpoint>_<render id>` (what the sweep recognises)."""
     return temp_root() / f"{endpoint}_{render_id}"
+
+
+def is_workspace(path: Path) -> bool:
+    """Whether `path` (absolute) names a workspace: a direct child of the temp root, named like one."""
+    return path.parent == temp_root() and bool(NAME_RE.match(path.name))
 
 
 def free_bytes(path) -> int:
@@ -75,22 +81,14 @@ class Workspace:
         shared to read its result beside other downloads. Waits up to `wait` seconds for another holder; None
         when the workspace is gone or still held."""
         path = Path(path)
-        if not NAME_RE.match(path.name) or path.parent != temp_root():
+        if not is_workspace(path):
             raise ValueError(f"not a workspace: {path}")
         try:
-            fd = os.open(path / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = try_lock(path / LOCK_NAME, shared=shared, wait=wait)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    return None
-                time.sleep(0.02)
+        if fd is None:
+            return None
         if not (path / LOCK_NAME).exists():  # deleted between open and lock: nothing to adopt
             os.close(fd)
             return None
@@ -152,22 +150,13 @@ class Workspace:
 def is_locked(path: Path) -> bool:
     """True when some live process holds the workspace's lock."""
     try:
-        fd = os.open(path / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
+        return is_held(path / LOCK_NAME)
+    except (FileNotFoundError, NotADirectoryError):
         return False
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return False
         raise
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
 
 
 def remove_tree(path: Path):
@@ -179,7 +168,7 @@ def remove_tree(path: Path):
     """
     root = temp_root()
     path = Path(os.path.abspath(path))
-    if path.parent != root or not NAME_RE.match(path.name):
+    if not is_workspace(path):
         raise CleanupError(f"refusing to delete {path}: not a workspace under the temp root")
     try:
         st = os.lstat(path)

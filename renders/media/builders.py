@@ -29,9 +29,9 @@ def input_args(name: str, info: MediaInfo, *, start: float | None = None, durati
                draft: bool = False) -> list[str]:
     """One locked-down input: forced demuxer, local files only, optional seek.
 
-    `draft` decodes the video without its in-loop deblocking filter: about a
-    tenth faster on H.264/HEVC, invisible once scaled down to a preview
-    (docs/BENCHMARKS.md), never used for a house-format output.
+    `draft` decodes the video without its in-loop deblocking filter: faster on H.264/HEVC, invisible once
+    scaled down to a preview (docs/BENCHMARKS.md, "The preview: why not 0.30"), never used for a house-format
+    output.
     """
     args = []
     if start:

@@ -11,13 +11,10 @@ by zscale in linear light: to BT.709 primaries, tone-mapped with `mobius`
 (HDR only), back to the BT.709 transfer, and dithered down to 8 bits.
 Other 10-bit and 4:2:2/4:4:4 inputs go through swscale, which dithers when
 it drops bits; full-range inputs are mapped to limited range.
-`mobius` was chosen by measurement on a colour-bar pattern converted to HLG
-and PQ (docs/DECISIONS.md): it keeps 95-96 % of the SDR pattern's
-saturation and its brightness within 1 %, where `hable` keeps the colour
-but darkens the picture by a third and `reinhard` by 7 %; above SDR white it
-rolls highlights off smoothly (up to HDR_PEAK) instead of clipping them. The
-float path runs after scaling down to the canvas, so its cost follows the
-output size.
+`mobius` keeps the SDR picture's colour and brightness best of zscale's
+tone mappers and rolls highlights off above SDR white (up to HDR_PEAK)
+instead of clipping them (the comparison: docs/DECISIONS.md, HDR). The float path runs after scaling down to the
+canvas, so its cost follows the output size.
 
 JPEG stills are the one exception to the house format: JFIF defines its
 YCbCr as BT.601 full range, and every decoder reads a JPEG that way, so the

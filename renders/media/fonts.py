@@ -12,7 +12,8 @@ broken needlessly. A character no font has is refused (text fields answer
 400 naming it), never drawn as an empty box.
 
 Fonts and their character maps are read once per process (fontTools reads
-only the `cmap` table: about 0.3 s for the whole chain).
+only the `cmap` table), before the service listens (warmup.py; the cost:
+docs/BENCHMARKS.md, "The font chain (renders/media/fonts.py)").
 """
 
 import collections
@@ -307,7 +308,7 @@ def coverage(faces: tuple | None = None) -> dict:
     BMP, or in every plane for a script with none there); Chinese, Japanese and Korean, which share Han,
     by language, each when its national character set is drawn whole (GB 2312, Big5, JIS X 0208,
     KS X 1001); and "Emoji" when the pictographs are. "partial": scripts drawn in part only.
-    Computed once per set of fonts (about 0.1 s).
+    Computed once per set of fonts.
     """
     faces = tuple(faces) if faces is not None else chain()
     return {**_coverage(faces), "fonts": [face.name for face in faces]}

@@ -1,45 +1,29 @@
 """Loudness normalisation (EBU R128): the targets, the measuring and loudnorm filters, the meter's summary.
 
-Measure, then apply, per input:
+Measure, then apply, per input, each on the input's sound exactly as the
+render's house audio chain makes it:
 
-1. **Measure**: the input's sound, exactly as the house audio chain of the
-   render makes it (speed change, fade-out, downmix, 48 kHz stereo), into
-   FFmpeg's EBU R128 meter `ebur128=peak=true` and the null muxer. The meter
-   prints its summary (integrated loudness and its gating threshold, loudness
-   range, true peak) at info level when the stream ends, so the measuring
-   command raises the run's log level for itself (`MEASURE_LOGLEVEL`: FFmpeg
-   takes the last `-loglevel` given) and `parse_measurement()` reads it from
-   stderr. It used to be loudnorm's own first pass (`print_format=json`):
-   the meter gives the same values to its 0.1 dB print precision and is
-   about four times faster, because loudnorm resamples to 192 kHz and runs
-   its limiter even when it only measures (docs/BENCHMARKS.md).
-2. **Apply**: the same chain with `loudnorm=...:measured_*=...:linear=true`,
-   then `aresample=48000` (loudnorm's output is 192 kHz whenever it works
-   in dynamic mode; the house rate is forced again right after it).
+1. **Measure** with FFmpeg's meter `ebur128=peak=true` (the null muxer; it
+   prints its summary at info level, so the command raises the log level for
+   itself, `MEASURE_LOGLEVEL`); `parse_measurement()` reads it from stderr.
+   It gives loudnorm's four values and is cheaper than loudnorm's own first
+   pass (docs/BENCHMARKS.md, "Loudness (renders/media/loudness.py)").
+2. **Apply** `loudnorm=...:measured_*=...:linear=true`, then the house rate
+   again (loudnorm's dynamic mode outputs 192 kHz); or, where its linear mode
+   applies, that one gain as `volume` (`apply_filter`).
 
-loudnorm's traps, and what is done about them:
+loudnorm picks its mode itself: linear (one gain) only if the measured
+loudness range fits the target LRA and the gained true peak stays under the
+target, else dynamic (a limiter with a 3 s window). The target LRA is the
+measured one (within loudnorm's 7 to 50), so only the true peak can force
+dynamic mode, and then the limiter is what keeps the peak under the ceiling.
+On less than 3 s of sound dynamic mode cannot run: loudnorm applies a gain
+capped by the peak instead, and the input comes out quieter than the target
+(`capped`). `expected_mode()` says which (the RenderLog records it).
 
-- It applies one linear gain (the sound untouched otherwise) only if the
-  measured loudness range is at most the target LRA *and* the measured
-  true peak plus that gain stays under the target true peak; otherwise it
-  silently falls back to its dynamic mode (a compressor/limiter with 3 s
-  lookahead, 192 kHz). The target LRA is set to the measured LRA (at least
-  7, at most loudnorm's 50), so a wide range never forces dynamic mode:
-  only a true peak that the gain would push past the ceiling does, and then
-  dynamic mode is what keeps the peak under it. `expected_mode()` says
-  which mode loudnorm will pick (the RenderLog records it).
-- Dynamic mode needs 3 s of sound (its window). On a shorter input it
-  cannot run and applies one linear gain instead, capped so the (sample)
-  peak stays under the target true peak: such an input comes out at the
-  ceiling's level, quieter than the target (`capped` in the RenderLog).
-  Measured with FFmpeg 9.0: a 2 s -30 dBFS sine with a full-scale click
-  ends at -31.4 LUFS; the same at 4 s, in dynamic mode, at -16.5 LUFS.
-- It also refuses linear mode when the measured gating threshold is -70
-  (silence) and would then pump noise up in dynamic mode: see the floor.
-
-**The floor**: an input whose integrated loudness is below -70 LUFS (EBU
-R128's absolute gate: silence or near-silence; FFmpeg reports -inf), or
-that has no sound, gets no loudnorm at all: a silent clip stays silent.
+**The floor**: an input below -70 LUFS integrated (R128's absolute gate:
+silence; FFmpeg says -inf), or without sound, gets no loudnorm at all, which
+would otherwise pump its noise up: a silent clip stays silent.
 
 **The ceiling**: the filter's true-peak target is -1.5 dBTP, so that the
 AAC encoder's overshoot still leaves the output at most -1 dBTP.
@@ -154,9 +138,8 @@ def applied_gain(measured: Measurement, target: float, duration: float) -> float
 
 def apply_filter(measured: Measurement | None, target: float) -> str:
     """The second pass ("" below the floor): where loudnorm would work in its linear mode, the one gain that
-    mode applies, as `volume` (loudnorm's linear mode multiplies every sample by that gain, but still runs an
-    R128 meter with true peak over its output: about 0.04 s per 10 s of stereo; docs/BENCHMARKS.md); else
-    loudnorm with the measured values, then the house rate again."""
+    mode applies, as `volume` (the same sound without loudnorm's meter over the output); else loudnorm with
+    the measured values, then the house rate again."""
     if measured is None or measured.silent:
         return ""
     if linear(measured, target):

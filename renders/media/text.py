@@ -3,7 +3,7 @@
 Sizes are fractions of the canvas's short side, so a card reads the same on
 16:9, 9:16 and square canvases. Every line is split into runs that one font
 draws (fonts.py: the first font in the chain that has each character) and
-ordered by the Unicode bidirectional algorithm (python-bidi), so a line
+ordered by the Unicode bidirectional algorithm (bidi.py), so a line
 mixing Arabic and Latin reads as a reader expects. Each run is shaped by
 HarfBuzz through Pillow's raqm layout (Arabic joining, Indic conjuncts).
 Lines are wrapped with those same measurements (long words are broken) and
@@ -18,13 +18,11 @@ types can be read as a filter option or an expansion.
 import functools
 import itertools
 import re
-import unicodedata
 from dataclasses import dataclass
 
-from bidi import algorithm as bidi
 from PIL import Image, ImageDraw, ImageFont
 
-from renders.media import fonts
+from renders.media import bidi, fonts
 from renders.media.spec import DEFAULT_STYLE, Style
 
 BITMAP_SIZE = 109  # the one size of Noto Color Emoji's bitmaps
@@ -129,156 +127,12 @@ class Run:
     rtl: bool
 
 
-ISOLATE_INITIATORS = {"\u2066": "LRI", "\u2067": "RLI", "\u2068": "FSI"}
-PDI = "\u2069"
-MAX_DEPTH = 125  # UAX #9's deepest embedding level
-
-
-def _bidi_class(char: str) -> str:
-    """The character's Bidi_Class; for one this Python's Unicode database has not assigned yet, its default.
-
-    The fonts can be newer than the database (Noto Color Emoji draws emoji from
-    later Unicode versions): pictographs are Other Neutral, as every assigned one
-    is; elsewhere the defaults of Unicode's DerivedBidiClass.txt apply.
-    """
-    found = unicodedata.bidirectional(char)
-    if found:
-        return found
-    code = ord(char)
-    if (code & 0xFFFE) == 0xFFFE or 0xFDD0 <= code <= 0xFDEF:
-        return "BN"  # noncharacters
-    if 0x1F000 <= code <= 0x1FAFF:
-        return "ON"
-    for first, last, default in _UNASSIGNED_DEFAULTS:
-        if first <= code <= last:
-            return default
-    return "L"
-
-
-_UNASSIGNED_DEFAULTS = (  # (first, last, Bidi_Class) of unassigned code points, from DerivedBidiClass.txt
-    (0x0600, 0x07BF, "AL"), (0x0860, 0x08FF, "AL"), (0xFB50, 0xFDCF, "AL"), (0xFDF0, 0xFDFF, "AL"),
-    (0xFE70, 0xFEFF, "AL"), (0x10D00, 0x10D3F, "AL"), (0x10EC0, 0x10EFF, "AL"), (0x10F30, 0x10F6F, "AL"),
-    (0x1EC70, 0x1ECBF, "AL"), (0x1ED00, 0x1ED4F, "AL"), (0x1EE00, 0x1EEFF, "AL"),
-    (0x0590, 0x05FF, "R"), (0x07C0, 0x085F, "R"), (0xFB1D, 0xFB4F, "R"), (0x10800, 0x10FFF, "R"),
-    (0x1E800, 0x1EFFF, "R"),
-    (0x20A0, 0x20CF, "ET"),
-    (0x2060, 0x206F, "BN"), (0xFFF0, 0xFFF8, "BN"), (0xE0000, 0xE0FFF, "BN"),
-)
-# What the old algorithm is shown for a character of a class it cannot look up itself.
-_STAND_IN = {"L": "a", "R": "\u05d0", "AL": "\u0628", "ET": "#", "ON": "!"}
-
-
-def _split_isolates(line: str, flat: bool = False) -> list:
-    """The line's characters, each outermost isolate (initiator to its matching PDI, or to the end) as one
-    (initiator, content) pair; a PDI matching nothing is (None, ""): a neutral standing for nothing (UAX #9 BD9).
-
-    `flat`: past the deepest level every isolate control is such a neutral (an overflow isolate, X5a-X6a).
-    """
-    if flat:
-        return [(None, "") if char in ISOLATE_INITIATORS or char == PDI else char for char in line]
-    items, depth, start = [], 0, 0
-    for index, char in enumerate(line):
-        if char in ISOLATE_INITIATORS:
-            start = index if depth == 0 else start
-            depth += 1
-        elif char == PDI and depth:
-            depth -= 1
-            if depth == 0:
-                items.append((line[start], line[start + 1:index]))
-        elif char == PDI:
-            items.append((None, ""))
-        elif depth == 0:
-            items.append(char)
-    if depth:
-        items.append((line[start], line[start + 1:]))
-    return items
-
-
-def _shown(items: list) -> tuple[list, list, str]:
-    """(items, [(item index, what the algorithm sees)], the text it sees): an isolate as one Other Neutral, a
-    character of a class the algorithm cannot look up as one of that class; boundary neutrals left out (X9)."""
-    shown = []
-    for number, item in enumerate(items):
-        if isinstance(item, tuple):
-            shown.append((number, "\ufffc"))
-        elif (cls := _bidi_class(item)) != "BN":
-            shown.append((number, item if unicodedata.bidirectional(item) else _STAND_IN[cls]))
-    return items, shown, "".join(char for _, char in shown)
-
-
-def _resolve(line: str, enclosing: int | None = None, kind: str = "") -> tuple[list, int]:
-    """([(character, level)] in logical order, the text's own level) for a paragraph (`enclosing` None) or an
-    isolate's content (`kind` LRI, RLI or FSI, inside an embedding at level `enclosing`).
-
-    python-bidi's pure-Python algorithm implements UAX #9 as it was before Unicode 6.3 added isolates. An
-    isolate is, by definition, a neutral character to the text around it and, inside, text resolved on its
-    own at the next level in its direction; so each one is shown to the algorithm as one Other Neutral
-    (U+FFFC) and its content resolved by a call of its own. Explicit embeddings and overrides are removed
-    (X9); boundary neutrals (joiners, soft hyphens, tags) are kept at the level of the character before them
-    (UAX #9 section 5.2), so the shaper still sees ZWJ sequences whole.
-    """
-    items, shown, seen = _shown(_split_isolates(line))
-    if enclosing is None:
-        level = bidi.get_base_level(seen)  # P2, P3 (an isolate's content counts as one neutral)
-    else:
-        rtl = kind == "RLI" or (kind == "FSI" and bidi.get_base_level(seen) == 1)
-        level = (enclosing + 1) | 1 if rtl else (enclosing + 2) & ~1
-        if level > MAX_DEPTH:  # an overflow isolate: its content stays at the enclosing level
-            level = enclosing
-            items, shown, seen = _shown(_split_isolates(line, flat=True))
-    base = level % 2
-    storage = bidi.get_empty_storage()
-    storage["base_level"], storage["base_dir"] = base, ("L", "R")[base]
-    bidi.get_embedding_levels(seen, storage)
-    chars = list(storage["chars"])
-    bidi.explicit_embed_and_overrides(storage)
-    explicit = [c["level"] + level - base for c in chars]  # each at its embedding level, before I1, I2
-    kept = {id(c) for c in storage["chars"]}
-    bidi.resolve_weak_types(storage)
-    bidi.resolve_neutral_types(storage, False)
-    bidi.resolve_implicit_levels(storage, False)
-    levels = {number: (outer, c["level"] + level - base)
-              for (number, _), c, outer in zip(shown, chars, explicit) if id(c) in kept}
-    out = []
-    for number, item in enumerate(items):
-        if isinstance(item, tuple):
-            if item[1] and number in levels:
-                out += _resolve(item[1], levels[number][0], ISOLATE_INITIATORS[item[0]])[0]
-        elif number in levels:
-            out.append((item, levels[number][1]))
-        elif _bidi_class(item) == "BN":
-            out.append((item, out[-1][1] if out else None))
-    following = level  # a leading boundary neutral takes the level of what follows it
-    for index in range(len(out) - 1, -1, -1):
-        if out[index][1] is None:
-            out[index] = (out[index][0], following)
-        following = out[index][1]
-    return out, level
-
-
-def _levels(line: str) -> list[tuple[str, int]]:
-    """(character, resolved level) in logical order: UAX #9 up to L1. Explicit controls (embeddings,
-    overrides, isolates and their PDF/PDI) and paragraph separators are left out: they take no glyph and
-    have done their work (HarfBuzz's layout through raqm fails on a paragraph separator)."""
-    chars, paragraph = _resolve(line)
-    reset = True  # L1: separators, and whitespace before one or at the line's end, go to the paragraph level
-    for index in range(len(chars) - 1, -1, -1):
-        char, _level = chars[index]
-        cls = _bidi_class(char)
-        if cls in ("S", "B") or (reset and cls in ("WS", "BN")):
-            chars[index] = (char, paragraph)
-            reset = True
-        else:
-            reset = False
-    return [(char, level) for char, level in chars if _bidi_class(char) != "B"]  # a paragraph end has no glyph
-
-
 @functools.lru_cache(maxsize=4096)
 def visual_runs(line: str, font: str = "") -> tuple:
     """The line as runs of one font and one direction, left to right as shown."""
     if not line:
         return ()
-    chars = _levels(line)
+    chars = bidi.levels(line)
     if not chars:  # only explicit controls: nothing to draw
         return ()
     logical = "".join(ch for ch, _ in chars)
@@ -291,21 +145,7 @@ def visual_runs(line: str, font: str = "") -> tuple:
             else:
                 runs.append([ch, face, level])
             position += 1
-    # UAX #9 L2: from the highest level down to the lowest odd one, reverse every
-    # sequence of runs at that level or higher (each run's own order is the shaper's).
-    highest = max(r[2] for r in runs)
-    lowest_odd = min((r[2] for r in runs if r[2] % 2), default=highest + 1)
-    for level in range(highest, lowest_odd - 1, -1):
-        index = 0
-        while index < len(runs):
-            if runs[index][2] >= level:
-                end = index
-                while end < len(runs) and runs[end][2] >= level:
-                    end += 1
-                runs[index:end] = runs[index:end][::-1]
-                index = end
-            else:
-                index += 1
+    runs = [runs[index] for index in bidi.visual_order([level for _text, _face, level in runs])]  # UAX #9 L2
     return tuple(Run(text, face, level % 2 == 1) for text, face, level in runs)
 
 
@@ -327,23 +167,6 @@ def line_metrics(line: str, size: int, font: str = "") -> tuple[int, int]:
 
 
 LINE_BREAK = re.compile("\r\n|[\n\r\x1c-\x1e\x85\u2028\u2029]")  # paragraph separators (Bidi_Class B), U+2028
-EMBEDDINGS = set("\u202a\u202b\u202d\u202e")  # LRE, RLE, LRO, RLO (each closed by a PDF, U+202C)
-
-
-def open_controls(line: str) -> str:
-    """The explicit bidi controls still open at the end of `line` (embeddings, overrides, isolates), in order."""
-    stack = []
-    for char in line:
-        if char in EMBEDDINGS or char in ISOLATE_INITIATORS:
-            stack.append(char)
-        elif char == "\u202c" and stack and stack[-1] in EMBEDDINGS:  # PDF: the last embedding, not past an isolate
-            stack.pop()
-        elif char == PDI and any(c in ISOLATE_INITIATORS for c in stack):  # the last isolate, and all inside it
-            while stack.pop() not in ISOLATE_INITIATORS:
-                pass
-    return "".join(stack)
-
-
 def wrap(text: str, size: int, max_width: float, font: str = "") -> list[str]:
     """Greedy word wrap by measured width; words wider than a line are broken (never before a mark or joiner).
 
@@ -379,7 +202,7 @@ def wrap(text: str, size: int, max_width: float, font: str = "") -> list[str]:
         carried = ""
         for line in broken:
             lines.append(carried + line)
-            carried = open_controls(lines[-1])
+            carried = bidi.open_controls(lines[-1])
     return lines
 
 
