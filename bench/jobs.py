@@ -52,8 +52,8 @@ from django.core.management import call_command
 
 from renders.media import builders, ffmpeg
 from renders.models import ClientKey, RenderLog
+from tests.jobclient import call
 from tests.server import render_worker
-from tests.test_jobs import call
 
 SLOTS = 2
 THREADS = 16  # per gunicorn worker (2 workers): 30 synchronous requests wait for a slot at once, plus the polls
@@ -91,7 +91,7 @@ def new_token(name):
     return token
 
 
-# ---- HTTP for jobs (bench/api.py's post() sends no extra headers: tests/test_jobs.py's call() does) ---------
+# ---- HTTP for jobs (bench/api.py's post() sends no extra headers: tests/jobs/test_jobs.py's call() does) ---------
 
 
 def submit(address, token, fields):

@@ -108,7 +108,7 @@ def post_worker_init(worker):
     gunicorn's gthread handler starts with `ThreadPoolExecutor.shutdown()`,
     whose lock is not re-entrant, so a second signal landing inside the first
     handler deadlocked the worker (seen about once in eight Ctrl-Cs in
-    tests/test_deploy.py), and the master waited out its graceful timeout.
+    tests/deployment/test_deploy.py), and the master waited out its graceful timeout.
     """
     import signal
 

@@ -1,6 +1,6 @@
 """Django settings: every value comes from the environment with a safe default.
 
-docs/SETTINGS.md lists each variable (tests/test_settings_docs.py checks the two agree).
+docs/SETTINGS.md lists each variable (tests/deployment/test_settings_docs.py checks the two agree).
 """
 
 import base64
