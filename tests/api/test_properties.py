@@ -325,7 +325,7 @@ def post_raw(api, path, fields, name, value):
 
 @pytest.fixture(scope="module")
 def short_clip(tmp_path_factory):
-    from . import media
+    from .. import media
 
     return media.lavfi_clip(tmp_path_factory.mktemp("short") / "short.mp4", seconds=0.6, size="64x48", rate=10)
 

@@ -125,7 +125,7 @@ def test_callback_urls_into_the_private_network_are_400_without_the_operators_fl
 
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory):
-    from . import media
+    from .. import media
 
     return media.lavfi_clip(tmp_path_factory.mktemp("long") / "six.mp4", seconds=6, size="160x90")
 
