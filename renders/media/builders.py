@@ -187,7 +187,7 @@ def house_audio(index: int, info: MediaInfo, duration: float, *, pre: str = "", 
 
 def measure_args(inputs: list[str], graph: str) -> list[str]:
     """The loudness measure: `graph`'s [a] (ending in loudness.measure_filter) into the null muxer, at the
-    log level at which loudnorm prints its JSON."""
+    log level at which the meter prints its summary."""
     return [*loudness.MEASURE_LOGLEVEL, *inputs, *graph_args(graph), "-map", "[a]", "-f", "null", "-"]
 
 

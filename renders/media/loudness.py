@@ -1,48 +1,27 @@
-"""Loudness normalisation (EBU R128): the targets, the measuring and loudnorm filters, the meter's summary.
+"""Loudness normalisation (EBU R128): the targets, the measuring and limiting filters, the RenderLog's summary.
 
-Measure, then apply, per input:
+Per input, every step measured with FFmpeg's meter (`ebur128=peak=true`,
+its summary read from stderr at `MEASURE_LOGLEVEL`) on the sound exactly
+as the render makes it (speed change, fade-out, soundtrack mix, 48 kHz
+stereo), band-limited as the AAC encoder will cut it (`codec_band`: the
+encoder drops what lies above its bitrate's cutoff, which on bright sound
+is up to 0.5 LU of the loudness):
 
-1. **Measure**: the input's sound, exactly as the house audio chain of the
-   render makes it (speed change, fade-out, downmix, 48 kHz stereo), into
-   FFmpeg's EBU R128 meter `ebur128=peak=true` and the null muxer. The meter
-   prints its summary (integrated loudness and its gating threshold, loudness
-   range, true peak) at info level when the stream ends, so the measuring
-   command raises the run's log level for itself (`MEASURE_LOGLEVEL`: FFmpeg
-   takes the last `-loglevel` given) and `parse_measurement()` reads it from
-   stderr. It used to be loudnorm's own first pass (`print_format=json`):
-   the meter gives the same values to its 0.1 dB print precision and is
-   about four times faster, because loudnorm resamples to 192 kHz and runs
-   its limiter even when it only measures (docs/BENCHMARKS.md).
-2. **Apply**: the same chain with `loudnorm=...:measured_*=...:linear=true`,
-   then `aresample=48000` (loudnorm's output is 192 kHz whenever it works
-   in dynamic mode; the house rate is forced again right after it).
+1. **Measure**; below `FLOOR` (silence) nothing is applied: it stays silent.
+2. **Gain**: the one gain that takes it to the target (`volume`), when the
+   true peak it leads to stays at most `TRUE_PEAK`: mode `gain`.
+3. **Gain + limiter** otherwise: the gain, then a true-peak limiter
+   (`alimiter` with lookahead, run at 192 kHz so its sample peak is the
+   true peak) holding the peaks at `LIMIT`. The limiter takes loudness off
+   with the peaks, so the limited sound is measured (sound only: cheap) and
+   the gain before the limiter corrected, at most `MAX_CORRECTIONS` times
+   (secant steps on the measured loudness): mode `gain+limiter`.
 
-loudnorm's traps, and what is done about them:
-
-- It applies one linear gain (the sound untouched otherwise) only if the
-  measured loudness range is at most the target LRA *and* the measured
-  true peak plus that gain stays under the target true peak; otherwise it
-  silently falls back to its dynamic mode (a compressor/limiter with 3 s
-  lookahead, 192 kHz). The target LRA is set to the measured LRA (at least
-  7, at most loudnorm's 50), so a wide range never forces dynamic mode:
-  only a true peak that the gain would push past the ceiling does, and then
-  dynamic mode is what keeps the peak under it. `expected_mode()` says
-  which mode loudnorm will pick (the RenderLog records it).
-- Dynamic mode needs 3 s of sound (its window). On a shorter input it
-  cannot run and applies one linear gain instead, capped so the (sample)
-  peak stays under the target true peak: such an input comes out at the
-  ceiling's level, quieter than the target (`capped` in the RenderLog).
-  Measured with FFmpeg 9.0: a 2 s -30 dBFS sine with a full-scale click
-  ends at -31.4 LUFS; the same at 4 s, in dynamic mode, at -16.5 LUFS.
-- It also refuses linear mode when the measured gating threshold is -70
-  (silence) and would then pump noise up in dynamic mode: see the floor.
-
-**The floor**: an input whose integrated loudness is below -70 LUFS (EBU
-R128's absolute gate: silence or near-silence; FFmpeg reports -inf), or
-that has no sound, gets no loudnorm at all: a silent clip stays silent.
-
-**The ceiling**: the filter's true-peak target is -1.5 dBTP, so that the
-AAC encoder's overshoot still leaves the output at most -1 dBTP.
+Why not loudnorm: it keeps one gain only when the peaks allow it; otherwise
+its dynamic mode undershoots the target on short or peaky sound, and cannot
+run at all on less than 3 s (docs/ARCHITECTURE.md "Finishing", figures in
+docs/BENCHMARKS.md). A limiter that touches only the peaks leaves the rest
+of the sound as one gain made it.
 """
 
 import math
@@ -53,14 +32,16 @@ from renders.media.spec import AUDIO_RATE
 
 PRESETS = {"web": -16.0, "streaming": -14.0, "broadcast": -23.0}
 MIN_TARGET, MAX_TARGET = -31.0, -10.0
-CEILING = -1.0  # dBTP, the contract
-TRUE_PEAK = -1.5  # dBTP, the filter's target: CEILING less headroom for the AAC encoder
+CEILING = -1.0  # dBTP, the contract (measured after the AAC encode)
+TRUE_PEAK = -1.5  # dBTP: the highest peak one gain may lead to (the encoder adds a little)
+LIMIT = -2.5  # dBTP the limiter holds: the encoder's overshoot on limited clicks is up to 0.8 dB
 FLOOR = -70.0  # LUFS integrated: quieter inputs get no gain
-MIN_LRA, MAX_LRA = 7.0, 50.0  # loudnorm's default target LRA, and its largest
-MEASURE_LOGLEVEL = ["-loglevel", "info"]  # loudnorm prints its JSON at info level
-DYNAMIC_WINDOW = 3.0  # seconds: loudnorm's dynamic mode needs this much sound
-
-
+MEASURE_LOGLEVEL = ["-loglevel", "info"]  # the meter prints its summary at info level
+OVERSAMPLE = 192000  # Hz: the limiter's rate, 4x the house rate (the meter's true-peak oversampling)
+ATTACK, RELEASE = 1.0, 20.0  # ms: the limiter's lookahead/attack and release (only the peaks move)
+MAX_CORRECTIONS = 2  # measures of the limited sound, each correcting the gain before the limiter
+CLOSE_ENOUGH = 0.1  # LU: a limited sound this near the target is not corrected further
+MAX_EXTRA = 12.0  # dB: corrections add at most this much gain to the first one
 def parse_target(value) -> float | None:
     """`off` -> None; a preset name or a number from -31 to -10 -> LUFS. ValueError otherwise."""
     if isinstance(value, str):
@@ -83,14 +64,30 @@ def _num(value: float) -> str:
     return f"{value:.2f}"
 
 
-def measure_filter() -> str:
-    """The first pass: measure with the EBU R128 meter (summary only: no per-frame log)."""
-    return "ebur128=peak=true:framelog=quiet"
+def codec_cutoff(bitrate: str, channels: int = 2, rate: int = AUDIO_RATE) -> int:
+    """The frequency (Hz) above which FFmpeg's AAC encoder drops the sound at `bitrate` ("160k"): its own
+    formula (libavcodec/psymodel.h, AAC_CUTOFF_FROM_BITRATE)."""
+    text = str(bitrate).strip().lower()
+    scale = {"k": 1000, "m": 1000000}.get(text[-1:], 1)
+    bits = int(float(text.rstrip("km")) * scale)
+    per_channel = bits // channels
+    return min(max(per_channel // 5, per_channel * 15 // 32 - 5500), 3000 + per_channel // 4,
+               12000 + per_channel // 16, 22000, rate // 2)
+
+
+def codec_band(cutoff: int) -> str:
+    """A brick-wall low-pass at the encoder's cutoff: what is measured is what the encoder keeps."""
+    return f"firequalizer=gain='if(lt(f,{cutoff}),0,-100)'"
+
+
+def measure_filter(cutoff: int) -> str:
+    """Measure with the EBU R128 meter (summary only), band-limited as the encoder will cut the sound."""
+    return f"{codec_band(cutoff)},ebur128=peak=true:framelog=quiet"
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """What the measure found of an input's sound (the values loudnorm's second pass is given)."""
+    """What the meter found of a sound."""
 
     i: float  # integrated loudness, LUFS (-inf for silence)
     tp: float  # true peak, dBTP
@@ -118,62 +115,75 @@ def parse_measurement(stderr: str) -> Measurement:
     return Measurement(i=i, tp=tp, lra=lra, thresh=thresh)
 
 
-def target_lra(measured: Measurement) -> float:
-    return min(MAX_LRA, max(MIN_LRA, math.ceil(measured.lra * 10) / 10 + 0.1))
-
-
 def gain(measured: Measurement, target: float) -> float:
     return target - measured.i
 
 
-def expected_mode(measured: Measurement, target: float, duration: float) -> str:
-    """What loudnorm's second pass does to `duration` seconds of sound: `none` (below the floor), `linear`,
-    `dynamic` or, when dynamic mode has less than its 3 s window, `capped` (linear, peak-limited gain)."""
-    if measured.silent:
+def mode(measured: Measurement | None, target: float) -> str:
+    """`none` (no sound), `silent` (below the floor), `gain` (one gain keeps the peaks at most TRUE_PEAK) or
+    `gain+limiter`."""
+    if measured is None:
         return "none"
-    if linear(measured, target):
-        return "linear"
-    return "dynamic" if duration >= DYNAMIC_WINDOW else "capped"
+    if measured.silent:
+        return "silent"
+    return "gain" if measured.tp + gain(measured, target) <= TRUE_PEAK else "gain+limiter"
 
 
-def linear(measured: Measurement, target: float) -> bool:
-    """loudnorm's own test for its linear mode: one gain takes the sound to the target under the ceiling."""
-    return (measured.thresh > -70 and measured.tp + gain(measured, target) <= TRUE_PEAK
-            and measured.lra <= target_lra(measured))
-
-
-def applied_gain(measured: Measurement, target: float, duration: float) -> float:
-    """The gain loudnorm applies, in dB (for `dynamic` the overall one it aims at; its gain varies)."""
-    mode = expected_mode(measured, target, duration)
-    if mode == "none":
-        return 0.0
-    if mode == "capped":  # loudnorm caps by the sample peak, which is at most the true peak
-        return min(gain(measured, target), TRUE_PEAK - measured.tp)
-    return gain(measured, target)
-
-
-def apply_filter(measured: Measurement | None, target: float) -> str:
-    """The second pass ("" below the floor): where loudnorm would work in its linear mode, the one gain that
-    mode applies, as `volume` (loudnorm's linear mode multiplies every sample by that gain, but still runs an
-    R128 meter with true peak over its output: about 0.04 s per 10 s of stereo; docs/BENCHMARKS.md); else
-    loudnorm with the measured values, then the house rate again."""
-    if measured is None or measured.silent:
-        return ""
-    if linear(measured, target):
-        return f"volume={_num(gain(measured, target))}dB"
-    return (f"loudnorm=I={_num(target)}:TP={_num(TRUE_PEAK)}:LRA={_num(target_lra(measured))}"
-            f":measured_I={_num(measured.i)}:measured_TP={_num(measured.tp)}:measured_LRA={_num(measured.lra)}"
-            f":measured_thresh={_num(measured.thresh)}:linear=true:print_format=none,"
+def limited(gain_db: float) -> str:
+    """The gain, then the true-peak limiter at LIMIT (at 192 kHz, delay compensated, no auto level)."""
+    return (f"volume={_num(gain_db)}dB,aresample={OVERSAMPLE},"
+            f"alimiter=limit={10 ** (LIMIT / 20):.5f}:attack={ATTACK:g}:release={RELEASE:g}:level=0:latency=1,"
             f"aresample={AUDIO_RATE}")
 
 
-def summary(measured: Measurement | None, target: float, duration: float) -> dict:
-    """What the RenderLog records of one input: measured loudness, the gain applied and loudnorm's mode."""
-    if measured is None:
+def apply_filter(measured: Measurement | None, target: float, gain_db: float | None = None) -> str:
+    """The filters that bring the sound to `target` ("" for none or silence); `gain_db` the corrected gain
+    before the limiter (by default the measured one)."""
+    chosen = mode(measured, target)
+    if chosen in ("none", "silent"):
+        return ""
+    if chosen == "gain":
+        return f"volume={_num(gain(measured, target))}dB"
+    return limited(gain(measured, target) if gain_db is None else gain_db)
+
+
+def corrected(measured: Measurement, tries: list[tuple[float, Measurement]], target: float) -> float | None:
+    """The next gain before the limiter from `tries` (gain, measure of the limited sound), or None when the
+    last try is close enough. One try: add what it missed by; more: the secant through the last two (the
+    limiter takes more off the more gain there is)."""
+    last_gain, last = tries[-1]
+    miss = target - last.i
+    if not math.isfinite(miss) or abs(miss) <= CLOSE_ENOUGH:
+        return None
+    step = miss
+    if len(tries) > 1:
+        before_gain, before = tries[-2]
+        slope = (last.i - before.i) / (last_gain - before_gain) if last_gain != before_gain else 1.0
+        step = miss / min(1.0, max(0.25, slope))  # the limiter never adds loudness; nor does it take it all
+    first = gain(measured, target)
+    return min(first + MAX_EXTRA, max(first - MAX_EXTRA, last_gain + step))
+
+
+def summary(measured: Measurement | None, target: float, gain_db: float | None = None,
+            tries: list[tuple[float, Measurement]] = ()) -> dict:
+    """What the RenderLog records of one input: the measure, the mode, the gain applied (before the
+    limiter) and each measure of the limited sound that corrected it."""
+    chosen = mode(measured, target)
+    if chosen == "none":
         return {"measured": None, "gain_db": 0.0, "mode": "none", "reason": "no audio"}
-    values = {key: (value if math.isfinite(value) else None) for key, value in asdict(measured).items()}
-    mode = expected_mode(measured, target, duration)
-    described = {"measured": values, "mode": mode, "gain_db": round(applied_gain(measured, target, duration), 2)}
-    if mode == "none":
+    described = {"measured": _values(measured), "mode": chosen, "gain_db": 0.0}
+    if chosen == "silent":
         described["reason"] = f"below the {FLOOR:g} LUFS floor"
+        return described
+    first = gain(measured, target)
+    applied = first if gain_db is None else gain_db
+    described["gain_db"] = round(applied, 2)
+    if chosen == "gain+limiter":
+        described["limiter_dbtp"] = LIMIT
+        described["correction_db"] = round(applied - first, 2)
+        described["limited"] = [{"gain_db": round(g, 2), **_values(m)} for g, m in tries]
     return described
+
+
+def _values(measured: Measurement) -> dict:
+    return {key: (value if math.isfinite(value) else None) for key, value in asdict(measured).items()}
