@@ -35,7 +35,7 @@ SOUNDS = {  # peak amplitude of the loud variant; the quiet one is 20 dB lower
     "bursty": "anoisesrc=c=pink:a={a}:r=48000:seed=2,volume='lt(mod(t,1),0.25)':eval=frame",
     "spiky": "anoisesrc=c=pink:a={a}*0.25:r=48000:seed=3[n];"
              "aevalsrc='{a}*0.56*lt(mod(t,0.5),0.0005)':s=48000[c];[n][c]amix=inputs=2:normalize=0",
-    "speech": "anoisesrc=c=pink:a={a}:r=48000:seed=4,bandpass=f=700:w=1200,"
+    "speech": "anoisesrc=c=pink:a={a}:r=48000:seed=4,bandpass=f=700:width_type=h:w=1200,"
               "volume='0.2+0.8*pow(abs(sin(2*PI*2.3*t)),3)*lt(mod(t,2.7),2.2)':eval=frame",
 }
 LEVELS = {"loud": 1.0, "quiet": 0.1}

@@ -33,15 +33,20 @@ from renders.media.spec import AUDIO_RATE
 PRESETS = {"web": -16.0, "streaming": -14.0, "broadcast": -23.0}
 MIN_TARGET, MAX_TARGET = -31.0, -10.0
 CEILING = -1.0  # dBTP, the contract (measured after the AAC encode)
-TRUE_PEAK = -1.5  # dBTP: the highest peak one gain may lead to (the encoder adds a little)
-LIMIT = -2.5  # dBTP the limiter holds: the encoder's overshoot on limited clicks is up to 0.8 dB
+TRUE_PEAK = -2.0  # dBTP: the highest peak one gain may lead to (the encoder adds up to 0.8 dB on noise)
+LIMIT = -2.5  # dBTP the limiter holds at first; lowered while the encoded sound's peak passes PEAK_GOAL
+PEAK_GOAL = -1.2  # dBTP: the encoded limited sound's highest peak allowed (CEILING less a margin)
+LOWEST_LIMIT = -9.0  # dBTP
 FLOOR = -70.0  # LUFS integrated: quieter inputs get no gain
 MEASURE_LOGLEVEL = ["-loglevel", "info"]  # the meter prints its summary at info level
+METER = "ebur128=peak=true:framelog=quiet"  # summary only: no per-frame log
 OVERSAMPLE = 192000  # Hz: the limiter's rate, 4x the house rate (the meter's true-peak oversampling)
 ATTACK, RELEASE = 1.0, 20.0  # ms: the limiter's lookahead/attack and release (only the peaks move)
-MAX_CORRECTIONS = 2  # measures of the limited sound, each correcting the gain before the limiter
-CLOSE_ENOUGH = 0.1  # LU: a limited sound this near the target is not corrected further
+MAX_TRIES = 4  # encodes of the limited sound measured, each correcting the gain (and the limit)
+CLOSE_ENOUGH = 0.2  # LU: a limited sound this near the target is not corrected further
 MAX_EXTRA = 12.0  # dB: corrections add at most this much gain to the first one
+
+
 def parse_target(value) -> float | None:
     """`off` -> None; a preset name or a number from -31 to -10 -> LUFS. ValueError otherwise."""
     if isinstance(value, str):
@@ -82,7 +87,7 @@ def codec_band(cutoff: int) -> str:
 
 def measure_filter(cutoff: int) -> str:
     """Measure with the EBU R128 meter (summary only), band-limited as the encoder will cut the sound."""
-    return f"{codec_band(cutoff)},ebur128=peak=true:framelog=quiet"
+    return f"{codec_band(cutoff)},{METER}"
 
 
 @dataclass(frozen=True)
@@ -129,59 +134,84 @@ def mode(measured: Measurement | None, target: float) -> str:
     return "gain" if measured.tp + gain(measured, target) <= TRUE_PEAK else "gain+limiter"
 
 
-def limited(gain_db: float) -> str:
-    """The gain, then the true-peak limiter at LIMIT (at 192 kHz, delay compensated, no auto level)."""
+def limited(gain_db: float, limit: float = LIMIT) -> str:
+    """The gain, then the true-peak limiter at `limit` dBTP (at 192 kHz, delay compensated, no auto level)."""
     return (f"volume={_num(gain_db)}dB,aresample={OVERSAMPLE},"
-            f"alimiter=limit={10 ** (LIMIT / 20):.5f}:attack={ATTACK:g}:release={RELEASE:g}:level=0:latency=1,"
+            f"alimiter=limit={10 ** (limit / 20):.5f}:attack={ATTACK:g}:release={RELEASE:g}:level=0:latency=1,"
             f"aresample={AUDIO_RATE}")
 
 
-def apply_filter(measured: Measurement | None, target: float, gain_db: float | None = None) -> str:
-    """The filters that bring the sound to `target` ("" for none or silence); `gain_db` the corrected gain
-    before the limiter (by default the measured one)."""
-    chosen = mode(measured, target)
-    if chosen in ("none", "silent"):
+@dataclass(frozen=True)
+class Try:
+    """One setting of the limiter's path and what its encoded sound measured."""
+
+    gain_db: float
+    limit: float
+    measured: Measurement
+
+    def miss(self, target: float) -> float:
+        return target - self.measured.i
+
+    def fits(self, target: float) -> bool:
+        return abs(self.miss(target)) <= CLOSE_ENOUGH and self.measured.tp <= PEAK_GOAL
+
+
+def apply_filter(measured: Measurement | None, target: float, chosen: Try | None = None) -> str:
+    """The filters that bring the sound to `target` ("" for none or silence); in `gain+limiter` mode those of
+    the `chosen` try (by default the first: the measured gain at LIMIT)."""
+    kind = mode(measured, target)
+    if kind in ("none", "silent"):
         return ""
-    if chosen == "gain":
+    if kind == "gain":
         return f"volume={_num(gain(measured, target))}dB"
-    return limited(gain(measured, target) if gain_db is None else gain_db)
+    return limited(chosen.gain_db, chosen.limit) if chosen else limited(gain(measured, target))
 
 
-def corrected(measured: Measurement, tries: list[tuple[float, Measurement]], target: float) -> float | None:
-    """The next gain before the limiter from `tries` (gain, measure of the limited sound), or None when the
-    last try is close enough. One try: add what it missed by; more: the secant through the last two (the
-    limiter takes more off the more gain there is)."""
-    last_gain, last = tries[-1]
-    miss = target - last.i
-    if not math.isfinite(miss) or abs(miss) <= CLOSE_ENOUGH:
+def next_try(measured: Measurement, tries: list[Try], target: float) -> tuple[float, float] | None:
+    """The next (gain, limit) from the tries so far, or None when the last one fits. The limit goes down by
+    what the encoded peak passed PEAK_GOAL by; the gain up by what the loudness missed by, scaled by how much
+    loudness the last gain step bought (the secant: the limiter takes more off the more gain it is given)."""
+    last = tries[-1]
+    if last.fits(target) or not math.isfinite(last.measured.i):
         return None
-    step = miss
-    if len(tries) > 1:
-        before_gain, before = tries[-2]
-        slope = (last.i - before.i) / (last_gain - before_gain) if last_gain != before_gain else 1.0
-        step = miss / min(1.0, max(0.25, slope))  # the limiter never adds loudness; nor does it take it all
+    limit = last.limit
+    if last.measured.tp > PEAK_GOAL:
+        limit = max(LOWEST_LIMIT, limit - (last.measured.tp - PEAK_GOAL) - 0.2)
+    slope = 1.0
+    if len(tries) > 1 and tries[-2].limit == limit and tries[-2].gain_db != last.gain_db:
+        slope = (last.measured.i - tries[-2].measured.i) / (last.gain_db - tries[-2].gain_db)
+    step = last.miss(target) / min(1.0, max(0.2, slope)) + (last.limit - limit) / 2
     first = gain(measured, target)
-    return min(first + MAX_EXTRA, max(first - MAX_EXTRA, last_gain + step))
+    return min(first + MAX_EXTRA, max(first - MAX_EXTRA, last.gain_db + step)), limit
 
 
-def summary(measured: Measurement | None, target: float, gain_db: float | None = None,
-            tries: list[tuple[float, Measurement]] = ()) -> dict:
+def best(tries: list[Try], target: float) -> Try:
+    """The try to render: the nearest the target among those whose peak is under PEAK_GOAL (else the lowest
+    peak)."""
+    safe = [t for t in tries if t.measured.tp <= PEAK_GOAL]
+    if safe:
+        return min(safe, key=lambda t: abs(t.miss(target)))
+    return min(tries, key=lambda t: t.measured.tp)
+
+
+def summary(measured: Measurement | None, target: float, tries: list[Try] = (), chosen: Try | None = None) -> dict:
     """What the RenderLog records of one input: the measure, the mode, the gain applied (before the
-    limiter) and each measure of the limited sound that corrected it."""
-    chosen = mode(measured, target)
-    if chosen == "none":
+    limiter) and each encoded limited sound measured (gain, limit, loudness and peak)."""
+    kind = mode(measured, target)
+    if kind == "none":
         return {"measured": None, "gain_db": 0.0, "mode": "none", "reason": "no audio"}
-    described = {"measured": _values(measured), "mode": chosen, "gain_db": 0.0}
-    if chosen == "silent":
+    described = {"measured": _values(measured), "mode": kind, "gain_db": 0.0}
+    if kind == "silent":
         described["reason"] = f"below the {FLOOR:g} LUFS floor"
         return described
     first = gain(measured, target)
-    applied = first if gain_db is None else gain_db
-    described["gain_db"] = round(applied, 2)
-    if chosen == "gain+limiter":
-        described["limiter_dbtp"] = LIMIT
-        described["correction_db"] = round(applied - first, 2)
-        described["limited"] = [{"gain_db": round(g, 2), **_values(m)} for g, m in tries]
+    described["gain_db"] = round(first, 2)
+    if kind == "gain+limiter":
+        chosen = chosen or Try(first, LIMIT, measured)
+        described.update(gain_db=round(chosen.gain_db, 2), correction_db=round(chosen.gain_db - first, 2),
+                         limit_dbtp=round(chosen.limit, 2),
+                         limited=[{"gain_db": round(t.gain_db, 2), "limit_dbtp": round(t.limit, 2),
+                                   **_values(t.measured)} for t in tries])
     return described
 
 

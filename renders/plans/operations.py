@@ -72,28 +72,30 @@ def normalised(workspace, info, inputs: list[str], duration: float, spec, *, pre
         track = music.audio.info
         inputs = inputs + builders.music_input_args(music.audio.name, track, duration)
 
-    def measure(filters: str):
+    def graph(filters: str) -> str:
         if music is None:
             chains = [builders.house_audio(0, info, duration, pre=pre, post=",".join(p for p in (post, filters) if p))]
         else:
             chains = [builders.house_audio(0, info, duration, pre=pre, post=post, out="pa"),
                       *builders.music_chains(1, track, duration, music.volume, music.ducking, "pa", "mix"),
                       f"[mix]{filters}[a]"]
-        result = yield FFmpegCommand(builders.measure_args(inputs, write_graph(workspace, chains)), measures=True)
-        return loudness.parse_measurement(result.stderr_tail)
+        return write_graph(workspace, chains)
 
-    measured = yield from measure(meter)
-    gain, tries = None, []
-    if loudness.mode(measured, target) == "gain+limiter":  # the limited sound measured, the gain corrected
-        gain = loudness.gain(measured, target)
-        for _ in range(loudness.MAX_CORRECTIONS):
-            tries.append((gain, (yield from measure(f"{loudness.limited(gain)},{meter}"))))
-            better = loudness.corrected(measured, tries, target)
-            if better is None:
-                break
-            gain = better
-    filters = loudness.apply_filter(measured, target, gain)
-    summary = loudness.summary(measured, target, gain, tries)
+    result = yield FFmpegCommand(builders.measure_args(inputs, graph(meter)), measures=True)
+    measured = loudness.parse_measurement(result.stderr_tail)
+    tries, chosen = [], None
+    if loudness.mode(measured, target) == "gain+limiter":  # the limited sound encoded and measured, corrected
+        setting = (loudness.gain(measured, target), loudness.LIMIT)
+        while setting is not None and len(tries) < loudness.MAX_TRIES:
+            encoded = workspace.new_path("limited", ".m4a")
+            yield FFmpegCommand(builders.sound_args(inputs, graph(loudness.limited(*setting)), spec, encoded.name),
+                                measures=True)
+            result = yield FFmpegCommand(builders.measure_sound_args(encoded.name), measures=True)
+            tries.append(loudness.Try(*setting, loudness.parse_measurement(result.stderr_tail)))
+            setting = loudness.next_try(measured, tries, target)
+        chosen = loudness.best(tries, target)
+    filters = loudness.apply_filter(measured, target, chosen)
+    summary = loudness.summary(measured, target, tries, chosen)
     if music is None:
         return ",".join(p for p in (post, filters) if p), "", summary
     return post, filters, summary
