@@ -1,27 +1,25 @@
 """Loudness normalisation (EBU R128): the targets, the measuring and limiting filters, the RenderLog's summary.
 
-Per input, every step measured with FFmpeg's meter (`ebur128=peak=true`,
-its summary read from stderr at `MEASURE_LOGLEVEL`) on the sound exactly
-as the render makes it (speed change, fade-out, soundtrack mix, 48 kHz
-stereo), band-limited as the AAC encoder will cut it (`codec_band`: the
-encoder drops what lies above its bitrate's cutoff, which on bright sound
-is up to 0.5 LU of the loudness):
+Per input, on the sound exactly as the render makes it (speed change,
+fade-out, soundtrack mix, 48 kHz stereo), with FFmpeg's meter
+`ebur128=peak=true` (its summary read from stderr at `MEASURE_LOGLEVEL`):
 
-1. **Measure**; below `FLOOR` (silence) nothing is applied: it stays silent.
-2. **Gain**: the one gain that takes it to the target (`volume`), when the
-   true peak it leads to stays at most `TRUE_PEAK`: mode `gain`.
+1. **Measure**, band-limited as the AAC encoder will cut the sound
+   (`codec_band`: on bright sound what lies above the cutoff is up to
+   0.5 LU). Below `FLOOR` (silence) nothing is applied: mode `silent`.
+2. **Gain**: the one gain to the target (`volume`) when the true peak it
+   leads to is at most `TRUE_PEAK`: mode `gain`.
 3. **Gain + limiter** otherwise: the gain, then a true-peak limiter
-   (`alimiter` with lookahead, run at 192 kHz so its sample peak is the
-   true peak) holding the peaks at `LIMIT`. The limiter takes loudness off
-   with the peaks, so the limited sound is measured (sound only: cheap) and
-   the gain before the limiter corrected, at most `MAX_CORRECTIONS` times
-   (secant steps on the measured loudness): mode `gain+limiter`.
+   (`alimiter` with lookahead at 192 kHz, so that its sample peak is the
+   true peak) at `LIMIT`. The limiter takes loudness off with the peaks and
+   the encoder adds to them, so the limited sound is encoded (AAC, sound
+   only) and measured, and the gain (the limit too, if the encoded peak
+   passes `PEAK_GOAL`) corrected: at most `MAX_TRIES` tries, the best one
+   rendered. Mode `gain+limiter`.
 
-Why not loudnorm: it keeps one gain only when the peaks allow it; otherwise
-its dynamic mode undershoots the target on short or peaky sound, and cannot
-run at all on less than 3 s (docs/ARCHITECTURE.md "Finishing", figures in
-docs/BENCHMARKS.md). A limiter that touches only the peaks leaves the rest
-of the sound as one gain made it.
+Not loudnorm: past its peak ceiling it falls back to its dynamic mode,
+which undershoots on short or peaky sound and cannot run under 3 s
+(docs/ARCHITECTURE.md "Finishing"; figures in docs/BENCHMARKS.md).
 """
 
 import math
