@@ -19,36 +19,39 @@ mode the RenderLog recorded and the render's wall time.
 
 import argparse
 import os
-import re
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("VIDEOAPI_CANVAS", "128x128")  # the picture costs nothing here: sound is measured
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import ffmpeg, run  # noqa: E402  bench/bench.py: Django set up, the project's FFmpeg runner
+os.environ.setdefault("VIDEOAPI_CANVAS", "128x128")  # before Django is set up: the picture costs nothing here
+
+from bench import (  # bench/bench.py: Django set up, the project's FFmpeg runner
+    ffmpeg,
+    run,
+)
 
 SOUNDS = {  # peak amplitude of the loud variant; the quiet one is 20 dB lower
     "steady": "anoisesrc=c=pink:a={a}:r=48000:seed=1",
     "bursty": "anoisesrc=c=pink:a={a}:r=48000:seed=2,volume='lt(mod(t,1),0.25)':eval=frame",
-    "spiky": "anoisesrc=c=pink:a={a}*0.25:r=48000:seed=3[n];"
-             "aevalsrc='{a}*0.56*lt(mod(t,0.5),0.0005)':s=48000[c];[n][c]amix=inputs=2:normalize=0",
-    "speech": "anoisesrc=c=pink:a={a}:r=48000:seed=4,bandpass=f=700:width_type=h:w=1200,"
-              "volume='0.2+0.8*pow(abs(sin(2*PI*2.3*t)),3)*lt(mod(t,2.7),2.2)':eval=frame",
+    "spiky": ("anoisesrc=c=pink:a={a}*0.25:r=48000:seed=3[n];"
+              "aevalsrc='{a}*0.56*lt(mod(t,0.5),0.0005)':s=48000[c];[n][c]amix=inputs=2:normalize=0"),
+    "speech": ("anoisesrc=c=pink:a={a}:r=48000:seed=4,bandpass=f=700:width_type=h:w=1200,"
+               "volume='0.2+0.8*pow(abs(sin(2*PI*2.3*t)),3)*lt(mod(t,2.7),2.2)':eval=frame"),
 }
 LEVELS = {"loud": 1.0, "quiet": 0.1}
 TARGETS = {"web": -16.0, "streaming": -14.0, "broadcast": -23.0, "-31": -31.0, "-10": -10.0}
 
 
 def r128(path) -> tuple[float, float]:
-    done = subprocess.run([ffmpeg.ffmpeg_binary(), "-hide_banner", "-nostats", "-nostdin", "-i", str(path),
-                           "-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-"],
-                          capture_output=True, text=True, timeout=300)
-    summary = done.stderr[done.stderr.rindex("Summary:"):]
-    return (float(re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)[1]),
-            float(re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary)[1]))
+    """Integrated loudness and true peak of `path`'s sound, as `ebur128=peak=true` reads it."""
+    from renders.media import loudness
+
+    path = Path(path)
+    result = ffmpeg.run([*loudness.MEASURE_LOGLEVEL, "-i", path.name, "-map", "0:a:0", "-af", loudness.METER,
+                         "-f", "null", "-"], cwd=path.parent, timeout=300)
+    measured = loudness.parse_measurement(result.stderr_tail)
+    return measured.i, measured.tp
 
 
 def make(work, kind, level, seconds) -> Path:
@@ -61,27 +64,25 @@ def make(work, kind, level, seconds) -> Path:
 
 
 def two_pass_loudnorm(work, source, target, bitrate) -> tuple[float, float]:
-    """loudnorm's two-pass as the service did it before: measured values in, linear=true, TP -1.5."""
-    i, tp = r128(source)
-    done = subprocess.run([ffmpeg.ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(source), "-map", "0:a",
-                           "-af", "ebur128=peak=true:framelog=quiet", "-f", "null", "-"],
-                          capture_output=True, text=True)
-    s = done.stderr[done.stderr.rindex("Summary:"):]
-    lra = float(re.search(r"LRA:\s+(-?[\d.]+)", s)[1])
-    thresh = float(re.search(r"Threshold:\s+(-?[\d.]+|-inf)", s)[1])
-    out = work / "loudnorm.m4a"
-    lra_target = min(50.0, max(7.0, round(lra + 0.15, 1)))
-    subprocess.run([ffmpeg.ffmpeg_binary(), "-hide_banner", "-nostdin", "-y", "-i", str(source), "-map", "0:a", "-af",
-                    f"loudnorm=I={target}:TP=-1.5:LRA={lra_target}:measured_I={i}:measured_TP={tp}:"
-                    f"measured_LRA={lra}:measured_thresh={thresh}:linear=true:print_format=none,aresample=48000",
-                    "-c:a", "aac", "-b:a", bitrate, "-ac", "2", str(out)], capture_output=True, check=True)
-    return r128(out)
+    """loudnorm's two-pass as the service did it before: the meter's values in, linear=true, TP -1.5."""
+    from renders.media import loudness
+
+    result = ffmpeg.run([*loudness.MEASURE_LOGLEVEL, "-i", source.name, "-map", "0:a", "-af", loudness.METER,
+                         "-f", "null", "-"], cwd=work, timeout=300)
+    m = loudness.parse_measurement(result.stderr_tail)
+    lra = min(50.0, max(7.0, round(m.lra + 0.15, 1)))
+    apply = (f"loudnorm=I={target}:TP=-1.5:LRA={lra}:measured_I={m.i}:measured_TP={m.tp}:measured_LRA={m.lra}"
+             f":measured_thresh={m.thresh}:linear=true:print_format=none,aresample=48000")
+    run(["-i", source.name, "-map", "0:a", "-af", apply,
+         "-c:a", "aac", "-b:a", bitrate, "-ac", "2", "loudnorm.m4a"], work)
+    return r128(work / "loudnorm.m4a")
 
 
 def ffmpeg_normalize(work, tool, source, target, bitrate) -> tuple[float, float] | None:
     out = work / "normalize.m4a"
+    # ffmpeg-normalize is another program (a scratch venv's), not FFmpeg: the runner cannot start it
     done = subprocess.run([tool, str(source), "-vn", "-t", f"{target}", "-tp", "-1.5", "-c:a", "aac", "-b:a", bitrate,
-                           "-ar", "48000", "-f", "-o", str(out)], capture_output=True, text=True,
+                           "-ar", "48000", "-f", "-o", str(out)], capture_output=True, text=True, check=False,
                           env={**os.environ, "FFMPEG_PATH": ffmpeg.ffmpeg_binary()})
     if done.returncode:
         return None

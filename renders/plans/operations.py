@@ -24,8 +24,9 @@ from renders.plans import Finishing, JoinPlan, PreviewPlan, TemplatePlan, TrimPl
 class FFmpegCommand:
     """One FFmpeg command (run with the workspace as its working directory).
 
-    `measures`: the run only measures (it writes no output), so it says
-    nothing about how far the render has got.
+    `measures`: the run only measures (it writes no output: at most a
+    check file in the workspace), so it says nothing about how far the
+    render has got.
     """
 
     args: list[str]
@@ -86,8 +87,8 @@ def normalised(workspace, info, inputs: list[str], duration: float, spec, *, pre
     tries, chosen = [], None
     if loudness.mode(measured, target) == "gain+limiter":  # the limited sound encoded and measured, corrected
         setting = (loudness.gain(measured, target), loudness.LIMIT)
+        encoded = workspace.new_path("limited", ".m4a")  # each try overwrites it (FFmpeg runs with -y)
         while setting is not None and len(tries) < loudness.MAX_TRIES:
-            encoded = workspace.new_path("limited", ".m4a")
             yield FFmpegCommand(builders.sound_args(inputs, graph(loudness.limited(*setting)), spec, encoded.name),
                                 measures=True)
             result = yield FFmpegCommand(builders.measure_sound_args(encoded.name), measures=True)
