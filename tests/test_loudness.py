@@ -90,7 +90,7 @@ def noise(path, kind, seconds):
 
 
 @pytest.fixture(scope="module")
-def sounds(tmp_path_factory):
+def kinds(tmp_path_factory):
     d = tmp_path_factory.mktemp("sounds")
     return {(kind, seconds): noise(d / f"{kind}{seconds}", kind, seconds)
             for kind in SOUNDS for seconds in (1, 2, 4)}
@@ -103,8 +103,8 @@ MATRIX = [("steady", 1, "-10"), ("steady", 2, "broadcast"), ("steady", 4, "-31")
 
 
 @pytest.mark.parametrize("kind, seconds, target", MATRIX)
-def test_every_kind_of_sound_lands_on_target(api, sounds, tmp_path, kind, seconds, target):
-    r = post(api, "/api/trim", {"video": sounds[kind, seconds], "start": "0", "loudness": target})
+def test_every_kind_of_sound_lands_on_target(api, kinds, tmp_path, kind, seconds, target):
+    r = post(api, "/api/trim", {"video": kinds[kind, seconds], "start": "0", "loudness": target})
     assert r.status_code == 200, r.body[:300]
     applied = RenderLog.objects.get(id=r["X-Render-Id"]).details["loudness"]
     measured = r128(save(r, tmp_path / "o.mp4"))
@@ -199,9 +199,9 @@ def assert_halves_on_target(out, tolerance=1.0):
     assert_on_target(second, tolerance=tolerance)
 
 
-def test_join_brings_each_segment_on_target(api, sounds, tmp_path):
+def test_join_brings_each_segment_on_target(api, kinds, tmp_path):
     """A spiky segment (limited) and a steady one (one gain): each within 0.5 LU of the target."""
-    r = post(api, "/api/concatenate", {"videos": [sounds["spiky", 2], sounds["steady", 2]], "loudness": "web"})
+    r = post(api, "/api/concatenate", {"videos": [kinds["spiky", 2], kinds["steady", 2]], "loudness": "web"})
     assert r.status_code == 200, r.body[:300]
     assert_halves_on_target(save(r, tmp_path / "o.mp4"), tolerance=0.5)
     applied = RenderLog.objects.get(id=r["X-Render-Id"]).details["loudness"]
