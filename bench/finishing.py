@@ -109,8 +109,8 @@ def bench(work, options):
 
 def loudness_rows(work, source, repeat):
     """The two loudness steps on the source's sound alone: measuring (loudnorm's first pass, as the
-    service measured before, vs the EBU R128 meter it uses now) and applying a linear gain (loudnorm's
-    linear mode vs `volume`, which is what that mode computes)."""
+    service measured before, vs the EBU R128 meter, and the meter band-limited as it is now) and applying
+    a gain (loudnorm's linear mode vs `volume`, and `volume` with the true-peak limiter peaky sound gets)."""
     from renders.media import builders, loudness
     from renders.media.probe import probe_video
 
@@ -119,7 +119,8 @@ def loudness_rows(work, source, repeat):
     length = builders.whole_frames(info.duration, 30)
     steps = {
         "measure: loudnorm first pass": "loudnorm=I=-16.00:TP=-1.50:LRA=7.00:print_format=json",
-        "measure: ebur128=peak=true": loudness.measure_filter(),
+        "measure: ebur128=peak=true": loudness.METER,
+        "measure: band-limited, ebur128 (now)": loudness.measure_filter(loudness.codec_cutoff("160k")),
     }
     rows, outputs = [], {}
 
@@ -146,6 +147,7 @@ def loudness_rows(work, source, repeat):
                                   f":measured_LRA={measured.lra}:measured_thresh={measured.thresh}:linear=true"
                                   ":print_format=none,aresample=48000",
         "apply: volume": f"volume={gain}dB",
+        "apply: volume + limiter at 192 kHz (peaky sound)": loudness.limited(float(gain)),
     }
     for label, apply in applies.items():
         timed(label, apply, lambda graph: [*inputs, *builders.graph_args(graph), "-map", "[a]", "-c:a", "aac",

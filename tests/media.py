@@ -1,10 +1,13 @@
 """Small generated clips and output probing for the tests (real FFmpeg)."""
 
+import re
 import struct
+import subprocess
 import zlib
 from pathlib import Path
 
 import av
+import imageio_ffmpeg
 import numpy as np
 
 from renders.media import ffmpeg
@@ -245,3 +248,23 @@ def png_bomb(path, side=30000):
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
                      + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
     return path
+
+
+def r128(path, start=None, length=None) -> dict:
+    """Integrated loudness (LUFS) and true peak (dBTP) of `path`'s sound, or of [start, start + length)."""
+    window = []
+    if start is not None:
+        window = ["-ss", f"{start}", "-t", f"{length}"]
+    done = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostats", "-nostdin", *window,
+                           "-i", str(path), "-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = done.stderr[done.stderr.rindex("Summary:"):]
+    integrated = float(re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)[1])
+    peak = re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary)[1]
+    return {"i": integrated, "tp": float(peak)}
+
+
+def assert_on_target(measured, target=-16.0, tolerance=1.0):
+    assert abs(measured["i"] - target) <= tolerance, measured
+    assert measured["tp"] <= -1.0, measured

@@ -189,8 +189,20 @@ def house_audio(index: int, info: MediaInfo, duration: float, *, pre: str = "", 
 
 def measure_args(inputs: list[str], graph: str) -> list[str]:
     """The loudness measure: `graph`'s [a] (ending in loudness.measure_filter) into the null muxer, at the
-    log level at which loudnorm prints its JSON."""
+    log level at which the meter prints its summary."""
     return [*loudness.MEASURE_LOGLEVEL, *inputs, *graph_args(graph), "-map", "[a]", "-f", "null", "-"]
+
+
+def sound_args(inputs: list[str], graph: str, spec: OutputSpec, output: str) -> list[str]:
+    """The limited sound checked: `graph`'s [a] encoded as the house output encodes it (AAC), sound only."""
+    return [*inputs, *graph_args(graph), "-map", "[a]", "-c:a", "aac", "-b:a", spec.audio_bitrate,
+            "-ar", str(AUDIO_RATE), "-ac", "2", *threads(), "-f", "mp4", output]
+
+
+def measure_sound_args(name: str) -> list[str]:
+    """The loudness measure of a sound_args output in the workspace (the meter alone: it is encoded already)."""
+    return [*loudness.MEASURE_LOGLEVEL, *threads(), *input_options("mov"), "-i", name, "-map", "0:a:0",
+            "-af", loudness.METER, "-f", "null", "-"]
 
 
 def house_output_args(spec: OutputSpec, output: str, *, video: str = "[v]", audio: str = "[a]") -> list[str]:

@@ -1,32 +1,25 @@
-"""Loudness normalisation (EBU R128): the targets, the measuring and loudnorm filters, the meter's summary.
+"""Loudness normalisation (EBU R128): the targets, the measuring and limiting filters, the RenderLog's summary.
 
-Measure, then apply, per input, each on the input's sound exactly as the
-render's house audio chain makes it:
+Per input, on the sound exactly as the render makes it (speed change,
+fade-out, soundtrack mix, 48 kHz stereo), with FFmpeg's meter
+`ebur128=peak=true` (its summary read from stderr at `MEASURE_LOGLEVEL`):
 
-1. **Measure** with FFmpeg's meter `ebur128=peak=true` (the null muxer; it
-   prints its summary at info level, so the command raises the log level for
-   itself, `MEASURE_LOGLEVEL`); `parse_measurement()` reads it from stderr.
-   It gives loudnorm's four values and is cheaper than loudnorm's own first
-   pass (docs/BENCHMARKS.md, "Loudness (renders/media/loudness.py)").
-2. **Apply** `loudnorm=...:measured_*=...:linear=true`, then the house rate
-   again (loudnorm's dynamic mode outputs 192 kHz); or, where its linear mode
-   applies, that one gain as `volume` (`apply_filter`).
+1. **Measure**, band-limited as the AAC encoder will cut the sound
+   (`codec_band`: on bright sound what lies above the cutoff is up to
+   0.5 LU). Below `FLOOR` (silence) nothing is applied: mode `silent`.
+2. **Gain**: the one gain to the target (`volume`) when the true peak it
+   leads to is at most `TRUE_PEAK`: mode `gain`.
+3. **Gain + limiter** otherwise: the gain, then a true-peak limiter
+   (`alimiter` with lookahead at 192 kHz, so that its sample peak is the
+   true peak) at `LIMIT`. The limiter takes loudness off with the peaks and
+   the encoder adds to them, so the limited sound is encoded (AAC, sound
+   only) and measured, and the gain (the limit too, if the encoded peak
+   passes `PEAK_GOAL`) corrected: at most `MAX_TRIES` tries, the best one
+   rendered. Mode `gain+limiter`.
 
-loudnorm picks its mode itself: linear (one gain) only if the measured
-loudness range fits the target LRA and the gained true peak stays under the
-target, else dynamic (a limiter with a 3 s window). The target LRA is the
-measured one (within loudnorm's 7 to 50), so only the true peak can force
-dynamic mode, and then the limiter is what keeps the peak under the ceiling.
-On less than 3 s of sound dynamic mode cannot run: loudnorm applies a gain
-capped by the peak instead, and the input comes out quieter than the target
-(`capped`). `expected_mode()` says which (the RenderLog records it).
-
-**The floor**: an input below -70 LUFS integrated (R128's absolute gate:
-silence; FFmpeg says -inf), or without sound, gets no loudnorm at all, which
-would otherwise pump its noise up: a silent clip stays silent.
-
-**The ceiling**: the filter's true-peak target is -1.5 dBTP, so that the
-AAC encoder's overshoot still leaves the output at most -1 dBTP.
+Not loudnorm: past its peak ceiling it falls back to its dynamic mode,
+which undershoots on short or peaky sound and cannot run under 3 s
+(docs/ARCHITECTURE.md "Finishing"; figures in docs/BENCHMARKS.md).
 """
 
 import math
@@ -37,12 +30,19 @@ from renders.media.spec import AUDIO_RATE
 
 PRESETS = {"web": -16.0, "streaming": -14.0, "broadcast": -23.0}
 MIN_TARGET, MAX_TARGET = -31.0, -10.0
-CEILING = -1.0  # dBTP, the contract
-TRUE_PEAK = -1.5  # dBTP, the filter's target: CEILING less headroom for the AAC encoder
+CEILING = -1.0  # dBTP, the contract (measured after the AAC encode)
+TRUE_PEAK = -2.0  # dBTP: the highest peak one gain may lead to (the encoder adds up to 0.8 dB on noise)
+LIMIT = -2.5  # dBTP the limiter holds at first; lowered while the encoded sound's peak passes PEAK_GOAL
+PEAK_GOAL = -1.2  # dBTP: the encoded limited sound's highest peak allowed (CEILING less a margin)
+LOWEST_LIMIT = -9.0  # dBTP
 FLOOR = -70.0  # LUFS integrated: quieter inputs get no gain
-MIN_LRA, MAX_LRA = 7.0, 50.0  # loudnorm's default target LRA, and its largest
-MEASURE_LOGLEVEL = ["-loglevel", "info"]  # loudnorm prints its JSON at info level
-DYNAMIC_WINDOW = 3.0  # seconds: loudnorm's dynamic mode needs this much sound
+MEASURE_LOGLEVEL = ["-loglevel", "info"]  # the meter prints its summary at info level
+METER = "ebur128=peak=true:framelog=quiet"  # summary only: no per-frame log
+OVERSAMPLE = 192000  # Hz: the limiter's rate, 4x the house rate (the meter's true-peak oversampling)
+ATTACK, RELEASE = 1.0, 20.0  # ms: the limiter's lookahead/attack and release (only the peaks move)
+MAX_TRIES = 4  # encodes of the limited sound measured, each correcting the gain (and the limit)
+CLOSE_ENOUGH = 0.2  # LU: a limited sound this near the target is not corrected further
+MAX_EXTRA = 12.0  # dB: corrections add at most this much gain to the first one
 
 
 def parse_target(value) -> float | None:
@@ -67,14 +67,30 @@ def _num(value: float) -> str:
     return f"{value:.2f}"
 
 
-def measure_filter() -> str:
-    """The first pass: measure with the EBU R128 meter (summary only: no per-frame log)."""
-    return "ebur128=peak=true:framelog=quiet"
+def codec_cutoff(bitrate: str, channels: int = 2, rate: int = AUDIO_RATE) -> int:
+    """The frequency (Hz) above which FFmpeg's AAC encoder drops the sound at `bitrate` ("160k"): its own
+    formula (libavcodec/psymodel.h, AAC_CUTOFF_FROM_BITRATE)."""
+    text = str(bitrate).strip().lower()
+    scale = {"k": 1000, "m": 1000000}.get(text[-1:], 1)
+    bits = int(float(text.rstrip("km")) * scale)
+    per_channel = bits // channels
+    return min(max(per_channel // 5, per_channel * 15 // 32 - 5500), 3000 + per_channel // 4,
+               12000 + per_channel // 16, 22000, rate // 2)
+
+
+def codec_band(cutoff: int) -> str:
+    """A brick-wall low-pass at the encoder's cutoff: what is measured is what the encoder keeps."""
+    return f"firequalizer=gain='if(lt(f,{cutoff}),0,-100)'"
+
+
+def measure_filter(cutoff: int) -> str:
+    """Measure with the EBU R128 meter (summary only), band-limited as the encoder will cut the sound."""
+    return f"{codec_band(cutoff)},{METER}"
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """What the measure found of an input's sound (the values loudnorm's second pass is given)."""
+    """What the meter found of a sound."""
 
     i: float  # integrated loudness, LUFS (-inf for silence)
     tp: float  # true peak, dBTP
@@ -102,61 +118,100 @@ def parse_measurement(stderr: str) -> Measurement:
     return Measurement(i=i, tp=tp, lra=lra, thresh=thresh)
 
 
-def target_lra(measured: Measurement) -> float:
-    return min(MAX_LRA, max(MIN_LRA, math.ceil(measured.lra * 10) / 10 + 0.1))
-
-
 def gain(measured: Measurement, target: float) -> float:
     return target - measured.i
 
 
-def expected_mode(measured: Measurement, target: float, duration: float) -> str:
-    """What loudnorm's second pass does to `duration` seconds of sound: `none` (below the floor), `linear`,
-    `dynamic` or, when dynamic mode has less than its 3 s window, `capped` (linear, peak-limited gain)."""
-    if measured.silent:
+def mode(measured: Measurement | None, target: float) -> str:
+    """`none` (no sound), `silent` (below the floor), `gain` (one gain keeps the peaks at most TRUE_PEAK) or
+    `gain+limiter`."""
+    if measured is None:
         return "none"
-    if linear(measured, target):
-        return "linear"
-    return "dynamic" if duration >= DYNAMIC_WINDOW else "capped"
+    if measured.silent:
+        return "silent"
+    return "gain" if measured.tp + gain(measured, target) <= TRUE_PEAK else "gain+limiter"
 
 
-def linear(measured: Measurement, target: float) -> bool:
-    """loudnorm's own test for its linear mode: one gain takes the sound to the target under the ceiling."""
-    return (measured.thresh > -70 and measured.tp + gain(measured, target) <= TRUE_PEAK
-            and measured.lra <= target_lra(measured))
-
-
-def applied_gain(measured: Measurement, target: float, duration: float) -> float:
-    """The gain loudnorm applies, in dB (for `dynamic` the overall one it aims at; its gain varies)."""
-    mode = expected_mode(measured, target, duration)
-    if mode == "none":
-        return 0.0
-    if mode == "capped":  # loudnorm caps by the sample peak, which is at most the true peak
-        return min(gain(measured, target), TRUE_PEAK - measured.tp)
-    return gain(measured, target)
-
-
-def apply_filter(measured: Measurement | None, target: float) -> str:
-    """The second pass ("" below the floor): where loudnorm would work in its linear mode, the one gain that
-    mode applies, as `volume` (the same sound without loudnorm's meter over the output); else loudnorm with
-    the measured values, then the house rate again."""
-    if measured is None or measured.silent:
-        return ""
-    if linear(measured, target):
-        return f"volume={_num(gain(measured, target))}dB"
-    return (f"loudnorm=I={_num(target)}:TP={_num(TRUE_PEAK)}:LRA={_num(target_lra(measured))}"
-            f":measured_I={_num(measured.i)}:measured_TP={_num(measured.tp)}:measured_LRA={_num(measured.lra)}"
-            f":measured_thresh={_num(measured.thresh)}:linear=true:print_format=none,"
+def limited(gain_db: float, limit: float = LIMIT) -> str:
+    """The gain, then the true-peak limiter at `limit` dBTP (at 192 kHz, delay compensated, no auto level)."""
+    return (f"volume={_num(gain_db)}dB,aresample={OVERSAMPLE},"
+            f"alimiter=limit={10 ** (limit / 20):.5f}:attack={ATTACK:g}:release={RELEASE:g}:level=0:latency=1,"
             f"aresample={AUDIO_RATE}")
 
 
-def summary(measured: Measurement | None, target: float, duration: float) -> dict:
-    """What the RenderLog records of one input: measured loudness, the gain applied and loudnorm's mode."""
-    if measured is None:
+@dataclass(frozen=True)
+class Try:
+    """One setting of the limiter's path and what its encoded sound measured."""
+
+    gain_db: float
+    limit: float
+    measured: Measurement
+
+    def miss(self, target: float) -> float:
+        return target - self.measured.i
+
+    def fits(self, target: float) -> bool:
+        return abs(self.miss(target)) <= CLOSE_ENOUGH and self.measured.tp <= PEAK_GOAL
+
+
+def apply_filter(measured: Measurement | None, target: float, chosen: Try | None = None) -> str:
+    """The filters that bring the sound to `target` ("" for none or silence); in `gain+limiter` mode those of
+    the `chosen` try (by default the first: the measured gain at LIMIT)."""
+    kind = mode(measured, target)
+    if kind in ("none", "silent"):
+        return ""
+    if kind == "gain":
+        return f"volume={_num(gain(measured, target))}dB"
+    return limited(chosen.gain_db, chosen.limit) if chosen else limited(gain(measured, target))
+
+
+def next_try(measured: Measurement, tries: list[Try], target: float) -> tuple[float, float] | None:
+    """The next (gain, limit) from the tries so far, or None when the last one fits. The limit goes down by
+    what the encoded peak passed PEAK_GOAL by; the gain up by what the loudness missed by, scaled by how much
+    loudness the last gain step bought (the secant: the limiter takes more off the more gain it is given)."""
+    last = tries[-1]
+    if last.fits(target) or not math.isfinite(last.measured.i):
+        return None
+    limit = last.limit
+    if last.measured.tp > PEAK_GOAL:
+        limit = max(LOWEST_LIMIT, limit - (last.measured.tp - PEAK_GOAL) - 0.2)
+    slope = 1.0
+    if len(tries) > 1 and tries[-2].limit == limit and tries[-2].gain_db != last.gain_db:
+        slope = (last.measured.i - tries[-2].measured.i) / (last.gain_db - tries[-2].gain_db)
+    step = last.miss(target) / min(1.0, max(0.2, slope)) + (last.limit - limit) / 2
+    first = gain(measured, target)
+    return min(first + MAX_EXTRA, max(first - MAX_EXTRA, last.gain_db + step)), limit
+
+
+def best(tries: list[Try], target: float) -> Try:
+    """The try to render: the nearest the target among those whose peak is under PEAK_GOAL (else the lowest
+    peak)."""
+    safe = [t for t in tries if t.measured.tp <= PEAK_GOAL]
+    if safe:
+        return min(safe, key=lambda t: abs(t.miss(target)))
+    return min(tries, key=lambda t: t.measured.tp)
+
+
+def summary(measured: Measurement | None, target: float, tries: list[Try] = (), chosen: Try | None = None) -> dict:
+    """What the RenderLog records of one input: the measure, the mode, the gain applied (before the
+    limiter) and each encoded limited sound measured (gain, limit, loudness and peak)."""
+    kind = mode(measured, target)
+    if kind == "none":
         return {"measured": None, "gain_db": 0.0, "mode": "none", "reason": "no audio"}
-    values = {key: (value if math.isfinite(value) else None) for key, value in asdict(measured).items()}
-    mode = expected_mode(measured, target, duration)
-    described = {"measured": values, "mode": mode, "gain_db": round(applied_gain(measured, target, duration), 2)}
-    if mode == "none":
+    described = {"measured": _values(measured), "mode": kind, "gain_db": 0.0}
+    if kind == "silent":
         described["reason"] = f"below the {FLOOR:g} LUFS floor"
+        return described
+    first = gain(measured, target)
+    described["gain_db"] = round(first, 2)
+    if kind == "gain+limiter":
+        chosen = chosen or Try(first, LIMIT, measured)
+        described.update(gain_db=round(chosen.gain_db, 2), correction_db=round(chosen.gain_db - first, 2),
+                         limit_dbtp=round(chosen.limit, 2),
+                         limited=[{"gain_db": round(t.gain_db, 2), "limit_dbtp": round(t.limit, 2),
+                                   **_values(t.measured)} for t in tries])
     return described
+
+
+def _values(measured: Measurement) -> dict:
+    return {key: (value if math.isfinite(value) else None) for key, value in asdict(measured).items()}

@@ -25,8 +25,9 @@ from renders.plans import Finishing, JoinPlan, PreviewPlan, TemplatePlan, TrimPl
 class FFmpegCommand:
     """One FFmpeg command (run with the workspace as its working directory).
 
-    `measures`: the run only measures (it writes no output), so it says
-    nothing about how far the render has got.
+    `measures`: the run only measures (it writes no output: at most a
+    check file in the workspace), so it says nothing about how far the
+    render has got.
     """
 
     args: list[str]
@@ -57,31 +58,49 @@ def write_graph(workspace, chains) -> str:
 # ---- loudness (media/loudness.py) ---------------------------------------------------------
 
 
-def normalised(workspace, info, inputs: list[str], duration: float, target: float, *, pre: str = "",
-               post: str = "", music=None):
-    """One input's sound brought to `target`: measure it as the house audio chain makes it (input 0 of
-    `inputs`, `duration` of whole frames, the render's own `pre`/`post` audio filters), then return the
-    `post` filters to render it with (the gain added), the filters for after the soundtrack's mix, and what
-    the RenderLog records. With `music` (a plans.Music) the output's sound is the input's mixed with the
-    soundtrack: that mix is what is measured, and the gain goes after it."""
+def normalised(workspace, info, inputs: list[str], duration: float, spec, *, pre: str = "", post: str = "",
+               music=None):
+    """One input's sound brought to `spec.loudness`: measure it as the house audio chain makes it (input 0 of
+    `inputs`, `duration` of whole frames, the render's own `pre`/`post` audio filters), where one gain would
+    push its peaks past the ceiling measure it again through the limiter (correcting the gain before it), then
+    return the `post` filters to render it with (the loudness filters added), the filters for after the
+    soundtrack's mix, and what the RenderLog records. With `music` (a plans.Music) the output's sound is the
+    input's mixed with the soundtrack: that mix is what is measured, and the loudness filters go after it."""
+    target = spec.loudness
     if music is None and not info.has_audio:
-        return post, "", loudness.summary(None, target, duration)
-    measure = loudness.measure_filter()
-    if music is None:
-        chains = [builders.house_audio(0, info, duration, pre=pre, post=",".join(p for p in (post, measure) if p))]
-    else:
+        return post, "", loudness.summary(None, target)
+    meter = loudness.measure_filter(loudness.codec_cutoff(spec.audio_bitrate))
+    if music is not None:
         track = music.audio.info
         inputs = inputs + builders.music_input_args(music.audio.name, track, duration)
-        chains = [builders.house_audio(0, info, duration, pre=pre, post=post, out="pa"),
-                  *builders.music_chains(1, track, duration, music.volume, music.ducking, "pa", "mix"),
-                  f"[mix]{measure}[a]"]
-    result = yield FFmpegCommand(builders.measure_args(inputs, write_graph(workspace, chains)), measures=True)
+
+    def graph(filters: str) -> str:
+        if music is None:
+            chains = [builders.house_audio(0, info, duration, pre=pre, post=",".join(p for p in (post, filters) if p))]
+        else:
+            chains = [builders.house_audio(0, info, duration, pre=pre, post=post, out="pa"),
+                      *builders.music_chains(1, track, duration, music.volume, music.ducking, "pa", "mix"),
+                      f"[mix]{filters}[a]"]
+        return write_graph(workspace, chains)
+
+    result = yield FFmpegCommand(builders.measure_args(inputs, graph(meter)), measures=True)
     measured = loudness.parse_measurement(result.stderr_tail)
-    gain = loudness.apply_filter(measured, target)
-    summary = loudness.summary(measured, target, duration)
+    tries, chosen = [], None
+    if loudness.mode(measured, target) == "gain+limiter":  # the limited sound encoded and measured, corrected
+        setting = (loudness.gain(measured, target), loudness.LIMIT)
+        encoded = workspace.new_path("limited", ".m4a")  # each try overwrites it (FFmpeg runs with -y)
+        while setting is not None and len(tries) < loudness.MAX_TRIES:
+            yield FFmpegCommand(builders.sound_args(inputs, graph(loudness.limited(*setting)), spec, encoded.name),
+                                measures=True)
+            result = yield FFmpegCommand(builders.measure_sound_args(encoded.name), measures=True)
+            tries.append(loudness.Try(*setting, loudness.parse_measurement(result.stderr_tail)))
+            setting = loudness.next_try(measured, tries, target)
+        chosen = loudness.best(tries, target)
+    filters = loudness.apply_filter(measured, target, chosen)
+    summary = loudness.summary(measured, target, tries, chosen)
     if music is None:
-        return ",".join(p for p in (post, gain) if p), "", summary
-    return post, gain, summary
+        return ",".join(p for p in (post, filters) if p), "", summary
+    return post, filters, summary
 
 
 # ---- finishing: logo, captions, music (API.md "Finishing") ---------------------------------------
@@ -245,11 +264,10 @@ def trim(plan: TrimPlan, workspace) -> Steps:
     details, finish, after_mix = {"mode": "accurate"}, "", ""
     length = builders.whole_frames(plan.length, plan.spec.fps)
     if plan.spec.loudness is not None:
-        target = plan.spec.loudness
         finish, after_mix, summary = yield from normalised(
             workspace, video.info, builders.input_args(video.name, video.info, start=plan.start, duration=plan.length),
-            length, target, music=plan.finishing.music)
-        details["loudness"] = {"target": target, **summary}
+            length, plan.spec, music=plan.finishing.music)
+        details["loudness"] = {"target": plan.spec.loudness, **summary}
     done = apply_finishing(plan.finishing, workspace, plan.spec, length, 1, after_mix)
     graph = write_graph(workspace, builders.normalize_graph(0, video.info, plan.spec, plan.length, audio_post=finish,
                                                             out_v=done.video, out_a=done.audio) + done.chains)
@@ -292,14 +310,14 @@ def join(plan: JoinPlan, workspace) -> Steps:
     details = {"inputs": len(inputs), "transition": plan.transition}
     finishes = None  # per input: its loudness filter (every input brought to the target before joining)
     if spec.loudness is not None:
-        target, finishes, summaries = spec.loudness, [], []
+        finishes, summaries = [], []
         for item in inputs:
             finish, _after_mix, summary = yield from normalised(
                 workspace, item.info, builders.input_args(item.name, item.info),
-                builders.whole_frames(item.info.duration, spec.fps), target)
+                builders.whole_frames(item.info.duration, spec.fps), spec)
             finishes.append(finish)
             summaries.append({"field": item.field, **summary})
-        details["loudness"] = {"target": target, "inputs": summaries}
+        details["loudness"] = {"target": spec.loudness, "inputs": summaries}
     args = []
     for item in inputs:
         args += builders.input_args(item.name, item.info)
@@ -380,11 +398,10 @@ def template(plan: TemplatePlan, workspace) -> Steps:
     details = {"speed": plan.speed, "window": [start, end]}
     audio_post, after_mix = audio_end, ""
     if spec.loudness is not None:  # measured after the speed change and the fade-out: the output's sound
-        target = spec.loudness
         audio_post, after_mix, summary = yield from normalised(
             workspace, video.info, builders.input_args(video.name, video.info), builders.whole_frames(length, spec.fps),
-            target, pre=audio_pre, post=audio_end, music=plan.finishing.music)
-        details["loudness"] = {"target": target, **summary}
+            spec, pre=audio_pre, post=audio_end, music=plan.finishing.music)
+        details["loudness"] = {"target": spec.loudness, **summary}
     done = apply_finishing(plan.finishing, workspace, spec, builders.whole_frames(length, spec.fps), 1 + len(stills),
                            after_mix, drawn=tuple(drawn))
     details.update(done.details)

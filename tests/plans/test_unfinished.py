@@ -77,12 +77,13 @@ class Numbered:
 def commands(plan, path: Path) -> list:
     """Every command the plan's operation builds that writes a file, each with the filter graphs it reads.
 
-    The loudness measures (into the null muxer) are left out: they changed on purpose (loudnorm's first
-    pass became ebur128, docs/BENCHMARKS.md); what they measure is fed to the render the same way."""
+    The loudness measures (`measures`: into the null muxer, or the limited sound's check encode) are left
+    out: they changed on purpose (loudnorm's first pass became ebur128, then the limiter's checks came,
+    docs/BENCHMARKS.md); what they measure is fed to the render the same way."""
     ran = []
 
     def run(args, measures=False):
-        if args[-3:] != ["-f", "null", "-"]:
+        if not measures:
             graphs = {arg: (path / arg).read_text() for arg in args if arg.startswith(("graph_", "inputs_"))}
             ran.append({"args": args, "files": graphs})
         return FFmpegResult(args, 0, MEASURED, False, 0.0)
