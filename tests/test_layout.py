@@ -124,16 +124,38 @@ def test_no_thread_local_state_carries_data_between_modules():
     assert users == []
 
 
+def imported_test_modules(path: Path):
+    """The test modules `path` imports, in any spelling (absolute, relative, `from package import test_x`)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names if alias.name.split(".")[-1].startswith("test_"))
+        elif isinstance(node, ast.ImportFrom):
+            module = "." * node.level + (node.module or "")
+            if module.split(".")[-1].startswith("test_"):
+                yield module
+            yield from (f"{module}.{alias.name}" for alias in node.names if alias.name.startswith("test_"))
+
+
 def test_no_test_module_imports_another():
     """Tests share fixtures through conftest.py and helpers through helper modules (tests/media.py,
     tests/server.py, tests/jobclient.py, ...), never by importing another test module: a test file can be
-    moved, renamed or deleted without breaking a stranger."""
+    moved, renamed or deleted without breaking a stranger. Helper modules and conftest.py files import none."""
+    tests = Path(__file__).resolve().parent
+    found = [f"{path.relative_to(tests)} imports {name}" for path in sorted(tests.rglob("*.py"))
+             for name in imported_test_modules(path)]
+    assert found == [], found
+
+
+def test_helpers_define_nothing_pytest_would_collect():
+    """A helper named test_* runs as a test in every module that imports it."""
     tests = Path(__file__).resolve().parent
     found = []
-    for path in sorted(tests.rglob("test_*.py")):
+    for path in sorted(tests.rglob("*.py")):
+        if path.name.startswith("test_"):
+            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[-1].startswith("test_"):
-                found.append(f"{path.name} imports {node.module}")
-            elif isinstance(node, ast.ImportFrom) and node.module is None:  # from . import test_x
-                found += [f"{path.name} imports {alias.name}" for alias in node.names if alias.name.startswith("test_")]
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test"):
+                found.append(f"{path.relative_to(tests)}: {node.name}")
+            elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+                found.append(f"{path.relative_to(tests)}: class {node.name}")
     assert found == [], found
