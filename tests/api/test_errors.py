@@ -132,3 +132,26 @@ def test_schema_error_table_is_the_code_table(client):
     rows = {code: (status, when) for status, code, when in re.findall(r"^\| (\S+) \| `(\w+)` \| (.*) \|$", about,
                                                                      re.M)}
     assert rows == {name: (status_text(code), code.when) for name, code in errors.CODES.items()}
+
+
+def test_every_error_code_is_known_to_the_admin_filter():
+    """The admin's error-code filter lists ERROR_CODES without scanning the table: answer_for() never says another."""
+    from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+    from django.db import OperationalError
+    from django.http import Http404
+    from rest_framework import exceptions
+
+    from renders import errors
+
+    def subclasses(cls):
+        return [cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))]
+
+    raised = [cls() for cls in subclasses(errors.ServiceError)] + [
+        exceptions.ValidationError({"start": ["bad"]}), exceptions.NotAuthenticated(), exceptions.Throttled(3),
+        exceptions.UnsupportedMediaType("text/plain"), exceptions.ParseError(), exceptions.MethodNotAllowed("GET"),
+        PermissionDenied(), exceptions.NotFound(), Http404(), RequestDataTooBig(), SuspiciousOperation(),
+        exceptions.NotAcceptable(), OperationalError("down"), ValueError("a bug"),
+    ]
+    codes = {errors.answer_for(exc).code for exc in raised}
+    assert codes - set(errors.ERROR_CODES) == set()
+    assert {"error", "unavailable", "internal_error", "insufficient_storage"} <= codes

@@ -7,7 +7,6 @@ import subprocess
 import time
 import uuid
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -222,33 +221,6 @@ def test_prune_renders():
     assert set(RenderLog.objects.values_list("id", flat=True)) == {pending_id, fresh.id}
     with pytest.raises(CommandError):
         call_command("prune_renders", "--older-than", "soon")
-
-
-@pytest.mark.django_db(transaction=True)  # the hook closes database connections before forking
-def test_startup_sweep_in_gunicorn_config(monkeypatch, tmp_path):
-    """The gunicorn master sweeps once before starting workers (and resets its metrics dir)."""
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
-    (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics" / "counter_123.db").write_bytes(b"stale")  # pid 123: not a live process here
-    assert not Path("/proc/123").exists()
-    render_id, path = make_leftover()
-    namespace = {}
-    source = (Path(__file__).resolve().parents[2] / "videoapi" / "gunicorn.conf.py").read_text()
-    exec(compile(source, "gunicorn.conf.py", "exec"), namespace)
-
-    class Server:
-        class log:
-            messages = []
-
-            @classmethod
-            def info(cls, *args):
-                cls.messages.append(args[0] % args[1:])
-
-    namespace["on_starting"](Server)
-    assert not path.exists()
-    assert "deleted 1 workspace" in Server.log.messages[0]
-    assert not (tmp_path / "metrics" / "counter_123.db").exists()  # a dead process's (this test's own may be there)
-    assert RenderLog.objects.get(id=render_id).cleanup_status == "swept"
 
 
 def test_throttle(api, clips, settings):
