@@ -1218,7 +1218,7 @@ def test_killed_host_is_swept_by_its_timer_while_the_other_serves(stack, token, 
         os.killpg(dead.worker.pid, signal.SIGKILL)  # and its render worker
     doomed.join(timeout=30)
     status, _, body = results["doomed"]
-    assert status in (502, 504) and json.loads(body)["code"] in ("unavailable", "gateway_timeout")
+    assert status == 502 and json.loads(body)["code"] == "unavailable"  # sent to a host that died: never replayed
     # the other host keeps serving new requests
     status, headers, _ = render_request(stack.https_port, "/api/trim", {"video": clips.basic, "start": "0"}, token)
     assert status == 200 and RenderLog.objects.get(id=headers["x-render-id"]).host == live.name
