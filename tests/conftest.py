@@ -1,5 +1,9 @@
+import contextlib
 import os
 import shutil
+import signal
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +39,8 @@ def no_workspace_left_behind():
     before = leftovers()
     assert before == [], f"temp root not empty before the test: {before}"
     yield
+    if INTERRUPTED:  # the run was stopped mid-test: its servers still hold their workspaces until torn down
+        return
     after = leftovers()
     if after:
         for name in after:  # keep one leak from failing every later test
@@ -180,11 +186,83 @@ def save(response, path: Path) -> Path:
     return path
 
 
+INTERRUPTED = False  # the run was stopped (Ctrl-C, SIGTERM, SIGHUP): teardown only, no verdicts
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_keyboard_interrupt(excinfo):
+    global INTERRUPTED
+    INTERRUPTED = True
+
+
+def pytest_configure(config):
+    """SIGTERM or SIGHUP (a CI timeout, `kill`, a closed terminal) stops the run as Ctrl-C does: pytest then
+    tears every fixture down (servers stopped, workspaces deleted) and removes the run's directory."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _interrupted)
+
+
+def pytest_sessionstart(session):
+    sweep_dead_runs()
+
+
+def sweep_dead_runs(root=None):
+    """Remove what earlier runs killed without their cleanup (SIGKILL, a power cut) left: their private
+    directories (database, logs, temp root with its workspaces), after stopping any process still working
+    in one. A run is dead when the process that made its directory is. Returns the directories removed."""
+    root = Path(root or tempfile.gettempdir())
+    mine = os.environ.get("VIDEOAPI_TEST_DIR", "")
+    removed = []
+    for path in root.glob("videoapi-tests-*"):
+        if str(path) == mine or not path.is_dir():
+            continue
+        try:
+            owner = int((path / ".owner").read_text())
+        except (OSError, ValueError):
+            continue  # not made by a run that says whose it is: not ours to judge
+        if _alive(owner):
+            continue
+        for pid in _processes_of(path):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _processes_of(path: Path) -> list[int]:
+    """The processes whose environment names `path` as their test directory (servers a dead run started)."""
+    wanted = f"VIDEOAPI_TEST_DIR={path}".encode()
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if wanted in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                found.append(int(entry))
+    return found
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_sessionfinish(session, exitstatus):
-    """Remove the suite's private state dir (database, metrics, temp root) if this run made it."""
-    base = os.environ.get("VIDEOAPI_TEST_DIR", "")
-    if os.path.basename(base).startswith("videoapi-tests-") and not os.environ.get("VIDEOAPI_KEEP_TEST_DIR"):
-        shutil.rmtree(base, ignore_errors=True)
+    """Remove the suite's private state dir (database, metrics, temp root) if this run made it: after pytest's
+    own teardown of every fixture (servers stopped first), and even when a teardown failed."""
+    try:
+        return (yield)
+    finally:
+        base = os.environ.get("VIDEOAPI_TEST_DIR", "")
+        if os.path.basename(base).startswith("videoapi-tests-") and not os.environ.get("VIDEOAPI_KEEP_TEST_DIR"):
+            shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,6 +1,7 @@
 """Serve the app with real gunicorn on a free loopback port (tests only)."""
 
 import contextlib
+import ctypes
 import http.server
 import os
 import signal
@@ -42,6 +43,16 @@ def server_metrics_dir() -> str:
     return str(path)
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def stop_with_the_tests():
+    """(Between fork and exec.) A server a test starts gets SIGTERM (its graceful stop) when the test process
+    dies, however it dies: a killed test run leaves no server running, holding workspaces."""
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def gunicorn(extra_env=None, workers=2, threads=4):
     port = free_port()
@@ -53,6 +64,7 @@ def gunicorn(extra_env=None, workers=2, threads=4):
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "videoapi" / "gunicorn.conf.py")],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=stop_with_the_tests,
     )
     try:
         wait_port(port, proc, lambda: Path(log.name).read_text()[-3000:])
@@ -159,7 +171,8 @@ def render_worker(extra_env=None, args=()):
            **(extra_env or {})}
     log = open(Path(os.environ["VIDEOAPI_TEST_DIR"]) / f"worker-{uuid.uuid4().hex[:8]}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "manage.py", "render_worker", "--interval", "0.05", *args],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=stop_with_the_tests)
     proc.log_path = Path(log.name)
     try:
         yield proc

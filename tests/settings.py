@@ -10,6 +10,9 @@ import tempfile
 
 if not os.environ.get("VIDEOAPI_TEST_DIR"):  # the pytest process makes it; servers it starts inherit it
     os.environ["VIDEOAPI_TEST_DIR"] = tempfile.mkdtemp(prefix="videoapi-tests-")
+    # whose it is: a later run removes it if this process died without its cleanup (conftest.sweep_dead_runs)
+    with open(os.path.join(os.environ["VIDEOAPI_TEST_DIR"], ".owner"), "w") as owner:
+        owner.write(str(os.getpid()))
 _base = os.environ["VIDEOAPI_TEST_DIR"]
 for key, value in {
     "VIDEOAPI_STATE_DIR": os.path.join(_base, "state"),
