@@ -29,7 +29,7 @@ from renders.errors import answer_for
 from renders.lifecycle.render import Render
 from renders.lifecycle.slots import render_slot
 from renders.lifecycle.submission import submit
-from renders.plans.operations import perform
+from renders.plans.running import perform
 
 
 class AnswerInJSON(BaseContentNegotiation):

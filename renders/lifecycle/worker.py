@@ -45,7 +45,7 @@ from renders.lifecycle.sweep import sweep
 from renders.lifecycle.workspace import LOCK_NAME, Workspace
 from renders.media.ffmpeg import PROGRESS_PERIOD
 from renders.models import RenderLog
-from renders.plans.operations import perform
+from renders.plans.running import perform
 from renders.webhooks import tasks as webhook_tasks
 
 logger = logging.getLogger("renders.worker")

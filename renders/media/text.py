@@ -67,7 +67,7 @@ class Placed:
     color: tuple  # RGBA
     x: int
     y: int
-    align: str  # "L" or "C"
+    align: str  # "L", "C" or "R"
     border: int
     start: float
     end: float
@@ -293,7 +293,7 @@ def render_block(placed: Placed) -> Image.Image:
     layer = Image.new("RGBA", box, (red, green, blue, 0))
     y = border
     for line, width, (ascent, descent) in zip(placed.lines, widths, metrics):
-        x = border + ((text_width - width) / 2 if placed.align == "C" else 0)
+        x = border + {"C": (text_width - width) / 2, "R": text_width - width}.get(placed.align, 0)
         for run in visual_runs(line, font):
             _draw_run(layer, run, size, x, y + ascent, (red, green, blue, alpha))
             x += _advance(run, size)

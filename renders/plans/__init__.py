@@ -11,7 +11,10 @@ workspace. The operations (operations.py) take a plan and a workspace and
 nothing else.
 
 There is one plan per kind of endpoint: `TrimPlan`, `PreviewPlan`,
-`JoinPlan`, `TemplatePlan`; `kind` tells them apart in JSON.
+`JoinPlan`, `TemplatePlan`, `ComposePlan`; `kind` tells them apart in JSON.
+A compose plan may be stored before its sources are in the workspace (a job
+fetches its URLs in the worker): `ComposePlan.resolved` says whether every
+source was probed (lifecycle.sources resolves it).
 """
 
 from dataclasses import dataclass
@@ -221,7 +224,112 @@ class TemplatePlan:
         return self.length
 
 
-Plan = Annotated[TrimPlan | PreviewPlan | JoinPlan | TemplatePlan, Field(discriminator="kind")]
+# ---- compose: the client's own edit ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """A file the edit names: where it comes from (`attach:<field>` or a URL), how it is used, the JSON path
+    of its first use (what a refusal names), and once it is in the workspace, its file name and what probing
+    found."""
+
+    ref: str
+    media: Literal["video", "image", "audio", "captions"]
+    path: str
+    name: str | None = None
+    input: VideoInput | ImageInput | AudioInput | CaptionsInput | None = None
+
+
+@dataclass(frozen=True)
+class TextLook:
+    font: str = ""  # fonts.registry() name ("" = the default)
+    size: float = 0.06  # text height as a share of the canvas height
+    color: str = "#FFFFFF"
+    box_color: str | None = None
+    align: Literal["left", "center", "right"] = "center"
+    max_width: float = 0.8  # share of the canvas width the text wraps at
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One clip of the edit, as validated: what it shows or sounds, when, and how it is placed.
+
+    `source` indexes the plan's sources; `length` is None until the source's length is known (a video or audio
+    clip that left it out)."""
+
+    kind: Literal["video", "image", "text", "color", "audio", "captions"]
+    path: str  # its JSON path, "timeline.tracks[0].clips[1]"
+    start: float
+    length: float | None
+    source: int | None = None
+    trim: float = 0.0
+    volume: float = 0.0  # dB; -60 is muted
+    text: str = ""
+    look: TextLook | None = None
+    color: str = ""
+    fit: Literal["contain", "cover", "blur", "none"] = "contain"
+    scale: float = 1.0
+    position: str = "center"
+    offset_x: float = 0.0
+    offset_y: float = 0.0
+    opacity: float = 1.0
+    transition_in: str | None = None
+    transition_out: str | None = None
+    transition_duration: float = 0.5
+    effect: str | None = None
+
+    @property
+    def end(self) -> float:
+        return self.start + (self.length or 0.0)
+
+    @property
+    def seen(self) -> bool:
+        return self.kind not in ("audio", "captions")
+
+
+@dataclass(frozen=True)
+class Soundtrack:
+    source: int
+    volume: float = -18.0
+    ducking: bool = True
+
+
+@dataclass(frozen=True)
+class ComposePlan:
+    """A composition: layers in drawing order (the last track first, so the first track ends on top), over a
+    background, with an optional soundtrack; `format` mp4/webm/gif, or png/jpg for the one frame at `frame_at`;
+    `duration`: the output's length (None until the sources' lengths are known, when not given)."""
+
+    background: str
+    layers: tuple[Layer, ...]
+    sources: tuple[Source, ...]
+    spec: OutputSpec
+    format: Literal["mp4", "webm", "gif", "png", "jpg"]
+    filename: str
+    duration: float | None = None
+    frame_at: float = 0.0
+    soundtrack: Soundtrack | None = None
+    edit: dict | None = None  # the merged edit as the client sent it (what the RenderLog shows)
+    kind: Literal["compose"] = "compose"
+
+    @property
+    def resolved(self) -> bool:
+        return all(source.input is not None for source in self.sources)
+
+    @property
+    def uploads(self) -> tuple:
+        return tuple(source.input for source in self.sources if source.input is not None)
+
+    @property
+    def still(self) -> bool:
+        return self.format in ("png", "jpg")
+
+    @property
+    def output_length(self) -> float | None:
+        return None if self.still else self.duration
+
+
+Plan = Annotated[TrimPlan | PreviewPlan | JoinPlan | TemplatePlan | ComposePlan, Field(discriminator="kind")]
 _ADAPTER = TypeAdapter(Plan)
 
 

@@ -419,21 +419,3 @@ def template(plan: TemplatePlan, workspace) -> Steps:
     yield FFmpegCommand(inputs + done.inputs + builders.graph_args(graph)
                         + builders.house_output_args(spec, output.name))
     return Result(output, plan.filename, details=details)
-
-
-# ---- running a plan ---------------------------------------------------------------------------
-
-OPERATIONS = {"trim": trim, "trim-preview": trim_preview, "join": join, "template": template}
-
-
-def perform(plan, workspace, run: Callable) -> Result:
-    """Run the plan's operation, handing each FFmpeg command to `run(args, measures=...)` (which raises on
-    failure)."""
-    steps = OPERATIONS[plan.kind](plan, workspace)
-    answer = None
-    while True:
-        try:
-            step = steps.send(answer)
-        except StopIteration as done:
-            return done.value
-        answer = run(step.args, measures=step.measures)

@@ -18,7 +18,7 @@ from renders import plans
 from renders.api import views
 from renders.media import fonts
 from renders.models import RenderLog
-from renders.plans import operations
+from renders.plans import running
 
 from ..conftest import post
 
@@ -69,7 +69,7 @@ def spy(monkeypatch):
         stored = json.loads(json.dumps(plans.dump(plan)))
         again = plans.load(stored)
         replayed = []
-        replayed_result = operations.perform(again, workspace, lambda args, measures=False: replayed.append(args))
+        replayed_result = running.perform(again, workspace, lambda args, measures=False: replayed.append(args))
         ran = []
 
         def recording(args, measures=False):

@@ -15,7 +15,7 @@ from renders.media.ffmpeg import FFmpegResult
 from renders.media.probe import ImageInfo, MediaInfo
 from renders.media.spec import Style, house_format
 from renders.media.text import ACCENT, SUBTITLE, TITLE, Block, Card
-from renders.plans import operations
+from renders.plans import running
 
 RECORDED = Path(__file__).with_name("unfinished_commands.json")
 # what a loudness measure prints, as loudnorm's first pass (before) and as ebur128 (now) print it: a peaky
@@ -88,7 +88,7 @@ def commands(plan, path: Path) -> list:
             ran.append({"args": args, "files": graphs})
         return FFmpegResult(args, 0, MEASURED, False, 0.0)
 
-    operations.perform(plan, Numbered(path), run)
+    running.perform(plan, Numbered(path), run)
     return ran
 
 
