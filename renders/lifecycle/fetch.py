@@ -17,6 +17,7 @@ import errno
 import http.client
 import itertools
 import os
+import re
 import socket
 import ssl
 from pathlib import Path, PurePosixPath
@@ -37,6 +38,7 @@ HEADERS = {"User-Agent": "videoapi-fetch/1", "Accept": "*/*", "Accept-Encoding":
 # a file keeps its URL's extension when it is one of these (a hint for probing; never trusted)
 MEDIA_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".ts", ".jpg", ".jpeg", ".png", ".gif", ".webp",
                   ".mp3", ".m4a", ".aac", ".wav", ".ogg", ".oga", ".opus", ".flac"}
+CREDENTIALS = re.compile(r"//[^/?#@]*@")
 SHOWN = 200  # characters of a redirect's location a refusal shows
 
 
@@ -144,9 +146,13 @@ def write(handle, chunk: bytes):
 
 
 def new_file(directory: Path, suffix: str) -> tuple[Path, int]:
-    """A file made for this fetch alone (`fetched_<n><suffix>`) and its open descriptor."""
+    """A file made for this fetch alone (`fetched_<n><suffix>`, a number no other fetched file has) and its open
+    descriptor."""
+    taken = {name.partition(".")[0] for name in os.listdir(directory) if name.startswith("fetched_")}
     for number in itertools.count(1):
         path = directory / f"fetched_{number}{suffix}"
+        if f"fetched_{number}" in taken:
+            continue
         try:
             return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except FileExistsError:
@@ -175,8 +181,9 @@ def suffix_of(url: str) -> str:
 
 
 def shown(url: str) -> str:
-    """A URL as a refusal shows it: no query or fragment (they may carry a signature), at most SHOWN characters."""
-    text = url.split("#", 1)[0].split("?", 1)[0]
+    """A URL as a refusal shows it: no credentials, query or fragment (they may carry a secret), at most SHOWN
+    characters."""
+    text = CREDENTIALS.sub("//", url.split("#", 1)[0].split("?", 1)[0], count=1)
     return text if len(text) <= SHOWN else f"{text[:SHOWN]}…"
 
 
