@@ -288,6 +288,11 @@ VIDEOAPI_WEBHOOK_TIMEOUT = env_number("VIDEOAPI_WEBHOOK_TIMEOUT", 10.0, float, m
 # deliveries one render_worker makes at once (threads beside its render jobs, never in a render slot)
 VIDEOAPI_WEBHOOK_WORKERS = env_number("VIDEOAPI_WEBHOOK_WORKERS", 4, int, minimum=1)
 
+# Sources by URL (renders.lifecycle.fetch): fetched only from public addresses unless the operator allows
+# private ones (an intranet, the tests); one deadline for the whole fetch, redirects included.
+VIDEOAPI_FETCH_ALLOW_PRIVATE = env_bool("VIDEOAPI_FETCH_ALLOW_PRIVATE", False)
+VIDEOAPI_FETCH_TIMEOUT = env_number("VIDEOAPI_FETCH_TIMEOUT", 60.0, float, minimum=0.1)
+
 
 def env_delays(name, default):
     raw = env_str(name, "") or default

@@ -1,8 +1,8 @@
 """One attempt to deliver a webhook, and what follows from its answer.
 
 An attempt resolves the callback's host and checks every address
-(`targets`), connects to the checked address itself (the Host header, TLS
-server name and certificate check use the URL's host name), POSTs the body
+(`targets`), connects to the checked address itself (`pinned`: the Host
+header, TLS server name and certificate check use the URL's host name), POSTs the body
 signed per Standard Webhooks, never follows a redirect and reads at most
 MAX_RESPONSE_BYTES of the answer. The whole attempt, TLS handshake and a
 receiver that trickles its answer byte by byte included, ends at
@@ -12,17 +12,16 @@ VIDEOAPI_WEBHOOK_TIMEOUT: a watchdog shuts the socket down at the deadline.
 import json
 import logging
 import socket
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-import urllib3
 from django.conf import settings
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from renders import metrics
 from renders.models import WebhookDelivery, storable
+from renders.webhooks.pinned import Deadline, send
 from renders.webhooks.targets import CallbackRefused, Target, parse
 
 logger = logging.getLogger("renders.webhooks")
@@ -31,72 +30,6 @@ MAX_RESPONSE_BYTES = 64 * 1024
 USER_AGENT = "videoapi-webhooks/1"
 RETRY = "retry"  # deliver_once's outcome when another attempt is due at next_attempt_at
 NOT_DUE = "not_due"  # a second task for an attempt that is not due yet (resume_overdue): nothing done
-
-
-class Deadline:
-    """Ends every socket it watches at a fixed moment, whatever the socket is waiting for."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.expires = time.monotonic() + seconds
-        self.expired = False
-        self._lock = threading.Lock()
-        self._watched = []
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def remaining(self) -> float:
-        return max(0.001, self.expires - time.monotonic())
-
-    def watch(self, sock: socket.socket):
-        # a duplicate of the descriptor: shutting it down ends the connection under the TLS wrapper too
-        with self._lock:
-            self._watched.append(sock.dup())
-            if self.expired:
-                self._end(self._watched[-1])
-
-    def _expire(self):
-        with self._lock:
-            self.expired = True
-            for sock in self._watched:
-                self._end(sock)
-
-    @staticmethod
-    def _end(sock):
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def __enter__(self):
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._timer.cancel()
-        with self._lock:
-            for sock in self._watched:
-                sock.close()
-            self._watched.clear()
-
-
-class Watched:
-    """A urllib3 connection whose socket a Deadline watches from the moment it is connected."""
-
-    deadline: Deadline
-
-    def _new_conn(self):
-        sock = super()._new_conn()
-        self.deadline.watch(sock)
-        return sock
-
-
-class WatchedHTTPConnection(Watched, urllib3.connection.HTTPConnection):
-    pass
-
-
-class WatchedHTTPSConnection(Watched, urllib3.connection.HTTPSConnection):
-    pass
 
 
 class AttemptFailed(Exception):
@@ -111,40 +44,21 @@ def post(target: Target, body: bytes, headers: dict, timeout: float) -> int:
     has no route (an AAAA record on a host without IPv6), never another.
     """
     deadline = Deadline(timeout)
-    *others, last = target.addresses(deadline.remaining())
+    addresses = target.addresses(deadline.remaining())
     try:
         with deadline:
-            for address in others:
-                try:
-                    return exchange(target, address, body, headers, deadline)
-                except urllib3.exceptions.NewConnectionError:
-                    continue
-            return exchange(target, last, body, headers, deadline)
+            connection, response = send(target, addresses, "POST", deadline, headers=headers, body=body)
+            try:
+                response.read(MAX_RESPONSE_BYTES)  # a redirect is an answer like any other: never followed
+                if deadline.expired:  # what was parsed was cut short by the watchdog (a status line, no headers)
+                    raise TimeoutError
+                return response.status
+            finally:
+                connection.close()
     except Exception as exc:  # noqa: BLE001  (whatever ended the attempt is its recorded failure, not the task's)
         if deadline.expired or isinstance(exc, (TimeoutError, socket.timeout)):
             raise AttemptFailed(f"timed out after {timeout:g} s") from None
         raise AttemptFailed(storable(f"{type(exc).__name__}: {exc}"[:300])) from None
-
-
-def exchange(target: Target, address: str, body: bytes, headers: dict, deadline: Deadline) -> int:
-    if target.scheme == "https":
-        # the certificate is checked against the URL's host name, sent as SNI, on a socket to the checked address
-        connection = WatchedHTTPSConnection(address, target.port, timeout=deadline.remaining(),
-                                            server_hostname=target.host, assert_hostname=target.host,
-                                            cert_reqs="CERT_REQUIRED")
-    else:
-        connection = WatchedHTTPConnection(address, target.port, timeout=deadline.remaining())
-    connection.deadline = deadline
-    try:
-        connection.request("POST", target.path, body=body, preload_content=False, decode_content=False,
-                           headers={**headers, "Host": target.host_header})
-        response = connection.getresponse()  # a redirect is an answer like any other: never followed
-        response.read(MAX_RESPONSE_BYTES)
-        if deadline.expired:  # what was parsed was cut short by the watchdog (a status line, no headers)
-            raise TimeoutError
-        return response.status
-    finally:
-        connection.close()
 
 
 def secret_for(delivery: WebhookDelivery) -> str:

@@ -1,11 +1,12 @@
-"""Where a webhook may go: http(s) URLs whose host resolves only to public addresses.
+"""Where a webhook may go (and a source be fetched from): http(s) URLs whose host resolves only to public addresses.
 
 A callback URL is checked when a client gives it and again before every
 attempt; the attempt then connects only to addresses that check resolved
-and passed (`Target.addresses`, `delivery.post`), so a name that answers a
+and passed (`Target.addresses`, `pinned.send`), so a name that answers a
 public address to the check and a private one to the connection (DNS
 rebinding) never reaches the private network. `VIDEOAPI_WEBHOOK_ALLOW_PRIVATE` lifts the address rule
-(an intranet, the tests), never the others.
+(an intranet, the tests), never the others. A source URL (`lifecycle.fetch`) follows the same rules
+with its own refusal (`SourceRefused`) and its own flag (`VIDEOAPI_FETCH_ALLOW_PRIVATE`).
 """
 
 import ipaddress
@@ -22,6 +23,7 @@ SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT (RFC 6598)
 NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64 prefix: an IPv4 address in the last 32 bits
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
 PUBLIC_ONLY = "callbacks go to public addresses only"
+SOURCES_PUBLIC_ONLY = "sources are fetched from public addresses only"
 
 # what an address must not be, in the order a refusal names it
 KINDS = (
@@ -36,11 +38,28 @@ KINDS = (
 )
 
 
-class CallbackRefused(ValidationError):
-    """A callback URL this service will not call; its message names the rule (DRF reports it under the field)."""
+class URLRefused(ValidationError):
+    """A URL this service will not connect to; its message names the rule (DRF reports it under the field)."""
+
+    code = "url"
+    public_only = "only public addresses are allowed"  # what a refused address's message ends with
 
     def __init__(self, message):
-        super().__init__(message, code="callback_url")
+        super().__init__(message, code=self.code)
+
+
+class CallbackRefused(URLRefused):
+    """A callback URL this service will not call."""
+
+    code = "callback_url"
+    public_only = PUBLIC_ONLY
+
+
+class SourceRefused(URLRefused):
+    """A source URL this service will not fetch."""
+
+    code = "source_url"
+    public_only = SOURCES_PUBLIC_ONLY
 
 
 def embedded_ipv4(ip) -> tuple[str, ipaddress.IPv4Address] | None:
@@ -91,24 +110,28 @@ class Target:
         default = 443 if self.scheme == "https" else 80
         return host if self.port == default else f"{host}:{self.port}"
 
-    def addresses(self, timeout: float | None = None) -> list[str]:
-        """Resolve the host once and check every address it has; the list, or CallbackRefused naming the first bad one.
+    def addresses(self, timeout: float | None = None, *, allow_private: bool | None = None,
+                  refused: type[URLRefused] = CallbackRefused) -> list[str]:
+        """Resolve the host once and check every address it has; the list, or `refused` naming the first bad one.
 
         With `timeout`, a resolver slower than that is a refusal too (its
         thread is left to finish on its own): a webhook attempt keeps its deadline.
+        `allow_private` defaults to VIDEOAPI_WEBHOOK_ALLOW_PRIVATE.
         """
-        addresses = list(dict.fromkeys(info[4][0] for info in self._resolve(timeout)))
+        addresses = list(dict.fromkeys(info[4][0] for info in self._resolve(timeout, refused)))
         if not addresses:
-            raise CallbackRefused(f"the host {self.host} does not resolve")
-        if not settings.VIDEOAPI_WEBHOOK_ALLOW_PRIVATE:
+            raise refused(f"the host {self.host} does not resolve")
+        if allow_private is None:
+            allow_private = settings.VIDEOAPI_WEBHOOK_ALLOW_PRIVATE
+        if not allow_private:
             for address in addresses:
                 reason = why_not_public(ipaddress.ip_address(address))
                 if reason:
                     named = "" if address == self.host else f"{self.host} resolves to "
-                    raise CallbackRefused(f"{named}{address}, {article(reason)} address: {PUBLIC_ONLY}")
+                    raise refused(f"{named}{address}, {article(reason)} address: {refused.public_only}")
         return addresses
 
-    def _resolve(self, timeout):
+    def _resolve(self, timeout, refused):
         answer = {}
 
         def lookup():
@@ -125,30 +148,30 @@ class Target:
             resolver.start()
             resolver.join(timeout)
             if "infos" not in answer:
-                raise CallbackRefused(f"the host {self.host} did not resolve within {timeout:.3g} s")
+                raise refused(f"the host {self.host} did not resolve within {timeout:.3g} s")
         return answer["infos"]
 
 
-def parse(url: str) -> Target:
-    """Take a callback URL apart, or raise CallbackRefused naming the rule it breaks (no DNS yet)."""
+def parse(url: str, refused: type[URLRefused] = CallbackRefused) -> Target:
+    """Take a callback (or source) URL apart, or raise `refused` naming the rule it breaks (no DNS yet)."""
     if not isinstance(url, str) or not url:
-        raise CallbackRefused("must be an http or https URL")
+        raise refused("must be an http or https URL")
     if len(url) > MAX_URL_LENGTH:
-        raise CallbackRefused(f"must be at most {MAX_URL_LENGTH} characters")
+        raise refused(f"must be at most {MAX_URL_LENGTH} characters")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
-        raise CallbackRefused("must not contain spaces or control characters")
+        raise refused("must not contain spaces or control characters")
     try:
         parts = urlsplit(url)
         parts.hostname  # noqa: B018  (raises for a bracketed host that is not an IPv6 address)
     except ValueError:  # "http://[::1", "http://[notanip]/": not a URL at all
-        raise CallbackRefused("must be an http or https URL") from None
+        raise refused("must be an http or https URL") from None
     scheme = parts.scheme.lower()
     if scheme not in {"http", "https"}:
-        raise CallbackRefused("must be an http or https URL")
+        raise refused("must be an http or https URL")
     if "@" in parts.netloc:
-        raise CallbackRefused("must not contain credentials (user:password@)")
+        raise refused("must not contain credentials (user:password@)")
     if not parts.hostname:
-        raise CallbackRefused("must name a host")
+        raise refused("must name a host")
     try:
         port = parts.port
     except ValueError:
@@ -156,11 +179,11 @@ def parse(url: str) -> Target:
     if port is None:
         port = 443 if scheme == "https" else 80
     elif not 1 <= port <= 65535:
-        raise CallbackRefused("the port must be a number from 1 to 65535")
+        raise refused("the port must be a number from 1 to 65535")
     try:
         host = parts.hostname.encode("idna").decode("ascii") if not parts.hostname.isascii() else parts.hostname
     except UnicodeError:
-        raise CallbackRefused("the host is not a valid name") from None
+        raise refused("the host is not a valid name") from None
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Target(url=url, scheme=scheme, host=host.rstrip(".") or host, port=port, path=path)
 
