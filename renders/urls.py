@@ -3,13 +3,15 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from renders import health
-from renders.api import job_views, views
+from renders.api import compose, job_views, views
 
 app_name = "renders"
 
 
 urlpatterns = [
     *(re_path(rf"^{view.path.lstrip('/')}/?$", view.as_view(), name=view.endpoint) for view in views.RENDER_VIEWS),
+    re_path(r"^api/compose/?$", compose.ComposeView.as_view(), name="compose"),
+    path("api/compose/schema", compose.ComposeSchemaView.as_view(), name="compose-schema"),
     re_path(r"^api/options/?$", views.OptionsView.as_view(), name="options"),
     path("api/jobs", job_views.JobListView.as_view(), name="jobs"),
     path("api/jobs/<str:job_id>", job_views.JobView.as_view(), name="job"),

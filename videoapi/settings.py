@@ -245,6 +245,7 @@ DEFAULT_FFMPEG_TIMEOUT, DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_SLOT_WAIT_TIMEOUT = 30
 VIDEOAPI_FFMPEG_TIMEOUT = env_number("VIDEOAPI_FFMPEG_TIMEOUT", DEFAULT_FFMPEG_TIMEOUT, float, minimum=0.1)
 VIDEOAPI_MAX_UPLOAD_BYTES = env_number("VIDEOAPI_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, int, minimum=1024)
 VIDEOAPI_MAX_INPUT_SECONDS = env_number("VIDEOAPI_MAX_INPUT_SECONDS", 600.0, float, minimum=1)
+VIDEOAPI_MAX_OUTPUT_SECONDS = env_number("VIDEOAPI_MAX_OUTPUT_SECONDS", 600.0, float, minimum=1)
 # What an accepted input may cost to decode. Defaults admit every real phone and camera format:
 # 8K DCI frames (8192x4320: 8K phones record 7680x4320), 240 fps (phone slow motion), 16 audio
 # channels (broadcast tracks, Atmos 9.1.6 beds).

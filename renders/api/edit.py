@@ -148,9 +148,10 @@ class Clip(Strict):
                 raise ValueError(f"{given[0]}: does not apply ({reason})")
         if self.effect and kind not in ("video", "image"):
             raise ValueError("effect: applies to video and image clips")
-        if self.transition and self.length is not None and 2 * self.transition.duration > self.length + 1e-9:
-            if self.transition.come_in and self.transition.go_out:
-                raise ValueError("transition: in and out need at most half the clip's length each")
+        transition = self.transition
+        if (transition and transition.come_in and transition.go_out and self.length is not None
+                and 2 * transition.duration > self.length + 1e-9):
+            raise ValueError("transition: in and out need at most half the clip's length each")
         return self
 
 
@@ -331,8 +332,8 @@ def output_problems(output: Output) -> tuple[dict, dict]:
     if output.format in ("png", "jpg") and values.get("loudness") is not None:
         errors["output.loudness"] = [f"a {output.format} has no sound"]
     if output.duration is not None and output.duration > settings.VIDEOAPI_MAX_OUTPUT_SECONDS:
-        errors["output.duration"] = [f"must be at most {settings.VIDEOAPI_MAX_OUTPUT_SECONDS:g} s "
-                                     "(VIDEOAPI_MAX_OUTPUT_SECONDS)"]
+        limit = settings.VIDEOAPI_MAX_OUTPUT_SECONDS
+        errors["output.duration"] = [f"must be at most {limit:g} s (VIDEOAPI_MAX_OUTPUT_SECONDS)"]
     return errors, values
 
 

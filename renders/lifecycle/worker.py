@@ -41,6 +41,7 @@ from renders import metrics, plans
 from renders.lifecycle import jobs, taskqueue
 from renders.lifecycle.render import Render, Stopped
 from renders.lifecycle.slots import free_slot
+from renders.lifecycle.sources import resolve
 from renders.lifecycle.sweep import sweep
 from renders.lifecycle.workspace import LOCK_NAME, Workspace
 from renders.media.ffmpeg import PROGRESS_PERIOD
@@ -133,7 +134,8 @@ def run(render_id: str, worker_id: str = "", abandon=lambda: False):
         waited = (now - log.queued_at).total_seconds()
         metrics.job_started(log.host, waited)
         logger.info("event=job_started render_id=%s worker=%s waited=%.3f", log.pk, worker_id, waited)
-        plan = plans.load(log.params)
+        plan = resolve(plans.load(log.params), workspace)  # a composition's URL sources are fetched here
+        render.accepted(plan)
         render.watch = Watch(log, plan.output_length, abandon)
         result = perform(plan, workspace, render.run_ffmpeg)
         render.succeed(result)

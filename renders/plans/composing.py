@@ -188,6 +188,7 @@ def clip_picture(layer: Layer, source, index, graph: Graph, workspace, canvas, f
         size = (round(info.width * info.sar), info.height)
         src_colour = info.colour
         pre = ("bwdif=mode=send_frame:deint=interlaced," if info.interlaced else "")
+        tail = f"tpad=stop_mode=clone:stop=-1,{tail}"  # a source shorter than its clip holds its last frame
     box = composition.box_size(layer.fit, layer.scale, size, canvas)
     source_label = f"[{stream}:v:0]{pre}"
     if layer.fit == "blur":

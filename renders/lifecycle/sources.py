@@ -1,0 +1,80 @@
+"""A composition's sources brought into its workspace and probed: the step between a stored plan and its render.
+
+`resolve()` takes a ComposePlan whose sources may still be URLs (a job's,
+stored at its 202) and returns it with every source in the workspace
+(each distinct URL fetched once, lifecycle.fetch), probed exactly as an
+upload is, and what depends on the sources decided: each video and audio
+clip's length, the output's duration. A refusal names the JSON path of the
+source's first use. Other plans pass through unchanged.
+"""
+
+from dataclasses import replace
+
+from django.conf import settings
+
+from renders.errors import InvalidInput
+from renders.lifecycle.fetch import Fetcher
+from renders.media import captions
+from renders.media.probe import probe_audio, probe_image, probe_video
+from renders.plans import AudioInput, CaptionsInput, ComposePlan, ImageInput, VideoInput
+
+GIF_MAX_SECONDS = 60.0
+
+
+def probed(media: str, path, field: str):
+    """The source at `path` probed as the form field of its kind would probe an upload."""
+    if media == "video":
+        return VideoInput(field, path.name, probe_video(path, field))
+    if media == "image":
+        return ImageInput(field, path.name, probe_image(path, field))
+    if media == "audio":
+        return AudioInput(field, path.name, probe_audio(path, field))
+    size = path.stat().st_size
+    if size > captions.MAX_BYTES:
+        raise InvalidInput(f"{field}: at most {captions.MAX_BYTES // (1024 * 1024)} MB",
+                           fields={field: [f"at most {captions.MAX_BYTES // (1024 * 1024)} MB"]})
+    try:
+        kind, cues = captions.parse(path.read_bytes())
+    except captions.CaptionError as exc:
+        raise InvalidInput(f"{field}: {exc}", fields={field: [str(exc)]}) from None
+    return CaptionsInput(field, path.name, kind, size, cues)
+
+
+def resolve(plan, workspace):
+    if not isinstance(plan, ComposePlan) or (plan.resolved and plan.duration is not None):
+        return plan
+    fetcher = Fetcher(workspace.path, max_bytes=settings.VIDEOAPI_MAX_UPLOAD_BYTES)
+    sources = []
+    for source in plan.sources:
+        path = workspace.path / source.name if source.name else fetcher.get(source.ref, source.path)
+        sources.append(replace(source, name=path.name, input=probed(source.media, path, source.path)))
+    errors, layers = {}, []
+    for layer in plan.layers:
+        if layer.kind in ("video", "audio"):
+            length = sources[layer.source].input.info.duration
+            if layer.trim >= length - 0.01:
+                errors[f"{layer.path}.asset.trim"] = [f"must be less than the source's length ({length:.3f} s)"]
+                continue
+            if layer.length is None:
+                layer = replace(layer, length=round(length - layer.trim, 6))
+        layers.append(layer)
+    if errors:
+        raise InvalidInput(next(f"{path}: {messages[0]}" for path, messages in errors.items()), fields=errors)
+    duration = plan.duration or max(layer.end for layer in layers)
+    check_duration(plan, duration)
+    return replace(plan, sources=tuple(sources), layers=tuple(layers), duration=duration)
+
+
+def check_duration(plan: ComposePlan, duration: float):
+    """The output's length within the limits: the service's, a gif's; a still's moment inside it."""
+    field = "output.duration" if plan.duration else "timeline"
+    limit = settings.VIDEOAPI_MAX_OUTPUT_SECONDS
+    if duration > limit:
+        message = f"the video would be {duration:.3f} s long: at most {limit:g} s (VIDEOAPI_MAX_OUTPUT_SECONDS)"
+        raise InvalidInput(f"{field}: {message}", fields={field: [message]})
+    if plan.format == "gif" and duration > GIF_MAX_SECONDS:
+        message = f"a gif is at most {GIF_MAX_SECONDS:g} s long (this one would be {duration:.3f} s)"
+        raise InvalidInput(f"output.format: {message}", fields={"output.format": [message]})
+    if plan.still and plan.frame_at >= duration:
+        message = f"must be before the end of the video ({duration:.3f} s)"
+        raise InvalidInput(f"output.frame_at: {message}", fields={"output.frame_at": [message]})
