@@ -10,7 +10,7 @@ synchronous render fetches and probes its URL sources before rendering
 import json
 
 from django.conf import settings
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -35,8 +35,11 @@ MAX_EDIT_BYTES = 1024 * 1024  # a JSON edit (100 clips of 500 characters of text
 GIF_FPS = 15
 
 
-class EditParser(JSONParser):
-    """A JSON body of at most MAX_EDIT_BYTES (413 past it, without reading further)."""
+class EditParser(BaseParser):
+    """A JSON body of at most MAX_EDIT_BYTES (413 past it, without reading further). (Not DRF's JSONParser,
+    which DRF hands the whole body read into memory, before any limit of ours.)"""
+
+    media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None):
         body = stream.read(MAX_EDIT_BYTES + 1) if stream is not None else b""

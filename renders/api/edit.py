@@ -253,7 +253,8 @@ def problems(error: ValidationError, prefix: str = "") -> dict[str, list[str]]:
             if colon and re.fullmatch(r"[a-z_]+", named):  # "length: required ..." names a field of the object
                 location, message = [*location, named], rest
         else:
-            message = MESSAGES.get(kind, item["msg"]).format(**context)
+            shown = {key: f"{value:g}" if isinstance(value, float) else value for key, value in context.items()}
+            message = MESSAGES.get(kind, item["msg"]).format(**shown)
         path = json_path([*([prefix] if prefix else []), *location])
         found.setdefault(path or "edit", []).append(message)
     return found

@@ -19,6 +19,10 @@ TRANSITIONS = {"fade": "fade", "wipe-left": "wipeleft", "wipe-right": "wiperight
                "slide-right": "slideright", "slide-up": "slideup", "slide-down": "slidedown"}
 EFFECTS = ("zoom-in", "zoom-out", "pan-left", "pan-right")
 POSITIONS = ("center", "top", "bottom", "left", "right", "top-left", "top-right", "bottom-left", "bottom-right")
+# RGB pictures (colours, images, text) to the house's BT.709 limited-range YUV: said explicitly, since FFmpeg's
+# own conversion would use BT.601 and shift every hue once the output is read as BT.709
+RGB_TO_HOUSE = ":out_color_matrix=bt709:out_range=tv"
+TO_HOUSE = f"scale={RGB_TO_HOUSE[1:]}"
 ZOOM = 0.2  # a Ken Burns zoom goes from 1x to 1.2x (or back) over the clip
 PAN = 0.2  # a pan travels across a picture enlarged 1.2x, from one edge of it to the other
 
@@ -57,8 +61,8 @@ def fit_steps(fit: str, box: tuple[int, int], source_colour=None) -> list[str]:
     float path runs on box-sized frames): contain and none stretch to the box (whose aspect is the
     source's), cover crops what overflows around the centre, blur is handled by blur_chains."""
     w, h = box
-    options = colour.scale_options(source_colour) if source_colour is not None else ""
-    sdr = colour.to_sdr(source_colour) if source_colour is not None else []
+    options = colour.scale_options(source_colour) if source_colour is not None else RGB_TO_HOUSE
+    sdr = colour.to_sdr(source_colour) if source_colour is not None else ["format=yuva420p"]
     if fit in ("cover", "blur"):
         return [f"scale={w}:{h}:force_original_aspect_ratio=increase{options}", f"crop={w}:{h}", *sdr]
     return [f"scale={w}:{h}{options}", *sdr]
@@ -67,7 +71,7 @@ def fit_steps(fit: str, box: tuple[int, int], source_colour=None) -> list[str]:
 def blur_chains(source: str, box: tuple[int, int], source_colour, out: str, label: str) -> list[str]:
     """fit=blur: the whole picture (contained) over a blurred, enlarged copy of itself, exactly `box`."""
     w, h = box
-    options = colour.scale_options(source_colour) if source_colour is not None else ""
+    options = colour.scale_options(source_colour) if source_colour is not None else RGB_TO_HOUSE
     sdr = ",".join(colour.to_sdr(source_colour)) if source_colour is not None else ""
     qw, qh = even(w / 4), even(h / 4)
     fg, raw, bg = f"{label}fg", f"{label}raw", f"{label}bg"
@@ -119,33 +123,38 @@ def clear(box: tuple[int, int], fps: int, duration: float) -> str:
 def transition_chains(label: str, box: tuple[int, int], fps: int, come_in: str | None, go_out: str | None,
                       duration: float, out_at: float | None, out: str) -> list[str]:
     """The clip [label] revealed over what lies beneath (`come_in`, from its first frame) and taken away
-    (`go_out`, starting `out_at` s after its first frame), each over `duration` s: xfade between the clip and a
-    transparent picture, so the clip's own alpha carries the transition to the overlay."""
-    chains, current = [], label
-    if come_in:
+    (`go_out`, starting `out_at` s after its first frame), each over `duration` s. A fade ramps the clip's
+    alpha; a wipe or a slide is xfade between the clip and a transparent picture, so the clip's own alpha
+    carries it to the overlay."""
+    chains, current, fades = [], label, []
+    if come_in == "fade":
+        fades.append(f"fade=t=in:st=0:d={seconds(duration)}:alpha=1")
+    elif come_in:
         chains += [f"{clear(box, fps, duration)}[{label}z0]",
                    (f"[{label}z0][{current}]xfade=transition={TRANSITIONS[come_in]}"
                     f":duration={seconds(duration)}:offset=0[{label}i]")]
         current = f"{label}i"
-    if go_out and out_at is not None:
+    if go_out == "fade" and out_at is not None:
+        fades.append(f"fade=t=out:st={seconds(out_at)}:d={seconds(duration)}:alpha=1")
+    elif go_out and out_at is not None:
         chains += [f"{clear(box, fps, duration)}[{label}z1]",
                    (f"[{current}][{label}z1]xfade=transition={TRANSITIONS[go_out]}"
                     f":duration={seconds(duration)}:offset={seconds(out_at)}[{label}o]")]
         current = f"{label}o"
-    chains.append(f"[{current}]null[{out}]")
+    chains.append(f"[{current}]{','.join(fades) or 'null'}[{out}]")
     return chains
 
 
 def color_source(color: str, box: tuple[int, int], fps: int, duration: float) -> str:
     red, green, blue, alpha = parse_color(color)
     return (f"color=c=0x{red:02X}{green:02X}{blue:02X}@{alpha / 255:.4f}:s={box[0]}x{box[1]}:r={fps}"
-            f":d={seconds(duration)},format=yuva420p")
+            f":d={seconds(duration)},format=rgba,{TO_HOUSE},format=yuva420p")
 
 
 def background(color: str, canvas: tuple[int, int], fps: int, duration: float) -> str:
     red, green, blue, _alpha = parse_color(color)
     return (f"color=c=0x{red:02X}{green:02X}{blue:02X}:s={canvas[0]}x{canvas[1]}:r={fps}:d={seconds(duration)},"
-            "format=yuv420p,settb=AVTB")
+            f"format=rgb24,{TO_HOUSE},format=yuv420p,settb=AVTB")
 
 
 def on_timeline(at: float) -> str:

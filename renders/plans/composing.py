@@ -178,11 +178,12 @@ def clip_picture(layer: Layer, source, index, graph: Graph, workspace, canvas, f
         box = composition.box_size("none", layer.scale, image.size, canvas) if layer.fit == "none" else \
             composition.box_size(layer.fit, layer.scale, image.size, canvas)
         stream = graph.add_input(looped_image_args(path.name, "png_pipe", fps, duration))
-        return box, [f"[{stream}:v:0]format=rgba,scale={box[0]}:{box[1]},{tail},settb=AVTB[{label}p]"]
+        return box, [(f"[{stream}:v:0]format=rgba,scale={box[0]}:{box[1]},{composition.TO_HOUSE},format=yuva420p,"
+                      f"{tail},settb=AVTB[{label}p]")]
     info = source.input.info
     if layer.kind == "image":
         stream = graph.add_input(looped_image_args(source.name, info.demuxer, fps, duration))
-        size, src_colour, pre = (info.width, info.height), None, "format=rgba,"
+        size, src_colour, pre = (info.width, info.height), None, "format=rgba,"  # fit_steps ends it in BT.709
     else:
         stream = index
         size = (round(info.width * info.sar), info.height)

@@ -1,0 +1,372 @@
+"""POST /api/compose: the client's own edit rendered, proven from decoded frames and measured sound.
+
+Flat-colour sources make colours exact; every test also checks (autouse
+fixture) that no workspace is left behind.
+"""
+
+import json
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from renders.lifecycle import worker
+from renders.models import RenderLog
+
+from .. import media
+from ..conftest import post, save
+
+pytestmark = pytest.mark.django_db
+
+FRAME = 1 / 25
+W, H = 320, 180
+
+
+def compose(api, edit, **headers):
+    response = api.post("/api/compose", edit, format="json", **headers)
+    response.body = b"".join(response.streaming_content) if response.streaming else response.content
+    return response
+
+
+def color_clip(color, start, length, **more):
+    return {"asset": {"type": "color", "color": color}, "start": start, "length": length, **more}
+
+
+def edit_of(*tracks, **more):
+    return {"timeline": {"tracks": [{"clips": list(clips)} for clips in tracks], **more.pop("timeline", {})},
+            **more}
+
+
+def rgb(frame, x, y):
+    return tuple(int(v) for v in frame[y, x])
+
+
+def near(colour, expected, tolerance=12):
+    return all(abs(a - b) <= tolerance for a, b in zip(colour, expected))
+
+
+def render(api, edit, tmp_path, name="out.mp4", **headers):
+    r = compose(api, edit, **headers)
+    assert r.status_code == 200, r.body[:800]
+    return r, save(r, tmp_path / name)
+
+
+# ---- what is drawn, where and when ----------------------------------------------------------------
+
+
+def test_tracks_layer_first_on_top_over_the_background(api, tmp_path):
+    edit = edit_of([color_clip("#FF0000", 0, 1, scale=0.5)], [color_clip("#00FF00", 0.5, 1)],
+                   timeline={"background": "#0000FF"})
+    r, out = render(api, edit, tmp_path)
+    assert r["Content-Type"] == "video/mp4" and r["Content-Disposition"] == 'attachment; filename="compose.mp4"'
+    info = media.probe(out)
+    assert (info["vcodec"], info["width"], info["height"], info["fps"]) == ("h264", W, H, 25)
+    assert abs(info["frames"] * FRAME - 1.5) <= FRAME  # until the end of the last clip
+    assert info["acodec"] == "aac" and abs(info["a_duration"] - 1.5) <= 2 * FRAME  # silence where nothing sounds
+    early, middle, late = (media.frame_at(out, t) for t in (0.2, 0.7, 1.2))
+    assert near(rgb(early, W // 2, H // 2), (255, 0, 0)) and near(rgb(early, 5, 5), (0, 0, 255))
+    assert near(rgb(middle, W // 2, H // 2), (255, 0, 0)) and near(rgb(middle, 5, 5), (0, 255, 0))
+    assert near(rgb(late, W // 2, H // 2), (0, 255, 0))
+    # the red box is half the canvas, centred
+    row = early[H // 2]
+    red = [x for x in range(W) if near(tuple(int(v) for v in row[x]), (255, 0, 0), 40)]
+    assert abs(min(red) - W // 4) <= 2 and abs(max(red) - (3 * W // 4 - 1)) <= 2
+    log = RenderLog.objects.get(id=r["X-Render-Id"])
+    assert log.endpoint == "compose" and log.status == "succeeded" and log.cleanup_status == "deleted"
+    assert log.params["kind"] == "compose" and log.params["edit"]["timeline"]["background"] == "#0000FF"
+
+
+def test_position_offset_and_opacity(api, tmp_path):
+    clip = color_clip("#FFFFFF", 0, 1, scale=0.25, position="top-left", offset={"x": 0.1, "y": 0}, opacity=0.5)
+    _r, out = render(api, edit_of([clip]), tmp_path)
+    frame = media.frame_at(out, 0.5)
+    margin = round(0.06 * H)
+    x, y = margin + round(0.1 * W), margin
+    assert near(rgb(frame, x + 5, y + 5), (128, 128, 128), 10)  # half-transparent white over black
+    assert near(rgb(frame, x - 3, y + 5), (0, 0, 0), 10) and near(rgb(frame, x + 5, y - 3), (0, 0, 0), 10)
+
+
+def test_video_clip_trim_length_and_sound_at_its_time(api, tmp_path, clips):
+    tone = media.tone_clip(tmp_path / "tone.mp4", color="red", freq=880, seconds=2)
+    edit = edit_of([{"asset": {"type": "video", "src": "attach:talk", "trim": 0.5}, "start": 1}])
+    r = post(api, "/api/compose", {"edit": json.dumps(edit), "talk": tone})
+    assert r.status_code == 200, r.body[:500]
+    out = save(r, tmp_path / "o.mp4")
+    info = media.probe(out)
+    assert abs(info["frames"] * FRAME - 2.5) <= FRAME  # 1 s of background, then 1.5 s of the trimmed clip
+    assert near(rgb(media.frame_at(out, 0.5), 10, 10), (0, 0, 0))
+    assert near(rgb(media.frame_at(out, 1.5), W // 2, H // 2), (255, 0, 0), 30)  # contained: 4:3 in 16:9
+    assert media.dominant_frequency(out, 1.5, 0.5) == pytest.approx(880, abs=20)
+    assert media.r128(out, 0.1, 0.7)["tp"] < -60  # silence before the clip starts
+    log = RenderLog.objects.get(id=r["X-Render-Id"])
+    assert log.inputs[0]["field"] == "timeline.tracks[0].clips[0].asset.src"
+
+
+def test_text_is_drawn_literally_inside_its_window(api, tmp_path):
+    clip = {"asset": {"type": "text", "text": "Hello {{name}} <b>&amp;",
+                      "style": {"color": "#FFFF00", "size": 0.12}}, "start": 0.4, "length": 0.6}
+    edit = edit_of([clip], [color_clip("#000000", 0, 1.4)], merge={"name": "\"}, {\"x\": 1"})
+    r, out = render(api, edit, tmp_path)
+    yellow = [(media.frame_at(out, t)[..., 0] > 200) & (media.frame_at(out, t)[..., 2] < 80) for t in (0.2, 0.7, 1.2)]
+    assert yellow[0].sum() == 0 and yellow[2].sum() == 0 and yellow[1].sum() > 100
+    assert RenderLog.objects.get(id=r["X-Render-Id"]).params["edit"]["timeline"]["tracks"][0]["clips"][0][
+        "asset"]["text"] == "Hello \"}, {\"x\": 1 <b>&amp;"
+
+
+def test_fade_and_slide_transitions_over_what_lies_beneath(api, tmp_path):
+    fade = color_clip("#FF0000", 0, 1, transition={"in": "fade", "duration": 0.4})
+    slide = color_clip("#00FF00", 1, 1, transition={"in": "slide-left", "out": "wipe-right", "duration": 0.4})
+    _r, out = render(api, edit_of([fade, slide], timeline={"background": "#0000FF"}), tmp_path)
+    halfway = media.frame_at(out, 0.2)
+    red, _green, blue = rgb(halfway, W // 2, H // 2)
+    assert 90 < red < 170 and 90 < blue < 170  # the red fading in over the blue
+    assert near(rgb(media.frame_at(out, 0.6), W // 2, H // 2), (255, 0, 0))
+    sliding = media.frame_at(out, 1.2)  # half-way into the slide: the green covers the right half only
+    assert near(rgb(sliding, W - 10, H // 2), (0, 255, 0), 30) and near(rgb(sliding, 10, H // 2), (0, 0, 255), 30)
+    leaving = media.frame_at(out, 1.8)  # half-way out: wiped from one side
+    left, right = rgb(leaving, 10, H // 2), rgb(leaving, W - 10, H // 2)
+    assert {near(left, (0, 255, 0), 30), near(right, (0, 255, 0), 30)} == {True, False}
+
+
+def test_ken_burns_zoom_moves_every_frame(api, tmp_path):
+    """The classic zoompan trap moves in whole pixels (the picture stands still, then jumps): here the bright
+    square's measured size grows every single frame."""
+    square = np.zeros((90, 160, 3), np.uint8)
+    square[35:55, 70:90] = 255
+    Image.fromarray(square).save(tmp_path / "square.png")
+    edit = edit_of([{"asset": {"type": "image", "src": "attach:picture"}, "start": 0, "length": 2,
+                     "fit": "contain", "effect": "zoom-in"}])
+    r = post(api, "/api/compose", {"edit": json.dumps(edit), "picture": tmp_path / "square.png"})
+    assert r.status_code == 200, r.body[:500]
+    out = save(r, tmp_path / "zoom.mp4")
+    import av
+
+    with av.open(str(out)) as container:
+        areas = [frame.to_ndarray(format="gray").astype(float).sum() for frame in container.decode(video=0)]
+    steps = np.diff(areas)
+    assert len(areas) == 50
+    assert (steps > 0).all(), steps  # never a frame without movement
+    assert areas[-1] / areas[0] == pytest.approx(1.2 ** 2, rel=0.08)  # 1x to 1.2x
+
+
+# ---- stills --------------------------------------------------------------------------------------
+
+
+def test_a_png_still_is_the_frame_the_video_shows_then(api, tmp_path):
+    edit = edit_of([{"asset": {"type": "text", "text": "Poster"}, "start": 0.5, "length": 1,
+                     "transition": {"out": "slide-up"}}],
+                   [color_clip("#204080", 0, 2, effect=None, transition={"in": "fade", "duration": 1})])
+    _r, video = render(api, edit, tmp_path)
+    edit["output"] = {"format": "png", "frame_at": 1.2}
+    r, still = render(api, edit, tmp_path, "still.png")
+    assert r["Content-Type"] == "image/png" and r["Content-Disposition"] == 'attachment; filename="compose.png"'
+    picture = np.asarray(Image.open(still).convert("RGB")).astype(int)
+    assert picture.shape == (H, W, 3)
+    expected = media.frame_at(video, 1.2).astype(int)
+    assert np.abs(picture - expected).mean() < 3
+    edit["output"] = {"format": "jpg", "frame_at": 0.5}
+    r, still = render(api, edit, tmp_path, "still.jpg")
+    assert r["Content-Type"] == "image/jpeg" and Image.open(still).size == (W, H)
+
+
+# ---- sources -------------------------------------------------------------------------------------
+
+
+class Counting(SimpleHTTPRequestHandler):
+    hits: list
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.hits.append(self.path)
+        super().do_GET()
+
+
+@pytest.fixture
+def source_server(tmp_path, settings):
+    settings.VIDEOAPI_FETCH_ALLOW_PRIVATE = True
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = type("Handler", (Counting,), {"hits": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: handler(*a, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.root, server.hits = root, handler.hits
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_url_used_twice_is_fetched_once(api, tmp_path, source_server):
+    media.tone_clip(source_server.root / "tone.mp4", color="blue", freq=440, seconds=1)
+    url = f"{source_server.url}/tone.mp4"
+    edit = edit_of([{"asset": {"type": "video", "src": url}, "start": 0, "scale": 0.5}],
+                   [{"asset": {"type": "video", "src": url, "volume": -60}, "start": 0}])
+    _r, out = render(api, edit, tmp_path)
+    assert source_server.hits == ["/tone.mp4"]
+    assert abs(media.probe(out)["frames"] * FRAME - 1.0) <= FRAME
+
+
+def test_a_source_answering_404_is_400_naming_its_path(api, source_server):
+    edit = edit_of([color_clip("#FFFFFF", 0, 1)], [{"asset": {"type": "image", "src": f"{source_server.url}/nope.png"},
+                                                     "start": 0, "length": 1}])
+    r = compose(api, edit)
+    assert r.status_code == 400
+    body = json.loads(r.body)
+    assert list(body["fields"]) == ["timeline.tracks[1].clips[0].asset.src"]
+    assert "404" in body["fields"]["timeline.tracks[1].clips[0].asset.src"][0]
+
+
+def test_loopback_sources_are_refused_unless_allowed(api, settings):
+    settings.VIDEOAPI_FETCH_ALLOW_PRIVATE = False
+    edit = edit_of([{"asset": {"type": "image", "src": "http://127.0.0.1:9/x.png"}, "start": 0, "length": 1}])
+    r = compose(api, edit)
+    assert r.status_code == 400
+    assert "loopback" in json.loads(r.body)["fields"]["timeline.tracks[0].clips[0].asset.src"][0]
+
+
+@pytest.mark.django_db(transaction=True)  # the worker closes its connection when the job ends
+def test_a_job_fetches_in_the_worker_and_a_failed_fetch_fails_it(api, source_server):
+    edit = edit_of([{"asset": {"type": "video", "src": f"{source_server.url}/missing.mp4"}, "start": 0}])
+    r = compose(api, edit, HTTP_PREFER="respond-async")
+    assert r.status_code == 202
+    assert source_server.hits == []  # the 202 comes before any fetch
+    job_id = json.loads(r.body)["id"]
+    worker.run(job_id)
+    log = RenderLog.objects.get(pk=job_id)
+    assert source_server.hits == ["/missing.mp4"]
+    assert log.status == "rejected" and log.error_code == "invalid_input" and "404" in log.error_message
+    assert not Path(log.workspace).exists()
+    job = api.get(f"/api/jobs/{job_id}").data
+    assert job["status"] == "failed" and job["error"]["code"] == "invalid_input"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_renders_its_fetched_source(api, source_server, tmp_path):
+    media.tone_clip(source_server.root / "red.mp4", color="red", freq=440, seconds=1)
+    edit = edit_of([{"asset": {"type": "video", "src": f"{source_server.url}/red.mp4"}, "start": 0}])
+    r = compose(api, edit, HTTP_PREFER="respond-async")
+    job_id = json.loads(r.body)["id"]
+    worker.run(job_id)
+    result = api.get(f"/api/jobs/{job_id}/result")
+    assert result.status_code == 200
+    out = tmp_path / "job.mp4"
+    out.write_bytes(b"".join(result.streaming_content))
+    assert near(rgb(media.frame_at(out, 0.5), W // 2, H // 2), (255, 0, 0), 30)
+    assert RenderLog.objects.get(pk=job_id).inputs[0]["video_codec"] == "h264"
+
+
+# ---- refusals ------------------------------------------------------------------------------------
+
+
+def fields_of(response):
+    assert response.status_code == 400, response.body[:500]
+    body = json.loads(response.body)
+    assert body["code"] == "invalid_input"
+    return body["fields"]
+
+
+def test_every_problem_is_listed_under_its_path(api):
+    edit = {"timeline": {"background": "red", "tracks": [
+        {"clips": [{"asset": {"type": "image", "src": "ftp://example.com/a.png"}, "start": -1, "length": 1}]},
+        {"clips": [{"asset": {"type": "text", "text": "hi"}, "start": 0},
+                   {"asset": {"type": "spinner"}, "start": 0, "length": 1},
+                   {"asset": {"type": "color", "color": "#FFF"}, "start": 0, "length": 1, "opacty": 1}]}]},
+        "output": {"format": "avi", "fps": 7}}
+    fields = fields_of(compose(api, edit))
+    assert fields == {
+        "timeline.background": ["must be #RRGGBB"],
+        "timeline.tracks[0].clips[0].asset.src": ["must be an https:// or http:// URL, attach:<field> or upload:<id>"],
+        "timeline.tracks[0].clips[0].start": ["must be at least 0"],
+        "timeline.tracks[1].clips[0].length": ["required for a text clip"],
+        "timeline.tracks[1].clips[1].asset": ["type must be one of: video, image, text, color, audio, captions"],
+        "timeline.tracks[1].clips[2].asset.color": ["must be #RRGGBB or #RRGGBBAA"],
+        "timeline.tracks[1].clips[2].opacty": ["unknown field"],
+        "output.format": ["must be one of: mp4, webm, gif, png or jpg"],
+        "output.fps": ["must be one of: 24, 25, 30, 50 or 60"],
+    }
+
+
+def test_merge_fields_missing_and_values_that_are_not_text(api):
+    edit = edit_of([{"asset": {"type": "text", "text": "Hi {{name}}, {{ team }}"}, "start": 0, "length": 1}],
+                   merge={"team": {"nested": True}})
+    fields = fields_of(compose(api, edit))
+    assert fields == {"merge.team": ["must be text"],
+                      "merge.name": ["missing: used by timeline.tracks[0].clips[0].asset.text"]}
+
+
+def test_a_merge_value_cannot_change_the_structure(api, tmp_path):
+    edit = edit_of([color_clip("{{c}}", 0, 1)], merge={"c": "#FF0000\", \"scale\": 0.1"})
+    fields = fields_of(compose(api, edit))
+    assert fields == {"timeline.tracks[0].clips[0].asset.color": ["must be #RRGGBB or #RRGGBBAA"]}
+    edit["merge"]["c"] = "#FF0000"
+    _r, out = render(api, edit, tmp_path)
+    assert near(rgb(media.frame_at(out, 0.5), 5, 5), (255, 0, 0))
+
+
+def test_what_an_audio_clip_cannot_have_and_other_cross_field_rules(api, clips):
+    edit = edit_of([{"asset": {"type": "audio", "src": "attach:a"}, "start": 0, "opacity": 0.5},
+                    {"asset": {"type": "text", "text": "x"}, "start": 0, "length": 1, "effect": "zoom-in"},
+                    color_clip("#FFFFFF", 0, 0.5, transition={"in": "fade", "out": "fade", "duration": 0.3})])
+    fields = fields_of(compose(api, edit))
+    assert fields == {"timeline.tracks[0].clips[0].opacity": ["does not apply (an audio clip is not seen)"],
+                      "timeline.tracks[0].clips[1].effect": ["applies to video and image clips"],
+                      "timeline.tracks[0].clips[2].transition": [
+                          "in and out need at most half the clip's length each"]}
+
+
+def test_limits_of_the_timeline(api, settings):
+    fields = fields_of(compose(api, edit_of(*[[color_clip("#FFFFFF", 0, 1)]] * 11)))
+    assert fields == {"timeline.tracks": ["at most 10 items"]}
+    fields = fields_of(compose(api, edit_of([color_clip("#FFFFFF", i, 1) for i in range(101)])))
+    assert list(fields) == ["timeline.tracks[0].clips"]
+    settings.VIDEOAPI_MAX_OUTPUT_SECONDS = 5
+    fields = fields_of(compose(api, edit_of([color_clip("#FFFFFF", 4.5, 1)])))
+    assert fields == {"timeline": ["the video would be 5.500 s long: at most 5 s (VIDEOAPI_MAX_OUTPUT_SECONDS)"]}
+    fields = fields_of(compose(api, edit_of([color_clip("#FFFFFF", 0, 1)], output={"format": "png",
+                                                                                    "frame_at": 1})))
+    assert fields == {"output.frame_at": ["must be before the end of the video (1.000 s)"]}
+
+
+def test_files_named_but_not_attached_and_uploads_not_yet(api):
+    edit = edit_of([{"asset": {"type": "image", "src": "attach:logo"}, "start": 0, "length": 1},
+                    {"asset": {"type": "image", "src": "upload:abc"}, "start": 0, "length": 1}])
+    fields = fields_of(compose(api, edit))
+    assert fields == {"timeline.tracks[0].clips[0].asset.src": ["no file was attached as 'logo'"],
+                      "timeline.tracks[0].clips[1].asset.src": [
+                          "uploads (upload:<id>) are not available on this service yet"]}
+
+
+def test_a_trim_past_the_source_is_refused_after_probing(api, clips):
+    edit = edit_of([{"asset": {"type": "video", "src": "attach:v", "trim": 5}, "start": 0}])
+    r = post(api, "/api/compose", {"edit": json.dumps(edit), "v": clips.basic})
+    assert fields_of(r) == {"timeline.tracks[0].clips[0].asset.trim": [
+        "must be less than the source's length (2.000 s)"]}
+
+
+def test_bodies_that_are_not_an_edit(api):
+    for body, content_type in ((b"{not json", "application/json"), (b"[1, 2]", "application/json")):
+        r = api.post("/api/compose", body, content_type=content_type)
+        assert r.status_code == 400 and "edit" in r.json()["fields"]
+    r = api.post("/api/compose", b"x" * (1024 * 1024 + 10), content_type="application/json")
+    assert r.status_code == 413 and r.json()["fields"] == {"edit": ["at most 1048576 bytes of JSON"]}
+    r = api.post("/api/compose", {"other": "x"}, format="multipart")
+    assert r.status_code == 400 and list(r.json()["fields"]) == ["edit"]
+    r = api.post("/api/compose", b"edit", content_type="text/plain")
+    assert r.status_code == 415
+
+
+def test_the_edit_schema_is_published_and_accepts_a_valid_edit(api):
+    import jsonschema
+
+    schema = api.get("/api/compose/schema").json()
+    edit = edit_of([color_clip("#FFFFFF", 0, 1, transition={"in": "fade"})],
+                   output={"format": "png", "canvas": "9:16"})
+    jsonschema.validate(edit, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(edit_of([color_clip("#FFFFFF", 0, 1, spin=True)]), schema)
