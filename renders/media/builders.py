@@ -245,7 +245,7 @@ def house_output_args(spec: OutputSpec, output: str, *, video: str = "[v]", audi
     ]  # fmt: skip
 
 
-# libvpx-vp9 for short renders: realtime at speed 8, rows in parallel (docs/BENCHMARKS.md, "WebM: VP9's speed")
+# libvpx-vp9 for short renders: realtime at speed 8, rows in parallel (docs/BENCHMARKS.md, "Output formats")
 VP9_SPEED = ["-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"]
 
 
@@ -255,7 +255,7 @@ def vp9_crf(spec: OutputSpec) -> int:
 
 
 # A gif's palette: one per frame, made from that frame (stats_mode=single, paletteuse new=1). One palette for
-# the whole output would hold every frame in memory until the last is seen (docs/BENCHMARKS.md, "GIF palette").
+# the whole output would hold every frame in memory until the last is seen (docs/BENCHMARKS.md, "Output formats").
 GIF_PALETTE = "palettegen=stats_mode=single"
 GIF_DITHER = "paletteuse=new=1:dither=sierra2_4a"
 

@@ -43,13 +43,14 @@ class Format:
     description: str
 
 
+GIF_DEFAULT_FPS, GIF_MAX_FPS, GIF_MAX_SECONDS = 15, 30, 60.0
 FORMATS = {
     "mp4": Format("mp4", "video/mp4", "h264", "aac", "H.264 + AAC in MP4 (the house format)"),
     "webm": Format("webm", "video/webm", "vp9", "opus", "VP9 + Opus in WebM"),
-    "gif": Format("gif", "image/gif", "gif", None, "animated GIF: no sound, a palette per frame, at most "
-                                                   "30 fps (default 15) and 60 s"),
+    "gif": Format("gif", "image/gif", "gif", None, f"animated GIF: no sound, a palette per frame, at most "
+                                                   f"{GIF_MAX_FPS} fps (default {GIF_DEFAULT_FPS}) and "
+                                                   f"{GIF_MAX_SECONDS:g} s"),
 }
-GIF_DEFAULT_FPS, GIF_MAX_FPS, GIF_MAX_SECONDS = 15, 30, 60.0
 VP9_CRF_OFFSET = 10  # VP9's CRF (0-63) for a quality: the x264 CRF plus this (x264 20 -> VP9 30)
 COLOR_RE = re.compile(r"^#([0-9A-Fa-f]{6})([0-9A-Fa-f]{2})?$")
 

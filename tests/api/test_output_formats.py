@@ -25,7 +25,7 @@ COLORS = {"red": (255, 0, 0), "green": (0, 128, 0), "blue": (0, 0, 255)}
 @pytest.fixture(scope="module")
 def flat(tmp_path_factory):
     """2 s of one flat colour with a tone: what a palette must keep."""
-    return media.tone_clip(tmp_path_factory.mktemp("flat") / "flat.mp4", color="0x%02X%02X%02X" % FLAT, freq=440,
+    return media.tone_clip(tmp_path_factory.mktemp("flat") / "flat.mp4", color="0x" + bytes(FLAT).hex(), freq=440,
                            seconds=2, size="320x180")
 
 
