@@ -143,6 +143,41 @@ def test_crossfade_join(api, tones, tmp_path, output):
     assert [colour_at(path, t) for t in (0.2, 1.4)] == ["red", "blue"]
 
 
+@pytest.fixture(scope="module")
+def peaky(tmp_path_factory):
+    """A -30 dBFS tone with a click near full scale: loudness=web needs the limiter."""
+    path = tmp_path_factory.mktemp("peaky") / "peaky.mp4"
+    return media.make(path, "-f", "lavfi", "-i", "color=c=gray:s=160x90:r=25:d=2", "-f", "lavfi", "-i",
+                      "aevalsrc='0.0316*sin(2*PI*440*t)+between(t,1,1.0001)*0.9':s=48000:c=stereo:d=2",
+                      "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "192k",
+                      "-shortest")
+
+
+def test_webm_loudness_is_checked_through_opus(api, peaky, tmp_path):
+    """The limited sound is encoded as the webm encodes it (Opus) and measured: on target, under the ceiling."""
+    r = post(api, "/api/trim", {"video": peaky, "start": "0", "format": "webm", "loudness": "web"})
+    assert_webm(r, tmp_path / "o.webm", 2.0, "trim.webm")
+    media.assert_on_target(media.r128(tmp_path / "o.webm"), tolerance=0.5)
+    log = RenderLog.objects.get(id=r["X-Render-Id"])
+    assert log.details["loudness"]["mode"] == "gain+limiter", log.details
+    checks = [" ".join(args) for args in log.ffmpeg_argv if "-map [a]" in " ".join(args)][1:]  # after the measure
+    assert checks and all("-c:a libopus" in args for args in checks)
+
+
+def test_gif_with_logo_and_captions(api, grey, clips, tmp_path):
+    cues = media.srt(tmp_path / "c.srt", (0.2, 1.8, "Hello"))
+    r = post(api, "/api/trim", {"video": grey, "start": "0", "format": "gif", "logo": clips.png,
+                                "logo_position": "top-left", "captions": cues})
+    assert_gif(r, tmp_path / "o.gif", 2.0, "trim.gif")
+    frame = media.frame_at(tmp_path / "o.gif", 1.0).astype(int)
+    plain = media.frame_at(grey, 1.0).astype(int)
+    height, width = frame.shape[:2]
+    assert media.changed(frame[: height // 3, : width // 3], plain[: height // 3, : width // 3]) > 0.05  # the logo
+    assert media.changed(frame[height // 2:], plain[height // 2:]) > 0.005  # the caption
+    corner = frame[: height // 3, : width // 3]
+    assert ((corner[..., 0] > 200) & (corner[..., 1] < 60) & (corner[..., 2] < 60)).mean() > 0.05  # the red logo
+
+
 def test_mp4_is_byte_for_byte_as_without_the_field(api, clips, house):
     for path, data in (("/api/trim", {"video": clips.basic, "start": "0.2", "end": "1.2"}),
                        (url("intro"), {"video": clips.basic, **INTRO}),
