@@ -385,6 +385,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "tryItOutEnabled": True, "displayRequestDuration": True},
     "COMPONENT_SPLIT_REQUEST": True,
+    # two form fields are named `format` (the output's, the preview's): the output's enum gets its own name
+    "ENUM_NAME_OVERRIDES": {"OutputFormatEnum": "renders.media.spec.FORMATS"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "renders.api.schema.paths_without_trailing_slash",

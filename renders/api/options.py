@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from renders import plans
 from renders.api.fields import AudioField, BlankIsMissing, CaptionsField, ImageField, Published
-from renders.media import fonts, loudness
+from renders.media import fonts, loudness, spec
 from renders.media.spec import (
     CANVAS_MAX_AREA,
     CANVAS_MAX_SIDE,
@@ -21,7 +21,9 @@ from renders.media.spec import (
     CANVAS_PRESETS,
     DEFAULT_STYLE,
     FITS,
+    FORMATS,
     FPS_CHOICES,
+    GIF_MAX_FPS,
     QUALITIES,
     Style,
     house_format,
@@ -157,9 +159,12 @@ LOGO_POSITIONS = ["top-left", "top-right", "bottom-left", "bottom-right"]
 
 
 class OutputFields(serializers.Serializer):
-    """canvas, fit, fps, quality and the finishing (loudness, captions, logo, music): every endpoint that
+    """format, canvas, fit, fps, quality and the finishing (loudness, captions, logo, music): every endpoint that
     produces house-format video."""
 
+    media_types = tuple(f.content_type for f in FORMATS.values())  # what a success answers, by `format`
+    format = _choice(list(FORMATS), "mp4", "Output format: " +
+                     "; ".join(f"{name}: {f.description}" for name, f in FORMATS.items()) + ".")
     canvas = CanvasField()
     fit = _choice(list(FITS), "contain", "How the source fills the canvas: " +
                   "; ".join(f"{name}: {text}" for name, text in FITS.items()) + ".")
@@ -188,11 +193,27 @@ class OutputFields(serializers.Serializer):
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
+        output = attrs.pop("format", "mp4")
+        if output == "gif":
+            if attrs.get("fps", 0) > GIF_MAX_FPS:
+                raise serializers.ValidationError({"fps": [f"a gif is at most {GIF_MAX_FPS} fps"]})
+            for name in ("loudness", "music"):
+                if attrs.get(name) is not None:
+                    raise serializers.ValidationError({name: ["gif has no sound"]})
         attrs["spec"] = house_format(canvas=attrs.pop("canvas", None), fps=attrs.pop("fps", None),
                                        fit=attrs.pop("fit", "contain"), quality=attrs.pop("quality", "standard"),
-                                       style=self.style_spec(attrs), loudness=attrs.pop("loudness", None))
+                                       style=self.style_spec(attrs), loudness=attrs.pop("loudness", None),
+                                       format=output)
         attrs["finishing"] = finishing(attrs)
         return attrs
+
+    @staticmethod
+    def check_length(attrs, seconds: float, field: str = "format"):
+        """A gif is at most spec.GIF_MAX_SECONDS long: an output `seconds` long is refused naming `field` (what
+        makes it that long, else `format`)."""
+        if attrs["spec"].format == "gif" and seconds > spec.GIF_MAX_SECONDS + 1e-3:
+            raise serializers.ValidationError({field: [
+                f"a gif is at most {spec.GIF_MAX_SECONDS:g} s long (this output would be {seconds:.3f} s)"]})
 
     def style_spec(self, attrs) -> Style:
         return DEFAULT_STYLE
@@ -275,6 +296,8 @@ def options_document(views) -> dict:
                    "custom": {"format": "WxH", "min_side": CANVAS_MIN_SIDE, "max_side": CANVAS_MAX_SIDE,
                               "max_area": CANVAS_MAX_AREA, "even_sides": True}},
         "fits": FITS,
+        "formats": {name: {"content_type": f.content_type, "extension": f.extension, "description": f.description}
+                    for name, f in FORMATS.items()},
         "fps": {"default": settings.VIDEOAPI_FPS, "choices": list(FPS_CHOICES)},
         "qualities": {name: q["description"] for name, q in QUALITIES.items()},
         "fonts": {"default": fonts.default_font_name(), "choices": list(fonts.registry())},

@@ -27,7 +27,7 @@ from renders.api.authentication import keys_required
 from renders.api.fields import Published
 from renders.api.serializers import JoinSerializer
 from renders.errors import CODES
-from renders.media.spec import FPS_CHOICES
+from renders.media.spec import FORMATS, FPS_CHOICES, GIF_DEFAULT_FPS, GIF_MAX_FPS, GIF_MAX_SECONDS
 from renders.models import JobStatus
 from renders.representation import JobSerializer
 
@@ -132,7 +132,9 @@ def multipart_segments_schema():
 
 HOUSE = ("Output: MP4 (H.264 + AAC stereo 48 kHz, +faststart) in the house format at the requested `canvas`, "
          "`fit`, `fps` and `quality` (defaults: the configured canvas and frame rate, `contain`, `standard`); "
-         "SDR BT.709 whatever the source (HDR is tone-mapped).")
+         "SDR BT.709 whatever the source (HDR is tone-mapped). `format=webm`: VP9 + Opus in WebM; `format=gif`: "
+         f"an animated GIF without sound, at most {GIF_MAX_FPS} fps (default {GIF_DEFAULT_FPS}) and "
+         f"{GIF_MAX_SECONDS:g} s.")
 UPLOADS = ("Uploads: MP4/MOV, Matroska/WebM, AVI or MPEG-TS with a decodable video stream, probed before "
            "anything runs (playlists, images and text are refused with 415, damaged files with 422).")
 ENDPOINT_TEXTS = {  # endpoint -> (summary, about, example): the docs of each render operation
@@ -241,6 +243,7 @@ document_job_list = extend_schema(
                                                   "results": JobSerializer(many=True)}),
                400: ERRORS[400], 401: ERRORS[401]},
 )
+RESULT_TYPES = tuple(f.content_type for f in FORMATS.values())  # a job's result, by its render's format
 document_job_result = extend_schema(
     tags=["jobs"], operation_id="jobs_result", summary="A finished job's file (Range honoured)", parameters=[JOB_ID],
     description="A succeeded job's file, with the headers a synchronous render answers and "
@@ -255,9 +258,10 @@ document_job_result = extend_schema(
                 "with the status the synchronous render would have had. Cancelled, expired or already "
                 "downloaded: 410 `gone`. Asked directly of a host that does not hold it: 421 `misdirected`, the "
                 "holder named in `X-Videoapi-Host`.",
-    responses={(200, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="the file, with the headers "
-                                                   "of a synchronous render"),
-               (206, "video/mp4"): OpenApiResponse(OpenApiTypes.BINARY, description="the requested range"),
+    responses={**{(200, kind): OpenApiResponse(OpenApiTypes.BINARY, description="the file, with the headers of a "
+                                               "synchronous render") for kind in RESULT_TYPES},
+               **{(206, kind): OpenApiResponse(OpenApiTypes.BINARY, description="the requested range")
+                  for kind in RESULT_TYPES},
                401: ERRORS[401], 404: NOT_FOUND,
                **{status: ERRORS[status] for status in (409, 410, 416, 421, 500, 503, 504, 507)}},
 )
@@ -418,8 +422,9 @@ declared `Content-Length` over it is refused before the body is read); each inpu
 
 | header | value |
 |---|---|
-| `Content-Type` | `video/mp4`, or `image/jpeg` for a still preview; `application/octet-stream` when the \
-request's `Accept` asks for that and not the real type |
+| `Content-Type` | by `format`: `video/mp4`, `video/webm` or `image/gif`; `image/jpeg` for a still preview; \
+`application/octet-stream` when the request's `Accept` asks for that and not the real type (`Accept` never \
+refuses a render: the form's `format` says what is wanted) |
 | `Content-Length` | the file's size |
 | `Content-Disposition` | `attachment; filename="..."`: `final_filename` made safe, or the endpoint's name |
 | `Cache-Control` | `no-store` |

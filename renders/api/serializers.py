@@ -99,7 +99,10 @@ class TrimSerializer(OutputFields, TrimFields):
 
     def validate(self, attrs):
         if attrs.get("mode") == "fast":
-            given = [name for name in OutputFields().fields if name in self.initial_data]
+            if attrs.get("format", "mp4") != "mp4":
+                raise serializers.ValidationError({"format": [
+                    "mode=fast copies the source's streams into MP4; use mode=accurate for another format"]})
+            given = [name for name in OutputFields().fields if name in self.initial_data and name != "format"]
             if given:
                 raise serializers.ValidationError({given[0]: [("applies to mode=accurate only (fast mode copies "
                                                                "the source's streams as they are)")]})
@@ -108,13 +111,15 @@ class TrimSerializer(OutputFields, TrimFields):
         if attrs["mode"] == "fast" and not builders.fast_trim_supported(info):
             raise serializers.ValidationError({"mode": [
                 f"fast mode cannot copy {info.video_codec}/{info.audio_codec} into MP4; use accurate"]})
+        start, end = clip_bounds(attrs)
+        self.check_length(attrs, end - start, next((key for key in ("end", "duration") if key in attrs), "format"))
         return attrs
 
     def plan(self) -> plans.TrimPlan:
         data = self.validated_data
         start, end = clip_bounds(data)
         return plans.TrimPlan(video=data["video"], start=start, end=end, mode=data["mode"], spec=data["spec"],
-                              filename=self.filename("mp4"), finishing=data["finishing"])
+                              filename=self.filename(data["spec"].output.extension), finishing=data["finishing"])
 
 
 class TrimPreviewSerializer(TrimFields):
@@ -161,13 +166,16 @@ class JoinSerializer(OutputFields, RenderSerializer):
             if attrs["transition_duration"] >= shortest / 2:
                 raise serializers.ValidationError({"transition_duration": [
                     f"must be less than half of the shortest input ({shortest:.3f} s long)"]})
-        return super().validate(attrs)
+        attrs = super().validate(attrs)
+        crossfade = attrs["transition_duration"] if attrs["transition"] == "crossfade" else 0.0
+        self.check_length(attrs, plans.join_length([item.info for item in inputs], attrs["spec"].fps, crossfade))
+        return attrs
 
     def plan(self) -> plans.JoinPlan:
         data = self.validated_data
         return plans.JoinPlan(inputs=tuple(data["inputs"]), transition=data["transition"],
                               transition_duration=data["transition_duration"], spec=data["spec"],
-                              filename=self.filename("mp4"), finishing=data["finishing"])
+                              filename=self.filename(data["spec"].output.extension), finishing=data["finishing"])
 
 
 class ConcatenateSerializer(JoinSerializer):
@@ -287,8 +295,10 @@ class TemplateSerializer(StyleFields, RenderSerializer):
         return start, end, length
 
     def validate(self, attrs):
-        self.window(attrs)
-        return super().validate(attrs)
+        _start, _end, length = self.window(attrs)
+        attrs = super().validate(attrs)
+        self.check_length(attrs, length)
+        return attrs
 
     def plan(self) -> plans.TemplatePlan:
         template, data = self.template, self.validated_data
@@ -296,7 +306,8 @@ class TemplateSerializer(StyleFields, RenderSerializer):
         fade_out = min(data.get(template.fade_out_field) or 0.0, length) if template.fade_out_field else 0.0
         return plans.TemplatePlan(
             template=template.endpoint, video=data["video"], cards=tuple(template.cards(data, start, end)),
-            start=start, end=end, length=length, spec=data["spec"], filename=self.filename("mp4"), dim=template.dim,
+            start=start, end=end, length=length, spec=data["spec"],
+            filename=self.filename(data["spec"].output.extension), dim=template.dim,
             speed=self.speed(data), fade_out=fade_out,
             avatar=data.get(template.avatar_field) if template.avatar_field else None, finishing=data["finishing"],
         )

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from renders.media import colour, loudness
 from renders.media.probe import MediaInfo, input_options
-from renders.media.spec import AUDIO_RATE, OutputSpec
+from renders.media.spec import AUDIO_RATE, VP9_CRF_OFFSET, OutputSpec
 
 
 def seconds(value: float) -> str:
@@ -194,9 +194,9 @@ def measure_args(inputs: list[str], graph: str) -> list[str]:
 
 
 def sound_args(inputs: list[str], graph: str, spec: OutputSpec, output: str) -> list[str]:
-    """The limited sound checked: `graph`'s [a] encoded as the house output encodes it (AAC), sound only."""
-    return [*inputs, *graph_args(graph), "-map", "[a]", "-c:a", "aac", "-b:a", spec.audio_bitrate,
-            "-ar", str(AUDIO_RATE), "-ac", "2", *threads(), "-f", "mp4", output]
+    """The limited sound checked: `graph`'s [a] encoded as the output encodes it (AAC or Opus), sound only,
+    in MP4 (which holds either)."""
+    return [*inputs, *graph_args(graph), "-map", "[a]", *audio_encoder_args(spec), *threads(), "-f", "mp4", output]
 
 
 def measure_sound_args(name: str) -> list[str]:
@@ -205,25 +205,85 @@ def measure_sound_args(name: str) -> list[str]:
             "-af", loudness.METER, "-f", "null", "-"]
 
 
+def audio_encoder_args(spec: OutputSpec) -> list[str]:
+    """The output's sound encoder: AAC (mp4) or Opus (webm) at the spec's bitrate, 48 kHz stereo."""
+    codec = {"aac": "aac", "opus": "libopus"}[spec.output.audio_codec]
+    return ["-c:a", codec, "-b:a", spec.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2"]
+
+
 def house_output_args(spec: OutputSpec, output: str, *, video: str = "[v]", audio: str = "[a]") -> list[str]:
-    """Encoder settings of the house format: same everywhere, so outputs join by copy.
+    """Encoder settings of the spec's format; mp4's are the same everywhere, so outputs join by copy.
 
     No colour options: the graph's last filter (colour.HOUSE_TAGS) tags the
     frames and x264 writes what the frames carry. With this FFmpeg,
     -color_primaries/-color_trc are ignored, and -colorspace/-color_range
     only ask the graph to convert into BT.709 limited, which it already is.
+    A gif maps no sound: its graph ends [audio] in output_sound_chain's sink.
     """
+    if spec.format == "webm":
+        return [
+            "-map", video, "-map", audio,
+            "-c:v", "libvpx-vp9", *VP9_SPEED, "-crf", str(vp9_crf(spec)), "-b:v", "0",
+            "-pix_fmt", "yuv420p", "-r", str(spec.fps), "-fps_mode", "cfr", "-g", str(spec.fps * 2),
+            *audio_encoder_args(spec),
+            "-map_metadata", "-1", "-map_chapters", "-1", "-cues_to_front", "1", *threads(),
+            "-f", "webm", output,
+        ]  # fmt: skip
+    if spec.format == "gif":
+        return ["-map", video, "-c:v", "gif", "-r", str(spec.fps), "-fps_mode", "cfr", "-loop", "0",
+                "-map_metadata", "-1", "-map_chapters", "-1", *threads(), "-f", "gif", output]
     return [
         "-map", video, "-map", audio,
         "-c:v", "libx264", "-preset", spec.preset, "-crf", str(spec.crf),
         "-profile:v", "high", "-pix_fmt", "yuv420p",
         "-r", str(spec.fps), "-fps_mode", "cfr", "-video_track_timescale", str(spec.fps * 512),
         "-g", str(spec.fps * 2),
-        "-c:a", "aac", "-b:a", spec.audio_bitrate, "-ar", str(AUDIO_RATE), "-ac", "2",
+        *audio_encoder_args(spec),
         "-map_metadata", "-1", "-map_chapters", "-1",
         "-movflags", "+faststart", *threads(),
         "-f", "mp4", output,
     ]  # fmt: skip
+
+
+# libvpx-vp9 for short renders: realtime at speed 8, rows in parallel (docs/BENCHMARKS.md, "Output formats")
+VP9_SPEED = ["-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"]
+
+
+def vp9_crf(spec: OutputSpec) -> int:
+    """VP9's CRF for the spec's quality: its x264 CRF shifted onto VP9's scale (0-63)."""
+    return max(0, min(63, spec.crf + VP9_CRF_OFFSET))
+
+
+# A gif's palette: one per frame, made from that frame (stats_mode=single, paletteuse new=1). One palette for
+# the whole output would hold every frame in memory until the last is seen (docs/BENCHMARKS.md, "Output formats").
+GIF_PALETTE = "palettegen=stats_mode=single"
+GIF_DITHER = "paletteuse=new=1:dither=sierra2_4a"
+
+
+def output_picture_chain(spec: OutputSpec, in_label: str, out_label: str) -> list[str]:
+    """Chains taking a graph's finished picture [in_label] to what the format's encoder takes, [out_label]:
+    nothing for mp4 and webm (a `null` when the labels differ), the palette chains for gif."""
+    if spec.format != "gif":
+        return [] if in_label == out_label else [f"[{in_label}]null[{out_label}]"]
+    if in_label == out_label:
+        raise ValueError("a gif's palette chains need an out_label other than their in_label")
+    shown, sampled, palette = (f"{out_label}_{part}" for part in ("shown", "sampled", "palette"))
+    return [f"[{in_label}]split[{shown}][{sampled}]",
+            f"[{sampled}]{GIF_PALETTE}[{palette}]",
+            f"[{shown}][{palette}]{GIF_DITHER}[{out_label}]"]
+
+
+def output_sound_chain(spec: OutputSpec, label: str = "a") -> list[str]:
+    """What ends a graph's finished sound [label] for a format without sound (gif): a sink; else nothing."""
+    return [] if spec.has_sound else [f"[{label}]anullsink"]
+
+
+def output_ending(spec: OutputSpec, video: str = "v", audio: str = "a") -> tuple[list[str], str]:
+    """The chains ending a graph whose finished picture is [video] and sound [audio] in the spec's format, and
+    the picture label house_output_args maps: ([], "[video]") for mp4 and webm."""
+    if spec.format != "gif":
+        return [], f"[{video}]"
+    return output_picture_chain(spec, video, "gif") + output_sound_chain(spec, audio), "[gif]"
 
 
 def graph_args(script_name: str) -> list[str]:
@@ -235,11 +295,11 @@ def graph_args(script_name: str) -> list[str]:
 
 
 def trim_accurate_args(src: str, info: MediaInfo, spec: OutputSpec, start: float, length: float, graph: str,
-                       output: str, more_inputs: Sequence[str] = ()) -> list[str]:
-    """Frame-accurate trim into the house format, reading `graph` (normalize_graph's chains for `length`);
-    `more_inputs` (the finishing's) follow the source."""
+                       output: str, more_inputs: Sequence[str] = (), video: str = "[v]") -> list[str]:
+    """Frame-accurate trim into the spec's format, reading `graph` (normalize_graph's chains for `length`, its
+    picture in `video`); `more_inputs` (the finishing's) follow the source."""
     return (input_args(src, info, start=start, duration=length) + list(more_inputs) + graph_args(graph)
-            + house_output_args(spec, output))
+            + house_output_args(spec, output, video=video))
 
 
 FAST_VIDEO_CODECS = {"h264", "hevc", "mpeg4", "vp9", "av1"}

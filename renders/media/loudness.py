@@ -67,9 +67,14 @@ def _num(value: float) -> str:
     return f"{value:.2f}"
 
 
-def codec_cutoff(bitrate: str, channels: int = 2, rate: int = AUDIO_RATE) -> int:
-    """The frequency (Hz) above which FFmpeg's AAC encoder drops the sound at `bitrate` ("160k"): its own
-    formula (libavcodec/psymodel.h, AAC_CUTOFF_FROM_BITRATE)."""
+OPUS_CUTOFF = 20000  # Hz: libopus codes fullband (20 kHz) at every bitrate the qualities use (96k and up)
+
+
+def codec_cutoff(bitrate: str, channels: int = 2, rate: int = AUDIO_RATE, codec: str = "aac") -> int:
+    """The frequency (Hz) above which the encoder drops the sound at `bitrate` ("160k"): for AAC, FFmpeg's
+    own formula (libavcodec/psymodel.h, AAC_CUTOFF_FROM_BITRATE); for Opus, fullband."""
+    if codec == "opus":
+        return OPUS_CUTOFF
     text = str(bitrate).strip().lower()
     scale = {"k": 1000, "m": 1000000}.get(text[-1:], 1)
     bits = int(float(text.rstrip("km")) * scale)

@@ -1,4 +1,4 @@
-"""The output spec: what a render produces (canvas, fit, frame rate, quality, style, loudness).
+"""The output spec: what a render produces (format, canvas, fit, frame rate, quality, style, loudness).
 
 One `OutputSpec` value is part of every house-format plan (renders.plans): the
 serializer makes it, the operation and the builders read it. The choices
@@ -9,6 +9,7 @@ are the single source that the serializers validate against and that
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from django.conf import settings
 
@@ -29,6 +30,28 @@ QUALITIES = {
     "high": {"preset": "medium", "crf": 17, "audio_bitrate": "192k",
              "description": "slower encode, visibly cleaner on real footage, larger files"},
 }
+
+
+@dataclass(frozen=True)
+class Format:
+    """An output format: its file, its codecs, whether it carries sound."""
+
+    extension: str
+    content_type: str
+    video_codec: str  # what a probe of the output reads
+    audio_codec: str | None  # None: no sound
+    description: str
+
+
+GIF_DEFAULT_FPS, GIF_MAX_FPS, GIF_MAX_SECONDS = 15, 30, 60.0
+FORMATS = {
+    "mp4": Format("mp4", "video/mp4", "h264", "aac", "H.264 + AAC in MP4 (the house format)"),
+    "webm": Format("webm", "video/webm", "vp9", "opus", "VP9 + Opus in WebM"),
+    "gif": Format("gif", "image/gif", "gif", None, f"animated GIF: no sound, a palette per frame, at most "
+                                                   f"{GIF_MAX_FPS} fps (default {GIF_DEFAULT_FPS}) and "
+                                                   f"{GIF_MAX_SECONDS:g} s"),
+}
+VP9_CRF_OFFSET = 10  # VP9's CRF (0-63) for a quality: the x264 CRF plus this (x264 20 -> VP9 30)
 COLOR_RE = re.compile(r"^#([0-9A-Fa-f]{6})([0-9A-Fa-f]{2})?$")
 
 
@@ -73,10 +96,19 @@ class OutputSpec:
     audio_bitrate: str = "160k"
     style: Style = field(default_factory=Style)
     loudness: float | None = None  # target integrated loudness, LUFS (media/loudness.py); None: as it comes
+    format: Literal["mp4", "webm", "gif"] = "mp4"  # a FORMATS name (plans stored before it read as mp4)
 
     @property
     def frame(self) -> float:
         return 1.0 / self.fps
+
+    @property
+    def output(self) -> Format:
+        return FORMATS[self.format]
+
+    @property
+    def has_sound(self) -> bool:
+        return self.output.audio_codec is not None
 
 
 def preset_size(preset: str, short_side: int) -> tuple[int, int]:
@@ -92,11 +124,14 @@ def preset_size(preset: str, short_side: int) -> tuple[int, int]:
 
 
 def house_format(canvas: tuple[int, int] | None = None, fps: int | None = None, fit: str = "contain",
-                 quality: str = "standard", style: Style = DEFAULT_STYLE, loudness: float | None = None) -> OutputSpec:
-    """The output spec: the configured house format, with any per-request choices applied."""
+                 quality: str = "standard", style: Style = DEFAULT_STYLE, loudness: float | None = None,
+                 format: str = "mp4") -> OutputSpec:
+    """The output spec: the configured house format, with any per-request choices applied (a gif's frame rate
+    defaults to GIF_DEFAULT_FPS)."""
     width, height = canvas or settings.VIDEOAPI_CANVAS
     encode = {"preset": settings.VIDEOAPI_X264_PRESET, "crf": settings.VIDEOAPI_X264_CRF,
               "audio_bitrate": settings.VIDEOAPI_AUDIO_BITRATE}
     encode.update({k: v for k, v in QUALITIES[quality].items() if k != "description"})
-    return OutputSpec(width=width, height=height, fps=fps or settings.VIDEOAPI_FPS, fit=fit, quality=quality,
-                      style=style, loudness=loudness, **encode)
+    default_fps = GIF_DEFAULT_FPS if format == "gif" else settings.VIDEOAPI_FPS
+    return OutputSpec(width=width, height=height, fps=fps or default_fps, fit=fit, quality=quality,
+                      style=style, loudness=loudness, format=format, **encode)

@@ -184,11 +184,16 @@ class JoinPlan:
 
     @property
     def output_length(self) -> float:
-        fps = self.spec.fps
-        total = sum(whole_frames(item.info.duration, fps) for item in self.inputs)
-        if self.transition == "crossfade":
-            total -= whole_frames(self.transition_duration, fps) * (len(self.inputs) - 1)
-        return total
+        crossfade = self.transition_duration if self.transition == "crossfade" else 0.0
+        return join_length([item.info for item in self.inputs], self.spec.fps, crossfade)
+
+
+def join_length(infos, fps: int, crossfade: float = 0.0) -> float:
+    """Seconds of a join of inputs probed as `infos`: whole frames each, less each crossfade (0: none)."""
+    total = sum(whole_frames(info.duration, fps) for info in infos)
+    if crossfade > 0:
+        total -= whole_frames(crossfade, fps) * (len(infos) - 1)
+    return total
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,11 @@ class Result:
 Steps = Generator[FFmpegCommand, object, Result]
 
 
+def output_file(workspace, spec):
+    """The workspace file a render in `spec`'s format writes."""
+    return workspace.new_path("output", f".{spec.output.extension}")
+
+
 def write_graph(workspace, chains) -> str:
     """Write a filter graph into the workspace (FFmpeg reads it from there); returns its name."""
     path = workspace.new_path("graph", ".txt")
@@ -69,7 +74,7 @@ def normalised(workspace, info, inputs: list[str], duration: float, spec, *, pre
     target = spec.loudness
     if music is None and not info.has_audio:
         return post, "", loudness.summary(None, target)
-    meter = loudness.measure_filter(loudness.codec_cutoff(spec.audio_bitrate))
+    meter = loudness.measure_filter(loudness.codec_cutoff(spec.audio_bitrate, codec=spec.output.audio_codec))
     if music is not None:
         track = music.audio.info
         inputs = inputs + builders.music_input_args(music.audio.name, track, duration)
@@ -255,7 +260,7 @@ def caption_places(spec, size: tuple[int, int], length: float, drawn) -> tuple[i
 
 def trim(plan: TrimPlan, workspace) -> Steps:
     video = plan.video
-    output = workspace.new_path("output", ".mp4")
+    output = output_file(workspace, plan.spec)  # mp4 in fast mode (a stream copy: the serializer refuses others)
     if plan.mode == "fast":
         keyframe = keyframe_at_or_before(workspace.path / video.name, video.info, plan.start)
         yield FFmpegCommand(builders.trim_fast_args(video.name, video.info, keyframe, plan.end, output.name))
@@ -269,12 +274,13 @@ def trim(plan: TrimPlan, workspace) -> Steps:
             length, plan.spec, music=plan.finishing.music)
         details["loudness"] = {"target": plan.spec.loudness, **summary}
     done = apply_finishing(plan.finishing, workspace, plan.spec, length, 1, after_mix)
+    ending, picture = builders.output_ending(plan.spec)
     graph = write_graph(workspace, builders.normalize_graph(0, video.info, plan.spec, plan.length, audio_post=finish,
-                                                            out_v=done.video, out_a=done.audio) + done.chains)
+                                                            out_v=done.video, out_a=done.audio) + done.chains + ending)
     yield FFmpegCommand(builders.trim_accurate_args(video.name, video.info, plan.spec, plan.start, plan.length,
-                                                    graph, output.name, more_inputs=done.inputs))
-    return Result(output, plan.filename, headers={"X-Trim-Start": builders.seconds(plan.start)},
-                  details={**details, **done.details})
+                                                    graph, output.name, more_inputs=done.inputs, video=picture))
+    return Result(output, plan.filename, content_type=plan.spec.output.content_type,
+                  headers={"X-Trim-Start": builders.seconds(plan.start)}, details={**details, **done.details})
 
 
 def trim_preview(plan: PreviewPlan, workspace) -> Steps:
@@ -293,17 +299,18 @@ def trim_preview(plan: PreviewPlan, workspace) -> Steps:
 
 
 def joins_by_copy(info, spec) -> bool:
-    """An input already in the requested house format: H.264 + AAC at the spec's canvas and frame rate."""
-    return (info.has_audio and info.video_codec == "h264" and info.audio_codec == "aac" and info.rotation == 0
-            and (info.width, info.height) == (spec.width, spec.height) and abs(info.fps - spec.fps) < 0.01
-            and not info.colour.hdr)
+    """An input already in the requested house format: H.264 + AAC at the spec's canvas and frame rate, and an
+    mp4 asked for (a webm or a gif is always re-encoded)."""
+    return (spec.format == "mp4" and info.has_audio and info.video_codec == "h264" and info.audio_codec == "aac"
+            and info.rotation == 0 and (info.width, info.height) == (spec.width, spec.height)
+            and abs(info.fps - spec.fps) < 0.01 and not info.colour.hdr)
 
 
 def join(plan: JoinPlan, workspace) -> Steps:
     """Concatenate the ordered inputs: stream copy when possible, else one re-encode."""
     inputs, spec = plan.inputs, plan.spec
     infos = [item.info for item in inputs]
-    output = workspace.new_path("output", ".mp4")
+    output = output_file(workspace, spec)
     crossfade = plan.transition == "crossfade"
     copyable = (not crossfade and len({info.copy_layout() for info in infos}) == 1 and joins_by_copy(infos[0], spec)
                 and not plan.finishing.picture)  # a logo or captions: the picture is re-encoded anyway
@@ -342,11 +349,13 @@ def join(plan: JoinPlan, workspace) -> Steps:
                                                audio_posts=finishes, out_v=video, out_a=audio)
         done = apply_finishing(plan.finishing, workspace, spec, length, len(inputs))
         details.update(done.details)
-        graph = write_graph(workspace, chains + done.chains)
+        ending, picture = builders.output_ending(spec)
+        graph = write_graph(workspace, chains + done.chains + ending)
         yield FFmpegCommand(args + done.inputs + builders.graph_args(graph)
-                            + builders.house_output_args(spec, output.name))
+                            + builders.house_output_args(spec, output.name, video=picture))
         mode = "reencode"
-    return Result(output, plan.filename, headers={"X-Concat-Mode": mode}, details={"mode": mode, **details})
+    return Result(output, plan.filename, content_type=spec.output.content_type, headers={"X-Concat-Mode": mode},
+                  details={"mode": mode, **details})
 
 
 # ---- the six templates ---------------------------------------------------------------------
@@ -414,8 +423,9 @@ def template(plan: TemplatePlan, workspace) -> Steps:
                                            size=still.size))
         chains.append(builders.overlay(f"base{number - 1}", f"still{number}", still.x, still.y, f"base{number}"))
     chains.append(f"[base{len(stills)}]{video_end or 'null'}[{done.video}]")
-    output = workspace.new_path("output", ".mp4")
-    graph = write_graph(workspace, chains + done.chains)
+    output = output_file(workspace, spec)
+    ending, picture = builders.output_ending(spec)
+    graph = write_graph(workspace, chains + done.chains + ending)
     yield FFmpegCommand(inputs + done.inputs + builders.graph_args(graph)
-                        + builders.house_output_args(spec, output.name))
-    return Result(output, plan.filename, details=details)
+                        + builders.house_output_args(spec, output.name, video=picture))
+    return Result(output, plan.filename, content_type=spec.output.content_type, details=details)

@@ -70,3 +70,35 @@ def test_fast_trim_args_and_support():
     assert args[args.index("-t", 3) + 1] == "0.9"
     assert builders.fast_trim_supported(INFO)
     assert not builders.fast_trim_supported(MediaInfo(**{**INFO.__dict__, "audio_codec": "pcm_s16le"}))
+
+
+def test_house_output_args_per_format(settings):
+    """mp4's arguments are the house format's, unchanged; webm is VP9 + Opus; a gif maps no sound."""
+    settings.VIDEOAPI_FFMPEG_THREADS = 0
+    assert builders.house_output_args(HOUSE, "out.mp4") == [
+        "-map", "[v]", "-map", "[a]", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-profile:v", "high",
+        "-pix_fmt", "yuv420p", "-r", "30", "-fps_mode", "cfr", "-video_track_timescale", "15360", "-g", "60",
+        "-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac", "2", "-map_metadata", "-1", "-map_chapters", "-1",
+        "-movflags", "+faststart", "-f", "mp4", "out.mp4"]  # fmt: skip
+    webm = " ".join(builders.house_output_args(OutputSpec(width=1280, height=720, fps=30, format="webm"), "o.webm"))
+    for part in ["-map [v] -map [a]", "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -row-mt 1 -crf 30 -b:v 0",
+                 "-c:a libopus -b:a 160k -ar 48000 -ac 2", "-f webm o.webm"]:
+        assert part in webm, part
+    gif = builders.house_output_args(OutputSpec(width=1280, height=720, fps=15, format="gif"), "o.gif", video="[g]")
+    assert gif[:2] == ["-map", "[g]"] and gif.count("-map") == 1 and "-c:a" not in gif and gif[-3:] == ["-f", "gif",
+                                                                                                       "o.gif"]
+
+
+def test_output_picture_chain_and_ending():
+    """mp4 and webm end a graph as it is; a gif's picture goes through its palette and its sound into a sink."""
+    gif = OutputSpec(width=320, height=180, fps=15, format="gif")
+    assert builders.output_picture_chain(HOUSE, "v", "v") == []
+    assert builders.output_picture_chain(HOUSE, "pic", "v") == ["[pic]null[v]"]
+    chains = builders.output_picture_chain(gif, "pic", "v")
+    assert chains[0].startswith("[pic]split") and "palettegen" in chains[1] and chains[2].endswith("[v]")
+    assert "paletteuse" in chains[2]
+    assert builders.output_ending(HOUSE) == ([], "[v]")
+    assert builders.output_ending(OutputSpec(width=320, height=180, fps=30, format="webm")) == ([], "[v]")
+    ending, label = builders.output_ending(gif)
+    assert label == "[gif]" and ending == builders.output_picture_chain(gif, "v", "gif") + ["[a]anullsink"]
+    assert house_format(format="gif").fps == 15 and house_format(format="gif", fps=24).fps == 24
