@@ -28,11 +28,10 @@ from renders.lifecycle.render import Render
 from renders.lifecycle.slots import render_slot
 from renders.lifecycle.sources import resolve
 from renders.lifecycle.submission import submit
-from renders.media.spec import house_format
+from renders.media.spec import FORMATS, house_format
 from renders.plans.running import perform
 
 MAX_EDIT_BYTES = 1024 * 1024  # a JSON edit (100 clips of 500 characters of text fit many times over)
-GIF_FPS = 15
 
 
 class EditParser(BaseParser):
@@ -122,9 +121,8 @@ def compose_plan(edit: Edit, merged: dict, values: dict, files: dict) -> plans.C
     if sources.errors:
         path, messages = next(iter(sources.errors.items()))
         raise InvalidInput(f"{path}: {messages[0]}", fields=sources.errors)
-    fps = output.fps or (GIF_FPS if output.format == "gif" else None)
-    spec = house_format(canvas=values.get("canvas"), fps=fps, fit=output.fit, quality=output.quality,
-                        loudness=values.get("loudness"))
+    spec = house_format(canvas=values.get("canvas"), fps=output.fps, fit=output.fit, quality=output.quality,
+                        loudness=values.get("loudness"), format=output.format if output.format in FORMATS else "mp4")
     return plans.ComposePlan(
         background=timeline.background.upper(), layers=tuple(layers), sources=sources.all(), spec=spec,
         format=output.format, filename=download_name(edit.final_filename, "compose", output.format),

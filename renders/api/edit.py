@@ -21,10 +21,9 @@ from renders.api.fields import TextField
 from renders.api.options import CanvasField, LoudnessField
 from renders.errors import InvalidInput
 from renders.media import composition, fonts
-from renders.media.spec import FITS, FPS_CHOICES, QUALITIES
+from renders.media.spec import FITS, FPS_CHOICES, GIF_MAX_FPS, QUALITIES
 
 MAX_TRACKS, MAX_CLIPS, MAX_TEXT, MAX_MERGE_VALUE = 10, 100, 500, 500
-GIF_MAX_SECONDS, GIF_MAX_FPS, GIF_FPS = 60.0, 30, 15
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
 COLOR = r"^#[0-9A-Fa-f]{6}([0-9A-Fa-f]{2})?$"
 OPAQUE = r"^#[0-9A-Fa-f]{6}$"

@@ -16,9 +16,8 @@ from renders.errors import InvalidInput
 from renders.lifecycle.fetch import Fetcher
 from renders.media import captions
 from renders.media.probe import probe_audio, probe_image, probe_video
+from renders.media.spec import GIF_MAX_SECONDS
 from renders.plans import AudioInput, CaptionsInput, ComposePlan, ImageInput, VideoInput
-
-GIF_MAX_SECONDS = 60.0
 
 
 def probed(media: str, path, field: str):

@@ -19,7 +19,7 @@ from renders.media.builders import seconds
 from renders.media.spec import parse_color
 from renders.media.text import Placed, render_block, wrap
 from renders.plans import ComposePlan, Layer
-from renders.plans.operations import FFmpegCommand, Result, Steps, captions_overlay, write_graph
+from renders.plans.operations import FFmpegCommand, Result, Steps, captions_overlay, leveled, write_graph
 
 STILL_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
 
@@ -31,8 +31,12 @@ class Graph:
     inputs: list
     chains: list
 
+    @property
+    def count(self) -> int:
+        return sum(1 for arg in self.inputs if arg == "-i")
+
     def add_input(self, args: list) -> int:
-        index = sum(1 for arg in self.inputs if arg == "-i")
+        index = self.count
         self.inputs += args
         return index
 
@@ -99,33 +103,51 @@ def clip_span(layer: Layer, begin: float, length: float) -> tuple[float, float, 
 
 def compose(plan: ComposePlan, workspace) -> Steps:
     spec = plan.spec
-    canvas, fps = (spec.width, spec.height), spec.fps
     begin, length = window(plan)
+    picture, details = picture_graph(plan, workspace, begin, length)
+    if plan.still:
+        output = workspace.new_path("still", f".{plan.format}")
+        name = write_graph(workspace, picture.chains)
+        yield FFmpegCommand(picture.inputs + builders.graph_args(name) + still_output_args(plan.format, output.name))
+        return Result(output, plan.filename, content_type=STILL_TYPES[plan.format],
+                      details={**details, "frame_at": begin})
+    after = ""
+    if spec.loudness is not None:  # the mix measured as the output will have it, then levelled
+        sound = sound_graph(plan, begin, length, 0, "{filters}")
+        after, details["loudness"] = yield from leveled(
+            workspace, sound.inputs, lambda filters: write_graph(workspace, [
+                chain.replace("{filters}", filters or "anull") for chain in sound.chains]), spec)
+        details["loudness"] = {"target": spec.loudness, **details["loudness"]}
+    sound = sound_graph(plan, begin, length, picture.count, after)
+    details["sounds"] = sound.heard
+    ending, video = builders.output_ending(spec)
+    output = workspace.new_path("output", f".{spec.output.extension}")
+    name = write_graph(workspace, picture.chains + sound.chains + ending)
+    yield FFmpegCommand(picture.inputs + sound.inputs + builders.graph_args(name)
+                        + builders.house_output_args(spec, output.name, video=video))
+    return Result(output, plan.filename, content_type=spec.output.content_type, details=details)
+
+
+def picture_graph(plan: ComposePlan, workspace, begin: float, length: float) -> tuple[Graph, dict]:
+    """The picture of [begin, begin + length) of the timeline as [v]: the background, then every seen clip
+    showing in it, in drawing order."""
+    spec = plan.spec
+    canvas, fps = (spec.width, spec.height), spec.fps
     graph = Graph([], [composition.background(plan.background, canvas, fps, length) + "[base0]"])
-    sounds, details, base, count = [], {"layers": 0}, "base0", 0
+    details, base, count = {"layers": 0}, "base0", 0
     for layer in plan.layers:
         span = clip_span(layer, begin, length)
-        if span is None:
+        if span is None or layer.kind == "audio":
             continue
         since, shown, until = span
         source = plan.sources[layer.source] if layer.source is not None else None
-        at = layer.start + shown - begin  # where the clip's first shown frame sits on the rendered timeline
-        index = None
-        if layer.kind in ("video", "audio"):
-            index = graph.add_input(builders.input_args(source.name, source.input.info, start=layer.trim + since,
-                                                        duration=until - since))
-            info = source.input.info
-            has_sound = info.audio_codec if layer.kind == "video" else True
-            if has_sound and layer.volume > -60 and not plan.still and plan.format != "gif":
-                label = f"s{len(sounds)}"
-                graph.chains.append(composition.sound_chain(f"[{index}:a:{info.audio_track}]", info, until - since,
-                                                            layer.volume, at, label))
-                sounds.append(label)
         if layer.kind == "captions":
             base, count = caption_layer(layer, source.input.cues, begin, length, workspace, spec, graph, base, count)
             continue
-        if not layer.seen:
-            continue
+        index = None
+        if layer.kind == "video":
+            index = graph.add_input(builders.input_args(source.name, source.input.info, start=layer.trim + since,
+                                                        duration=until - since))
         label = f"c{count + 1}"
         box, chain = clip_picture(layer, source, index, graph, workspace, canvas, fps, since, until, label)
         graph.chains += chain
@@ -137,6 +159,7 @@ def compose(plan: ComposePlan, workspace) -> Steps:
             label + "l", box, fps, layer.transition_in if since == 0 else None, layer.transition_out,
             layer.transition_duration, out_at if out_at >= 0 and until - since > out_at else None, f"{label}t")
         skip = f"trim=start={seconds(shown - since)}," if shown > since else ""
+        at = layer.start + shown - begin  # where the clip's first shown frame sits on the rendered timeline
         graph.chains.append(f"[{label}t]{skip}{composition.on_timeline(at)}[{label}m]")
         x, y = composition.place(layer.position, (layer.offset_x, layer.offset_y), box, canvas)
         count += 1
@@ -144,23 +167,40 @@ def compose(plan: ComposePlan, workspace) -> Steps:
         base = f"base{count}"
         details["layers"] += 1
     graph.chains.append(f"[{base}]trim=end={seconds(length)},setpts=PTS-STARTPTS,setsar=1,{colour.HOUSE_TAGS}[v]")
-    if plan.still:
-        output = workspace.new_path("still", f".{plan.format}")
-        name = write_graph(workspace, graph.chains)
-        yield FFmpegCommand(graph.inputs + builders.graph_args(name) + still_output_args(plan.format, output.name))
-        return Result(output, plan.filename, content_type=STILL_TYPES[plan.format],
-                      details={**details, "frame_at": begin})
-    graph.chains.append(composition.mix_chain(sounds, length, "a" if plan.soundtrack is None else "mixed"))
-    if plan.soundtrack is not None:
+    return graph, details
+
+
+@dataclass
+class Sound(Graph):
+    heard: int = 0  # the clips heard
+
+
+def sound_graph(plan: ComposePlan, begin: float, length: float, first_index: int, after: str) -> Sound:
+    """The timeline's sound as [a]: every clip's sound delayed to its start and added over silence, the
+    soundtrack under it (ducked by it), then the `after` filters (the loudness gain); its inputs numbered from
+    `first_index`. A format without sound gets silence (its encoder ends it)."""
+    sound, labels = Sound([], []), []
+    for layer in plan.layers if plan.spec.has_sound else ():
+        span = clip_span(layer, begin, length) if layer.kind in ("video", "audio") else None
+        info = plan.sources[layer.source].input.info if span else None
+        if span is None or layer.volume <= -60 or (layer.kind == "video" and not info.audio_codec):
+            continue
+        _since, shown, until = span
+        index = first_index + sound.add_input(builders.input_args(plan.sources[layer.source].name, info,
+                                                                  start=layer.trim + shown, duration=until - shown))
+        labels.append(f"s{len(labels)}")
+        sound.chains.append(composition.sound_chain(f"[{index}:a:{info.audio_track}]", info, until - shown,
+                                                    layer.volume, layer.start + shown - begin, labels[-1]))
+    mixed = "mixed" if plan.soundtrack is not None and plan.spec.has_sound else "timeline"
+    sound.chains.append(composition.mix_chain(labels, length, mixed))
+    if mixed == "mixed":
         music = plan.sources[plan.soundtrack.source].input
-        index = graph.add_input(builders.music_input_args(music.name, music.info, length))
-        graph.chains += builders.music_chains(index, music.info, length, plan.soundtrack.volume,
-                                              plan.soundtrack.ducking, "mixed", "a")
-    details["sounds"] = len(sounds)
-    output = workspace.new_path("output", f".{plan.format}")
-    name = write_graph(workspace, graph.chains)
-    yield FFmpegCommand(graph.inputs + builders.graph_args(name) + builders.house_output_args(spec, output.name))
-    return Result(output, plan.filename, content_type=f"video/{plan.format}", details=details)
+        index = first_index + sound.add_input(builders.music_input_args(music.name, music.info, length))
+        sound.chains += builders.music_chains(index, music.info, length, plan.soundtrack.volume,
+                                              plan.soundtrack.ducking, "mixed", "timeline")
+    sound.chains.append(f"[timeline]{after or 'anull'}[a]")
+    sound.heard = len(labels)
+    return sound
 
 
 def clip_picture(layer: Layer, source, index, graph: Graph, workspace, canvas, fps: int, since: float, until: float,

@@ -74,7 +74,6 @@ def normalised(workspace, info, inputs: list[str], duration: float, spec, *, pre
     target = spec.loudness
     if music is None and not info.has_audio:
         return post, "", loudness.summary(None, target)
-    meter = loudness.measure_filter(loudness.codec_cutoff(spec.audio_bitrate, codec=spec.output.audio_codec))
     if music is not None:
         track = music.audio.info
         inputs = inputs + builders.music_input_args(music.audio.name, track, duration)
@@ -88,6 +87,19 @@ def normalised(workspace, info, inputs: list[str], duration: float, spec, *, pre
                       f"[mix]{filters}[a]"]
         return write_graph(workspace, chains)
 
+    filters, summary = yield from leveled(workspace, inputs, graph, spec)
+    if music is None:
+        return ",".join(p for p in (post, filters) if p), "", summary
+    return post, filters, summary
+
+
+def leveled(workspace, inputs: list[str], graph: Callable, spec):
+    """The filters bringing a render's sound to `spec.loudness`, and what the RenderLog records of it.
+    `graph(filters)` writes the graph (over `inputs`) whose [a] is the output's sound with `filters` after it.
+    The sound is measured; where one gain would push its peaks past the ceiling, it is limited, encoded and
+    measured again, correcting the gain before the limiter (media/loudness.py)."""
+    target = spec.loudness
+    meter = loudness.measure_filter(loudness.codec_cutoff(spec.audio_bitrate, codec=spec.output.audio_codec))
     result = yield FFmpegCommand(builders.measure_args(inputs, graph(meter)), measures=True)
     measured = loudness.parse_measurement(result.stderr_tail)
     tries, chosen = [], None
@@ -101,11 +113,7 @@ def normalised(workspace, info, inputs: list[str], duration: float, spec, *, pre
             tries.append(loudness.Try(*setting, loudness.parse_measurement(result.stderr_tail)))
             setting = loudness.next_try(measured, tries, target)
         chosen = loudness.best(tries, target)
-    filters = loudness.apply_filter(measured, target, chosen)
-    summary = loudness.summary(measured, target, tries, chosen)
-    if music is None:
-        return ",".join(p for p in (post, filters) if p), "", summary
-    return post, filters, summary
+    return loudness.apply_filter(measured, target, chosen), loudness.summary(measured, target, tries, chosen)
 
 
 # ---- finishing: logo, captions, music (API.md "Finishing") ---------------------------------------

@@ -370,3 +370,112 @@ def test_the_edit_schema_is_published_and_accepts_a_valid_edit(api):
     jsonschema.validate(edit, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(edit_of([color_clip("#FFFFFF", 0, 1, spin=True)]), schema)
+
+
+# ---- sound, formats and the finishing a composition shares -----------------------------------------
+
+
+def test_audio_clips_and_a_ducked_soundtrack(api, tmp_path):
+    voice = media.make(tmp_path / "voice.wav", "-f", "lavfi", "-i", "sine=f=1000:d=1:r=48000")
+    music = media.make(tmp_path / "music.wav", "-f", "lavfi", "-i", "sine=f=300:d=3:r=48000")
+    edit = edit_of([color_clip("#000000", 0, 3),
+                    {"asset": {"type": "audio", "src": "attach:voice", "volume": -3}, "start": 1}],
+                   timeline={"soundtrack": {"src": "attach:music", "volume": -12, "ducking": True}})
+    r = post(api, "/api/compose", {"edit": json.dumps(edit), "voice": voice, "music": music})
+    assert r.status_code == 200, r.body[:500]
+    out = save(r, tmp_path / "o.mp4")
+    assert media.dominant_frequency(out, 0.3, 0.5) == pytest.approx(300, abs=15)  # the soundtrack alone
+    assert media.dominant_frequency(out, 1.3, 0.5) == pytest.approx(1000, abs=15)  # the voice over it, ducked
+    alone, under = (band_level(out, start, 300) for start in (0.3, 1.4))
+    assert alone - under > 6  # the soundtrack dips under the voice
+    assert RenderLog.objects.get(id=r["X-Render-Id"]).details["sounds"] == 1
+
+
+def band_level(path, start, frequency, length=0.4):
+    """dB of `frequency` (+-20 Hz) in the sound from `start`."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate
+        samples = np.concatenate([f.to_ndarray()[0] for f in container.decode(stream)])
+    window = samples[int(start * rate):int((start + length) * rate)]
+    spectrum = np.abs(np.fft.rfft(window))
+    bins = np.fft.rfftfreq(len(window), 1 / rate)
+    return 20 * np.log10(spectrum[(bins > frequency - 20) & (bins < frequency + 20)].max() + 1e-12)
+
+
+def test_loudness_applies_to_the_mix(api, tmp_path):
+    tone = media.tone_clip(tmp_path / "tone.mp4", color="gray", freq=440, seconds=2)
+    edit = edit_of([{"asset": {"type": "video", "src": "attach:v", "volume": -20}, "start": 0}],
+                   output={"loudness": "web"})
+    r = post(api, "/api/compose", {"edit": json.dumps(edit), "v": tone})
+    assert r.status_code == 200, r.body[:500]
+    measured = media.r128(save(r, tmp_path / "o.mp4"))
+    media.assert_on_target(measured, -16.0)
+    log = RenderLog.objects.get(id=r["X-Render-Id"])
+    assert log.details["loudness"]["target"] == -16.0
+
+
+def test_webm_and_gif_outputs(api, tmp_path):
+    edit = edit_of([color_clip("#FF0000", 0, 1, transition={"in": "fade"})], output={"format": "webm"})
+    r, out = render(api, edit, tmp_path, "o.webm")
+    info = media.probe(out)
+    assert r["Content-Type"] == "video/webm" and r["Content-Disposition"] == 'attachment; filename="compose.webm"'
+    assert (info["vcodec"], info["acodec"]) == ("vp9", "opus")
+    assert abs(info["frames"] * FRAME - 1.0) <= FRAME
+    edit["output"] = {"format": "gif", "canvas": "256x144"}
+    r, out = render(api, edit, tmp_path, "o.gif")
+    info = media.probe(out)
+    assert r["Content-Type"] == "image/gif" and info["vcodec"] == "gif" and info.get("acodec") is None
+    assert (info["width"], info["height"], info["frames"]) == (256, 144, 15)  # 15 fps by default
+    assert near(rgb(media.frame_at(out, 0.9), 128, 72), (255, 0, 0), 20)
+
+
+def test_gif_limits(api):
+    fields = fields_of(compose(api, edit_of([color_clip("#FF0000", 0, 61)], output={"format": "gif"})))
+    assert fields == {"output.format": ["a gif is at most 60 s long (this one would be 61.000 s)"]}
+    fields = fields_of(compose(api, edit_of([color_clip("#FF0000", 0, 1)], output={"format": "gif", "fps": 60,
+                                                                                    "loudness": "web"})))
+    assert fields == {"output.fps": ["a gif is at most 30 fps"], "output.loudness": ["a gif has no sound"]}
+
+
+def test_image_alpha_and_fit_blur(api, tmp_path):
+    picture = np.zeros((40, 40, 4), np.uint8)
+    picture[:, :20] = (255, 255, 255, 255)  # left half opaque white, right half transparent
+    Image.fromarray(picture, "RGBA").save(tmp_path / "half.png")
+    tall = media.make(tmp_path / "tall.mp4", "-f", "lavfi", "-i", "color=c=yellow:s=90x160:r=25:d=1",
+                      "-c:v", "libx264", "-pix_fmt", "yuv420p")
+    edit = edit_of([{"asset": {"type": "image", "src": "attach:half"}, "start": 0, "length": 1, "fit": "none",
+                     "scale": 2}],
+                   [{"asset": {"type": "video", "src": "attach:tall"}, "start": 0, "fit": "blur"}])
+    r = post(api, "/api/compose", {"edit": json.dumps(edit), "half": tmp_path / "half.png", "tall": tall})
+    assert r.status_code == 200, r.body[:500]
+    frame = media.frame_at(save(r, tmp_path / "o.mp4"), 0.5)
+    assert near(rgb(frame, W // 2 - 20, H // 2), (255, 255, 255), 20)  # the opaque half, 80 px wide at scale 2
+    assert near(rgb(frame, W // 2 + 20, H // 2), (255, 255, 0), 40)  # the transparent half shows the video
+    edge = rgb(frame, 10, H // 2)  # beside the contained video: its blurred, darkened copy, not black
+    assert edge[0] > 100 and edge[1] > 100 and edge[2] < 80
+
+
+def test_a_captions_clip_shows_its_cues_from_its_start(api, tmp_path):
+    subtitles = media.srt(tmp_path / "c.srt", (0.0, 0.5, "FIRST LINE"))
+    edit = edit_of([{"asset": {"type": "captions", "src": "attach:subs"}, "start": 1, "length": 1}],
+                   [color_clip("#000000", 0, 2)])
+    r = post(api, "/api/compose", {"edit": json.dumps(edit), "subs": subtitles})
+    assert r.status_code == 200, r.body[:500]
+    out = save(r, tmp_path / "o.mp4")
+    bright = [(media.frame_at(out, t).sum(axis=2) > 600).sum() for t in (0.5, 1.2, 1.8)]
+    assert bright[0] == 0 and bright[1] > 50 and bright[2] == 0
+
+
+def test_an_hdr_source_is_tone_mapped_as_everywhere_else(api, tmp_path):
+    hdr = media.pq_patches(tmp_path / "hdr.mp4", [100, 1000], seconds=1)
+    edit = edit_of([{"asset": {"type": "video", "src": "attach:v"}, "start": 0}])
+    r = post(api, "/api/compose", {"edit": json.dumps(edit), "v": hdr})
+    assert r.status_code == 200, r.body[:500]
+    composed = media.frame_at(save(r, tmp_path / "c.mp4"), 0.5).astype(int)
+    r = post(api, "/api/trim", {"video": hdr, "start": "0"})
+    trimmed = media.frame_at(save(r, tmp_path / "t.mp4"), 0.5).astype(int)
+    assert np.abs(composed - trimmed).mean() < 4
+    assert composed[H // 2, W // 4].mean() + 20 < composed[H // 2, 3 * W // 4].mean()  # 100 nits below 1000
