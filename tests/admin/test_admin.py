@@ -52,7 +52,9 @@ def test_admin_lists_searches_and_shows_saved_templates(admin_client):
     detail = admin_client.get(f"/admin/renders/composetemplate/{promo.pk}/change/")
     assert detail.status_code == 200
     html = detail.content.decode()
-    assert '"text": "Hi {{name}} &lt;b&gt;"' in html.replace("&quot;", '"')  # pretty JSON, escaped
+    shown = html.replace("&quot;", '"')
+    assert '{\n  "timeline": {\n    "tracks": [' in shown  # pretty JSON
+    assert '"text": "Hi {{name}} &lt;b&gt;"' in shown  # escaped
     assert 'name="name"' not in html  # read-only: no form fields to change it
     assert admin_client.get("/admin/renders/composetemplate/add/").status_code == 403
     assert admin_client.post(f"/admin/renders/composetemplate/{other.pk}/delete/", {"post": "yes"}).status_code == 302
