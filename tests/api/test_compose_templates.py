@@ -240,3 +240,20 @@ def test_merge_values_are_text_never_structure(api, value):
     white = (pixels.min(axis=2) > 200).mean()
     red = ((pixels[..., 0] > 200) & (pixels[..., 1] < 60) & (pixels[..., 2] < 60)).mean()
     assert red > 0.5 and white > 0.002, (red, white)  # the text is drawn over the colour
+
+
+def test_a_template_render_may_be_a_job(api):
+    template = save(api, GREETING)
+    url = f"/api/templates/{template['id']}/render"
+    first = send(api, "post", url, {"merge": {"name": "Later"}}, HTTP_PREFER="respond-async",
+                 HTTP_IDEMPOTENCY_KEY="greeting-1")
+    assert first.status_code == 202 and first["Preference-Applied"] == "respond-async"
+    job = first.json()
+    assert job["endpoint"] == "template-render" and first["Location"] == f"/api/jobs/{job['id']}"
+    log = RenderLog.objects.get(pk=job["id"])
+    assert log.is_job and log.params["edit"]["timeline"]["tracks"][0]["clips"][0]["asset"]["text"] == "Hello Later"
+    again = send(api, "post", url, {"merge": {"name": "Later"}}, HTTP_PREFER="respond-async",
+                 HTTP_IDEMPOTENCY_KEY="greeting-1")
+    assert again.status_code == 202 and again.json()["id"] == job["id"]
+    assert send(api, "get", "/api/jobs").json()["results"][0]["id"] == job["id"]
+    assert send(api, "delete", f"/api/jobs/{job['id']}").status_code == 204  # cancelled: nothing left
