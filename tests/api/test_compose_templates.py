@@ -257,3 +257,10 @@ def test_a_template_render_may_be_a_job(api):
     assert again.status_code == 202 and again.json()["id"] == job["id"]
     assert send(api, "get", "/api/jobs").json()["results"][0]["id"] == job["id"]
     assert send(api, "delete", f"/api/jobs/{job['id']}").status_code == 204  # cancelled: nothing left
+
+
+def test_templates_need_a_key(client):
+    for method, url in (("get", "/api/templates"), ("post", "/api/templates"),
+                        ("get", f"/api/templates/{uuid.uuid4()}"), ("post", f"/api/templates/{uuid.uuid4()}/render")):
+        response = getattr(client, method)(url, content_type="application/json")
+        assert (response.status_code, response.json()["code"]) == (401, "not_authenticated"), (method, url)
