@@ -11,7 +11,7 @@ import uuid
 
 from django.http import Http404
 from rest_framework import exceptions, serializers
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -27,8 +27,11 @@ MAX_BODY_BYTES = MAX_EDIT_BYTES + 16 * 1024  # an edit, its name and description
 RENDER_KEYS = ("merge", "output")
 
 
-class BodyParser(JSONParser):
-    """A JSON object of at most MAX_BODY_BYTES (413 past it, without reading further)."""
+class BodyParser(BaseParser):
+    """A JSON object of at most MAX_BODY_BYTES (413 past it, without reading further; DRF would read a
+    JSONParser's whole body into memory first)."""
+
+    media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None):
         body = stream.read(MAX_BODY_BYTES + 1) if stream is not None else b""

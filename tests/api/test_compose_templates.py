@@ -264,3 +264,12 @@ def test_templates_need_a_key(client):
                         ("get", f"/api/templates/{uuid.uuid4()}"), ("post", f"/api/templates/{uuid.uuid4()}/render")):
         response = getattr(client, method)(url, content_type="application/json")
         assert (response.status_code, response.json()["code"]) == (401, "not_authenticated"), (method, url)
+
+
+def test_a_body_over_the_limit_is_413(api):
+    from renders.api.template_views import MAX_BODY_BYTES
+
+    big = b'{"name": "x", "edit": {"pad": "' + b"x" * MAX_BODY_BYTES + b'"}}'
+    response = api.post("/api/templates", big, content_type="application/json")
+    assert (response.status_code, response.json()["code"]) == (413, "payload_too_large")
+    assert not ComposeTemplate.objects.exists()
