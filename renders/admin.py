@@ -22,7 +22,7 @@ from renders.errors import ERROR_CODES
 from renders.health import job_stats
 from renders.lifecycle import jobs, sweep
 from renders.lifecycle.workspace import CleanupError, temp_root
-from renders.models import RenderLog, WebhookDelivery
+from renders.models import ComposeTemplate, RenderLog, WebhookDelivery
 
 
 def dashboard():
@@ -350,6 +350,29 @@ class RenderLogAdmin(admin.ModelAdmin):
     @admin.display(description="FFmpeg stderr (tail)")
     def ffmpeg_stderr_pretty(self, obj):
         return self._pre(obj.ffmpeg_stderr or "-")
+
+
+# ---- saved compose templates ---------------------------------------------------------------
+
+
+@admin.register(ComposeTemplate)
+class ComposeTemplateAdmin(admin.ModelAdmin):
+    """Clients' saved edits (made and changed through the API): seen, searched by name, deleted."""
+
+    list_display = ("name", "owner", "created_at", "updated_at")
+    search_fields = ("name",)
+    fields = ("id", "name", "owner", "description", "edit_pretty", "created_at", "updated_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="edit")
+    def edit_pretty(self, obj):
+        return RenderLogAdmin._pre(json.dumps(obj.edit, indent=2, ensure_ascii=False))
 
 
 # ---- API keys ---------------------------------------------------------------------------

@@ -169,6 +169,26 @@ def statuses_for(job_status: str) -> list[str]:
     return [code for code, shown in JOB_STATUS_OF.items() if shown == job_status and code != _S.RECEIVED]
 
 
+class ComposeTemplate(models.Model):
+    """A client's saved compose edit, {{placeholders}} left in: rendered later with merge values."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.CharField(max_length=80,
+                             help_text="who may use it: key:<prefix>, user:<id>, or anonymous (as a job's)")
+    name = models.CharField(max_length=200)
+    description = models.TextField(max_length=2000, blank=True)
+    edit = models.JSONField(help_text="the compose edit, placeholders unmerged")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "created_at"])]
+
+    def __str__(self):
+        return f"{self.name} ({self.owner})"
+
+
 class JobHost(models.Model):
     """A render host whose render_worker is alive: the worker touches its row every second. A job queued on a
     host whose worker has not been seen for VIDEOAPI_JOB_START_TIMEOUT fails (nobody would ever run it); a

@@ -3,7 +3,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from renders import health
-from renders.api import compose, job_views, views
+from renders.api import compose, job_views, template_views, views
 
 app_name = "renders"
 
@@ -16,6 +16,10 @@ urlpatterns = [
     path("api/jobs", job_views.JobListView.as_view(), name="jobs"),
     path("api/jobs/<str:job_id>", job_views.JobView.as_view(), name="job"),
     path("api/jobs/<str:job_id>/result", job_views.JobResultView.as_view(), name="job-result"),
+    path("api/templates", template_views.TemplateListView.as_view(), name="templates"),
+    path("api/templates/<str:template_id>", template_views.TemplateView.as_view(), name="template"),
+    path("api/templates/<str:template_id>/render", template_views.TemplateRenderView.as_view(),
+         name="template-render"),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/?$", SpectacularSwaggerView.as_view(url_name="renders:schema"), name="docs"),
     path("", RedirectView.as_view(url="/api/", permanent=False)),

@@ -9,13 +9,11 @@ import ipaddress
 import uuid
 
 from django.http import Http404, HttpResponse
-from django.utils.dateparse import parse_datetime
-from rest_framework.exceptions import NotFound
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from renders.api.asynchronous import owner_of
+from renders.api.pagination import NewestFirst
 from renders.api.responses import result_response
 from renders.api.schema import document_job, document_job_list, document_job_result
 from renders.errors import Misdirected, invalid
@@ -33,39 +31,6 @@ def owned(request, job_id) -> RenderLog:
         raise Http404 from None
     request.render_id = log.pk  # errors from here on name it
     return log
-
-
-class JobPages(CursorPagination):
-    page_size = 20
-    page_size_query_param = "limit"
-    max_page_size = 100
-    ordering = "-received_at"
-
-    def get_page_size(self, request):
-        """`limit`: 1 to 100, or absent (20); anything else is a 400 naming it (DRF would ignore it silently)."""
-        value = request.query_params.get(self.page_size_query_param)
-        if value is None:
-            return self.page_size
-        if not (value.isascii() and value.isdigit() and 1 <= int(value) <= self.max_page_size):
-            raise invalid("limit", f"must be an integer from 1 to {self.max_page_size}")
-        return int(value)
-
-    def decode_cursor(self, request):
-        """Only a cursor this service made: one that decodes to anything else (a position that is no time, a
-        garbled offset) is a 400 naming `cursor`, never a page of something else or a 500."""
-        refused = invalid("cursor", "not a cursor this service made: follow `next` or `previous`")
-        try:
-            cursor = super().decode_cursor(request)
-        except NotFound:  # DRF's answer to a cursor it cannot decode: a bad parameter, not a missing page
-            raise refused from None
-        if cursor is not None and cursor.position is not None:
-            try:
-                moment = parse_datetime(cursor.position)
-            except ValueError:
-                moment = None
-            if moment is None:
-                raise refused
-        return cursor
 
 
 class JobView(APIView):
@@ -90,7 +55,7 @@ class JobListView(APIView):
             if wanted not in JobStatus.values:
                 raise invalid("status", f"must be one of {', '.join(JobStatus.values)}")
             found = found.filter(status__in=statuses_for(wanted))
-        pages = JobPages()
+        pages = NewestFirst("-received_at")
         page = pages.paginate_queryset(found, request, view=self)
         return pages.get_paginated_response(JobSerializer(page, many=True, context={"request": request}).data)
 

@@ -36,3 +36,26 @@ def test_admin_offers_no_plain_tokens(admin_client, admin_user):
         assert admin_client.get(url).status_code == 404, url
     assert admin_client.post("/admin/authtoken/tokenproxy/add/", {"user": admin_user.pk}).status_code == 404
     assert not Token.objects.exists()
+
+
+def test_admin_lists_searches_and_shows_saved_templates(admin_client):
+    from renders.models import ComposeTemplate
+
+    edit = {"timeline": {"tracks": [{"clips": [{"asset": {"type": "text", "text": "Hi {{name}} <b>"}, "start": 0,
+                                                "length": 1}]}]}}
+    promo = ComposeTemplate.objects.create(owner="key:abcd1234", name="Spring promo", edit=edit)
+    other = ComposeTemplate.objects.create(owner="user:7", name="Outro card", edit={"timeline": {}})
+    page = admin_client.get("/admin/renders/composetemplate/").content.decode()
+    assert "Spring promo" in page and "Outro card" in page and "key:abcd1234" in page
+    found = admin_client.get("/admin/renders/composetemplate/?q=spring").content.decode()
+    assert "Spring promo" in found and "Outro card" not in found
+    detail = admin_client.get(f"/admin/renders/composetemplate/{promo.pk}/change/")
+    assert detail.status_code == 200
+    html = detail.content.decode()
+    shown = html.replace("&quot;", '"')
+    assert '{\n  "timeline": {\n    "tracks": [' in shown  # pretty JSON
+    assert '"text": "Hi {{name}} &lt;b&gt;"' in shown  # escaped
+    assert 'name="name"' not in html  # read-only: no form fields to change it
+    assert admin_client.get("/admin/renders/composetemplate/add/").status_code == 403
+    assert admin_client.post(f"/admin/renders/composetemplate/{other.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert list(ComposeTemplate.objects.all()) == [promo]
