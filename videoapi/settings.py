@@ -391,6 +391,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "renders.api.schema.paths_without_trailing_slash",
         "renders.api.schema.contract_and_examples",
+        "renders.api.schema.edit_components",
     ],
 }
 

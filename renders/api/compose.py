@@ -19,6 +19,7 @@ from renders.api.asynchronous import JobRequest, accepted
 from renders.api.callbacks import CallbackUrlField
 from renders.api.edit import Edit, edit_schema, parse_edit
 from renders.api.responses import file_response
+from renders.api.schema import document_compose, document_compose_schema
 from renders.api.serializers import download_name
 from renders.api.throttling import RenderRateThrottle
 from renders.api.views import AnswerInJSON
@@ -35,27 +36,29 @@ MAX_EDIT_BYTES = 1024 * 1024  # a JSON edit (100 clips of 500 characters of text
 
 
 class EditParser(BaseParser):
-    """A JSON body of at most MAX_EDIT_BYTES (413 past it, without reading further). (Not DRF's JSONParser,
-    which DRF hands the whole body read into memory, before any limit of ours.)"""
+    """A JSON object of at most `limit` bytes (413 past it, without reading further), refusals naming `field`.
+    (Not DRF's JSONParser, which DRF hands the whole body read into memory, before any limit of ours.)"""
 
     media_type = "application/json"
+    limit = MAX_EDIT_BYTES
+    field = "edit"
 
     def parse(self, stream, media_type=None, parser_context=None):
-        body = stream.read(MAX_EDIT_BYTES + 1) if stream is not None else b""
-        if len(body) > MAX_EDIT_BYTES:
-            raise PayloadTooLarge(f"edit: at most {MAX_EDIT_BYTES} bytes of JSON",
-                                  fields={"edit": [f"at most {MAX_EDIT_BYTES} bytes of JSON"]})
-        return decode_edit(body)
+        body = stream.read(self.limit + 1) if stream is not None else b""
+        if len(body) > self.limit:
+            message = f"at most {self.limit} bytes of JSON"
+            raise PayloadTooLarge(f"{self.field}: {message}", fields={self.field: [message]})
+        return decode_edit(body, self.field)
 
 
-def decode_edit(body) -> dict:
+def decode_edit(body, field: str = "edit") -> dict:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"edit: is not valid JSON ({exc})", fields={"edit": [f"is not valid JSON ({exc})"]}) \
+        raise InvalidInput(f"{field}: is not valid JSON ({exc})", fields={field: [f"is not valid JSON ({exc})"]}) \
             from None
     if not isinstance(data, dict):
-        raise invalid("edit", "must be a JSON object")
+        raise invalid(field, "must be a JSON object")
     return data
 
 
@@ -175,6 +178,7 @@ class ComposeView(APIView):
     def get_throttles(self):
         return [RenderRateThrottle()] if settings.VIDEOAPI_THROTTLE_RATE else []
 
+    @document_compose
     def post(self, request, *args, **kwargs):
         return self.render_edit(request)
 
@@ -214,6 +218,7 @@ class ComposeView(APIView):
 class ComposeSchemaView(APIView):
     """GET /api/compose/schema: the edit's JSON Schema."""
 
+    @document_compose_schema
     def get(self, request):
         return Response(edit_schema(), headers={"Cache-Control": "public, max-age=300"})
 

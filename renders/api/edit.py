@@ -366,3 +366,17 @@ def first_problem(errors: dict) -> str:
     path, messages = next(iter(errors.items()))
     more = len(errors) - 1
     return f"{path}: {messages[0]}" + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def compose_options() -> dict:
+    """What GET /api/options says of compose: the choices an editor offers, and the limits."""
+    return {
+        "path": "/api/compose", "schema": "/api/compose/schema", "templates": "/api/templates",
+        "asset_types": list(composition_types()), "transitions": list(composition.TRANSITIONS),
+        "effects": list(composition.EFFECTS), "positions": list(composition.POSITIONS),
+        "fits": ["contain", "cover", "blur", "none"], "formats": ["mp4", "webm", "gif", "png", "jpg"],
+        "sources": ["https://...", "attach:<field>"],
+        "limits": {"tracks": MAX_TRACKS, "clips": MAX_CLIPS, "text_characters": MAX_TEXT,
+                   "merge_value_characters": MAX_MERGE_VALUE, "output_seconds": settings.VIDEOAPI_MAX_OUTPUT_SECONDS,
+                   "source_bytes": settings.VIDEOAPI_MAX_UPLOAD_BYTES},
+    }

@@ -10,6 +10,8 @@ for every operation (what Swagger UI's "Try it out" sends untouched). The
 schema stands alone: a client of a deployed service has nothing else to read.
 """
 
+import json
+
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
@@ -24,6 +26,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from renders.api.authentication import keys_required
+from renders.api.edit import edit_schema
 from renders.api.fields import Published
 from renders.api.serializers import JoinSerializer
 from renders.errors import CODES
@@ -501,3 +504,137 @@ def paths_without_trailing_slash(result, generator, request, public):
     """The docs name the paths without the slash (both forms are served)."""
     result["paths"] = {path.rstrip("/") or "/": item for path, item in result["paths"].items()}
     return result
+
+
+# ---- compose and saved templates -------------------------------------------------------------------
+
+EDIT = {"$ref": "#/components/schemas/ComposeEdit"}
+EDIT_EXAMPLE = {  # renders without any file: what "Try it out" sends
+    "timeline": {"background": "#101820", "tracks": [
+        {"clips": [{"asset": {"type": "text", "text": "Hello {{name}}", "style": {"size": 0.08}},
+                    "start": 0.5, "length": 2, "position": "bottom", "transition": {"in": "fade", "out": "fade"}}]},
+        {"clips": [{"asset": {"type": "color", "color": "#1E88E5"}, "start": 0, "length": 3, "scale": 0.6,
+                    "effect": None, "transition": {"in": "slide-left"}}]}]},
+    "output": {"format": "mp4", "canvas": "16:9"},
+    "merge": {"name": "Ada"},
+    "final_filename": "welcome",
+}
+EDIT_EXAMPLE["timeline"]["tracks"][1]["clips"][0].pop("effect")
+RENDERED = OpenApiResponse(OpenApiTypes.BINARY, description="the rendered file (video/mp4, video/webm, image/gif, "
+                           "image/png or image/jpeg, by `output.format`); headers X-Render-Id, Content-Disposition, "
+                           "Cache-Control: no-store, Server-Timing")
+COMPOSE_TEXT = (
+    "Renders the client's own edit: clips of video, images, text, colour, sound and captions placed on a "
+    "timeline in tracks (the first track on top), over a background, with fits, positions, opacity, transitions "
+    "(fade, wipes, slides), Ken Burns effects, a soundtrack with ducking, and the output as mp4, webm, gif, or "
+    "one frame as png/jpg at `output.frame_at`.\n\n"
+    "The body is the edit as JSON, or `multipart/form-data` with the JSON in `edit` and the files it names as "
+    "`attach:<field>`. Sources may also be `https://` URLs, fetched by the service (public addresses only). "
+    "`{{name}}` placeholders in string values are replaced from `merge` after parsing. The edit is checked whole "
+    "before anything is fetched: a 400 lists every problem under its JSON path "
+    "(`timeline.tracks[1].clips[0].start`); an unknown field is a problem. Its JSON Schema is at "
+    "`GET /api/compose/schema`.\n\n"
+    "With `Prefer: respond-async` (or a `callback_url` in the edit) the answer is a job (202), and URL sources "
+    "are fetched by the job.\n\n"
+    "```bash\ncurl -X POST $BASE/api/compose -H \"Authorization: Token $TOKEN\" -H 'Content-Type: application/json' "
+    "\\\n  -d '{\"timeline\": {\"tracks\": [{\"clips\": [{\"asset\": {\"type\": \"text\", \"text\": \"Hello\"}, "
+    "\"start\": 0, \"length\": 2}]}]}}' -o hello.mp4\n```")
+
+
+def compose_request() -> dict:
+    return {"application/json": {"schema": EDIT, "example": EDIT_EXAMPLE},
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["edit"],
+                "properties": {"edit": {"type": "string", "description": "the edit's JSON",
+                                        "example": json.dumps(EDIT_EXAMPLE)}},
+                "additionalProperties": {"type": "string", "format": "binary",
+                                         "description": "a file the edit names as attach:<field>"}}}}
+
+
+def compose_responses() -> dict:
+    return {**{(200, kind): RENDERED for kind in (*RESULT_TYPES, "image/png", "image/jpeg")},
+            202: OpenApiResponse(JobSerializer, description="with `Prefer: respond-async` or a `callback_url`: the "
+                                 "job, queued; headers Location, Preference-Applied, X-Render-Id"),
+            **{status: ERRORS[status] for status in RENDER_ERRORS}}
+
+
+document_compose = extend_schema(
+    operation_id="compose", tags=["compose"], summary="Render your own edit (tracks, clips, transitions, text)",
+    description=COMPOSE_TEXT, request=None, parameters=JOB_REQUEST_HEADERS, responses=compose_responses())
+document_compose_schema = extend_schema(
+    operation_id="compose_schema", tags=["compose"], summary="The edit's JSON Schema",
+    description="The JSON Schema (draft 2020-12) of a compose edit: what editors and client generators validate "
+                "against before sending. Its rules are the ones POST /api/compose applies.",
+    responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="a JSON Schema"), 401: ERRORS[401]})
+TEMPLATE_ID = OpenApiParameter("template_id", OpenApiTypes.UUID, OpenApiParameter.PATH,
+                               description="the template's id")
+TEMPLATE_TEXT = ("A saved template is an edit with `{{placeholders}}`, kept for this client (another client's is "
+                 "404). It is checked as far as it can be without merge values: problems come under `edit.<path>`.")
+
+
+def edit_components(result, generator, request, public):
+    """The edit's JSON Schema (from its pydantic models) as components, and as the body of POST /api/compose and
+    of the saved templates' `edit`."""
+    schema = edit_schema()
+    definitions = schema.pop("$defs", {})
+    schema.pop("$schema", None)
+
+    def retarget(node):
+        if isinstance(node, dict):
+            return {key: (f"#/components/schemas/ComposeEdit{value.rsplit('/', 1)[1]}"
+                          if key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/")
+                          else retarget(value)) for key, value in node.items()}
+        if isinstance(node, list):
+            return [retarget(item) for item in node]
+        return node
+
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["ComposeEdit"] = retarget(schema)
+    for name, definition in definitions.items():
+        schemas[f"ComposeEdit{name}"] = retarget(definition)
+    compose = result["paths"].get("/api/compose", {}).get("post")
+    if compose is not None:
+        compose["requestBody"] = {"required": True, "content": compose_request()}
+    return result
+
+
+TEMPLATE = inline_serializer("ComposeTemplate", {
+    "id": serializers.UUIDField(read_only=True), "name": serializers.CharField(max_length=200),
+    "description": serializers.CharField(max_length=2000, required=False),
+    "edit": serializers.DictField(help_text="a compose edit, {{placeholders}} allowed (ComposeEdit)"),
+    "placeholders": serializers.ListField(child=serializers.CharField(), read_only=True),
+    "created_at": serializers.DateTimeField(read_only=True), "updated_at": serializers.DateTimeField(read_only=True)})
+TEMPLATE_BODY = inline_serializer("ComposeTemplateBody", {
+    "name": serializers.CharField(max_length=200), "description": serializers.CharField(required=False),
+    "edit": serializers.DictField()})
+RENDER_BODY = inline_serializer("ComposeTemplateRender", {
+    "merge": serializers.DictField(required=False, help_text="a value (text) for each {{placeholder}}"),
+    "output": serializers.DictField(required=False, help_text="output keys over the template's own")})
+document_template_list = extend_schema_view(
+    get=extend_schema(operation_id="templates_list", tags=["compose"], summary="This client's saved templates",
+                      description=f"{TEMPLATE_TEXT} Newest first, in pages like the jobs list.",
+                      parameters=[OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100})],
+                      responses={200: inline_serializer("ComposeTemplatePage", {
+                          "next": serializers.URLField(allow_null=True),
+                          "previous": serializers.URLField(allow_null=True), "results": TEMPLATE}),
+                          400: ERRORS[400], 401: ERRORS[401]}),
+    post=extend_schema(operation_id="templates_create", tags=["compose"], summary="Save a template",
+                       description=TEMPLATE_TEXT, request=TEMPLATE_BODY,
+                       responses={201: TEMPLATE, 400: ERRORS[400], 401: ERRORS[401], 413: ERRORS[413],
+                                  415: ERRORS[415]}))
+document_template = extend_schema_view(
+    get=extend_schema(operation_id="templates_read", tags=["compose"], summary="A saved template",
+                      parameters=[TEMPLATE_ID], responses={200: TEMPLATE, 401: ERRORS[401], 404: NOT_FOUND}),
+    put=extend_schema(operation_id="templates_replace", tags=["compose"], summary="Replace a saved template",
+                      description=TEMPLATE_TEXT, parameters=[TEMPLATE_ID], request=TEMPLATE_BODY,
+                      responses={200: TEMPLATE, 400: ERRORS[400], 401: ERRORS[401], 404: NOT_FOUND}),
+    delete=extend_schema(operation_id="templates_delete", tags=["compose"], summary="Delete a saved template",
+                         parameters=[TEMPLATE_ID],
+                         responses={204: OpenApiResponse(description="deleted"), 401: ERRORS[401], 404: NOT_FOUND}))
+document_template_render = extend_schema(
+    operation_id="templates_render", tags=["compose"], summary="Render a saved template with merge values",
+    description="The template's edit, its `output` keys overridden one by one by the request's, merged with "
+                "`merge`, rendered exactly as POST /api/compose renders an edit (synchronous or as a job). A "
+                "placeholder without a value is 400 naming `merge.<name>`.",
+    parameters=[TEMPLATE_ID, *JOB_REQUEST_HEADERS], request=RENDER_BODY,
+    responses={**compose_responses(), 404: NOT_FOUND})

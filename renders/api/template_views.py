@@ -6,44 +6,31 @@ exactly as POST /api/compose renders an edit. A client sees only its own
 templates (asynchronous.owner_of): another client's is 404, like a missing one.
 """
 
-import json
 import uuid
 
 from django.http import Http404
 from rest_framework import exceptions, serializers
-from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from renders.api.asynchronous import owner_of
-from renders.api.compose import MAX_EDIT_BYTES, ComposeView
+from renders.api.compose import MAX_EDIT_BYTES, ComposeView, EditParser
 from renders.api.edit import parse_edit, placeholders
 from renders.api.pagination import NewestFirst
+from renders.api.schema import document_template, document_template_list, document_template_render
 from renders.api.views import AnswerInJSON
-from renders.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia, invalid
+from renders.errors import InvalidInput, UnsupportedMedia, invalid
 from renders.models import ComposeTemplate
 
 MAX_BODY_BYTES = MAX_EDIT_BYTES + 16 * 1024  # an edit, its name and description
 RENDER_KEYS = ("merge", "output")
 
 
-class BodyParser(BaseParser):
-    """A JSON object of at most MAX_BODY_BYTES (413 past it, without reading further; DRF would read a
-    JSONParser's whole body into memory first)."""
+class BodyParser(EditParser):
+    """The body of a template request: a JSON object of at most MAX_BODY_BYTES."""
 
-    media_type = "application/json"
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        body = stream.read(MAX_BODY_BYTES + 1) if stream is not None else b""
-        if len(body) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"the body is over {MAX_BODY_BYTES} bytes of JSON")
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"the body is not valid JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise InvalidInput("the body must be a JSON object")
-        return data
+    limit = MAX_BODY_BYTES
+    field = "body"
 
 
 def body_of(request) -> dict:
@@ -104,6 +91,7 @@ class JSONView(APIView):
     content_negotiation_class = AnswerInJSON
 
 
+@document_template_list
 class TemplateListView(JSONView):
     def get(self, request):
         pages = NewestFirst("-created_at")
@@ -117,6 +105,7 @@ class TemplateListView(JSONView):
                         headers={"Location": f"/api/templates/{template.pk}", "Cache-Control": "no-store"})
 
 
+@document_template
 class TemplateView(JSONView):
     def get(self, request, template_id):
         template = owned(request, template_id)
@@ -140,6 +129,7 @@ class TemplateRenderView(ComposeView):
     parser_classes = [BodyParser]
     endpoint = "template-render"
 
+    @document_template_render
     def post(self, request, template_id):
         template = owned(request, template_id)
         body = body_of(request)

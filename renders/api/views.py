@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from renders.api.asynchronous import JobRequest, accepted
+from renders.api.edit import compose_options
 from renders.api.options import options_document
 from renders.api.responses import file_response
 from renders.api.schema import document, document_options
@@ -105,7 +106,7 @@ class OptionsView(APIView):
 
     @document_options
     def get(self, request):
-        return Response(options_document(RENDER_VIEWS))
+        return Response({**options_document(RENDER_VIEWS), "compose": compose_options()})
 
 
 def not_found(request, exception=None):

@@ -479,3 +479,35 @@ def test_an_hdr_source_is_tone_mapped_as_everywhere_else(api, tmp_path):
     trimmed = media.frame_at(save(r, tmp_path / "t.mp4"), 0.5).astype(int)
     assert np.abs(composed - trimmed).mean() < 4
     assert composed[H // 2, W // 4].mean() + 20 < composed[H // 2, 3 * W // 4].mean()  # 100 nits below 1000
+
+
+def test_options_and_the_openapi_schema_describe_compose(api):
+    options = api.get("/api/options").json()["compose"]
+    assert options["transitions"] == ["fade", "wipe-left", "wipe-right", "slide-left", "slide-right", "slide-up",
+                                      "slide-down"]
+    assert options["effects"] == ["zoom-in", "zoom-out", "pan-left", "pan-right"]
+    assert options["formats"] == ["mp4", "webm", "gif", "png", "jpg"] and options["limits"]["clips"] == 100
+    doc = api.get("/api/schema", HTTP_ACCEPT="application/json").json()
+    body = doc["paths"]["/api/compose"]["post"]["requestBody"]["content"]
+    assert body["application/json"]["schema"] == {"$ref": "#/components/schemas/ComposeEdit"}
+    schemas = doc["components"]["schemas"]
+
+    def refs(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "$ref":
+                    yield value
+                else:
+                    yield from refs(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from refs(item)
+
+    missing = {ref for ref in refs(doc) if ref.rsplit("/", 1)[1] not in schemas}
+    assert missing == set()
+    assert "ComposeEditClip" in schemas and "opacity" in schemas["ComposeEditClip"]["properties"]
+    example = body["application/json"]["example"]
+    import jsonschema
+
+    jsonschema.validate(example, api.get("/api/compose/schema").json())
+    assert compose(api, example).status_code == 200  # what "Try it out" sends untouched renders

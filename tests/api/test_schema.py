@@ -30,7 +30,9 @@ REQUIRED = {
 def test_every_endpoint_is_described(client):
     doc = schema(client)
     jobs = {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/result"}
-    assert set(doc["paths"]) == set(REQUIRED) | {"/api/concatenate-multipart", "/api/options"} | jobs
+    compose = {"/api/compose", "/api/compose/schema", "/api/templates", "/api/templates/{template_id}",
+               "/api/templates/{template_id}/render"}
+    assert set(doc["paths"]) == set(REQUIRED) | {"/api/concatenate-multipart", "/api/options"} | jobs | compose
     assert set(doc["paths"]["/api/options"]) == {"get"}
     assert set(doc["paths"]["/api/jobs/{job_id}"]) == {"get", "delete"}
     job = doc["components"]["schemas"]["Job"]["properties"]
@@ -255,8 +257,9 @@ def test_description_follows_the_auth_setting(client, settings):
 def test_security_follows_the_auth_setting(client, settings):
     """One auth decision (VIDEOAPI_AUTH, read per request) for the endpoints and for what the schema says."""
     operations = [op for item in schema(client)["paths"].values() for op in item.values()]
-    assert len(operations) == 15 and all(op["security"] == [{"tokenAuth": []}] for op in operations)
+    assert len(operations) == 23 and all(op["security"] == [{"tokenAuth": []}] for op in operations)
     assert client.post("/api/trim").status_code == 401 and client.get("/api/options").status_code == 401
+    assert client.post("/api/compose").status_code == 401 and client.get("/api/templates").status_code == 401
     settings.VIDEOAPI_AUTH = "none"
     doc = schema(client)
     assert all(op["security"] == [{}] for item in doc["paths"].values() for op in item.values())
