@@ -104,7 +104,7 @@ class EndpointFilter(ValuesFilter):
     def values(self):
         from renders.api.views import RENDER_VIEWS
 
-        return [view.endpoint for view in RENDER_VIEWS]
+        return [view.endpoint for view in RENDER_VIEWS] + ["compose", "template-render"]
 
 
 class ErrorCodeFilter(ValuesFilter):

@@ -54,7 +54,7 @@ CODES = {
                              "RenderLog: its client saw the connection drop"),
     "method_not_allowed": Code(405, "a method the path does not take (`Allow` lists those it does)"),
     "permission_denied": Code(403, "the key may not do this"),
-    "not_found": Code(404, "no such path, or no such job (another client's job included)"),
+    "not_found": Code(404, "no such path, or no such job or saved template (another client's included)"),
     "error": Code(None, "any other refusal by the HTTP layer, with its own status"),
     "client_disconnected": Code(400, "the client went away before its request body was complete (fewer bytes "
                                      "than its `Content-Length`, a reset connection, a chunked body cut off): "

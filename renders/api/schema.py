@@ -580,12 +580,29 @@ def edit_components(result, generator, request, public):
     schema.pop("$schema", None)
 
     def retarget(node):
-        if isinstance(node, dict):
-            return {key: (f"#/components/schemas/ComposeEdit{value.rsplit('/', 1)[1]}"
-                          if key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/")
-                          else retarget(value)) for key, value in node.items()}
+        """JSON Schema 2020-12 as OpenAPI 3.0 says it: refs to components, `nullable` for a null type, `enum`
+        for `const`, boolean exclusive bounds."""
         if isinstance(node, list):
             return [retarget(item) for item in node]
+        if isinstance(node, str) and node.startswith("#/$defs/"):
+            return f"#/components/schemas/ComposeEdit{node.rsplit('/', 1)[1]}"
+        if not isinstance(node, dict):
+            return node
+        node = {key: retarget(value) for key, value in node.items()}
+        options = node.get("anyOf")
+        if options and {"type": "null"} in options:
+            rest = [option for option in options if option != {"type": "null"}]
+            node.pop("anyOf")
+            if len(rest) == 1:
+                node.update(rest[0] if "$ref" not in rest[0] else {"allOf": rest})
+            else:
+                node["anyOf"] = rest
+            node["nullable"] = True
+        if "const" in node:
+            node["enum"] = [node.pop("const")]
+        for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+            if isinstance(node.get(bound), (int, float)) and not isinstance(node[bound], bool):
+                node[plain], node[bound] = node[bound], True
         return node
 
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
@@ -598,12 +615,17 @@ def edit_components(result, generator, request, public):
     return result
 
 
-TEMPLATE = inline_serializer("ComposeTemplate", {
-    "id": serializers.UUIDField(read_only=True), "name": serializers.CharField(max_length=200),
-    "description": serializers.CharField(max_length=2000, required=False),
-    "edit": serializers.DictField(help_text="a compose edit, {{placeholders}} allowed (ComposeEdit)"),
-    "placeholders": serializers.ListField(child=serializers.CharField(), read_only=True),
-    "created_at": serializers.DateTimeField(read_only=True), "updated_at": serializers.DateTimeField(read_only=True)})
+def template_answer(**kwargs):
+    return inline_serializer("ComposeTemplate", {
+        "id": serializers.UUIDField(read_only=True), "name": serializers.CharField(max_length=200),
+        "description": serializers.CharField(max_length=2000, required=False),
+        "edit": serializers.DictField(help_text="a compose edit, {{placeholders}} allowed (ComposeEdit)"),
+        "placeholders": serializers.ListField(child=serializers.CharField(), read_only=True),
+        "created_at": serializers.DateTimeField(read_only=True),
+        "updated_at": serializers.DateTimeField(read_only=True)}, **kwargs)
+
+
+TEMPLATE = template_answer()
 TEMPLATE_BODY = inline_serializer("ComposeTemplateBody", {
     "name": serializers.CharField(max_length=200), "description": serializers.CharField(required=False),
     "edit": serializers.DictField()})
@@ -616,7 +638,7 @@ document_template_list = extend_schema_view(
                       parameters=[OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100})],
                       responses={200: inline_serializer("ComposeTemplatePage", {
                           "next": serializers.URLField(allow_null=True),
-                          "previous": serializers.URLField(allow_null=True), "results": TEMPLATE}),
+                          "previous": serializers.URLField(allow_null=True), "results": template_answer(many=True)}),
                           400: ERRORS[400], 401: ERRORS[401]}),
     post=extend_schema(operation_id="templates_create", tags=["compose"], summary="Save a template",
                        description=TEMPLATE_TEXT, request=TEMPLATE_BODY,

@@ -5,8 +5,6 @@ fixture) that no workspace is left behind.
 """
 
 import json
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from renders.models import RenderLog
 
 from .. import media
 from ..conftest import post, save
+from ..sources import serving
 
 pytestmark = pytest.mark.django_db
 
@@ -175,31 +174,13 @@ def test_a_png_still_is_the_frame_the_video_shows_then(api, tmp_path):
 # ---- sources -------------------------------------------------------------------------------------
 
 
-class Counting(SimpleHTTPRequestHandler):
-    hits: list
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        self.hits.append(self.path)
-        super().do_GET()
-
-
 @pytest.fixture
 def source_server(tmp_path, settings):
     settings.VIDEOAPI_FETCH_ALLOW_PRIVATE = True
     root = tmp_path / "www"
     root.mkdir()
-    handler = type("Handler", (Counting,), {"hits": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: handler(*a, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.root, server.hits = root, handler.hits
-    server.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(root) as server:
+        yield server
 
 
 def test_a_url_used_twice_is_fetched_once(api, tmp_path, source_server):
@@ -298,6 +279,13 @@ def test_merge_fields_missing_and_values_that_are_not_text(api):
     fields = fields_of(compose(api, edit))
     assert fields == {"merge.team": ["must be text"],
                       "merge.name": ["missing: used by timeline.tracks[0].clips[0].asset.text"]}
+
+
+def test_a_merge_value_that_looks_like_a_placeholder_is_text(api, tmp_path):
+    edit = edit_of([{"asset": {"type": "text", "text": "{{a}}"}, "start": 0, "length": 1}], merge={"a": "{{b}}"})
+    r, _out = render(api, edit, tmp_path)
+    log = RenderLog.objects.get(id=r["X-Render-Id"])
+    assert log.params["layers"][0]["text"] == "{{b}}"  # drawn as it is: never substituted again
 
 
 def test_a_merge_value_cannot_change_the_structure(api, tmp_path):

@@ -134,6 +134,16 @@ def test_api_md_curl_examples_run_as_printed(token, samples, tmp_path):
     assert "x-trim-start:" in (tmp_path / "fast-headers.txt").read_text().lower()
     assert "x-concat-mode:" in (tmp_path / "join-headers.txt").read_text().lower()
     assert (tmp_path / "still.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+    # the compose guide's three examples
+    lower_third = media.probe(tmp_path / "lower-third.mp4")
+    assert abs(lower_third["v_duration"] - 8.0) < 0.05 and lower_third["acodec"] == "aac"  # the talk's length
+    slideshow = media.probe(tmp_path / "slideshow.mp4")
+    assert (slideshow["width"], slideshow["height"]) == (180, 180) and abs(slideshow["v_duration"] - 5.5) < 0.05
+    assert media.dominant_frequency(tmp_path / "slideshow.mp4", 1.0) == pytest.approx(660, abs=10)  # the music
+    for name in ("Ada", "Grace", "Katherine"):
+        assert abs(media.probe(tmp_path / f"welcome-{name}.mp4")["v_duration"] - 3.0) < 0.05
+    with Image.open(tmp_path / "welcome-poster.png") as poster:
+        assert poster.format == "PNG" and poster.size == (320, 180)
 
 
 def test_generated_python_client_renders_a_trim(token, clips, tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ from .. import media
 from ..conftest import leftovers, wait_for
 from ..jobclient import ASYNC, call, poll, submit
 from ..server import gunicorn, read_head
+from ..sources import serving
 
 pytestmark = [pytest.mark.server, pytest.mark.django_db(transaction=True)]
 
@@ -495,4 +496,32 @@ def test_a_job_carries_the_finishing_through_its_stored_plan(served, token, clip
     status, _head, body = call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)
     (tmp_path / "out.mp4").write_bytes(body)
     assert status == 200 and media.probe(tmp_path / "out.mp4")["acodec"] == "aac"
+    assert wait_for(lambda: leftovers() == [] or None, 5) is not None
+
+
+def test_a_composition_job_fetches_its_source_in_the_real_worker(served, token, tmp_path):
+    """POST /api/compose as a job through gunicorn: the 202 before any fetch, the URL fetched once by the
+    worker, the result the composition of the fetched clip; then a source that fails fails the job."""
+    served.start_worker(VIDEOAPI_FETCH_ALLOW_PRIVATE="true")
+    (tmp_path / "www").mkdir()
+    media.tone_clip(tmp_path / "www" / "red.mp4", color="red", freq=440, seconds=1, size="320x180")
+    with serving(tmp_path / "www") as source:
+        url = f"{source.url}/red.mp4"
+        edit = {"timeline": {"tracks": [{"clips": [{"asset": {"type": "video", "src": url}, "start": 0},
+                                                   {"asset": {"type": "video", "src": url}, "start": 1}]}]}}
+        status, _head, job = submit(served.address, token, "/api/compose", fields={"edit": json.dumps(edit)})
+        assert status == 202 and job["endpoint"] == "compose"
+        job, _seen = poll(served.address, token, job["id"])
+        assert job["status"] == "succeeded", job
+        assert source.hits == ["/red.mp4"]
+        status, _head, body = call(served.address, "GET", f"/api/jobs/{job['id']}/result", token)
+        assert status == 200
+        (tmp_path / "out.mp4").write_bytes(body)
+        out = media.probe(tmp_path / "out.mp4")
+        assert abs(out["frames"] / 25 - 2.0) <= 1 / 25 and out["acodec"] == "aac"
+        edit["timeline"]["tracks"][0]["clips"][1]["asset"]["src"] = f"{source.url}/gone.mp4"
+        status, _head, job = submit(served.address, token, "/api/compose", fields={"edit": json.dumps(edit)})
+        job, _seen = poll(served.address, token, job["id"])
+        assert job["status"] == "failed" and job["error"]["code"] == "invalid_input"
+        assert "timeline.tracks[0].clips[1].asset.src" in job["error"]["detail"] and "404" in job["error"]["detail"]
     assert wait_for(lambda: leftovers() == [] or None, 5) is not None
