@@ -499,3 +499,22 @@ def test_options_and_the_openapi_schema_describe_compose(api):
 
     jsonschema.validate(example, api.get("/api/compose/schema").json())
     assert compose(api, example).status_code == 200  # what "Try it out" sends untouched renders
+
+
+def test_the_plan_is_stored_whole_and_loads_back_equal(api, tmp_path, clips):
+    """The RenderLog's params are the resolved ComposePlan: loaded back, it is the same value (what a job's
+    worker does with the plan stored at its 202)."""
+    from renders import plans
+
+    edit = edit_of([{"asset": {"type": "text", "text": "Hi"}, "start": 0, "length": 1},
+                    {"asset": {"type": "video", "src": "attach:v", "trim": 0.5}, "start": 0.5,
+                     "transition": {"in": "wipe-left", "out": "slide-down", "duration": 0.2}}],
+                   timeline={"soundtrack": {"src": "attach:v"}})
+    r = post(api, "/api/compose", {"edit": json.dumps(edit), "v": clips.basic})
+    assert r.status_code == 200, r.body[:300]
+    params = RenderLog.objects.get(id=r["X-Render-Id"]).params
+    plan = plans.load(params)
+    assert isinstance(plan, plans.ComposePlan) and plan.resolved and plan.duration == 2.0
+    assert plans.dump(plan) == params
+    assert [source.media for source in plan.sources] == ["video", "audio"]  # one file, used two ways
+    assert plan.layers[1].transition_out == "slide-down" and plan.layers[1].length == 1.5
