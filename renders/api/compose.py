@@ -27,7 +27,7 @@ from renders.errors import InvalidInput, PayloadTooLarge, invalid
 from renders.lifecycle.fetch import check_url
 from renders.lifecycle.render import Render
 from renders.lifecycle.slots import render_slot
-from renders.lifecycle.sources import resolve
+from renders.lifecycle.sources import link_upload, resolve
 from renders.lifecycle.submission import submit
 from renders.media.spec import FORMATS, house_format
 from renders.plans.running import perform
@@ -76,11 +76,12 @@ def edit_and_files(data) -> tuple[dict, dict]:
 
 
 class Sources:
-    """The distinct sources of an edit, numbered in order of first use (a URL used twice is fetched once)."""
+    """The distinct sources of an edit, numbered in order of first use (a URL used twice is fetched once); an
+    upload linked into the workspace at once (so deleting it later breaks nothing)."""
 
-    def __init__(self, files: dict):
-        self.files = files
-        self.found, self.errors = {}, {}
+    def __init__(self, files: dict, workspace=None, owner: str = ""):
+        self.files, self.workspace, self.owner = files, workspace, owner
+        self.found, self.errors, self.linked = {}, {}, {}
 
     def add(self, ref: str, media: str, path: str) -> int | None:
         key = (ref, media)
@@ -94,8 +95,13 @@ class Sources:
                 return None
             name = self.files[field].path.name
         elif ref.startswith("upload:"):
-            self.errors[path] = ["uploads (upload:<id>) are not available on this service yet"]
-            return None
+            try:
+                if ref not in self.linked:
+                    self.linked[ref] = link_upload(ref, self.owner, self.workspace, path).name
+            except InvalidInput as exc:
+                self.errors.update(exc.fields)
+                return None
+            name = self.linked[ref]
         else:
             try:
                 check_url(ref, field=path)
@@ -109,10 +115,11 @@ class Sources:
         return tuple(source for _number, source in self.found.values())
 
 
-def compose_plan(edit: Edit, merged: dict, values: dict, files: dict) -> plans.ComposePlan:
+def compose_plan(edit: Edit, merged: dict, values: dict, files: dict, workspace=None,
+                 owner: str = "") -> plans.ComposePlan:
     """The plan of a checked edit: its layers in drawing order (the last track first), its sources numbered."""
     output, timeline = edit.output, edit.timeline
-    sources, layers = Sources(files), []
+    sources, layers = Sources(files, workspace, owner), []
     for track_number in reversed(range(len(timeline.tracks))):
         for clip_number, clip in enumerate(timeline.tracks[track_number].clips):
             path = f"timeline.tracks[{track_number}].clips[{clip_number}]"
@@ -195,7 +202,7 @@ class ComposeView(APIView):
             else:
                 data, files = given, {}
             edit, merged, values = parse_edit(data, merge=merge)
-            plan = compose_plan(edit, merged, values, files)
+            plan = compose_plan(edit, merged, values, files, render.workspace, asked.owner)
             callback_url = checked_callback(edit)
             if asked.wanted(callback_url):
                 render.accepted(plan)

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from renders.api.asynchronous import JobRequest, accepted
 from renders.api.edit import compose_options
 from renders.api.options import options_document
+from renders.api.references import bring, pending_form, register
 from renders.api.responses import file_response
 from renders.api.schema import document, document_options
 from renders.api.serializers import (
@@ -60,13 +61,18 @@ class RenderView(APIView):
             return accepted(earlier, request)
         render = Render.begin(request, self.endpoint, form=self.serializer_class, client_ref=asked.owner)
         try:
-            render.receive(request)
-            serializer = self.serializer_class(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            plan = serializer.plan()
+            sent = render.receive(request)
+            callback_url = str(sent.get("callback_url") or "").strip() or None
+            as_job = asked.wanted(callback_url)  # a job's URL sources are fetched by its worker
+            data, waiting = bring(self.serializer_class, sent, render.workspace, asked.owner, defer_urls=as_job)
+            if waiting:  # its fields checked as far as they can be without those files (the URL's too)
+                plan = pending_form(self.serializer_class, data, waiting)
+            else:
+                serializer = self.serializer_class(data=data)
+                serializer.is_valid(raise_exception=True)
+                plan, callback_url = serializer.plan(), serializer.validated_data.get("callback_url")
             render.accepted(plan)
-            callback_url = serializer.validated_data.get("callback_url")
-            if asked.wanted(callback_url):
+            if as_job:
                 job = submit(render, owner=asked.owner, idempotency_key=asked.idempotency_key,
                              callback_url=callback_url, base_url=request.build_absolute_uri("/"))
                 return accepted(job, request)
@@ -99,6 +105,7 @@ ConcatenateView = render_view(ConcatenateSerializer)
 ConcatenateMultipartView = render_view(ConcatenateMultipartSerializer)
 TEMPLATE_VIEWS = [render_view(serializer_for(template), f"/api/{template.endpoint}/render") for template in TEMPLATES]
 RENDER_VIEWS = [TrimView, TrimPreviewView, ConcatenateView, ConcatenateMultipartView, *TEMPLATE_VIEWS]
+register(RENDER_VIEWS)  # the forms a worker plans a job with once its URL sources are fetched
 
 
 class OptionsView(APIView):

@@ -1,11 +1,16 @@
-"""A composition's sources brought into its workspace and probed: the step between a stored plan and its render.
+"""Sources by reference brought into the workspace: the step between a stored plan and its render.
 
-`resolve()` takes a ComposePlan whose sources may still be URLs (a job's,
-stored at its 202) and returns it with every source in the workspace
-(each distinct URL fetched once, lifecycle.fetch), probed exactly as an
-upload is, and what depends on the sources decided: each video and audio
-clip's length, the output's duration. A refusal names the JSON path of the
-source's first use. Other plans pass through unchanged.
+`resolve()` takes what a job stored at its 202 and returns the plan to run:
+- a ComposePlan whose sources may still be URLs: every source fetched into
+  the workspace (each distinct URL once, lifecycle.fetch), probed exactly as
+  an upload is, and what depends on the sources decided (each video and
+  audio clip's length, the output's duration); a refusal names the JSON
+  path of the source's first use;
+- a PendingForm (any other endpoint whose file fields were URLs): the URLs
+  fetched, then the endpoint's own form run on the whole request, as a
+  synchronous request runs it (`FORMS`, filled by the API layer: this layer
+  knows the forms only by their endpoint's name).
+Every other plan passes through unchanged.
 """
 
 from dataclasses import replace
@@ -17,7 +22,16 @@ from renders.lifecycle.fetch import Fetcher
 from renders.media import captions
 from renders.media.probe import probe_audio, probe_image, probe_video
 from renders.media.spec import GIF_MAX_SECONDS
-from renders.plans import AudioInput, CaptionsInput, ComposePlan, ImageInput, VideoInput
+from renders.plans import AudioInput, CaptionsInput, ComposePlan, ImageInput, PendingForm, VideoInput
+
+# endpoint -> planner(form: dict of key -> [values], workspace) -> plan; registered by renders.api.views
+FORMS = {}
+
+
+def link_upload(reference: str, owner: str, workspace, field: str):
+    """`upload:<id>` of this owner, linked read-only into the workspace under a new name; its path. Another
+    client's upload, an unknown or expired one: 400 naming the field."""
+    raise InvalidInput(f"{field}: no such upload", fields={field: ["no such upload"]})
 
 
 def probed(media: str, path, field: str):
@@ -40,6 +54,8 @@ def probed(media: str, path, field: str):
 
 
 def resolve(plan, workspace):
+    if isinstance(plan, PendingForm):
+        return pending_form(plan, workspace)
     if not isinstance(plan, ComposePlan) or (plan.resolved and plan.duration is not None):
         return plan
     fetcher = Fetcher(workspace.path, max_bytes=settings.VIDEOAPI_MAX_UPLOAD_BYTES)
@@ -77,3 +93,19 @@ def check_duration(plan: ComposePlan, duration: float):
     if plan.still and plan.frame_at >= duration:
         message = f"must be before the end of the video ({duration:.3f} s)"
         raise InvalidInput(f"output.frame_at: {message}", fields={"output.frame_at": [message]})
+
+
+def fetch_files(files, workspace) -> list:
+    """Each FormFile with its URL fetched into the workspace (each distinct URL once)."""
+    fetcher = Fetcher(workspace.path, max_bytes=settings.VIDEOAPI_MAX_UPLOAD_BYTES)
+    return [replace(item, name=fetcher.get(item.url, item.field).name, url=None) if item.url else item
+            for item in files]
+
+
+def pending_form(plan: PendingForm, workspace):
+    """The endpoint's plan from a form whose URL files are now fetched: its own form run on the whole request."""
+    files = fetch_files(plan.files, workspace)
+    form = {key: list(values) for key, values in plan.fields}
+    for item in files:
+        form.setdefault(item.field, []).append(item)
+    return FORMS[plan.endpoint](form, workspace)

@@ -334,7 +334,36 @@ class ComposePlan:
         return None if self.still else self.duration
 
 
-Plan = Annotated[TrimPlan | PreviewPlan | JoinPlan | TemplatePlan | ComposePlan, Field(discriminator="kind")]
+# ---- a job's form, before its URL sources are fetched ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FormFile:
+    """A file field of a form: the file in the workspace (`name`), or the URL it is still to be fetched from."""
+
+    field: str  # the form's key ("video", "videos", "segment_3")
+    name: str | None = None
+    url: str | None = None
+    client_name: str = ""
+
+
+@dataclass(frozen=True)
+class PendingForm:
+    """A request taken as a job before its URL sources were fetched: its form as sent (the text fields, each
+    file as a workspace name or a URL). The worker fetches the URLs and makes its endpoint's plan from it with
+    the endpoint's own form (lifecycle.sources), so every check a synchronous request gets still applies."""
+
+    endpoint: str
+    fields: tuple[tuple[str, tuple[str, ...]], ...]
+    files: tuple[FormFile, ...]
+    kind: Literal["form"] = "form"
+
+    uploads: ClassVar[tuple] = ()
+    output_length: ClassVar[None] = None
+
+
+Plan = Annotated[TrimPlan | PreviewPlan | JoinPlan | TemplatePlan | ComposePlan | PendingForm,
+                 Field(discriminator="kind")]
 _ADAPTER = TypeAdapter(Plan)
 
 

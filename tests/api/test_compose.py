@@ -321,13 +321,12 @@ def test_limits_of_the_timeline(api, settings):
     assert fields == {"output.frame_at": ["must be before the end of the video (1.000 s)"]}
 
 
-def test_files_named_but_not_attached_and_uploads_not_yet(api):
+def test_files_named_but_not_attached_and_unknown_uploads(api):
     edit = edit_of([{"asset": {"type": "image", "src": "attach:logo"}, "start": 0, "length": 1},
                     {"asset": {"type": "image", "src": "upload:abc"}, "start": 0, "length": 1}])
     fields = fields_of(compose(api, edit))
     assert fields == {"timeline.tracks[0].clips[0].asset.src": ["no file was attached as 'logo'"],
-                      "timeline.tracks[0].clips[1].asset.src": [
-                          "uploads (upload:<id>) are not available on this service yet"]}
+                      "timeline.tracks[0].clips[1].asset.src": ["no such upload"]}
 
 
 def test_a_trim_past_the_source_is_refused_after_probing(api, clips):

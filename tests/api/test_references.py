@@ -1,0 +1,109 @@
+"""Media by reference on the form endpoints: a file field sent as an http(s) URL (fetched by the service) or
+as `upload:<id>`; with a job, the URL fetched by its worker after the 202."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from renders.lifecycle import worker
+from renders.models import RenderLog
+
+from .. import media
+from ..conftest import post, save
+from ..sources import serving
+
+pytestmark = pytest.mark.django_db
+FRAME = 1 / 25
+
+
+@pytest.fixture
+def source_server(tmp_path, settings, clips):
+    settings.VIDEOAPI_FETCH_ALLOW_PRIVATE = True
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "basic.mp4").write_bytes(clips.basic.read_bytes())
+    (root / "still.png").write_bytes(clips.png.read_bytes())
+    with serving(root) as server:
+        yield server
+
+
+def test_a_trim_of_a_url(api, source_server, tmp_path):
+    r = post(api, "/api/trim", {"video": f"{source_server.url}/basic.mp4", "start": "0.5", "end": "1.5"})
+    assert r.status_code == 200, r.body[:300]
+    out = media.probe(save(r, tmp_path / "o.mp4"))
+    assert abs(out["frames"] * FRAME - 1.0) <= FRAME
+    assert source_server.hits == ["/basic.mp4"]
+    log = RenderLog.objects.get(id=r["X-Render-Id"])
+    assert log.inputs[0]["field"] == "video" and log.inputs[0]["video_codec"] == "h264"
+
+
+def test_every_file_field_takes_a_url(api, source_server, tmp_path):
+    """A template with its avatar, a join of two URLs (the same URL fetched once), a join by segments."""
+    url, png = f"{source_server.url}/basic.mp4", f"{source_server.url}/still.png"
+    r = post(api, "/api/persona/render", {"video": url, "name": "Ada", "avatar": png, "logo": png})
+    assert r.status_code == 200, r.body[:300]
+    r = post(api, "/api/concatenate", {"videos": [url, url]})
+    assert r.status_code == 200, r.body[:300]
+    assert abs(media.probe(save(r, tmp_path / "j.mp4"))["frames"] * FRAME - 4.0) <= FRAME
+    r = post(api, "/api/concatenate-multipart", {"segment_0": url, "segment_1": url, "order_0": "2"})
+    assert r.status_code == 200, r.body[:300]
+    assert source_server.hits.count("/basic.mp4") == 3  # once per request
+    assert source_server.hits.count("/still.png") == 1  # avatar and logo: one URL, one fetch
+
+
+def test_a_url_that_fails_is_400_naming_the_field(api, source_server):
+    r = post(api, "/api/trim", {"video": f"{source_server.url}/missing.mp4", "start": "0"})
+    assert r.status_code == 400
+    body = json.loads(r.body)
+    assert list(body["fields"]) == ["video"] and "404" in body["fields"]["video"][0]
+    r = post(api, "/api/trim", {"video": "ftp://example.com/a.mp4", "start": "0"})
+    assert r.status_code == 400 and list(json.loads(r.body)["fields"]) == ["video"]
+    r = post(api, "/api/trim", {"video": f"{source_server.url}/still.png", "start": "0"})
+    assert r.status_code == 415 and "video" in json.loads(r.body)["fields"]  # probed like an upload
+
+
+def test_a_url_is_only_text_where_the_field_is_text(api, source_server, tmp_path):
+    """The closing template's `url` is text to draw: an https value there is drawn, never fetched."""
+    r = post(api, "/api/closing/render", {"video": f"{source_server.url}/basic.mp4", "cta": "Try it",
+                                          "url": "https://example.com/start"})
+    assert r.status_code == 200, r.body[:300]
+    assert source_server.hits == ["/basic.mp4"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_fetches_its_url_in_the_worker(api, source_server, tmp_path):
+    r = post(api, "/api/trim", {"video": f"{source_server.url}/basic.mp4", "start": "0.5"},
+             HTTP_PREFER="respond-async")
+    assert r.status_code == 202, r.body[:300]
+    assert source_server.hits == []
+    job_id = json.loads(r.body)["id"]
+    assert RenderLog.objects.get(pk=job_id).params["kind"] == "form"
+    worker.run(job_id)
+    log = RenderLog.objects.get(pk=job_id)
+    assert log.status == "succeeded" and log.params["kind"] == "trim" and source_server.hits == ["/basic.mp4"]
+    result = api.get(f"/api/jobs/{job_id}/result")
+    out = tmp_path / "job.mp4"
+    out.write_bytes(b"".join(result.streaming_content))
+    assert abs(media.probe(out)["frames"] * FRAME - 1.5) <= FRAME
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_checks_its_fields_before_the_202_and_the_rest_in_the_worker(api, source_server):
+    r = post(api, "/api/trim", {"video": f"{source_server.url}/basic.mp4", "start": "soon"},
+             HTTP_PREFER="respond-async")
+    assert r.status_code == 400 and list(json.loads(r.body)["fields"]) == ["start"]
+    assert source_server.hits == []
+    r = post(api, "/api/trim", {"video": f"{source_server.url}/basic.mp4", "start": "5"},
+             HTTP_PREFER="respond-async")  # past the end: only the file says so
+    assert r.status_code == 202
+    job_id = json.loads(r.body)["id"]
+    worker.run(job_id)
+    log = RenderLog.objects.get(pk=job_id)
+    assert log.status == "rejected" and log.error_code == "invalid_input" and "start" in log.error_message
+    assert not Path(log.workspace).exists()
+
+
+def test_an_unknown_upload_is_400_naming_the_field(api):
+    r = post(api, "/api/trim", {"video": "upload:7c3e0d1a-0000-4000-8000-000000000000", "start": "0"})
+    assert r.status_code == 400 and json.loads(r.body)["fields"] == {"video": ["no such upload"]}
