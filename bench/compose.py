@@ -148,12 +148,12 @@ def planning_rows(work):
 def memory_rows(work, client):
     from PIL import Image
 
-    images = []
-    for k in range(100):
+    images = []  # 20 files (a request takes at most DATA_UPLOAD_MAX_NUMBER_FILES); each clip is its own input
+    for k in range(20):
         path = work / f"image{k}.png"
         Image.new("RGB", (1280, 720), ((k * 37) % 256, (k * 91) % 256, (k * 53) % 256)).save(path)
         images.append(path)
-    clips = [{"asset": {"type": "image", "src": f"attach:image{k}"}, "start": k * 0.2, "length": 1,
+    clips = [{"asset": {"type": "image", "src": f"attach:image{k % 20}"}, "start": k * 0.2, "length": 1,
               "fit": "cover", "scale": 0.5, "position": "top-left", "offset": {"x": (k % 10) * 0.05, "y": 0},
               "effect": "zoom-in" if k % 2 else None} for k in range(100)]
     for clip in clips:

@@ -145,9 +145,11 @@ def picture_graph(plan: ComposePlan, workspace, begin: float, length: float) -> 
             base, count = caption_layer(layer, source.input.cues, begin, length, workspace, spec, graph, base, count)
             continue
         index = None
-        if layer.kind == "video":
-            index = graph.add_input(builders.input_args(source.name, source.input.info, start=layer.trim + since,
-                                                        duration=until - since))
+        at = layer.start + shown - begin  # where the clip's first shown frame sits on the rendered timeline
+        if layer.kind == "video":  # read when the timeline gets there (FFmpeg reads its inputs in time order)
+            index = graph.add_input(["-itsoffset", seconds(layer.start + since - begin),
+                                     *builders.input_args(source.name, source.input.info, start=layer.trim + since,
+                                                          duration=until - since)])
         label = f"c{count + 1}"
         box, chain = clip_picture(layer, source, index, graph, workspace, canvas, fps, since, until, label)
         graph.chains += chain
@@ -159,7 +161,6 @@ def picture_graph(plan: ComposePlan, workspace, begin: float, length: float) -> 
             label + "l", box, fps, layer.transition_in if since == 0 else None, layer.transition_out,
             layer.transition_duration, out_at if out_at >= 0 and until - since > out_at else None, f"{label}t")
         skip = f"trim=start={seconds(shown - since)}," if shown > since else ""
-        at = layer.start + shown - begin  # where the clip's first shown frame sits on the rendered timeline
         graph.chains.append(f"[{label}t]{skip}{composition.on_timeline(at)}[{label}m]")
         x, y = composition.place(layer.position, (layer.offset_x, layer.offset_y), box, canvas)
         count += 1
@@ -217,18 +218,20 @@ def clip_picture(layer: Layer, source, index, graph: Graph, workspace, canvas, f
         image.save(path, format="PNG", compress_level=1)
         box = composition.box_size("none", layer.scale, image.size, canvas) if layer.fit == "none" else \
             composition.box_size(layer.fit, layer.scale, image.size, canvas)
-        stream = graph.add_input(looped_image_args(path.name, "png_pipe", fps, duration))
+        stream = graph.add_input(builders.image_input_args(path.name, "png_pipe"))
         return box, [(f"[{stream}:v:0]format=rgba,scale={box[0]}:{box[1]},{composition.TO_HOUSE},format=yuva420p,"
-                      f"{tail},settb=AVTB[{label}p]")]
+                      f"{held(fps, duration)},settb=AVTB[{label}p]")]
     info = source.input.info
     if layer.kind == "image":
-        stream = graph.add_input(looped_image_args(source.name, info.demuxer, fps, duration))
+        stream = graph.add_input(builders.image_input_args(source.name, info.demuxer))
         size, src_colour, pre = (info.width, info.height), None, "format=rgba,"  # fit_steps ends it in BT.709
+        tail = held(fps, duration)
     else:
         stream = index
         size = (round(info.width * info.sar), info.height)
         src_colour = info.colour
-        pre = ("bwdif=mode=send_frame:deint=interlaced," if info.interlaced else "")
+        # the input starts at its place on the timeline (-itsoffset); its own chain counts from 0
+        pre = "setpts=PTS-STARTPTS," + ("bwdif=mode=send_frame:deint=interlaced," if info.interlaced else "")
         tail = f"tpad=stop_mode=clone:stop=-1,{tail}"  # a source shorter than its clip holds its last frame
     box = composition.box_size(layer.fit, layer.scale, size, canvas)
     source_label = f"[{stream}:v:0]{pre}"
@@ -240,9 +243,10 @@ def clip_picture(layer: Layer, source, index, graph: Graph, workspace, canvas, f
     return box, [f"{source_label}{','.join(steps)},{tail},settb=AVTB[{label}p]"]
 
 
-def looped_image_args(name: str, demuxer: str, fps: int, duration: float) -> list[str]:
-    """A still image read as a stream of `duration` s at `fps` (decoded once, repeated)."""
-    return ["-loop", "1", "-framerate", str(fps), "-t", seconds(duration), *builders.image_input_args(name, demuxer)]
+def held(fps: int, duration: float) -> str:
+    """A still's one frame (decoded and fitted once) repeated for `duration` s at `fps`, made as it is asked
+    for: a hundred image clips hold a hundred frames, not a hundred clips' worth."""
+    return f"loop=loop=-1:size=1:start=0,setpts=N/({fps}*TB),trim=end={seconds(duration)},setpts=PTS-STARTPTS"
 
 
 def still_output_args(format: str, output: str) -> list[str]:
