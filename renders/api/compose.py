@@ -18,19 +18,15 @@ from renders import plans
 from renders.api.asynchronous import JobRequest, accepted
 from renders.api.callbacks import CallbackUrlField
 from renders.api.edit import Edit, edit_schema, parse_edit
-from renders.api.responses import file_response
 from renders.api.schema import document_compose, document_compose_schema
 from renders.api.serializers import download_name
 from renders.api.throttling import RenderRateThrottle
-from renders.api.views import AnswerInJSON
+from renders.api.views import AnswerInJSON, render_or_queue
 from renders.errors import InvalidInput, PayloadTooLarge, invalid
 from renders.lifecycle.fetch import check_url
 from renders.lifecycle.render import Render
-from renders.lifecycle.slots import render_slot
-from renders.lifecycle.sources import link_upload, resolve
-from renders.lifecycle.submission import submit
+from renders.lifecycle.sources import link_upload
 from renders.media.spec import FORMATS, house_format
-from renders.plans.running import perform
 
 MAX_EDIT_BYTES = 1024 * 1024  # a JSON edit (100 clips of 500 characters of text fit many times over)
 
@@ -203,20 +199,7 @@ class ComposeView(APIView):
                 data, files = given, {}
             edit, merged, values = parse_edit(data, merge=merge)
             plan = compose_plan(edit, merged, values, files, render.workspace, asked.owner)
-            callback_url = checked_callback(edit)
-            if asked.wanted(callback_url):
-                render.accepted(plan)
-                job = submit(render, owner=asked.owner, idempotency_key=asked.idempotency_key,
-                             callback_url=callback_url, base_url=request.build_absolute_uri("/"))
-                return accepted(job, request)
-            plan = resolve(plan, render.workspace)
-            render.accepted(plan)
-            with render_slot():
-                result = perform(plan, render.workspace, render.run_ffmpeg)
-            render.succeed(result)
-            return file_response(result, render_id=render.id, accept=render.accept,
-                                 server_timing=render.server_timing(),
-                                 on_close=lambda: render.cleanup(response_closed=True))
+            return render_or_queue(request, render, asked, plan, checked_callback(edit))
         except BaseException as exc:
             render.abort(exc)
             raise

@@ -30,6 +30,7 @@ from renders.api.throttling import RenderRateThrottle
 from renders.errors import answer_for
 from renders.lifecycle.render import Render
 from renders.lifecycle.slots import render_slot
+from renders.lifecycle.sources import resolve
 from renders.lifecycle.submission import submit
 from renders.plans.running import perform
 
@@ -63,28 +64,35 @@ class RenderView(APIView):
         try:
             sent = render.receive(request)
             callback_url = str(sent.get("callback_url") or "").strip() or None
-            as_job = asked.wanted(callback_url)  # a job's URL sources are fetched by its worker
-            data, waiting = bring(self.serializer_class, sent, render.workspace, asked.owner, defer_urls=as_job)
+            data, waiting = bring(self.serializer_class, sent, render.workspace, asked.owner,
+                                  defer_urls=asked.wanted(callback_url))  # a job's URLs: fetched by its worker
             if waiting:  # its fields checked as far as they can be without those files (the URL's too)
                 plan = pending_form(self.serializer_class, data, waiting)
             else:
                 serializer = self.serializer_class(data=data)
                 serializer.is_valid(raise_exception=True)
                 plan, callback_url = serializer.plan(), serializer.validated_data.get("callback_url")
-            render.accepted(plan)
-            if as_job:
-                job = submit(render, owner=asked.owner, idempotency_key=asked.idempotency_key,
-                             callback_url=callback_url, base_url=request.build_absolute_uri("/"))
-                return accepted(job, request)
-            with render_slot():
-                result = perform(plan, render.workspace, render.run_ffmpeg)
-            render.succeed(result)
-            return file_response(result, render_id=render.id, accept=render.accept,
-                                 server_timing=render.server_timing(),
-                                 on_close=lambda: render.cleanup(response_closed=True))
+            return render_or_queue(request, render, asked, plan, callback_url)
         except BaseException as exc:
             render.abort(exc)
             raise
+
+
+def render_or_queue(request, render: Render, asked: JobRequest, plan, callback_url: str | None):
+    """The accepted request's answer: queued as a job (202), or rendered now and streamed (its sources brought
+    in first: lifecycle.sources), the workspace deleted when the download closes."""
+    if asked.wanted(callback_url):
+        render.accepted(plan)
+        job = submit(render, owner=asked.owner, idempotency_key=asked.idempotency_key, callback_url=callback_url,
+                     base_url=request.build_absolute_uri("/"))
+        return accepted(job, request)
+    plan = resolve(plan, render.workspace)
+    render.accepted(plan)
+    with render_slot():
+        result = perform(plan, render.workspace, render.run_ffmpeg)
+    render.succeed(result)
+    return file_response(result, render_id=render.id, accept=render.accept, server_timing=render.server_timing(),
+                         on_close=lambda: render.cleanup(response_closed=True))
 
 
 def render_view(serializer_class, path=None):
