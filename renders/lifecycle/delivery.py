@@ -34,6 +34,7 @@ MAX_HEADERS = 50
 MAX_NAME = 100
 MAX_VALUE = 4096
 TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+VALUE = re.compile(r"[\t\x20-\x7e]*")
 # set by the service (framing, the connection, the address) or meaningless on one PUT: never the client's
 FORBIDDEN = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te",
              "trailer", "upgrade", "expect", "proxy-authorization", "proxy-authenticate"}
@@ -87,9 +88,8 @@ def check_headers(headers, field: str) -> dict:
         seen.add(name.lower())
         if not isinstance(value, str):
             raise invalid(field, f"the value of {name} must be a string")
-        if len(value) > MAX_VALUE or any(ord(ch) < 32 and ch != "\t" or ord(ch) == 127 for ch in value):
-            raise invalid(field, f"the value of {name} must be at most {MAX_VALUE} characters, without control "
-                                 "characters")
+        if len(value) > MAX_VALUE or not VALUE.fullmatch(value):
+            raise invalid(field, f"the value of {name} must be at most {MAX_VALUE} printable ASCII characters")
     return dict(headers)
 
 
