@@ -29,6 +29,7 @@ class Put:
 class Destination:
     def __init__(self):
         self.puts: list[Put] = []
+        self.on_put = None  # called with each Put (in the server's thread) before it is answered
         self.lock = threading.Lock()
         destination = self
 
@@ -47,6 +48,8 @@ class Destination:
                         break
                     body += chunk
                 seen = destination.record(Put(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                if destination.on_put is not None:
+                    destination.on_put(destination.puts[-1])
                 kind = self.path.split("/")[1]
                 flaky = re.fullmatch(r"flaky(\d+)", kind)
                 if kind == "slow":

@@ -7,12 +7,15 @@ rule turns it off. Waits between attempts go to a recorder, never to the clock.
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from renders.errors import CODES, DeliveryFailed, InvalidInput
-from renders.lifecycle import worker
+from renders.lifecycle import jobs, worker
 from renders.lifecycle.delivery import check_destination, deliver
 from renders.models import RenderLog
 from renders.representation import job_json
@@ -229,3 +232,47 @@ def test_a_job_whose_delivery_is_refused_fails_delivery_failed(api, clips, desti
     assert "403 Forbidden" in job["error"]["detail"]
     answer = api.get(f"/api/jobs/{job_id}/result")
     assert answer.status_code == 502 and answer.json()["code"] == "delivery_failed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_retries_in_the_worker_with_its_lease_kept(api, clips, destination, settings):
+    settings.VIDEOAPI_DELIVERY_RETRY_DELAYS = (0.3,)
+    job_id = submitted(api, clips, f"{destination.url}/flaky1/out.mp4", {})
+    leases = []
+
+    def lease(_put):  # the storage's thread: the job's lease as each attempt runs
+        leases.append(RenderLog.objects.get(pk=job_id).lease_expires_at - timezone.now())
+        connection.close()
+
+    destination.on_put = lease
+    worker.run(job_id)
+    assert RenderLog.objects.get(pk=job_id).status == "succeeded"
+    assert len(destination.to("/flaky1/out.mp4")) == 2
+    covers = timedelta(seconds=settings.VIDEOAPI_JOB_LEASE + settings.VIDEOAPI_FETCH_TIMEOUT - 5)
+    assert len(leases) == 2 and all(left > covers for left in leases)  # an attempt never outlives the lease
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_cancelled_while_its_delivery_waits_stops_retrying(api, clips, destination, settings):
+    settings.VIDEOAPI_DELIVERY_RETRY_DELAYS = (0.3, 0.3, 0.3)
+    job_id = submitted(api, clips, f"{destination.url}/fail/out.mp4", {})
+
+    def cancel(_put):  # the client's DELETE, while the first attempt is answered 500
+        jobs.cancel(RenderLog.objects.get(pk=job_id))
+        connection.close()
+
+    destination.on_put = cancel
+    worker.run(job_id)
+    log = RenderLog.objects.get(pk=job_id)
+    assert log.status == "cancelled" and len(destination.puts) == 1
+    assert not Path(log.workspace).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_stopping_at_once_is_heard_between_attempts(api, clips, destination, settings):
+    settings.VIDEOAPI_DELIVERY_RETRY_DELAYS = (0.3, 0.3, 0.3)
+    job_id = submitted(api, clips, f"{destination.url}/fail/out.mp4", {})
+    worker.run(job_id, abandon=lambda: bool(destination.puts))  # the second SIGTERM came with the first PUT
+    log = RenderLog.objects.get(pk=job_id)
+    assert (log.status, log.error_code) == ("failed", "worker_lost") and len(destination.puts) == 1
+    assert not Path(log.workspace).exists()
