@@ -276,3 +276,14 @@ def test_a_worker_stopping_at_once_is_heard_between_attempts(api, clips, destina
     log = RenderLog.objects.get(pk=job_id)
     assert (log.status, log.error_code) == ("failed", "worker_lost") and len(destination.puts) == 1
     assert not Path(log.workspace).exists()
+
+
+def test_the_admin_shows_the_destination_without_its_secrets():
+    from django.contrib import admin
+
+    log = RenderLog(delivery={"url": f"https://bucket.example.com/out.mp4?{QUERY}",
+                              "headers": {"x-amz-security-token": "s3cr3t", "x-amz-acl": "private"}})
+    shown = admin.site._registry[RenderLog].delivery_shown(log)
+    assert "https://bucket.example.com/out.mp4?…" in shown and "x-amz-security-token" in shown
+    assert "s3cr3t" not in shown and "private" not in shown and "Signature" not in shown
+    assert admin.site._registry[RenderLog].delivery_shown(RenderLog()) == "-"
