@@ -284,6 +284,7 @@ class RenderLogAdmin(admin.ModelAdmin):
         ("Cleanup", {"fields": ("workspace", "cleanup_status", "cleanup_at", "cleanup_error")}),
         ("Job", {"fields": ("is_job", "queued_at", "worker_id", "lease_expires_at", "job_progress", "job_eta",
                             "result_pretty", "result_expires_at", "result_delivered", "result_downloaded_at",
+                            "delivery_shown",
                             "task_id", "client_ref", "idempotency_key")}),
     )
 
@@ -325,6 +326,18 @@ class RenderLogAdmin(admin.ModelAdmin):
     @admin.display(description="result")
     def result_pretty(self, obj):
         return self._pre(json.dumps(obj.result, indent=2, ensure_ascii=False)) if obj.result else "-"
+
+    @admin.display(description="output_url")
+    def delivery_shown(self, obj):
+        """Where the result is PUT: the URL without its query (a presigned signature), the headers' names alone
+        (their values may be credentials)."""
+        if not obj.delivery:
+            return "-"
+        url = str(obj.delivery.get("url", ""))
+        base, _, query = url.partition("?")
+        shown = {"url": base.split("#", 1)[0] + (f"?… ({len(query)} characters)" if query else ""),
+                 "header names": sorted(obj.delivery.get("headers") or {})}
+        return self._pre(json.dumps(shown, indent=2, ensure_ascii=False))
 
     @staticmethod
     def _pre(text):

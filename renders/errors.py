@@ -52,6 +52,9 @@ CODES = {
     "worker_lost": Code(500, "a job's worker died while it ran, or no worker took the job in time (the job's "
                              "`error`, and the answer for its result); for a synchronous render only in the "
                              "RenderLog: its client saw the connection drop"),
+    "delivery_failed": Code(502, "a job's result could not be PUT to its `output_url`: the destination refused it "
+                                 "(its status and reason in `detail`), or kept failing or was unreachable through "
+                                 "every retry (the job's `error`, and the answer for its result)"),
     "method_not_allowed": Code(405, "a method the path does not take (`Allow` lists those it does)"),
     "permission_denied": Code(403, "the key may not do this"),
     "not_found": Code(404, "no such path, or no such job or saved template (another client's included)"),
@@ -145,6 +148,11 @@ class RenderFailed(ServiceError):
 class RenderTimeout(ServiceError):
     default_code = "render_timeout"
     default_detail = "the render took too long and was stopped"
+
+
+class DeliveryFailed(ServiceError):
+    default_code = "delivery_failed"
+    default_detail = "the result could not be delivered to its output_url"
 
 
 class NotReady(ServiceError):

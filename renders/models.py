@@ -102,6 +102,9 @@ class RenderLog(models.Model):
     callback_url = models.CharField(max_length=2048, blank=True, help_text="where the job's webhook goes")
     base_url = models.CharField(max_length=2048, blank=True,
                                 help_text="the service's address as the submitting client used it (result URLs)")
+    delivery = models.JSONField(null=True, blank=True,
+                                help_text="where the job's result is PUT: {url, headers} (the headers may hold "
+                                          "secrets: never shown)")
 
     class Meta:
         ordering = ["-received_at"]

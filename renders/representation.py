@@ -13,12 +13,17 @@ from renders.models import JobStatus, RenderLog
 
 
 class JobResultSerializer(serializers.Serializer):
-    url = serializers.URLField(help_text="GET it for the file (Range honoured)")
+    url = serializers.URLField(required=False, help_text="GET it for the file (Range honoured); absent when the "
+                                                         "result was delivered to the job's `output_url`")
+    delivered_to = serializers.URLField(required=False, help_text="the job's `output_url` (without its query) "
+                                                                  "that the result was PUT to; nothing is kept here")
     content_type = serializers.CharField()
     bytes = serializers.IntegerField()
     filename = serializers.CharField()
     expires_at = serializers.DateTimeField(
-        help_text="when the result is deleted if not downloaded before; once downloaded, when it was")
+        required=False,
+        help_text="when the result is deleted if not downloaded before; once downloaded, when it was (absent when "
+                  "delivered)")
     downloaded_at = serializers.DateTimeField(required=False, help_text="present once every byte was delivered")
 
 
@@ -45,7 +50,10 @@ class JobSerializer(serializers.Serializer):
         status = log.job_status
         moment = self.fields["created_at"].to_representation
         result = error = None
-        if status == JobStatus.SUCCEEDED:
+        if status == JobStatus.SUCCEEDED and log.result.get("delivered_to"):
+            result = {"delivered_to": log.result["delivered_to"], "bytes": log.output_size,
+                      "content_type": log.result.get("content_type"), "filename": log.result.get("filename")}
+        elif status == JobStatus.SUCCEEDED:
             result = {"url": self.result_url(log), "content_type": log.result.get("content_type"),
                       "bytes": log.output_size, "filename": log.result.get("filename"),
                       "expires_at": moment(log.result_expires_at) if log.result_expires_at else None}

@@ -310,6 +310,9 @@ def env_delays(name, default):
 
 
 VIDEOAPI_WEBHOOK_RETRY_DELAYS = env_delays("VIDEOAPI_WEBHOOK_RETRY_DELAYS", "5,300,1800,7200,18000,36000")
+# A job's result PUT to its output_url (renders.lifecycle.delivery): retried after each delay while the
+# destination answers 5xx, 408 or 429, or cannot be reached; each attempt bounded by VIDEOAPI_FETCH_TIMEOUT.
+VIDEOAPI_DELIVERY_RETRY_DELAYS = env_delays("VIDEOAPI_DELIVERY_RETRY_DELAYS", "2,10,30")
 
 
 def env_webhook_secret(name):

@@ -32,6 +32,8 @@ def require_result(log: RenderLog):
         raise NotReady(f"the job is {status}", headers={"Retry-After": str(min(wait, 60))})
     if status == JobStatus.FAILED:
         raise _error_of(log)
+    if log.result.get("delivered_to"):
+        raise Gone("the job's result was delivered to its output_url; none is kept here")
     if status in (JobStatus.CANCELLED, JobStatus.EXPIRED) or log.result_downloaded_at:
         raise Gone(f"the job's result is gone ({'downloaded' if log.result_downloaded_at else status})")
 

@@ -150,19 +150,25 @@ class Render:
 
     # -- finishing ----------------------------------------------------------
 
-    def succeed(self, result) -> int:
+    def succeed(self, result, delivered: dict | None = None) -> int:
         """The render succeeded: record it; returns the result's size. A synchronous render's download then
         cleans up when it closes; a job's result is kept for its download (or VIDEOAPI_JOB_RESULT_TTL), and
-        recorded only while the job is still rendering (a cancel that came first wins: Stopped)."""
+        recorded only while the job is still rendering (a cancel that came first wins: Stopped). `delivered`:
+        the job's result is in its client's storage (lifecycle.delivery): recorded as gone from here, as if
+        downloaded (nothing to cancel, expire or sweep)."""
         size = self.require_output(result.path)
         finished = timezone.now()
         fields = {"status": RenderLog.Status.SUCCEEDED, "http_status": 200, "output_size": size,
                       "render_finished_at": finished, "details": result.details}
         if self.log.is_job:
-            fields.update(progress=1.0, eta_seconds=None,
-                          result={"file": result.path.name, "filename": result.filename,
-                                  "content_type": result.content_type, "headers": result.headers},
-                          result_expires_at=finished + timedelta(seconds=settings.VIDEOAPI_JOB_RESULT_TTL))
+            if delivered is not None:
+                fields.update(progress=1.0, eta_seconds=None, result=delivered, result_expires_at=finished,
+                              result_downloaded_at=finished)
+            else:
+                fields.update(progress=1.0, eta_seconds=None,
+                              result={"file": result.path.name, "filename": result.filename,
+                                      "content_type": result.content_type, "headers": result.headers},
+                              result_expires_at=finished + timedelta(seconds=settings.VIDEOAPI_JOB_RESULT_TTL))
             if not self.log.record_if(RenderLog.Status.RENDERING, **fields):
                 raise Stopped()
         else:

@@ -26,10 +26,11 @@ Status = RenderLog.Status
 
 
 def submit(render: Render, *, owner: str, idempotency_key: str = "", callback_url: str | None = None,
-           base_url: str) -> RenderLog:
+           base_url: str, delivery: tuple[str, dict] | None = None) -> RenderLog:
     """Queue the accepted `render` as a job of `owner`; returns the job that answers the request: this one,
     or, when a twin with the same Idempotency-Key got here first, that twin (this render then keeps nothing).
-    `base_url` is the service's address as the client used it (the result's URL in webhooks)."""
+    `base_url` is the service's address as the client used it (the result's URL in webhooks); `delivery`
+    is lifecycle.delivery.check_destination's (url, headers): the worker PUTs the result there."""
     render.workspace.mark_job(render.id)
     now = timezone.now()
     try:
@@ -41,7 +42,8 @@ def submit(render: Render, *, owner: str, idempotency_key: str = "", callback_ur
                            "later", headers={"Retry-After": "30"})
             render.log.record(status=Status.QUEUED, is_job=True, http_status=202, queued_at=now, progress=0.0,
                               idempotency_key=idempotency_key, callback_url=callback_url or "",
-                              base_url=base_url, task_id=worker.enqueue(render.id))
+                              base_url=base_url, task_id=worker.enqueue(render.id),
+                              **({"delivery": {"url": delivery[0], "headers": delivery[1]}} if delivery else {}))
     except IntegrityError:
         first = jobs.earlier_job(owner, idempotency_key)
         if first is None:

@@ -17,7 +17,8 @@ Running one job (`run`): take the workspace's lock, move `queued` ->
 cancelled meanwhile), run the plan. Every PROGRESS_PERIOD while FFmpeg runs,
 `Watch` writes progress, ETA and the lease in one UPDATE; when it touches no
 row the job was cancelled or declared lost, and FFmpeg is killed. Success
-keeps only the result for its download; failure deletes the workspace.
+keeps only the result for its download (a job with an `output_url` PUTs it
+there first and keeps nothing); failure deletes the workspace.
 
 Stopping (`Worker.stop`): the first SIGTERM or SIGINT stops claiming and lets
 running jobs finish; a second stops their FFmpeg runs at once (the jobs fail
@@ -38,7 +39,7 @@ from django.utils import timezone
 from django_tasks import task
 
 from renders import metrics, plans
-from renders.lifecycle import jobs, taskqueue
+from renders.lifecycle import delivery, jobs, taskqueue
 from renders.lifecycle.render import Render, Stopped
 from renders.lifecycle.slots import free_slot
 from renders.lifecycle.sources import resolve
@@ -138,12 +139,16 @@ def run(render_id: str, worker_id: str = "", abandon=lambda: False):
         render.accepted(plan)
         render.watch = Watch(log, plan.output_length, abandon)
         result = perform(plan, workspace, render.run_ffmpeg)
-        render.succeed(result)
-        try:
-            workspace.keep_only(result.path.name)  # the result stays for its download (or the TTL), nothing else
-        except OSError as exc:  # the download is unharmed; the sweep deletes the rest with the result
-            logger.warning("event=inputs_kept render_id=%s error=%s", log.pk, exc)
-        workspace.release_lock()
+        delivered = deliver_result(log, result, abandon) if log.delivery else None
+        render.succeed(result, delivered)
+        if delivered is not None:
+            render.cleanup()  # the client's storage has the result: nothing of it stays here
+        else:
+            try:
+                workspace.keep_only(result.path.name)  # the result stays for its download (or the TTL), nothing else
+            except OSError as exc:  # the download is unharmed; the sweep deletes the rest with the result
+                logger.warning("event=inputs_kept render_id=%s error=%s", log.pk, exc)
+            workspace.release_lock()
         jobs.announce(log.pk, "render.succeeded")
     except Stopped:
         if abandon():
@@ -158,6 +163,28 @@ def run(render_id: str, worker_id: str = "", abandon=lambda: False):
             raise
     finally:
         workspace.release_lock()  # whatever happened, this thread lets go (a no-op once deleted or released)
+
+
+def deliver_result(log: RenderLog, result, abandon) -> dict:
+    """PUT the rendered file to the job's output_url (lifecycle.delivery); the job's `result`. The lease is
+    renewed to cover each attempt and, while waiting to retry, every PROGRESS_PERIOD; a cancel or an abandoning
+    worker is heard there (Stopped)."""
+    def keep():
+        lease = settings.VIDEOAPI_JOB_LEASE + settings.VIDEOAPI_FETCH_TIMEOUT  # an attempt's longest, and more
+        if abandon() or not RenderLog.objects.filter(pk=log.pk, status=Status.RENDERING,
+                                                     worker_id=log.worker_id).update(
+                lease_expires_at=timezone.now() + timedelta(seconds=lease)):
+            raise Stopped()
+
+    def wait(seconds):
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, PROGRESS_PERIOD))
+            keep()
+
+    keep()
+    return delivery.deliver(result.path, log.delivery["url"], log.delivery.get("headers") or {},
+                            result.content_type, filename=result.filename, sleep=wait)
 
 
 # ---- the engine ---------------------------------------------------------------------------------------

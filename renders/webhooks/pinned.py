@@ -10,6 +10,7 @@ peer trickling bytes).
 import socket
 import threading
 import time
+from typing import BinaryIO
 
 import urllib3
 
@@ -96,13 +97,14 @@ def connection(target: Target, address: str, deadline: Deadline):
 
 
 def send(target: Target, addresses: list[str], method: str, deadline: Deadline, *, headers: dict,
-         body: bytes | None = None):
+         body: bytes | BinaryIO | None = None):
     """(connection, response) of the request on the first of `addresses` that takes the connection.
 
     The addresses are tried in order while one refuses the connection or has
     no route (an AAAA record on a host without IPv6), never another; the
     last one's failure is raised. The response's body is not read yet: the
-    caller reads it and closes the connection. Redirects are answers like any other.
+    caller reads it and closes the connection. Redirects are answers like any other. A file `body` is
+    streamed (give its Content-Length in `headers`).
     """
     for address in addresses[:-1]:
         try:
@@ -112,7 +114,8 @@ def send(target: Target, addresses: list[str], method: str, deadline: Deadline, 
     return exchange(target, addresses[-1], method, deadline, headers, body)
 
 
-def exchange(target: Target, address: str, method: str, deadline: Deadline, headers: dict, body: bytes | None):
+def exchange(target: Target, address: str, method: str, deadline: Deadline, headers: dict,
+             body: bytes | BinaryIO | None):
     opened = connection(target, address, deadline)
     try:
         opened.request(method, target.path, body=body, preload_content=False, decode_content=False,
