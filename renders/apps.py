@@ -9,8 +9,6 @@ class RendersConfig(AppConfig):
 
     def ready(self):
         checks.register(deprecated_settings)
-        # the render forms, registered for the worker (which plans a job whose URL sources it fetched)
-        import renders.api.views  # noqa: F401  (imported for its registration; the models are ready now)
 
 
 def deprecated_settings(app_configs=None, **kwargs):

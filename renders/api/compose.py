@@ -21,7 +21,7 @@ from renders.api.edit import Edit, edit_schema, parse_edit
 from renders.api.schema import document_compose, document_compose_schema
 from renders.api.serializers import download_name
 from renders.api.throttling import RenderRateThrottle
-from renders.api.views import AnswerInJSON, render_or_queue
+from renders.api.views import AnswerInJSON, destination, render_or_queue
 from renders.errors import InvalidInput, PayloadTooLarge, invalid
 from renders.lifecycle.fetch import check_url
 from renders.lifecycle.render import Render
@@ -198,8 +198,11 @@ class ComposeView(APIView):
             else:
                 data, files = given, {}
             edit, merged, values = parse_edit(data, merge=merge)
+            delivery = destination(edit.output_url, edit.output_headers, render)
+            if edit.output_headers:  # credentials, maybe: the RenderLog keeps their names only
+                merged = {**merged, "output_headers": dict.fromkeys(edit.output_headers, "[not recorded]")}
             plan = compose_plan(edit, merged, values, files, render.workspace, asked.owner)
-            return render_or_queue(request, render, asked, plan, checked_callback(edit))
+            return render_or_queue(request, render, asked, plan, checked_callback(edit), delivery)
         except BaseException as exc:
             render.abort(exc)
             raise

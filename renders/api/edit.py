@@ -194,6 +194,9 @@ class Edit(Strict):
     merge: dict[str, Any] = Field(default_factory=dict, description="values of the {{placeholders}}")
     final_filename: str | None = Field(None, max_length=1000)
     callback_url: str | None = Field(None, description="a job's webhook (with Prefer: respond-async)")
+    output_url: str | None = Field(None, max_length=2048, description="an http(s) URL presigned for a PUT: the "
+                                   "result is uploaded there (the request becomes a job)")
+    output_headers: dict[str, str] | None = Field(None, description="with output_url: headers sent with the PUT")
 
 
 def edit_schema() -> dict:

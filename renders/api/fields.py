@@ -275,3 +275,17 @@ class StepsField(serializers.ListField):
         if not data:
             self.fail("empty")
         return super().to_internal_value(data)
+
+
+class BlankByDefault(Published, BlankIsMissing, serializers.CharField):
+    """An optional text field whose schema default is empty, so an untouched "Try it out" form sends nothing
+    for it (`output_url`, `output_headers`: checked where they are used)."""
+
+    def __init__(self, *, option_type: str, schema_format: str | None = None, **kwargs):
+        self.option_type, self.schema_format = option_type, schema_format
+        super().__init__(required=False, **kwargs)
+
+    def openapi(self):
+        schema = {"type": "string", "maxLength": self.max_length, "default": "", "example": "",
+                  "description": self.help_text}
+        return {**schema, "format": self.schema_format} if self.schema_format else schema

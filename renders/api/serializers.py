@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from renders import plans
 from renders.api.callbacks import CallbackUrlField
-from renders.api.fields import FilenameField, TimeField, VideoField, sanitize_filename
+from renders.api.fields import BlankByDefault, FilenameField, TimeField, VideoField, sanitize_filename
 from renders.api.options import OutputFields, StyleFields
 from renders.api.templates import Template
 from renders.media import builders
@@ -38,6 +38,12 @@ class RenderSerializer(serializers.Serializer):
     outputs_house_format = True  # its video is in the house format (the output fields apply)
     final_filename = FilenameField()
     callback_url = CallbackUrlField()  # a job's webhook (renders.webhooks); not part of the render's plan
+    # where a job delivers its result (checked by lifecycle.delivery.check_destination in the view)
+    output_url = BlankByDefault(option_type="url", max_length=2048, schema_format="uri", help_text=(
+        "an http(s) URL presigned for a PUT (S3, GCS, Azure): the result is uploaded there and not kept; makes "
+        "the request a job"))
+    output_headers = BlankByDefault(option_type="json", max_length=16384, help_text=(
+        "with output_url: a JSON object of headers to send with the PUT (e.g. x-amz-acl)"))
 
     def plan(self):
         raise NotImplementedError

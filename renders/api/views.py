@@ -4,6 +4,8 @@ All ten endpoints are `RenderView`s; they differ only in their serializer
 (which names the endpoint and makes its plan) and their URL path.
 """
 
+import json
+
 from django.conf import settings
 from django.http import Http404, JsonResponse
 from django.views import defaults
@@ -27,7 +29,8 @@ from renders.api.serializers import (
 )
 from renders.api.templates import TEMPLATES
 from renders.api.throttling import RenderRateThrottle
-from renders.errors import answer_for
+from renders.errors import answer_for, invalid
+from renders.lifecycle.delivery import check_destination
 from renders.lifecycle.render import Render
 from renders.lifecycle.slots import render_slot
 from renders.lifecycle.sources import resolve
@@ -64,27 +67,43 @@ class RenderView(APIView):
         try:
             sent = render.receive(request)
             callback_url = str(sent.get("callback_url") or "").strip() or None
-            data, waiting = bring(self.serializer_class, sent, render.workspace, asked.owner,
-                                  defer_urls=asked.wanted(callback_url))  # a job's URLs: fetched by its worker
+            delivery = destination(sent.get("output_url"), sent.get("output_headers"), render)
+            data, waiting = bring(self.serializer_class, sent, render.workspace, asked.owner,  # a job's URLs are
+                                  defer_urls=asked.wanted(callback_url) or delivery is not None)  # its worker's
             if waiting:  # its fields checked as far as they can be without those files (the URL's too)
                 plan = pending_form(self.serializer_class, data, waiting)
             else:
                 serializer = self.serializer_class(data=data)
                 serializer.is_valid(raise_exception=True)
                 plan, callback_url = serializer.plan(), serializer.validated_data.get("callback_url")
-            return render_or_queue(request, render, asked, plan, callback_url)
+            return render_or_queue(request, render, asked, plan, callback_url, delivery)
         except BaseException as exc:
             render.abort(exc)
             raise
 
 
-def render_or_queue(request, render: Render, asked: JobRequest, plan, callback_url: str | None):
-    """The accepted request's answer: queued as a job (202), or rendered now and streamed (its sources brought
-    in first: lifecycle.sources), the workspace deleted when the download closes."""
-    if asked.wanted(callback_url):
+def destination(output_url, output_headers, render: Render) -> tuple[str, dict] | None:
+    """Where a job delivers its result (`output_url`, with `output_headers`), checked for form; None without
+    one. The headers may hold credentials: a refused request's RenderLog never records them."""
+    if output_headers:
+        render.keep_secret(output_headers if isinstance(output_headers, str) else json.dumps(output_headers))
+    url = str(output_url or "").strip()
+    if not url:
+        if output_headers:
+            raise invalid("output_headers", "only with output_url")
+        return None
+    return check_destination(url, output_headers)
+
+
+def render_or_queue(request, render: Render, asked: JobRequest, plan, callback_url: str | None,
+                    delivery: tuple[str, dict] | None = None):
+    """The accepted request's answer: queued as a job (202: asked for, or to deliver to `delivery`), or rendered
+    now and streamed (its sources brought in first: lifecycle.sources), the workspace deleted when the
+    download closes."""
+    if asked.wanted(callback_url) or delivery is not None:
         render.accepted(plan)
         job = submit(render, owner=asked.owner, idempotency_key=asked.idempotency_key, callback_url=callback_url,
-                     base_url=request.build_absolute_uri("/"))
+                     base_url=request.build_absolute_uri("/"), delivery=delivery)
         return accepted(job, request)
     plan = resolve(plan, render.workspace)
     render.accepted(plan)

@@ -63,6 +63,10 @@ class Render:
     def id(self):
         return self.log.id
 
+    def keep_secret(self, value: str):
+        """A value of the request never to be recorded (e.g. headers a delivery carries)."""
+        self._secrets = (*self._secrets, value)
+
     @classmethod
     def begin(cls, request, endpoint: str, form=None, **fields) -> "Render":
         """The RenderLog row and the locked workspace; `form` is the endpoint's serializer class (its limits

@@ -189,12 +189,46 @@ def test_a_good_destination_is_taken_as_given():
 
 
 def submitted(api, clips, destination_url, headers):
-    r = post(api, "/api/trim", {"video": clips.basic, "start": "0"}, HTTP_PREFER="respond-async")
-    assert r.status_code == 202
-    job_id = r.data["id"]
-    # what the views will give submit(delivery=check_destination(...)) once output_url is a field
-    RenderLog.objects.filter(pk=job_id).update(delivery={"url": destination_url, "headers": headers})
-    return job_id
+    """A trim sent with `output_url` (and `output_headers`): a job, without asking for one."""
+    fields = {"video": clips.basic, "start": "0", "output_url": destination_url}
+    if headers:
+        fields["output_headers"] = json.dumps(headers)
+    r = post(api, "/api/trim", fields)
+    assert r.status_code == 202, r.body[:300]
+    log = RenderLog.objects.get(pk=r.data["id"])
+    assert log.delivery == {"url": destination_url, "headers": headers}
+    return r.data["id"]
+
+
+def test_the_form_fields_are_checked_before_anything_is_queued(api, clips):
+    r = post(api, "/api/trim", {"video": clips.basic, "start": "0", "output_url": "ftp://example.com/a"})
+    assert r.status_code == 400 and list(r.json()["fields"]) == ["output_url"]
+    r = post(api, "/api/trim", {"video": clips.basic, "start": "0", "output_headers": '{"x-a": "1"}'})
+    assert r.status_code == 400 and r.json()["fields"] == {"output_headers": ["only with output_url"]}
+    r = post(api, "/api/trim", {"video": clips.basic, "start": "0", "output_url": "https://example.com/a",
+                                "output_headers": '{"Host": "evil"}'})
+    assert r.status_code == 400 and list(r.json()["fields"]) == ["output_headers"]
+    log = RenderLog.objects.get(pk=r["X-Render-Id"])
+    assert "evil" not in json.dumps(log.params)  # the headers are never recorded
+    assert not RenderLog.objects.filter(is_job=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_composition_delivers_and_its_headers_are_not_recorded(api, destination):
+    url = f"{destination.url}/ok/compose.mp4?{QUERY}"
+    edit = {"timeline": {"tracks": [{"clips": [{"asset": {"type": "color", "color": "#FF0000"}, "start": 0,
+                                                 "length": 1}]}]},
+            "output_url": url, "output_headers": {"x-amz-acl": "private", "x-token": "s3cr3t-value"}}
+    r = api.post("/api/compose", edit, format="json")
+    assert r.status_code == 202, r.content[:300]
+    job_id = r.json()["id"]
+    log = RenderLog.objects.get(pk=job_id)
+    assert "s3cr3t-value" not in json.dumps(log.params)
+    assert log.params["edit"]["output_headers"] == {"x-amz-acl": "[not recorded]", "x-token": "[not recorded]"}
+    worker.run(job_id)
+    [received] = destination.puts
+    assert received.headers["x-token"] == "s3cr3t-value" and received.path == f"/ok/compose.mp4?{QUERY}"
+    assert api.get(f"/api/jobs/{job_id}").json()["result"]["delivered_to"] == f"{destination.url}/ok/compose.mp4"
 
 
 @pytest.mark.django_db(transaction=True)  # the worker closes its connection when the job ends

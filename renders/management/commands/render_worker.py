@@ -13,6 +13,7 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+import renders.api.views  # noqa: F401  (registers the render forms a job whose URL sources it fetches is planned with)
 from renders.lifecycle.worker import Worker
 from renders.warmup import warm
 
