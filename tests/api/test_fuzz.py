@@ -78,8 +78,8 @@ def test_api_survives_generated_requests(api_schema, live, token):
 
         check()
     # ten renders, /api/options, the jobs (list, status, cancel, result), compose and its schema, saved templates
-    # (list, save, read, replace, delete, render)
-    assert len(seen) == 23
+    # (list, save, read, replace, delete, render), stored uploads (list, store, read, delete)
+    assert len(seen) == 27
     assert any(200 in codes for label, codes in seen.items() if "/render" in label or "trim" in label), seen
     # every workspace the server made is gone once it has answered (it deletes them as each answer closes)
     assert wait_for(lambda: leftovers() == [], seconds=10), leftovers()
@@ -117,5 +117,5 @@ def test_the_jobs_operations_and_options_pass_every_check(live, token, tmp_path)
         capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
     call(live["address"], "DELETE", f"/api/jobs/{job['id']}", token)  # whatever the run left of it
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "Selected: 5/23" in result.stdout and "Tested: 5" in result.stdout, result.stdout[-3000:]
+    assert "Selected: 5/27" in result.stdout and "Tested: 5" in result.stdout, result.stdout[-3000:]
     assert wait_for(lambda: leftovers() == [], seconds=10), leftovers()
