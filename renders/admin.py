@@ -20,9 +20,13 @@ from django.utils.html import format_html
 from renders import webhooks
 from renders.errors import ERROR_CODES
 from renders.health import job_stats
-from renders.lifecycle import jobs, sweep
+from renders.lifecycle import (
+    jobs,
+    sweep,
+    uploads_store,  # noqa: F401  (its post_delete receiver: deleting a row deletes its file)
+)
 from renders.lifecycle.workspace import CleanupError, temp_root
-from renders.models import ComposeTemplate, RenderLog, WebhookDelivery
+from renders.models import ComposeTemplate, RenderLog, Upload, WebhookDelivery
 
 
 def dashboard():
@@ -386,6 +390,31 @@ class ComposeTemplateAdmin(admin.ModelAdmin):
     @admin.display(description="edit")
     def edit_pretty(self, obj):
         return RenderLogAdmin._pre(json.dumps(obj.edit, indent=2, ensure_ascii=False))
+
+
+# ---- stored uploads -----------------------------------------------------------------------------
+
+
+@admin.register(Upload)
+class UploadAdmin(admin.ModelAdmin):
+    """Clients' stored uploads (made through the API): seen, searched, deleted (the file with the row:
+    uploads_store's post_delete receiver, for one and for a selection alike)."""
+
+    list_display = ("filename", "kind", "owner", "bytes", "created_at", "expires_at")
+    list_filter = ("kind",)
+    search_fields = ("filename", "owner")
+    fields = ("id", "filename", "kind", "owner", "bytes", "media_pretty", "created_at", "expires_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="media")
+    def media_pretty(self, obj):
+        return RenderLogAdmin._pre(json.dumps(obj.media, indent=2, ensure_ascii=False))
 
 
 # ---- API keys ---------------------------------------------------------------------------

@@ -47,8 +47,9 @@ CODES = {
                       "or a job's result is being checked that moment; nothing was kept; see `Retry-After`"),
     "unavailable": Code(503, "the service's database is unreachable; nothing was read; see `Retry-After`"),
     "render_timeout": Code(504, "the render ran past its time limit and was stopped"),
-    "insufficient_storage": Code(507, "the temporary disk cannot hold the upload or the render; nothing was "
-                                      "kept; see `Retry-After`"),
+    "insufficient_storage": Code(507, "the temporary disk cannot hold the upload or the render, or a stored "
+                                      "upload would take the client past its quota of stored uploads; nothing "
+                                      "was kept; see `Retry-After`"),
     "worker_lost": Code(500, "a job's worker died while it ran, or no worker took the job in time (the job's "
                              "`error`, and the answer for its result); for a synchronous render only in the "
                              "RenderLog: its client saw the connection drop"),
@@ -57,7 +58,8 @@ CODES = {
                                  "every retry (the job's `error`, and the answer for its result)"),
     "method_not_allowed": Code(405, "a method the path does not take (`Allow` lists those it does)"),
     "permission_denied": Code(403, "the key may not do this"),
-    "not_found": Code(404, "no such path, or no such job or saved template (another client's included)"),
+    "not_found": Code(404, "no such path, or no such job, saved template or stored upload (another "
+                           "client's included)"),
     "error": Code(None, "any other refusal by the HTTP layer, with its own status"),
     "client_disconnected": Code(400, "the client went away before its request body was complete (fewer bytes "
                                      "than its `Content-Length`, a reset connection, a chunked body cut off): "

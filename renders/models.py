@@ -192,6 +192,39 @@ class ComposeTemplate(models.Model):
         return f"{self.name} ({self.owner})"
 
 
+class Upload(models.Model):
+    """A file a client stored once (POST /api/uploads) to use in any number of renders as `upload:<id>`.
+
+    The file lives under its id (renders/lifecycle/uploads_store.py), never under the client's name; deleting
+    the row deletes the file (a post_delete receiver there), from the API, the admin or the sweep.
+    """
+
+    class Kind(models.TextChoices):
+        VIDEO = "video"
+        IMAGE = "image"
+        AUDIO = "audio"
+        CAPTIONS = "captions"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.CharField(max_length=80,
+                             help_text="who may use it: key:<prefix>, user:<id>, or anonymous (as a job's)")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    filename = models.CharField(max_length=100, blank=True, help_text="the client's file name, made safe; "
+                                                                      "never a path on disk")
+    bytes = models.BigIntegerField()
+    media = models.JSONField(default=dict, blank=True, help_text="what probing found")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True, help_text="deleted by sweep_temp after this "
+                                                               "(VIDEOAPI_UPLOAD_TTL)")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "created_at"])]
+
+    def __str__(self):
+        return f"{self.filename or self.id} ({self.kind}, {self.owner})"
+
+
 class JobHost(models.Model):
     """A render host whose render_worker is alive: the worker touches its row every second. A job queued on a
     host whose worker has not been seen for VIDEOAPI_JOB_START_TIMEOUT fails (nobody would ever run it); a

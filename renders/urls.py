@@ -3,7 +3,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from renders import health
-from renders.api import compose, job_views, template_views, views
+from renders.api import compose, job_views, template_views, upload_views, views
 
 app_name = "renders"
 
@@ -20,6 +20,8 @@ urlpatterns = [
     path("api/templates/<str:template_id>", template_views.TemplateView.as_view(), name="template"),
     path("api/templates/<str:template_id>/render", template_views.TemplateRenderView.as_view(),
          name="template-render"),
+    path("api/uploads", upload_views.UploadListView.as_view(), name="uploads"),
+    path("api/uploads/<str:upload_id>", upload_views.UploadView.as_view(), name="upload"),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/?$", SpectacularSwaggerView.as_view(url_name="renders:schema"), name="docs"),
     path("", RedirectView.as_view(url="/api/", permanent=False)),

@@ -27,10 +27,15 @@ def wait_for(predicate, seconds=20):
 
 
 def leftovers():
+    """Everything under the temp root but the render slots: workspaces, and each stored upload's file
+    (`uploads/<id>`; the directory itself, empty, is the service's and stays)."""
     root = Path(settings.VIDEOAPI_TEMP_ROOT)
     if not root.exists():
         return []
-    return sorted(p.name for p in root.iterdir() if p.name != ".slots")
+    found = [p.name for p in root.iterdir() if p.name not in (".slots", "uploads")]
+    if (root / "uploads").is_dir():
+        found += [f"uploads/{p.name}" for p in (root / "uploads").iterdir()]
+    return sorted(found)
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +49,11 @@ def no_workspace_left_behind():
     after = leftovers()
     if after:
         for name in after:  # keep one leak from failing every later test
-            shutil.rmtree(Path(settings.VIDEOAPI_TEMP_ROOT) / name, ignore_errors=True)
+            path = Path(settings.VIDEOAPI_TEMP_ROOT) / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
     assert after == [], f"workspaces left behind: {after}"
 
 

@@ -342,6 +342,10 @@ DEFAULT_JOB_FFMPEG_TIMEOUT = 3600.0
 VIDEOAPI_JOB_FFMPEG_TIMEOUT = env_number("VIDEOAPI_JOB_FFMPEG_TIMEOUT", DEFAULT_JOB_FFMPEG_TIMEOUT, float, minimum=0.1)
 VIDEOAPI_JOB_START_TIMEOUT = env_number(renamed("VIDEOAPI_JOB_START_TIMEOUT"), 3600.0, float, minimum=1)
 VIDEOAPI_MAX_QUEUED_JOBS = env_number("VIDEOAPI_MAX_QUEUED_JOBS", 100, int, minimum=0)
+# Uploads stored once (POST /api/uploads) under VIDEOAPI_TEMP_ROOT/uploads: kept this many seconds after they
+# are made, and at most this many bytes of them per client.
+VIDEOAPI_UPLOAD_TTL = env_number("VIDEOAPI_UPLOAD_TTL", 86400.0, float, minimum=1)
+VIDEOAPI_MAX_UPLOADS_BYTES = env_number("VIDEOAPI_MAX_UPLOADS_BYTES", 10 * 1024 ** 3, int, minimum=0)
 VIDEOAPI_JOB_POLL_INTERVAL = env_number("VIDEOAPI_JOB_POLL_INTERVAL", 0.2, float, minimum=0.01)
 VIDEOAPI_JOB_WORKERS = env_number("VIDEOAPI_JOB_WORKERS", VIDEOAPI_MAX_CONCURRENT_RENDERS, int, minimum=1)
 VIDEOAPI_JOB_QUEUE = VIDEOAPI_HOST_ID

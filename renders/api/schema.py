@@ -660,3 +660,55 @@ document_template_render = extend_schema(
                 "placeholder without a value is 400 naming `merge.<name>`.",
     parameters=[TEMPLATE_ID, *JOB_REQUEST_HEADERS], request=RENDER_BODY,
     responses={**compose_responses(), 404: NOT_FOUND})
+
+
+# ---- stored uploads ----------------------------------------------------------------------------------
+
+UPLOAD_ID = OpenApiParameter("upload_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="the upload's id")
+UPLOAD_TEXT = ("A stored upload is a file sent once and kept for this client (another client's is 404) for "
+               "`VIDEOAPI_UPLOAD_TTL` seconds, to be used by any number of renders as `upload:<id>`. Its kind "
+               "(video, image, audio or captions) is found by probing its content, never from its name.")
+
+
+class Upload(serializers.Serializer):
+    """A stored upload as its client sees it (one class: the list's items and the single answer are one component)."""
+
+    id = serializers.UUIDField(read_only=True)
+    kind = serializers.ChoiceField(choices=["video", "image", "audio", "captions"], read_only=True)
+    bytes = serializers.IntegerField(read_only=True)
+    filename = serializers.CharField(read_only=True, help_text="the file's name as sent, made safe")
+    media = serializers.DictField(read_only=True, help_text="what probing found (container, codecs, size, "
+                                                            "duration...; for captions format, cues, duration)")
+    created_at = serializers.DateTimeField(read_only=True)
+    expires_at = serializers.DateTimeField(read_only=True, help_text="deleted after this")
+
+
+UPLOAD = Upload()
+UPLOAD_FORM = inline_serializer("UploadForm", {"file": serializers.FileField(
+    help_text="a video (MP4/MOV, Matroska/WebM, AVI, MPEG-TS), an image (PNG, JPEG, WebP), a sound file (MP3, "
+              "AAC/M4A, WAV, FLAC, Ogg) or captions (SRT, WebVTT)")})
+document_upload_list = extend_schema_view(
+    get=extend_schema(operation_id="uploads_list", tags=["uploads"], summary="This client's stored uploads",
+                      description=f"{UPLOAD_TEXT} Newest first, in pages like the jobs list.",
+                      parameters=[OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100})],
+                      responses={200: inline_serializer("UploadPage", {
+                          "next": serializers.URLField(allow_null=True),
+                          "previous": serializers.URLField(allow_null=True), "results": Upload(many=True)}),
+                          400: ERRORS[400], 401: ERRORS[401]}),
+    post=extend_schema(operation_id="uploads_create", tags=["uploads"], summary="Store a file for later renders",
+                       description=f"{UPLOAD_TEXT} The answer's `Location` is the upload's address. Refused as a "
+                                   "render's upload would be: 415 what is none of the kinds, 422 a damaged file, "
+                                   "413 over the body limit; 507 past the client's `VIDEOAPI_MAX_UPLOADS_BYTES` of "
+                                   "stored uploads (nothing is kept).\n\n"
+                                   "```bash\ncurl -X POST $BASE/api/uploads -H \"Authorization: Token $TOKEN\" "
+                                   "-F file=@clip.mp4\n```",
+                       request={"multipart/form-data": UPLOAD_FORM},
+                       responses={201: UPLOAD, **{status: ERRORS[status] for status in
+                                                  (400, 401, 413, 415, 422, 429, 503, 507)}}))
+document_upload = extend_schema_view(
+    get=extend_schema(operation_id="uploads_read", tags=["uploads"], summary="A stored upload",
+                      parameters=[UPLOAD_ID], responses={200: UPLOAD, 401: ERRORS[401], 404: NOT_FOUND}),
+    delete=extend_schema(operation_id="uploads_delete", tags=["uploads"], summary="Delete a stored upload",
+                         description="The file is deleted at once; renders already using it are not affected.",
+                         parameters=[UPLOAD_ID],
+                         responses={204: OpenApiResponse(description="deleted"), 401: ERRORS[401], 404: NOT_FOUND}))

@@ -8,8 +8,9 @@ sweeps its own temp root and marks only RenderLogs it recorded itself
 (`host` = VIDEOAPI_HOST_ID), so hosts sharing one database never mark each
 other's renders. Locked workspaces are never touched, however old; entries
 not named like a workspace, and everything outside the root, are never
-touched at all. The admin lists the temp root and retries a cleanup with the
-same code (`leftovers`, `remove`).
+touched at all. Stored uploads (`uploads/`, uploads_store.py) go by their
+own rule, `uploads_store.expire`: past their `expires_at`. The admin lists
+the temp root and retries a cleanup with the same code (`leftovers`, `remove`).
 """
 
 import logging
@@ -17,12 +18,13 @@ import os
 import signal
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
 
-from renders.lifecycle import jobs
+from renders.lifecycle import jobs, uploads_store
 from renders.lifecycle.locks import try_lock
 from renders.lifecycle.workspace import (
     JOB_MARKER,
@@ -51,6 +53,7 @@ class SweepReport:
     long_locked: list = field(default_factory=list)
     ignored: list = field(default_factory=list)
     killed_processes: list = field(default_factory=list)
+    uploads_deleted: list = field(default_factory=list)  # stored uploads expired (and files no upload names)
     errors: dict = field(default_factory=dict)
     dry_run: bool = False
 
@@ -82,8 +85,9 @@ def processes_inside(path: Path) -> list[int]:
 
 
 def entries(root: Path) -> list:
-    """The temp root's entries by name, the render slots' directory aside."""
-    return [entry for entry in sorted(os.scandir(root), key=lambda e: e.name) if entry.name != ".slots"]
+    """The temp root's entries by name, the render slots' and the stored uploads' directories aside."""
+    return [entry for entry in sorted(os.scandir(root), key=lambda e: e.name)
+            if entry.name not in (".slots", uploads_store.UPLOADS_DIR)]
 
 
 def leftovers() -> list[dict]:
@@ -141,6 +145,14 @@ def sweep(grace: float | None = None, dry_run: bool = False, now: float | None =
         except Exception as exc:  # noqa: BLE001
             report.errors["database"] = str(exc)[:300]
             logger.error("event=reap_failed error=%s", exc)
+    if not jobs_only:
+        try:
+            report.uploads_deleted = uploads_store.expire(datetime.fromtimestamp(now, tz=UTC), grace, dry_run)
+        except Exception as exc:  # noqa: BLE001  (as above: the database may be down; nothing is deleted on a guess)
+            report.errors["uploads"] = str(exc)[:300]
+            logger.error("event=uploads_expiry_failed error=%s", exc)
+        if report.uploads_deleted:
+            logger.info("event=uploads_expired count=%s", len(report.uploads_deleted))
     for entry in entries(root):
         match = NAME_RE.match(entry.name)
         path = root / entry.name

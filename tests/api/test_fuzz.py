@@ -7,6 +7,7 @@ cases are real renders, not only refusals. (Every typed field with text from
 all of Unicode, through the API: test_properties.py.)
 """
 
+import json
 import os
 import urllib.request
 
@@ -55,6 +56,20 @@ def api_schema(live):
     return schema
 
 
+def delete_uploads(address, token):
+    """DELETE every upload the client has stored (each must answer 204), through the API."""
+    from ..jobclient import call
+
+    while True:
+        status, _head, body = call(address, "GET", "/api/uploads?limit=100", token)
+        assert status == 200, body[:300]
+        ids = [item["id"] for item in json.loads(body)["results"]]
+        if not ids:
+            return
+        for upload_id in ids:
+            assert call(address, "DELETE", f"/api/uploads/{upload_id}", token)[0] == 204
+
+
 def test_api_survives_generated_requests(api_schema, live, token):
     """Every operation, EXAMPLES generated requests each (fixed seed): no 500, answers as documented."""
     from hypothesis import given
@@ -78,9 +93,12 @@ def test_api_survives_generated_requests(api_schema, live, token):
 
         check()
     # ten renders, /api/options, the jobs (list, status, cancel, result), compose and its schema, saved templates
-    # (list, save, read, replace, delete, render)
-    assert len(seen) == 23
+    # (list, save, read, replace, delete, render), stored uploads (list, store, read, delete)
+    assert len(seen) == 27
     assert any(200 in codes for label, codes in seen.items() if "/render" in label or "trim" in label), seen
+    # schemathesis sends real (tiny) images as binary fields: some were stored, and are deleted as a client would
+    assert 201 in seen["POST /api/uploads"], seen
+    delete_uploads(live["address"], token)
     # every workspace the server made is gone once it has answered (it deletes them as each answer closes)
     assert wait_for(lambda: leftovers() == [], seconds=10), leftovers()
 
@@ -117,5 +135,5 @@ def test_the_jobs_operations_and_options_pass_every_check(live, token, tmp_path)
         capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
     call(live["address"], "DELETE", f"/api/jobs/{job['id']}", token)  # whatever the run left of it
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "Selected: 5/23" in result.stdout and "Tested: 5" in result.stdout, result.stdout[-3000:]
+    assert "Selected: 5/27" in result.stdout and "Tested: 5" in result.stdout, result.stdout[-3000:]
     assert wait_for(lambda: leftovers() == [], seconds=10), leftovers()

@@ -32,9 +32,18 @@ def test_every_endpoint_is_described(client):
     jobs = {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/result"}
     compose = {"/api/compose", "/api/compose/schema", "/api/templates", "/api/templates/{template_id}",
                "/api/templates/{template_id}/render"}
-    assert set(doc["paths"]) == set(REQUIRED) | {"/api/concatenate-multipart", "/api/options"} | jobs | compose
+    uploads = {"/api/uploads", "/api/uploads/{upload_id}"}
+    others = {"/api/concatenate-multipart", "/api/options"} | jobs | compose | uploads
+    assert set(doc["paths"]) == set(REQUIRED) | others
     assert set(doc["paths"]["/api/options"]) == {"get"}
     assert set(doc["paths"]["/api/jobs/{job_id}"]) == {"get", "delete"}
+    assert set(doc["paths"]["/api/uploads"]) == {"get", "post"}
+    assert set(doc["paths"]["/api/uploads/{upload_id}"]) == {"get", "delete"}
+    stored = doc["paths"]["/api/uploads"]["post"]
+    assert {"201", "413", "415", "422", "507"} <= set(stored["responses"])
+    assert stored["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].endswith("/UploadFormRequest")
+    assert set(doc["components"]["schemas"]["Upload"]["properties"]) == {
+        "id", "kind", "bytes", "filename", "media", "created_at", "expires_at"}
     job = doc["components"]["schemas"]["Job"]["properties"]
     assert {"id", "status", "progress", "eta_seconds", "result", "error"} <= set(job)
     assert {"409", "410", "421"} <= set(doc["paths"]["/api/jobs/{job_id}/result"]["get"]["responses"])
@@ -257,9 +266,10 @@ def test_description_follows_the_auth_setting(client, settings):
 def test_security_follows_the_auth_setting(client, settings):
     """One auth decision (VIDEOAPI_AUTH, read per request) for the endpoints and for what the schema says."""
     operations = [op for item in schema(client)["paths"].values() for op in item.values()]
-    assert len(operations) == 23 and all(op["security"] == [{"tokenAuth": []}] for op in operations)
+    assert len(operations) == 27 and all(op["security"] == [{"tokenAuth": []}] for op in operations)
     assert client.post("/api/trim").status_code == 401 and client.get("/api/options").status_code == 401
     assert client.post("/api/compose").status_code == 401 and client.get("/api/templates").status_code == 401
+    assert client.post("/api/uploads").status_code == 401 and client.get("/api/uploads").status_code == 401
     settings.VIDEOAPI_AUTH = "none"
     doc = schema(client)
     assert all(op["security"] == [{}] for item in doc["paths"].values() for op in item.values())
