@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from boto3.exceptions import Boto3Error
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.files.storage import storages
 from django.utils.http import content_disposition_header
@@ -29,6 +30,10 @@ logger = logging.getLogger("renders.storage")
 
 UNAVAILABLE = "the object store is unavailable; try again shortly"
 MISSING_KEY = {"NoSuchKey", "NotFound", "404"}  # a HEAD's 404 has no code of its own: "404"
+# One transfer's memory, whatever the file's size: 4 parts of 8 MB in flight, at most 32 chunks (256 KB) of a
+# download waiting for the disk (boto3's defaults, 10 parts and 100 chunks, let a transfer hold ~80 MB).
+TRANSFER = TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024,
+                          max_concurrency=4, max_io_queue=32)
 
 
 def media():
@@ -67,16 +72,21 @@ def _store(action, key):
     """Store failures -> Unavailable; a missing key (not a missing bucket) -> FileNotFoundError."""
     storage = media()
     try:
+        yield storage
+    except (ClientError, FileNotFoundError) as exc:  # (the backend turns some 404s into FileNotFoundError)
+        code = _code(exc) if isinstance(exc, ClientError) else "404"
+        if code == "InvalidRange":
+            raise RangeNotSatisfiable() from None
+        if code not in MISSING_KEY:
+            raise _unavailable(action, key, exc) from None
         try:
-            yield storage
-        except (ClientError, FileNotFoundError) as exc:
-            missing = isinstance(exc, FileNotFoundError) or _code(exc) in MISSING_KEY
-            if missing and _bucket_exists(storage):  # a HEAD says 404 for a missing bucket too
-                raise FileNotFoundError(f"no object {key!r}") from None
-            if isinstance(exc, ClientError) and _code(exc) == "InvalidRange":
-                raise RangeNotSatisfiable() from None
-            raise
-    except (ClientError, BotoCoreError, Boto3Error) as exc:
+            bucket = _bucket_exists(storage)  # a HEAD says 404 for a missing bucket too
+        except (ClientError, BotoCoreError) as failure:
+            raise _unavailable(action, key, failure) from None
+        if not bucket:
+            raise _unavailable(action, key, f"no bucket {storage.bucket_name!r}") from None
+        raise FileNotFoundError(f"no object {key!r}") from None
+    except (BotoCoreError, Boto3Error) as exc:
         raise _unavailable(action, key, exc) from None
 
 
@@ -89,7 +99,7 @@ def put_file(key: str, path: Path) -> int:
     with _store("put", key) as storage:
         content_type = mimetypes.guess_type(key)[0] or storage.default_content_type
         extra = {**storage.get_object_parameters(key), "ContentType": content_type}
-        storage.bucket.upload_file(str(path), key, ExtraArgs=extra, Config=storage.transfer_config)
+        storage.bucket.upload_file(str(path), key, ExtraArgs=extra, Config=TRANSFER)
     return Path(path).stat().st_size
 
 
@@ -97,7 +107,7 @@ def get_file(key: str, path: Path) -> int:
     """Download `key` into `path` in bounded chunks (never the whole object in memory); returns its bytes."""
     key = _key(key)
     with _store("get", key) as storage:
-        storage.bucket.download_file(key, str(path), Config=storage.transfer_config)
+        storage.bucket.download_file(key, str(path), Config=TRANSFER)
     return Path(path).stat().st_size
 
 
