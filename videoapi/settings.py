@@ -228,6 +228,43 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+
+def s3_media_storage(bucket, endpoint_url, region, url_ttl):
+    """STORAGES["media"]: django-storages' S3 backend (renders/lifecycle/storage.py is its one user).
+
+    Credentials are boto3's own chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or an instance role).
+    """
+    options = {
+        "bucket_name": bucket,
+        "endpoint_url": endpoint_url or None,  # None: AWS
+        "region_name": region,
+        "signature_version": "s3v4",
+        "default_acl": None,
+        "querystring_expire": url_ttl,
+        "file_overwrite": False,
+    }
+    if endpoint_url:  # S3-compatible stores (SeaweedFS, MinIO) answer on one host: bucket in the path
+        options["addressing_style"] = "path"
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+
+
+# Object storage for uploads, job inputs and results: `local` (nothing changes) or `s3`.
+VIDEOAPI_STORAGE = env_str("VIDEOAPI_STORAGE", "local")
+if VIDEOAPI_STORAGE not in {"local", "s3"}:
+    raise ImproperlyConfigured(f"VIDEOAPI_STORAGE must be 'local' or 's3', got {VIDEOAPI_STORAGE!r}")
+VIDEOAPI_S3_BUCKET = env_str("VIDEOAPI_S3_BUCKET", "")
+VIDEOAPI_S3_ENDPOINT_URL = env_str("VIDEOAPI_S3_ENDPOINT_URL", "")  # empty: AWS
+VIDEOAPI_S3_REGION = env_str("VIDEOAPI_S3_REGION", "") or "us-east-1"
+VIDEOAPI_S3_URL_TTL = env_number("VIDEOAPI_S3_URL_TTL", 300, int, minimum=1)
+if VIDEOAPI_S3_URL_TTL > 7 * 86400:  # the longest a SigV4 presigned URL may live
+    raise ImproperlyConfigured(f"VIDEOAPI_S3_URL_TTL is at most 604800 seconds, got {VIDEOAPI_S3_URL_TTL}")
+VIDEOAPI_S3_PROXY = env_bool("VIDEOAPI_S3_PROXY", False)  # true: results stream through the service
+if VIDEOAPI_STORAGE == "s3":
+    if not VIDEOAPI_S3_BUCKET:
+        raise ImproperlyConfigured("VIDEOAPI_STORAGE=s3 needs VIDEOAPI_S3_BUCKET")
+    STORAGES["media"] = s3_media_storage(VIDEOAPI_S3_BUCKET, VIDEOAPI_S3_ENDPOINT_URL, VIDEOAPI_S3_REGION,
+                                         VIDEOAPI_S3_URL_TTL)
+
 # Uploads: the render views install their own handler, which streams every
 # file into the render's workspace; nothing goes through Django's temp dir.
 FILE_UPLOAD_HANDLERS = ["renders.lifecycle.uploads.RefuseUploadHandler"]
