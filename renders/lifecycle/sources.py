@@ -18,6 +18,7 @@ from dataclasses import replace
 from django.conf import settings
 
 from renders.errors import InvalidInput
+from renders.lifecycle import uploads_store
 from renders.lifecycle.fetch import Fetcher
 from renders.media import captions
 from renders.media.probe import probe_audio, probe_image, probe_video
@@ -31,7 +32,7 @@ FORMS = {}
 def link_upload(reference: str, owner: str, workspace, field: str):
     """`upload:<id>` of this owner, linked read-only into the workspace under a new name; its path. Another
     client's upload, an unknown or expired one: 400 naming the field."""
-    raise InvalidInput(f"{field}: no such upload", fields={field: ["no such upload"]})
+    return uploads_store.resolve_upload(reference, owner, workspace.path, field)
 
 
 def probed(media: str, path, field: str):

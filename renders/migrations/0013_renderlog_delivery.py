@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('renders', '0011_compose_templates'),
+        ('renders', '0012_uploads'),
     ]
 
     operations = [

@@ -107,3 +107,50 @@ def test_a_job_checks_its_fields_before_the_202_and_the_rest_in_the_worker(api, 
 def test_an_unknown_upload_is_400_naming_the_field(api):
     r = post(api, "/api/trim", {"video": "upload:7c3e0d1a-0000-4000-8000-000000000000", "start": "0"})
     assert r.status_code == 400 and json.loads(r.body)["fields"] == {"video": ["no such upload"]}
+
+
+def upload(api, path) -> str:
+    with open(path, "rb") as handle:
+        r = api.post("/api/uploads", {"file": handle}, format="multipart")
+    assert r.status_code == 201, r.content[:300]
+    return r.json()["id"]
+
+
+def test_an_upload_is_used_by_any_number_of_renders(api, clips, tmp_path):
+    video = upload(api, clips.basic)
+    for _ in range(2):
+        r = post(api, "/api/trim", {"video": f"upload:{video}", "start": "1"})
+        assert r.status_code == 200, r.body[:300]
+        assert abs(media.probe(save(r, tmp_path / "o.mp4"))["frames"] * FRAME - 1.0) <= FRAME
+    assert api.get(f"/api/uploads/{video}").status_code == 200  # a render does not consume it
+    edit = {"timeline": {"tracks": [{"clips": [{"asset": {"type": "video", "src": f"upload:{video}"}, "start": 0}]}]}}
+    r = api.post("/api/compose", edit, format="json")
+    assert r.status_code == 200 and b"".join(r.streaming_content)[4:8] == b"ftyp"
+    assert api.delete(f"/api/uploads/{video}").status_code == 204
+
+
+def test_another_clients_upload_is_no_such_upload(api, clips, other_token):
+    from rest_framework.test import APIClient
+
+    theirs = APIClient()
+    theirs.credentials(HTTP_AUTHORIZATION=f"Token {other_token}")
+    video = upload(theirs, clips.basic)
+    r = post(api, "/api/trim", {"video": f"upload:{video}", "start": "0"})
+    assert r.status_code == 400 and json.loads(r.body)["fields"] == {"video": ["no such upload"]}
+    assert theirs.delete(f"/api/uploads/{video}").status_code == 204
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_deleted_after_its_job_was_accepted_still_renders(api, clips, tmp_path):
+    """The job works on its own link, made at the 202: deleting the upload then breaks nothing."""
+    video = upload(api, clips.basic)
+    r = post(api, "/api/trim", {"video": f"upload:{video}", "start": "0.5"}, HTTP_PREFER="respond-async")
+    assert r.status_code == 202, r.body[:300]
+    assert api.delete(f"/api/uploads/{video}").status_code == 204
+    job_id = json.loads(r.body)["id"]
+    worker.run(job_id)
+    assert RenderLog.objects.get(pk=job_id).status == "succeeded"
+    result = api.get(f"/api/jobs/{job_id}/result")
+    out = tmp_path / "job.mp4"
+    out.write_bytes(b"".join(result.streaming_content))
+    assert abs(media.probe(out)["frames"] * FRAME - 1.5) <= FRAME
