@@ -385,14 +385,16 @@ VIDEOAPI_UPLOAD_TTL = env_number("VIDEOAPI_UPLOAD_TTL", 86400.0, float, minimum=
 VIDEOAPI_MAX_UPLOADS_BYTES = env_number("VIDEOAPI_MAX_UPLOADS_BYTES", 10 * 1024 ** 3, int, minimum=0)
 VIDEOAPI_JOB_POLL_INTERVAL = env_number("VIDEOAPI_JOB_POLL_INTERVAL", 0.2, float, minimum=0.01)
 VIDEOAPI_JOB_WORKERS = env_number("VIDEOAPI_JOB_WORKERS", VIDEOAPI_MAX_CONCURRENT_RENDERS, int, minimum=1)
-VIDEOAPI_JOB_QUEUE = VIDEOAPI_HOST_ID
-# the task table's queue name: at most 32 characters, and never the webhooks' queue
-if len(VIDEOAPI_JOB_QUEUE) > 32 or VIDEOAPI_JOB_QUEUE == "webhooks":
+VIDEOAPI_JOB_QUEUE = VIDEOAPI_HOST_ID  # local storage: each host runs the jobs it received (their files are here)
+SHARED_JOB_QUEUE = "shared-jobs"  # object storage: one queue, any host's worker takes any job
+# the task table's queue name: at most 32 characters, and never the webhooks' or the shared queue
+if len(VIDEOAPI_JOB_QUEUE) > 32 or VIDEOAPI_JOB_QUEUE in ("webhooks", SHARED_JOB_QUEUE):
     VIDEOAPI_JOB_QUEUE = VIDEOAPI_JOB_QUEUE[:23] + "-" + hashlib.sha256(VIDEOAPI_HOST_ID.encode()).hexdigest()[:8]
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",
-        "QUEUES": [VIDEOAPI_JOB_QUEUE, "webhooks"],  # this host's jobs; every host delivers webhooks
+        # this host's jobs, everyone's (object storage), the webhooks every host delivers
+        "QUEUES": [VIDEOAPI_JOB_QUEUE, SHARED_JOB_QUEUE, "webhooks"],
     }
 }
 

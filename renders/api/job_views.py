@@ -8,13 +8,14 @@ errors included, names the job's render (`render_id`, `X-Render-Id`).
 import ipaddress
 import uuid
 
+from django.conf import settings
 from django.http import Http404, HttpResponse
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from renders.api.asynchronous import owner_of
 from renders.api.pagination import NewestFirst
-from renders.api.responses import result_response
+from renders.api.responses import result_response, stored_result_redirect
 from renders.api.schema import document_job, document_job_list, document_job_result
 from renders.errors import Misdirected, invalid
 from renders.lifecycle import downloads, jobs
@@ -72,11 +73,16 @@ class JobResultView(APIView):
         """The file (Range honoured), or why not; a result another host holds is routed there."""
         log = jobs.settle(owned(request, job_id))
         downloads.require_result(log)
+        if log.result.get("object"):  # in the object store: any host answers it
+            if not settings.VIDEOAPI_S3_PROXY:
+                return stored_result_redirect(log)
+            return result_response(log, request,
+                                   on_close=lambda span, whole: downloads.finished_stored(log, span, whole))
         if not jobs.is_local(log):
             return route(log, request)
         workspace = downloads.hold(log)
         try:
-            return result_response(log, workspace, request,
+            return result_response(log, request, workspace=workspace,
                                    on_close=lambda span, whole: downloads.finished(log, workspace, span, whole))
         except BaseException:
             workspace.release_lock()

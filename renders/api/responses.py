@@ -15,6 +15,7 @@ from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
 from renders.errors import RangeNotSatisfiable
+from renders.lifecycle import storage
 
 logger = logging.getLogger("renders.response")
 
@@ -73,18 +74,17 @@ def requested_range(header: str, size: int):
     return first, last
 
 
-def result_response(log, workspace, request, *, on_close):
-    """A job's result from its workspace: the synchronous answer's headers, one `Range` honoured (206).
-    `on_close(span, whole=...)` gets the [first, last] bytes this answer delivered (all, or as far as a cut
-    connection got), or None when it delivered none, and whether it delivered all it was asked for."""
+def result_response(log, request, *, on_close, workspace=None):
+    """A job's result, from its workspace or (its `result` names an object) from the object store: the
+    synchronous answer's headers, one `Range` honoured (206). `on_close(span, whole=...)` gets the [first, last]
+    bytes this answer delivered (all, or as far as a cut connection got), or None when it delivered none, and
+    whether it delivered all it was asked for."""
     result = log.result
-    path = workspace.path / result["file"]
-    handle = open(path, "rb")  # noqa: SIM115  (the response streams it and closes it)
-    size = path.stat().st_size
+    key = result.get("object")
+    size = log.output_size if key else (workspace.path / result["file"]).stat().st_size
     try:
         span = requested_range(request.META.get("HTTP_RANGE", ""), size)
     except ValueError:
-        handle.close()
         on_close(None, whole=False)
         raise RangeNotSatisfiable(f"the file has {size} bytes", headers={"Content-Range": f"bytes */{size}"}) \
             from None
@@ -92,10 +92,14 @@ def result_response(log, workspace, request, *, on_close):
     content_type = negotiated_type(request.META.get("HTTP_ACCEPT", ""), result["content_type"])
     status = 206 if span else 200
     if request.method == "HEAD":  # the headers only: nothing is delivered, the result stays
-        handle.close()
         on_close(None, whole=False)
         response = HttpResponse(status=status, content_type=content_type)
     else:
+        if key:
+            handle = storage.open_range(key, first, last)
+        else:
+            handle = open(workspace.path / result["file"], "rb")  # noqa: SIM115  (the response closes it)
+            handle.seek(first)
         response = ResultResponse(handle, first, last, on_close=on_close, status=status, content_type=content_type)
     response["Content-Length"] = str(last - first + 1)
     if span:
@@ -104,6 +108,15 @@ def result_response(log, workspace, request, *, on_close):
     response["Content-Disposition"] = content_disposition_header(True, result["filename"])
     response["X-Accel-Buffering"] = "no"  # nginx passes the bytes on as they come: delivered means sent on
     return _headed(response, log.pk, result.get("headers", {}))
+
+
+def stored_result_redirect(log):
+    """A job's result in the object store: 302 to a presigned URL of it (valid VIDEOAPI_S3_URL_TTL s), which
+    answers the download itself (Range included), with the download name and type."""
+    result = log.result
+    response = HttpResponse(status=302)
+    response["Location"] = storage.presigned_get(result["object"], result["filename"], result["content_type"])
+    return _headed(response, log.pk, {})
 
 
 class ResultResponse(StreamingHttpResponse):
@@ -121,8 +134,7 @@ class ResultResponse(StreamingHttpResponse):
         super().__init__(self._chunks(), **kwargs)
 
     def _chunks(self):
-        self._handle.seek(self._first)
-        left = self._last - self._first + 1
+        left = self._last - self._first + 1  # the handle stands at `first` (a file seeked, an object's range)
         while left > 0:
             data = self._handle.read(min(CHUNK, left))
             if not data:

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from renders.errors import Busy, Gone, NotReady, ServiceError
+from renders.lifecycle import jobs
 from renders.lifecycle.render import Render
 from renders.lifecycle.workspace import LOCK_NAME, Workspace
 from renders.models import JobStatus, RenderLog
@@ -66,27 +67,39 @@ def finished(log: RenderLog, workspace: Workspace, span, whole: bool = True):
     download that covers the last of it ran to its end: a cut download's "delivered" bytes may still have
     been in the socket's buffers when the client went away, so it never deletes the result by itself (the
     client's resume asks for what it lacks and completes it)."""
-    complete = False
-    if span is None:
-        status = RenderLog.objects.filter(pk=log.pk).values_list("status", flat=True).first()
-    else:
-        with transaction.atomic():
-            row = RenderLog.objects.select_for_update().get(pk=log.pk)
-            ranges = merge([*row.result_delivered, list(span)])
-            fields = {"result_delivered": ranges}
-            complete = whole and ranges == [[0, (log.output_size or 0) - 1]]
-            if complete and not row.result_downloaded_at and row.status == Status.SUCCEEDED:
-                # from now on the result is gone: its expiry is the moment it was downloaded (API and admin agree)
-                fields["result_downloaded_at"] = fields["result_expires_at"] = timezone.now()
-            RenderLog.objects.filter(pk=log.pk).update(**fields)
-        status = row.status
-        if complete:
-            logger.info("event=downloaded render_id=%s", log.pk)
+    complete, status = counted(log, span, whole)
     if (complete or status != Status.SUCCEEDED) and workspace.try_exclusive():
         # the whole file is out, or the job was cancelled or expired while this download ran: it goes now
         Render.resume(log, workspace).cleanup(response_closed=True)
         return
     workspace.release_lock()  # the result stays for the rest (a resume, another range) until its TTL
+
+
+def counted(log: RenderLog, span, whole: bool) -> tuple[bool, str]:
+    """Record the bytes one download delivered; (whether the result is now downloaded, the job's status)."""
+    if span is None:
+        return False, RenderLog.objects.filter(pk=log.pk).values_list("status", flat=True).first()
+    complete = False
+    with transaction.atomic():
+        row = RenderLog.objects.select_for_update().get(pk=log.pk)
+        ranges = merge([*row.result_delivered, list(span)])
+        fields = {"result_delivered": ranges}
+        complete = whole and ranges == [[0, (log.output_size or 0) - 1]]
+        if complete and not row.result_downloaded_at and row.status == Status.SUCCEEDED:
+            # from now on the result is gone: its expiry is the moment it was downloaded (API and admin agree)
+            fields["result_downloaded_at"] = fields["result_expires_at"] = timezone.now()
+        RenderLog.objects.filter(pk=log.pk).update(**fields)
+    if complete:
+        logger.info("event=downloaded render_id=%s", log.pk)
+    return complete, row.status
+
+
+def finished_stored(log: RenderLog, span, whole: bool = True):
+    """A download of a result in the object store (streamed: VIDEOAPI_S3_PROXY) ended: its bytes counted as
+    `finished` counts them; once the result is downloaded (or the job ended meanwhile) the object goes."""
+    complete, status = counted(log, span, whole)
+    if complete or status != Status.SUCCEEDED:
+        jobs.drop_objects(log)
 
 
 def merge(ranges) -> list:

@@ -27,8 +27,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from renders import metrics, webhooks
-from renders.errors import CODES
-from renders.lifecycle import taskqueue
+from renders.errors import CODES, ServiceError
+from renders.lifecycle import objects, taskqueue
 from renders.lifecycle.render import Render
 from renders.lifecycle.workspace import Workspace, is_locked, temp_root
 from renders.models import JobHost, JobStatus, RenderLog
@@ -71,6 +71,8 @@ def cancel(log: RenderLog) -> RenderLog:
     log.refresh_from_db()
     if is_local(log) and log.status == Status.CANCELLED:
         discard(log)
+    if log.status == Status.CANCELLED and objects.enabled():
+        drop_objects(log)
     return log
 
 
@@ -109,6 +111,23 @@ def expire(log: RenderLog):
     if RenderLog.objects.filter(pk=log.pk, status=Status.SUCCEEDED, result_downloaded_at__isnull=True,
                                 result_expires_at__lt=timezone.now()).update(status=Status.EXPIRED):
         logger.info("event=expired render_id=%s", log.pk)
+        drop_objects(log)
+
+
+def drop_objects(log: RenderLog):
+    """A job that ended (or whose result was downloaded) no longer needs its objects (lifecycle.objects): they
+    are deleted, and the result no longer names its key (so this happens once). Failures are left to the
+    sweep: the job's own outcome stands."""
+    log.refresh_from_db(fields=["result"])
+    if not objects.enabled() and not (log.result or {}).get("object"):
+        return
+    try:
+        objects.drop(log.pk)
+    except ServiceError as exc:
+        logger.warning("event=objects_kept render_id=%s error=%s", log.pk, exc)
+        return
+    if (log.result or {}).get("object"):
+        RenderLog.objects.filter(pk=log.pk).update(result={k: v for k, v in log.result.items() if k != "object"})
 
 
 def discard(log: RenderLog) -> bool:
@@ -130,8 +149,9 @@ def _lost(log, now) -> bool:
 def _stale(log, now) -> bool:
     """Queued, and its host's worker has not been seen for VIDEOAPI_JOB_START_TIMEOUT: nobody would run it."""
     cut = now - _start_timeout()
+    alive = JobHost.objects.filter(heartbeat_at__gte=cut)  # with the shared queue (objects), any host's worker
     return (log.status == Status.QUEUED and log.queued_at is not None and log.queued_at < cut
-            and not JobHost.objects.filter(host=log.host, heartbeat_at__gte=cut).exists())
+            and not (alive if objects.enabled() else alive.filter(host=log.host)).exists())
 
 
 def _expired(log, now) -> bool:
@@ -158,6 +178,8 @@ def settle(log: RenderLog) -> RenderLog:
     log = apply_time_rules(log)
     if is_local(log) and (log.job_ended or log.result_downloaded_at):
         discard(log)
+    if (log.job_ended or log.result_downloaded_at) and (log.result or {}).get("object"):
+        drop_objects(log)
     return log
 
 
@@ -170,8 +192,9 @@ def reap():
         RenderLog.objects.filter(status=Status.RENDERING, lease_expires_at__lt=now)
         # this host's running jobs: one whose workspace lock died with its worker is lost at once
         | RenderLog.objects.filter(status=Status.RENDERING, host=settings.VIDEOAPI_HOST_ID)
-        | RenderLog.objects.filter(status=Status.QUEUED, queued_at__lt=cut).exclude(
-            host__in=JobHost.objects.filter(heartbeat_at__gte=cut).values("host"))
+        | (RenderLog.objects.none() if objects.enabled() and JobHost.objects.filter(heartbeat_at__gte=cut).exists()
+           else RenderLog.objects.filter(status=Status.QUEUED, queued_at__lt=cut).exclude(
+               host__in=JobHost.objects.filter(heartbeat_at__gte=cut).values("host")))
         | RenderLog.objects.filter(status=Status.SUCCEEDED, is_job=True, result_downloaded_at__isnull=True,
                                    result_expires_at__lt=now)
     )

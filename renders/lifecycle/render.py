@@ -154,12 +154,13 @@ class Render:
 
     # -- finishing ----------------------------------------------------------
 
-    def succeed(self, result, delivered: dict | None = None) -> int:
+    def succeed(self, result, delivered: dict | None = None, stored: str | None = None) -> int:
         """The render succeeded: record it; returns the result's size. A synchronous render's download then
         cleans up when it closes; a job's result is kept for its download (or VIDEOAPI_JOB_RESULT_TTL), and
         recorded only while the job is still rendering (a cancel that came first wins: Stopped). `delivered`:
         the job's result is in its client's storage (lifecycle.delivery): recorded as gone from here, as if
-        downloaded (nothing to cancel, expire or sweep)."""
+        downloaded (nothing to cancel, expire or sweep). `stored`: the result's key in the object store
+        (lifecycle.objects), where its download comes from."""
         size = self.require_output(result.path)
         finished = timezone.now()
         fields = {"status": RenderLog.Status.SUCCEEDED, "http_status": 200, "output_size": size,
@@ -169,9 +170,10 @@ class Render:
                 fields.update(progress=1.0, eta_seconds=None, result=delivered, result_expires_at=finished,
                               result_downloaded_at=finished)
             else:
+                kept = {"file": result.path.name, "filename": result.filename, "content_type": result.content_type,
+                        "headers": result.headers}
                 fields.update(progress=1.0, eta_seconds=None,
-                              result={"file": result.path.name, "filename": result.filename,
-                                      "content_type": result.content_type, "headers": result.headers},
+                              result={**kept, "object": stored} if stored else kept,
                               result_expires_at=finished + timedelta(seconds=settings.VIDEOAPI_JOB_RESULT_TTL))
             if not self.log.record_if(RenderLog.Status.RENDERING, **fields):
                 raise Stopped()

@@ -162,3 +162,11 @@ def older_than(prefix: str, seconds: float) -> list[str]:
             Bucket=storage.bucket_name, Prefix=prefix)
         return [entry["Key"] for page in pages for entry in page.get("Contents", ())
                 if entry["LastModified"] < cutoff]
+
+
+def keys(prefix: str) -> list[str]:
+    """Every key under `prefix`."""
+    with _store("list", prefix) as storage:
+        pages = storage.connection.meta.client.get_paginator("list_objects_v2").paginate(
+            Bucket=storage.bucket_name, Prefix=prefix)
+        return [entry["Key"] for page in pages for entry in page.get("Contents", ())]

@@ -1,11 +1,14 @@
 """A validated render becomes a queued job: the queue limit, the Idempotency-Key, the hand-over of the workspace.
 
 `submit` runs in the request while it still holds the workspace's lock:
-it marks the workspace as a job's (`.job`), then in one transaction checks
+it marks the workspace as a job's (`.job`) (with object storage, puts its
+files in the store: lifecycle.objects), then in one transaction checks
 the host's queue limit, sets the RenderLog `queued` and enqueues the task;
 only after the commit is the lock released. At every instant either the lock
 is held or the database says `queued`, and the sweep takes the lock before
-it reads the database: no window in which the workspace could be swept.
+it reads the database: no window in which the workspace could be swept. With
+object storage the workspace is deleted once the job is queued: the worker
+that takes it, on any host, brings the files back from the store.
 """
 
 import logging
@@ -16,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from renders.errors import Busy
-from renders.lifecycle import jobs, worker
+from renders.lifecycle import jobs, objects, worker
 from renders.lifecycle.render import Render
 from renders.models import RenderLog
 
@@ -32,6 +35,13 @@ def submit(render: Render, *, owner: str, idempotency_key: str = "", callback_ur
     `base_url` is the service's address as the client used it (the result's URL in webhooks); `delivery`
     is lifecycle.delivery.check_destination's (url, headers): the worker PUTs the result there."""
     render.workspace.mark_job(render.id)
+    shared = objects.enabled()
+    if shared:  # any host's worker takes it: its files go to the object store first
+        try:
+            objects.send_inputs(render.id, render.workspace)
+        except BaseException:
+            objects.drop(render.id)
+            raise
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -44,7 +54,11 @@ def submit(render: Render, *, owner: str, idempotency_key: str = "", callback_ur
                               idempotency_key=idempotency_key, callback_url=callback_url or "",
                               base_url=base_url, task_id=worker.enqueue(render.id),
                               **({"delivery": {"url": delivery[0], "headers": delivery[1]}} if delivery else {}))
-    except IntegrityError:
+    except BaseException as exc:
+        if shared:
+            objects.drop(render.id)
+        if not isinstance(exc, IntegrityError):
+            raise
         first = jobs.earlier_job(owner, idempotency_key)
         if first is None:
             raise
@@ -52,7 +66,10 @@ def submit(render: Render, *, owner: str, idempotency_key: str = "", callback_ur
                           error_message=f"the same Idempotency-Key as job {first.pk}, which answered it")
         render.cleanup()
         return first
-    render.workspace.release_lock()  # the job owns it now: the database says so
+    if shared:
+        render.workspace.delete()  # its files are in the store, for whichever worker takes the job
+    else:
+        render.workspace.release_lock()  # the job owns it now: the database says so
     logger.info("event=queued render_id=%s endpoint=%s", render.id, render.log.endpoint)
     return render.log
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from renders.lifecycle import jobs, uploads_store
+from renders.lifecycle import jobs, objects, uploads_store
 from renders.lifecycle.locks import try_lock
 from renders.lifecycle.workspace import (
     JOB_MARKER,
@@ -54,6 +54,7 @@ class SweepReport:
     ignored: list = field(default_factory=list)
     killed_processes: list = field(default_factory=list)
     uploads_deleted: list = field(default_factory=list)  # stored uploads expired (and files no upload names)
+    objects_deleted: list = field(default_factory=list)  # job objects no live job needs (object storage)
     errors: dict = field(default_factory=dict)
     dry_run: bool = False
 
@@ -153,6 +154,12 @@ def sweep(grace: float | None = None, dry_run: bool = False, now: float | None =
             logger.error("event=uploads_expiry_failed error=%s", exc)
         if report.uploads_deleted:
             logger.info("event=uploads_expired count=%s", len(report.uploads_deleted))
+        if objects.enabled():
+            try:
+                report.objects_deleted = objects.orphans(grace, delete=not dry_run)
+            except Exception as exc:  # noqa: BLE001  (the store or the database away: nothing deleted on a guess)
+                report.errors["objects"] = str(exc)[:300]
+                logger.error("event=objects_sweep_failed error=%s", exc)
     for entry in entries(root):
         match = NAME_RE.match(entry.name)
         path = root / entry.name

@@ -27,12 +27,18 @@ logger = logging.getLogger("renders.jobs")
 READY, RUNNING, FAILED = "READY", "RUNNING", "FAILED"
 
 
+def job_queue() -> str:
+    """Where jobs wait: this host's queue (their files are on its disk), or with object storage the one queue
+    every host's worker takes from."""
+    return settings.SHARED_JOB_QUEUE if settings.VIDEOAPI_STORAGE == "s3" else settings.VIDEOAPI_JOB_QUEUE
+
+
 def claim(worker_id: str, queue: str | None = None) -> DBTaskResult | None:
     """The next ready task of `queue` (this host's jobs by default; "webhooks"), claimed for `worker_id` (None
     when there is none)."""
     close_old_connections()
     tasks = DBTaskResult.objects.ready().filter(backend_name="default",
-                                                queue_name=queue or settings.VIDEOAPI_JOB_QUEUE)
+                                                queue_name=queue or job_queue())
     with exclusive_transaction(tasks.db):
         try:
             found = tasks.get_locked()
@@ -73,7 +79,7 @@ def requeue_orphans(alive) -> int:
     Workers name themselves `<host>:<pid>:<n>`."""
     count = 0
     prefix = f"{settings.VIDEOAPI_HOST_ID[:40]}:"
-    for found in DBTaskResult.objects.filter(status=RUNNING, queue_name=settings.VIDEOAPI_JOB_QUEUE):
+    for found in DBTaskResult.objects.filter(status=RUNNING, queue_name=job_queue()):
         claimer = (found.worker_ids or [""])[-1]
         pid = claimer[len(prefix):].split(":")[0] if claimer.startswith(prefix) else ""
         if not pid.isdigit() or alive(int(pid)):
@@ -86,7 +92,7 @@ def requeue_orphans(alive) -> int:
 
 def queued_tasks() -> int:
     """Tasks waiting on this host's queue."""
-    return DBTaskResult.objects.ready().filter(queue_name=settings.VIDEOAPI_JOB_QUEUE).count()
+    return DBTaskResult.objects.ready().filter(queue_name=job_queue()).count()
 
 
 class JobEnded(Exception):

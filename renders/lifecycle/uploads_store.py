@@ -30,6 +30,7 @@ from django.db.models.signals import post_delete
 from django.utils import timezone
 
 from renders.errors import InsufficientStorage, InvalidInput, PayloadTooLarge, UnsupportedMedia, invalid
+from renders.lifecycle import storage
 from renders.lifecycle.uploads import Receipt, WorkspaceFile
 from renders.lifecycle.workspace import CleanupError, Workspace, temp_root
 from renders.media import captions
@@ -77,8 +78,17 @@ def _copy(source: Path, target: Path):
         raise
 
 
+def _key(upload: Upload) -> str:
+    return f"uploads/{uuid.UUID(str(upload.pk))}"
+
+
 def store(upload: Upload, source_path: Path):
-    """Keep the received file `source_path` as `upload`'s (moved, or copied across filesystems), read-only."""
+    """Keep the received file `source_path` as `upload`'s (moved, or copied across filesystems), read-only;
+    with object storage, as the object `uploads/<id>` (every host reads it)."""
+    if settings.VIDEOAPI_STORAGE == "s3":
+        storage.put_file(_key(upload), Path(source_path))
+        Path(source_path).unlink(missing_ok=True)
+        return
     target = _path(upload)
     try:
         os.replace(source_path, target)
@@ -92,9 +102,18 @@ def store(upload: Upload, source_path: Path):
 
 def link_into(upload: Upload, directory: Path) -> Path:
     """`upload`'s file in `directory` under a new service-chosen name: a hard link, or a copy where the link
-    fails (another filesystem, too many links). FileNotFoundError when the upload's file is gone."""
-    source = _path(upload)
+    fails (another filesystem, too many links); with object storage, a copy of the object. FileNotFoundError
+    when the upload's file is gone."""
     target = Path(directory) / f"stored_{uuid.uuid4().hex[:16]}.bin"
+    if settings.VIDEOAPI_STORAGE == "s3":
+        try:
+            storage.get_file(_key(upload), target)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        os.chmod(target, 0o400)
+        return target
+    source = _path(upload)
     try:
         os.link(source, target, follow_symlinks=False)
     except OSError as exc:
@@ -107,6 +126,9 @@ def link_into(upload: Upload, directory: Path) -> Path:
 
 def discard(upload: Upload):
     """Delete `upload`'s file (none is fine: deleting is idempotent)."""
+    if settings.VIDEOAPI_STORAGE == "s3":
+        storage.delete(_key(upload))
+        return
     try:
         _path(upload).unlink()
     except FileNotFoundError:
@@ -308,6 +330,15 @@ def expire(now: datetime | None = None, grace: float = 0.0, dry_run: bool = Fals
         if not dry_run:
             Upload.objects.filter(pk__in=batch, expires_at__lte=now).delete()
         deleted += [str(pk) for pk in batch]
+    if settings.VIDEOAPI_STORAGE == "s3":  # objects of no row, older than the grace
+        for key in storage.older_than("uploads/", grace):
+            name = key.rsplit("/", 1)[1]
+            if name in deleted or Upload.objects.filter(pk=_uuid_or_none(name)).exists():
+                continue
+            if not dry_run:
+                storage.delete(key)
+            deleted.append(name)
+        return deleted
     root = temp_root() / UPLOADS_DIR
     if not root.is_dir():
         return deleted
@@ -330,3 +361,10 @@ def expire(now: datetime | None = None, grace: float = 0.0, dry_run: bool = Fals
             continue
         deleted.append(name)
     return deleted
+
+
+def _uuid_or_none(name: str):
+    try:
+        return uuid.UUID(name)
+    except ValueError:
+        return None

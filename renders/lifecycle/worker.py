@@ -39,12 +39,12 @@ from django.utils import timezone
 from django_tasks import task
 
 from renders import metrics, plans
-from renders.lifecycle import delivery, jobs, taskqueue
+from renders.lifecycle import delivery, jobs, objects, taskqueue
 from renders.lifecycle.render import Render, Stopped
 from renders.lifecycle.slots import free_slot
 from renders.lifecycle.sources import resolve
 from renders.lifecycle.sweep import sweep
-from renders.lifecycle.workspace import LOCK_NAME, Workspace
+from renders.lifecycle.workspace import LOCK_NAME, Workspace, workspace_path
 from renders.media.ffmpeg import PROGRESS_PERIOD
 from renders.models import RenderLog
 from renders.plans.running import perform
@@ -66,7 +66,7 @@ def render_job(render_id: str):
 
 def enqueue(render_id) -> str:
     """Queue the job on this host's queue; returns the task's id. Runs inside the caller's transaction."""
-    return render_job.using(queue_name=settings.VIDEOAPI_JOB_QUEUE).enqueue(str(render_id)).id
+    return render_job.using(queue_name=taskqueue.job_queue()).enqueue(str(render_id)).id
 
 
 # ---- one job ------------------------------------------------------------------------------------------
@@ -117,7 +117,8 @@ def run(render_id: str, worker_id: str = "", abandon=lambda: False):
     if log.status != Status.QUEUED:  # cancelled (or given up) before it ran
         jobs.discard(log)
         return
-    workspace = Workspace.adopt(Path(log.workspace), wait=5.0)
+    shared = objects.enabled()  # any host's job: a workspace of this host's own, the files from the store
+    workspace = own_workspace(log) if shared else Workspace.adopt(Path(log.workspace), wait=5.0)
     if workspace is None:
         held = (Path(log.workspace) / LOCK_NAME).exists()
         jobs.fail_lost(log, detail="the job's workspace was still held when its worker took it" if held else
@@ -126,23 +127,29 @@ def run(render_id: str, worker_id: str = "", abandon=lambda: False):
     render = Render.resume(log, workspace)
     try:
         now = timezone.now()
+        here = {"host": settings.VIDEOAPI_HOST_ID, "workspace": str(workspace.path)} if shared else {}
         if not RenderLog.objects.filter(pk=log.pk, status=Status.QUEUED).update(
                 status=Status.RENDERING, render_started_at=now, worker_id=worker_id, progress=0.0,
-                lease_expires_at=now + timedelta(seconds=settings.VIDEOAPI_JOB_LEASE)):
+                lease_expires_at=now + timedelta(seconds=settings.VIDEOAPI_JOB_LEASE), **here):
             render.cleanup()  # cancelled a moment ago
             return
         log.refresh_from_db()
         waited = (now - log.queued_at).total_seconds()
         metrics.job_started(log.host, waited)
         logger.info("event=job_started render_id=%s worker=%s waited=%.3f", log.pk, worker_id, waited)
+        if shared:
+            objects.bring_inputs(log.pk, workspace)
         plan = resolve(plans.load(log.params), workspace)  # a composition's URL sources are fetched here
         render.accepted(plan)
         render.watch = Watch(log, plan.output_length, abandon)
         result = perform(plan, workspace, render.run_ffmpeg)
         delivered = deliver_result(log, result, abandon) if log.delivery else None
-        render.succeed(result, delivered)
-        if delivered is not None:
-            render.cleanup()  # the client's storage has the result: nothing of it stays here
+        stored = objects.store_result(log.pk, result.path) if shared and delivered is None else None
+        render.succeed(result, delivered, stored)
+        if shared:
+            objects.drop_inputs(log.pk)
+        if delivered is not None or shared:
+            render.cleanup()  # the result is in the client's storage, or in ours: nothing of it stays here
         else:
             try:
                 workspace.keep_only(result.path.name)  # the result stays for its download (or the TTL), nothing else
@@ -155,14 +162,27 @@ def run(render_id: str, worker_id: str = "", abandon=lambda: False):
             jobs.fail_lost(log, detail="the worker was stopped while this job ran")
         logger.info("event=job_stopped render_id=%s", log.pk)
         render.cleanup()
+        if shared:
+            jobs.drop_objects(log)
     except BaseException as exc:
         connection.close_if_unusable_or_obsolete()  # a database error mid-render: record on a fresh connection
         if render.abort(exc):
             jobs.announce(log.pk, "render.failed")
+        if shared:
+            jobs.drop_objects(log)
         if not isinstance(exc, Exception):
             raise
     finally:
         workspace.release_lock()  # whatever happened, this thread lets go (a no-op once deleted or released)
+
+
+def own_workspace(log: RenderLog) -> Workspace | None:
+    """A job's workspace on this host (object storage: the job's files come from the store): made, or one a
+    worker that died before starting it left (unheld: taken over)."""
+    try:
+        return Workspace.create(log.endpoint, log.pk)
+    except FileExistsError:
+        return Workspace.adopt(workspace_path(log.endpoint, log.pk))
 
 
 def deliver_result(log: RenderLog, result, abandon) -> dict:
@@ -292,7 +312,7 @@ class Worker:
         self.wake.set()
 
     def serve(self):
-        logger.info("event=worker_started queue=%s threads=%s interval=%s", settings.VIDEOAPI_JOB_QUEUE,
+        logger.info("event=worker_started queue=%s threads=%s interval=%s", taskqueue.job_queue(),
                     self.lanes[0].threads, self.interval)
         next_housekeeping = next_resume = 0.0
         try:
