@@ -45,7 +45,8 @@ CODES = {
     "internal_error": Code(500, "a defect of the service"),
     "busy": Code(503, "every render slot stayed taken while the request waited, the host's job queue is full, "
                       "or a job's result is being checked that moment; nothing was kept; see `Retry-After`"),
-    "unavailable": Code(503, "the service's database is unreachable; nothing was read; see `Retry-After`"),
+    "unavailable": Code(503, "the service's database, or its object store, is unreachable; nothing was kept; see "
+                             "`Retry-After`"),
     "render_timeout": Code(504, "the render ran past its time limit and was stopped"),
     "insufficient_storage": Code(507, "the temporary disk cannot hold the upload or the render, or a stored "
                                       "upload would take the client past its quota of stored uploads; nothing "

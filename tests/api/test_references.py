@@ -154,3 +154,32 @@ def test_an_upload_deleted_after_its_job_was_accepted_still_renders(api, clips, 
     out = tmp_path / "job.mp4"
     out.write_bytes(b"".join(result.streaming_content))
     assert abs(media.probe(out)["frames"] * FRAME - 1.5) <= FRAME
+
+
+TEN = {  # every form endpoint, its files all given by URL
+    "/api/trim": {"video": "{v}", "start": "0.5"},
+    "/api/trim/preview": {"video": "{v}", "start": "0.5", "duration": "1"},
+    "/api/concatenate": {"videos": ["{v}", "{v}"]},
+    "/api/concatenate-multipart": {"segment_0": "{v}", "segment_1": "{v}"},
+    "/api/intro/render": {"video": "{v}", "full_name": "Ada", "role": "Lead", "team": "Core", "logo": "{png}"},
+    "/api/announcement/render": {"video": "{v}", "headline": "News", "music": "{v}"},
+    "/api/how-it-works/render": {"video": "{v}", "steps": ["One", "Two"]},
+    "/api/persona/render": {"video": "{v}", "name": "Ada", "avatar": "{png}"},
+    "/api/demo/render": {"video": "{v}", "title": "Demo", "captions": "{srt}"},
+    "/api/closing/render": {"video": "{v}", "cta": "Go"},
+}
+
+
+@pytest.mark.parametrize("path", list(TEN))
+def test_every_endpoint_takes_its_files_by_url(api, source_server, clips, path):
+    (source_server.root / "c.srt").write_text(clips.captions.read_text())
+    urls = {"v": f"{source_server.url}/basic.mp4", "png": f"{source_server.url}/still.png",
+            "srt": f"{source_server.url}/c.srt"}
+
+    def filled(value):
+        return [filled(item) for item in value] if isinstance(value, list) else value.format(**urls)
+
+    r = post(api, path, {key: filled(value) for key, value in TEN[path].items()})
+    assert r.status_code == 200, r.body[:300]
+    assert r.body[4:8] == b"ftyp"
+    assert source_server.hits.count("/basic.mp4") == 1  # each distinct URL once per request
