@@ -134,3 +134,38 @@ def test_a_store_that_is_down_is_503_and_keeps_nothing(api, clips, s3_storage, s
     assert r.status_code == 503 and json.loads(r.body)["code"] == "unavailable"
     assert not RenderLog.objects.filter(is_job=True, status="queued").exists()
     assert objects.enabled()
+
+
+def test_output_url_to_a_presigned_put_of_a_bucket(api, clips, object_store, settings):
+    """The client presigns a PUT with boto3 for its own bucket; the job's result lands there, byte for byte
+    what the service rendered, and the service keeps nothing (the local mode: the store is only the client's)."""
+    settings.VIDEOAPI_FETCH_ALLOW_PRIVATE = True  # the client's store is on loopback here
+    client = object_store.client()
+    key = f"client-results/{uuid.uuid4()}.mp4"
+    url = client.generate_presigned_url("put_object", Params={"Bucket": object_store.bucket, "Key": key},
+                                        ExpiresIn=600)
+    r = post(api, "/api/trim", {"video": clips.basic, "start": "0.5", "output_url": url})
+    assert r.status_code == 202, r.body[:300]
+    job_id = json.loads(r.body)["id"]
+    worker.run(job_id)
+    log = RenderLog.objects.get(pk=job_id)
+    assert log.status == "succeeded", log.error_message
+    stored = client.get_object(Bucket=object_store.bucket, Key=key)["Body"].read()
+    assert len(stored) == log.output_size and stored[4:8] == b"ftyp"
+    assert log.result["delivered_to"] == url.split("?")[0]
+    assert not Path(log.workspace).exists()
+    client.delete_object(Bucket=object_store.bucket, Key=key)
+
+
+def test_a_wrongly_signed_put_fails_the_job_for_good(api, clips, object_store, settings):
+    settings.VIDEOAPI_FETCH_ALLOW_PRIVATE = True
+    settings.VIDEOAPI_DELIVERY_RETRY_DELAYS = (0.1,)
+    client = object_store.client(secret_key="not-the-secret")  # signed with the wrong key: refused (403)
+    url = client.generate_presigned_url("put_object", Params={"Bucket": object_store.bucket, "Key": "x.mp4"},
+                                        ExpiresIn=600)
+    r = post(api, "/api/trim", {"video": clips.basic, "start": "0.5", "output_url": url})
+    job_id = json.loads(r.body)["id"]
+    worker.run(job_id)
+    log = RenderLog.objects.get(pk=job_id)
+    assert (log.status, log.error_code) == ("failed", "delivery_failed") and "403" in log.error_message
+    assert not Path(log.workspace).exists()
