@@ -57,11 +57,16 @@ def shown_name(url: str) -> str:
     return PurePosixPath(urlsplit(url).path).name[:100]
 
 
+def lists(data):
+    """(key, [values]) of a parsed body: a QueryDict's lists, or a plain dict's items (a body with no form)."""
+    return data.lists() if hasattr(data, "lists") else ((key, [value]) for key, value in data.items())
+
+
 def bring(form_class, data, workspace, owner: str, *, defer_urls: bool) -> tuple[QueryDict, list]:
     """The form's data with every file given by reference brought into the workspace; and, with `defer_urls`
     (a job), the URLs left for the worker as FormFiles. Refusals name the field."""
     form, deferred, fetcher = QueryDict(mutable=True), [], None
-    for key, values in data.lists():
+    for key, values in lists(data):
         kept = []
         for value in values:
             reference = value.strip() if isinstance(value, str) else ""

@@ -638,7 +638,7 @@ document_template_list = extend_schema_view(
                       parameters=[OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100})],
                       responses={200: inline_serializer("ComposeTemplatePage", {
                           "next": serializers.URLField(allow_null=True),
-                          "previous": serializers.URLField(allow_null=True), "results": template_answer(many=True)}),
+                          "previous": serializers.URLField(allow_null=True), "results": type(TEMPLATE)(many=True)}),
                           400: ERRORS[400], 401: ERRORS[401]}),
     post=extend_schema(operation_id="templates_create", tags=["compose"], summary="Save a template",
                        description=TEMPLATE_TEXT, request=TEMPLATE_BODY,

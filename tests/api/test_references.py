@@ -183,3 +183,10 @@ def test_every_endpoint_takes_its_files_by_url(api, source_server, clips, path):
     assert r.status_code == 200, r.body[:300]
     assert r.body[4:8] == b"ftyp"
     assert source_server.hits.count("/basic.mp4") == 1  # each distinct URL once per request
+
+
+@pytest.mark.parametrize("path", ["/api/trim", "/api/concatenate-multipart", "/api/intro/render"])
+def test_a_body_with_no_form_is_a_400_not_a_crash(api, path):
+    """(found by the fuzzer: an empty body reached the reference step as a plain dict)"""
+    r = api.post(path)
+    assert r.status_code in (400, 415) and r.json()["code"] in ("invalid_input", "unsupported_media")
