@@ -28,6 +28,7 @@ from renders.lifecycle.sources import FORMS, link_upload
 from renders.lifecycle.uploads import WorkspaceFile
 
 REFERENCE = re.compile(r"^(upload:|https?://)", re.IGNORECASE)
+NOT_STORED = ("output_url", "output_headers")  # the job keeps them apart (its delivery), never in its parameters
 
 
 class BroughtFile(WorkspaceFile):
@@ -103,7 +104,9 @@ def pending_form(form_class, data, deferred) -> plans.PendingForm:
     if errors:
         raise serializers.ValidationError(errors)
     fields, files = [], list(deferred)
-    for key, values in data.lists():
+    for key, values in lists(data):
+        if key in NOT_STORED:
+            continue
         if all(isinstance(value, str) for value in values):
             fields.append((key, tuple(values)))
         else:

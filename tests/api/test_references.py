@@ -88,6 +88,18 @@ def test_a_job_fetches_its_url_in_the_worker(api, source_server, tmp_path):
     assert abs(media.probe(out)["frames"] * FRAME - 1.5) <= FRAME
 
 
+def test_a_pending_job_keeps_its_delivery_headers_out_of_its_parameters(api, source_server):
+    r = post(api, "/api/trim", {"video": f"{source_server.url}/basic.mp4", "start": "0",
+                                "output_url": "https://example.com/put?sig=abc",
+                                "output_headers": '{"x-token": "s3cr3t-token"}'})
+    assert r.status_code == 202, r.body[:300]
+    log = RenderLog.objects.get(pk=json.loads(r.body)["id"])
+    assert log.params["kind"] == "form" and "s3cr3t-token" not in json.dumps(log.params)
+    assert "sig=abc" not in json.dumps(log.params)
+    assert log.delivery["headers"] == {"x-token": "s3cr3t-token"}  # kept for the worker, apart
+    assert api.delete(f"/api/jobs/{log.pk}").status_code == 204
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_job_checks_its_fields_before_the_202_and_the_rest_in_the_worker(api, source_server):
     r = post(api, "/api/trim", {"video": f"{source_server.url}/basic.mp4", "start": "soon"},
