@@ -113,8 +113,8 @@ def by_fetcher(url):
 
 def by_curl(url):
     out = WORK / "curled.mp4"
-    done = subprocess.run([shutil.which("curl") or "curl", "-s", "-f", "-o", str(out), "-w", "%{time_total} %{size_download}", url],
-                          check=True, stdout=subprocess.PIPE, text=True)
+    done = subprocess.run([shutil.which("curl") or "curl", "-s", "-f", "-o", str(out),
+                           "-w", "%{time_total} %{size_download}", url], check=True, stdout=subprocess.PIPE, text=True)
     seconds, size = done.stdout.split()
     out.unlink()
     return {"seconds": float(seconds), "bytes": int(size)}
