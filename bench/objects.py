@@ -9,8 +9,9 @@ Rows:
   same URL of one local server (a ThreadingHTTPServer answering with
   sendfile, so the server costs next to nothing); MB/s of both, alternating.
   Goal: the fetcher at least 80 % of curl's speed, in constant memory (the
-  child's peak RSS, ru_maxrss, after the fetch minus before it; a 30 MB
-  fetch beside it shows whether it grows with the bytes);
+  child's RSS high-water mark over the fetch minus its RSS before, and
+  tracemalloc's peak in an untimed fetch; a 30 MB fetch beside it shows
+  whether either grows with the bytes);
 - jobs: a 10 s intro template job (1280x720) through the API in process
   (Prefer: respond-async, then renders.lifecycle.worker.run, then the
   download) on local disk vs object storage (a SeaweedFS started here), for
