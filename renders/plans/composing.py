@@ -2,10 +2,13 @@
 
 The graph starts from the background and lays every seen clip over it in
 drawing order (the last track first), each clip its own chain: its source
-fitted to its box, its Ken Burns move, its opacity, its transitions (xfade
-with a transparent picture, so the clip's alpha carries them over whatever
-lies beneath), then moved to its start on the timeline. Sounds are delayed
-to their start and added over silence; the soundtrack goes under them.
+fitted to its box, its Ken Burns move, its opacity, its transitions (a fade
+ramps its alpha; a wipe or a slide is xfade with a transparent picture, so
+the clip's alpha carries it over whatever lies beneath), then moved to its
+start on the timeline. Images and text are decoded once and repeated in the
+graph; a video input starts at its place on the timeline. Sounds are
+delayed to their start and added over silence; the soundtrack goes under
+them.
 
 A still (`png`/`jpg`) renders the timeline from `frame_at` for one frame:
 only the clips showing then are read, each seeked to its own moment (back to
