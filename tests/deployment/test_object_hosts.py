@@ -8,6 +8,7 @@ import json
 import urllib.request
 from pathlib import Path
 
+import boto3
 import pytest
 from django.db import connection
 
@@ -40,6 +41,15 @@ def hosts(django_db_setup, object_store, tmp_path_factory):
         yield found
 
 
+def object_keys(hosts) -> list[str]:
+    env = hosts["host-a"]["env"]
+    client = boto3.client(
+        "s3", endpoint_url=env["VIDEOAPI_S3_ENDPOINT_URL"], region_name=env["VIDEOAPI_S3_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    found = client.list_objects_v2(Bucket=env["VIDEOAPI_S3_BUCKET"]).get("Contents", [])
+    return [entry["Key"] for entry in found]
+
+
 def workspaces(host):
     root = host["root"]
     return sorted(p.name for p in root.iterdir() if p.name not in (".slots", "uploads")) if root.exists() else []
@@ -64,6 +74,8 @@ def test_a_job_sent_to_one_host_is_rendered_by_the_others_worker(hosts, token, c
     (tmp_path / "o.mp4").write_bytes(body)
     assert abs(media.probe(tmp_path / "o.mp4")["frames"] / 25 - 1.5) <= 1 / 25
     assert workspaces(a) == [] and workspaces(b) == []
+    assert call(b["address"], "DELETE", f"/api/jobs/{log.pk}", token)[0] == 204  # its result object goes now
+    assert not [key for key in object_keys(hosts) if str(log.pk) in key]
 
 
 def test_an_upload_through_one_host_is_used_through_the_other(hosts, token, clips, tmp_path):
@@ -98,5 +110,6 @@ def test_a_burst_sent_to_one_host_is_shared_by_both_workers(hosts, token, clips)
     assert set(rendered_by) == {"host-a", "host-b"}, rendered_by
     for job_id in ids:  # read once: each result object goes at its TTL; cancel deletes it now
         assert call(b["address"], "DELETE", f"/api/jobs/{job_id}", token)[0] == 204
+    assert not [key for key in object_keys(hosts) if any(job_id in key for job_id in ids)]
     assert wait_for(lambda: leftovers() == [] or None, 5) is not None
     assert not any(Path(RenderLog.objects.get(pk=job_id).workspace).exists() for job_id in ids)

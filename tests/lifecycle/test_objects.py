@@ -120,7 +120,9 @@ def test_sweep_deletes_what_no_live_job_needs(api, clips, s3_storage, tmp_path):
     storage.put_file(f"jobs/{dead}/input/upload_1.bin", stray)
     storage.put_file("jobs/not-a-job/x", stray)
     report = sweep(grace=0)
-    assert sorted(report.objects_deleted) == sorted([f"jobs/{dead}/input/upload_1.bin", "jobs/not-a-job/x"])
+    # (the session's bucket may hold what earlier tests left: their jobs' rows are gone, so it goes too)
+    assert {f"jobs/{dead}/input/upload_1.bin", "jobs/not-a-job/x"} <= set(report.objects_deleted)
+    assert not any(key.startswith(f"jobs/{live}/") for key in report.objects_deleted)
     assert job_keys(live)  # queued: its inputs stay
     jobs.cancel(RenderLog.objects.get(pk=live))
     assert keys("jobs/") == []
