@@ -9,7 +9,7 @@ from pathlib import Path
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from renders.lifecycle.uploads import WorkspaceFile
+from renders.lifecycle.uploads import WorkspaceFile, clean_basename, trim_name
 from renders.media import captions, fonts
 from renders.media.probe import probe_audio, probe_image, probe_video
 from renders.plans import AudioInput, CaptionsInput, ImageInput, VideoInput
@@ -145,29 +145,14 @@ class TextField(Published, BlankIsMissing, serializers.CharField):
         return value
 
 
-FILENAME_BAD = re.compile(r'[\x00-\x1f\x7f"\'`\\/:*?<>|;]+')
-
-
 def sanitize_filename(raw: str, extension: str) -> str:
     """A safe basename with the right extension (at most 100 characters)."""
-    name = unicodedata.normalize("NFC", str(raw)).replace("\\", "/").split("/")[-1]
-    name = "".join("_" if unicodedata.category(c)[0] == "C" else " " if unicodedata.category(c)[0] == "Z" else c
-                   for c in name)
-    name = _trim(FILENAME_BAD.sub("_", name))
+    name = clean_basename(raw)
     stem, dot, ext = name.rpartition(".")
     if dot and ext.lower() in {"mp4", "mov", "m4v", "mkv", "webm", "avi", "ts", "jpg", "jpeg", "png"}:
-        name = _trim(stem)
-    name = _trim(name[: 100 - len(extension) - 1])
+        name = trim_name(stem)
+    name = trim_name(name[: 100 - len(extension) - 1])
     return f"{name}.{extension}" if name else ""
-
-
-def _trim(name: str) -> str:
-    """No spaces, dots or underscores at either end (any Unicode space counts)."""
-    while True:
-        trimmed = name.strip().strip("._").strip()
-        if trimmed == name:
-            return name
-        name = trimmed
 
 
 class FilenameField(serializers.CharField):

@@ -18,6 +18,7 @@ its RenderLog.
 import errno
 import os
 import re
+import unicodedata
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -339,3 +340,27 @@ def received(data, form_fields=None, secrets=()):
             recorded = recorded[0] if len(recorded) == 1 else recorded
         params[clean(name, NAME_KEEP)] = recorded
     return params, inputs
+
+
+# ---- a client's file names --------------------------------------------------------------------------------
+
+FILENAME_BAD = re.compile(r'[\x00-\x1f\x7f"\'`\\/:*?<>|;]+')
+
+
+def clean_basename(raw) -> str:
+    """A client's file name as it may be shown or offered back: its last path part (either slash), NFC, control
+    characters as `_`, every Unicode space as a plain one, quote, path and shell characters as `_`, no spaces,
+    dots or underscores at either end. Never used as a path on disk."""
+    name = unicodedata.normalize("NFC", str(raw or "")).replace("\\", "/").split("/")[-1]
+    name = "".join("_" if unicodedata.category(c)[0] == "C" else " " if unicodedata.category(c)[0] == "Z" else c
+                   for c in name)
+    return trim_name(FILENAME_BAD.sub("_", name))
+
+
+def trim_name(name: str) -> str:
+    """No spaces, dots or underscores at either end (any Unicode space counts)."""
+    while True:
+        trimmed = name.strip().strip("._").strip()
+        if trimmed == name:
+            return name
+        name = trimmed

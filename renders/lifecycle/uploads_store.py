@@ -17,9 +17,7 @@ file (a post_delete receiver). `expire()` is the sweep's rule.
 import errno
 import logging
 import os
-import re
 import shutil
-import unicodedata
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,7 +29,7 @@ from django.utils import timezone
 
 from renders.errors import InsufficientStorage, InvalidInput, PayloadTooLarge, UnsupportedMedia, invalid
 from renders.lifecycle import storage
-from renders.lifecycle.uploads import Receipt, WorkspaceFile
+from renders.lifecycle.uploads import Receipt, WorkspaceFile, clean_basename, trim_name
 from renders.lifecycle.workspace import CleanupError, Workspace, temp_root
 from renders.media import captions
 from renders.media.probe import (
@@ -175,28 +173,14 @@ def identify(path: Path, field: str = FIELD) -> tuple[str, dict]:
                                   "duration": round(cues[-1].end, 3) if cues else 0.0}
 
 
-FILENAME_BAD = re.compile(r'[\x00-\x1f\x7f"\'`\\/:*?<>|;]+')
-
-
 def safe_name(raw) -> str:
-    """The client's file name as shown back: a basename without control, quote, path or shell characters, at
-    most 100 characters (its extension kept). Never used as a path."""
-    name = unicodedata.normalize("NFC", str(raw or "")).replace("\\", "/").split("/")[-1]
-    name = "".join("_" if unicodedata.category(c)[0] == "C" else " " if unicodedata.category(c)[0] == "Z" else c
-                   for c in name)
-    name = _trim(FILENAME_BAD.sub("_", name))
+    """The client's file name as shown back (uploads.clean_basename), at most 100 characters, its extension
+    kept. Never used as a path."""
+    name = clean_basename(raw)
     if len(name) > 100:
         stem, dot, ext = name.rpartition(".")
-        name = f"{_trim(stem[:99 - len(ext)])}.{ext}" if dot and stem and len(ext) <= 10 else _trim(name[:100])
+        name = f"{trim_name(stem[:99 - len(ext)])}.{ext}" if dot and stem and len(ext) <= 10 else trim_name(name[:100])
     return name
-
-
-def _trim(name: str) -> str:
-    while True:
-        trimmed = name.strip().strip("._").strip()
-        if trimmed == name:
-            return name
-        name = trimmed
 
 
 # ---- a client's uploads --------------------------------------------------------------------------------
