@@ -209,6 +209,12 @@ def document(view):
     ))(view)
 
 
+def page(name: str, results):
+    """A list's page as pagination.NewestFirst answers it: the next and previous URLs, and its items."""
+    return inline_serializer(name, {"next": serializers.URLField(allow_null=True),
+                                    "previous": serializers.URLField(allow_null=True), "results": results})
+
+
 JOB_REQUEST_HEADERS = [
     OpenApiParameter("Prefer", str, OpenApiParameter.HEADER, required=False,
                      description="`respond-async`: answer 202 with a job at once instead of the file at the end"),
@@ -241,9 +247,7 @@ document_job_list = extend_schema(
     parameters=[OpenApiParameter("status", str, enum=JobStatus.values),
                 OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100},
                                  description="jobs per page (1 to 100; 20 when absent)")],
-    responses={200: inline_serializer("JobPage", {"next": serializers.URLField(allow_null=True),
-                                                  "previous": serializers.URLField(allow_null=True),
-                                                  "results": JobSerializer(many=True)}),
+    responses={200: page("JobPage", JobSerializer(many=True)),
                400: ERRORS[400], 401: ERRORS[401]},
 )
 RESULT_TYPES = tuple(f.content_type for f in FORMATS.values())  # a job's result, by its render's format
@@ -636,9 +640,7 @@ document_template_list = extend_schema_view(
     get=extend_schema(operation_id="templates_list", tags=["compose"], summary="This client's saved templates",
                       description=f"{TEMPLATE_TEXT} Newest first, in pages like the jobs list.",
                       parameters=[OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100})],
-                      responses={200: inline_serializer("ComposeTemplatePage", {
-                          "next": serializers.URLField(allow_null=True),
-                          "previous": serializers.URLField(allow_null=True), "results": type(TEMPLATE)(many=True)}),
+                      responses={200: page("ComposeTemplatePage", type(TEMPLATE)(many=True)),
                           400: ERRORS[400], 401: ERRORS[401]}),
     post=extend_schema(operation_id="templates_create", tags=["compose"], summary="Save a template",
                        description=TEMPLATE_TEXT, request=TEMPLATE_BODY,
@@ -691,9 +693,7 @@ document_upload_list = extend_schema_view(
     get=extend_schema(operation_id="uploads_list", tags=["uploads"], summary="This client's stored uploads",
                       description=f"{UPLOAD_TEXT} Newest first, in pages like the jobs list.",
                       parameters=[OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100})],
-                      responses={200: inline_serializer("UploadPage", {
-                          "next": serializers.URLField(allow_null=True),
-                          "previous": serializers.URLField(allow_null=True), "results": Upload(many=True)}),
+                      responses={200: page("UploadPage", Upload(many=True)),
                           400: ERRORS[400], 401: ERRORS[401]}),
     post=extend_schema(operation_id="uploads_create", tags=["uploads"], summary="Store a file for later renders",
                        description=f"{UPLOAD_TEXT} The answer's `Location` is the upload's address. Refused as a "
