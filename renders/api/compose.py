@@ -16,7 +16,6 @@ from rest_framework.views import APIView
 
 from renders import plans
 from renders.api.asynchronous import JobRequest, accepted
-from renders.api.callbacks import CallbackUrlField
 from renders.api.edit import Edit, edit_schema, parse_edit
 from renders.api.schema import document_compose, document_compose_schema
 from renders.api.serializers import download_name
@@ -161,18 +160,6 @@ def layer_of(clip, path: str, default_fit: str, sources: Sources) -> plans.Layer
     return plans.Layer(**fields)
 
 
-def checked_callback(edit: Edit) -> str | None:
-    if not edit.callback_url:
-        return None
-    field = CallbackUrlField()
-    try:
-        return field.run_validation(edit.callback_url)
-    except Exception as exc:  # noqa: BLE001  (DRF's ValidationError, reported under the edit's key)
-        detail = getattr(exc, "detail", [str(exc)])
-        raise InvalidInput(f"callback_url: {detail[0]}", fields={"callback_url": [str(item) for item in detail]}) \
-            from None
-
-
 class ComposeView(APIView):
     parser_classes = [EditParser, MultiPartParser]
     content_negotiation_class = AnswerInJSON
@@ -202,7 +189,7 @@ class ComposeView(APIView):
             if edit.output_headers:  # credentials, maybe: the RenderLog keeps their names only
                 merged = {**merged, "output_headers": dict.fromkeys(edit.output_headers, "[not recorded]")}
             plan = compose_plan(edit, merged, values, files, render.workspace, asked.owner)
-            return render_or_queue(request, render, asked, plan, checked_callback(edit), delivery)
+            return render_or_queue(request, render, asked, plan, edit.callback_url, delivery)
         except BaseException as exc:
             render.abort(exc)
             raise

@@ -22,6 +22,7 @@ from renders.api.options import CanvasField, LoudnessField
 from renders.errors import InvalidInput
 from renders.media import composition, fonts
 from renders.media.spec import FITS, FPS_CHOICES, GIF_MAX_FPS, QUALITIES
+from renders.webhooks import CallbackRefused, validate_callback_url
 
 MAX_TRACKS, MAX_CLIPS, MAX_TEXT, MAX_MERGE_VALUE = 10, 100, 500, 500
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
@@ -105,6 +106,7 @@ class CaptionsAsset(Strict):
 
 Asset = Annotated[VideoAsset | ImageAsset | TextAsset | ColorAsset | AudioAsset | CaptionsAsset,
                   Field(discriminator="type")]
+ASSET_TYPES = ("video", "image", "text", "color", "audio", "captions")
 
 
 class Offset(Strict):
@@ -199,6 +201,19 @@ class Edit(Strict):
     output_headers: dict[str, str] | None = Field(None, description="with output_url: headers sent with the PUT")
 
 
+    @field_validator("callback_url")
+    @classmethod
+    def callable_back(cls, value):
+        """The callbacks' own rules (renders.webhooks), checked with the rest of the edit."""
+        value = (value or "").strip()
+        if not value:
+            return None
+        try:
+            return validate_callback_url(value)
+        except CallbackRefused as exc:
+            raise ValueError(exc.messages[0]) from None
+
+
 def edit_schema() -> dict:
     """The edit's JSON Schema (draft 2020-12), what clients and editors validate against."""
     schema = Edit.model_json_schema(by_alias=True)
@@ -228,7 +243,7 @@ MESSAGES = {
     "too_short": "at least {min_length} items", "string_type": "must be text", "float_parsing": "must be a number",
     "float_type": "must be a number", "bool_type": "must be true or false", "bool_parsing": "must be true or false",
     "dict_type": "must be an object", "list_type": "must be a list", "model_type": "must be an object",
-    "union_tag_invalid": "type must be one of: video, image, text, color, audio, captions",
+    "union_tag_invalid": f"type must be one of: {', '.join(ASSET_TYPES)}",
     "union_tag_not_found": "type: This field is required.",
     "finite_number": "must be a finite number",
 }
@@ -243,7 +258,7 @@ def problems(error: ValidationError, prefix: str = "") -> dict[str, list[str]]:
         location = list(item["loc"])
         # a tagged union puts the tag in the path (asset.text.text): drop it
         location = [part for index, part in enumerate(location)
-                    if not (index and location[index - 1] == "asset" and part in composition_types())]
+                    if not (index and location[index - 1] == "asset" and part in ASSET_TYPES)]
         kind, context = item["type"], item.get("ctx") or {}
         if kind == "string_pattern_mismatch":
             message = PATTERNS.get(context.get("pattern"), "is not in the expected form")
@@ -260,10 +275,6 @@ def problems(error: ValidationError, prefix: str = "") -> dict[str, list[str]]:
         path = json_path([*([prefix] if prefix else []), *location])
         found.setdefault(path or "edit", []).append(message)
     return found
-
-
-def composition_types() -> tuple:
-    return ("video", "image", "text", "color", "audio", "captions")
 
 
 # ---- merge fields ---------------------------------------------------------------------------
@@ -375,7 +386,7 @@ def compose_options() -> dict:
     """What GET /api/options says of compose: the choices an editor offers, and the limits."""
     return {
         "path": "/api/compose", "schema": "/api/compose/schema", "templates": "/api/templates",
-        "asset_types": list(composition_types()), "transitions": list(composition.TRANSITIONS),
+        "asset_types": list(ASSET_TYPES), "transitions": list(composition.TRANSITIONS),
         "effects": list(composition.EFFECTS), "positions": list(composition.POSITIONS),
         "fits": ["contain", "cover", "blur", "none"], "formats": ["mp4", "webm", "gif", "png", "jpg"],
         "sources": ["https://...", "attach:<field>"],

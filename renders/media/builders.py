@@ -80,9 +80,8 @@ def fit_steps(info: MediaInfo, spec: OutputSpec) -> list[str]:
     return steps
 
 
-def blur_background(spec: OutputSpec) -> str:
-    """The picture enlarged to cover the canvas and blurred (at a quarter size: cheap), for fit=blur."""
-    w, h = spec.width, spec.height
+def blur_background(w: int, h: int) -> str:
+    """The picture enlarged to cover `w` x `h` and blurred (at a quarter size: cheap), for fit=blur."""
     qw, qh = max(2, w // 8 * 2), max(2, h // 8 * 2)
     return (f"scale={qw}:{qh}:force_original_aspect_ratio=increase,crop={qw}:{qh},"
             f"gblur=sigma={max(2, min(qw, qh) // 12)},scale={w}:{h},eq=brightness=-0.06")
@@ -114,7 +113,7 @@ def house_video_chains(index: int, info: MediaInfo, spec: OutputSpec, duration: 
     fg, raw, bg = f"fg{index}_{out}", f"bgsrc{index}_{out}", f"bg{index}_{out}"
     return [
         f"{source}{','.join(fit_steps(info, spec))},split[{fg}][{raw}]",
-        f"[{raw}]{blur_background(spec)}[{bg}]",
+        f"[{raw}]{blur_background(spec.width, spec.height)}[{bg}]",
         f"[{bg}][{fg}]overlay=(W-w)/2:(H-h)/2,{tail}[{out}]",
     ]
 

@@ -10,7 +10,7 @@ start); a chain ends by moving its frames to their place on the timeline.
 import math
 
 from renders.media import colour
-from renders.media.builders import AUDIO_RATE, downmix, seconds
+from renders.media.builders import blur_background, house_audio_chain, seconds, silence
 from renders.media.spec import parse_color
 from renders.media.text import safe_margin
 
@@ -57,32 +57,27 @@ def place(position: str, offset: tuple[float, float], box: tuple[int, int], canv
 
 
 def fit_steps(fit: str, box: tuple[int, int], source_colour=None) -> list[str]:
-    """A picture to exactly `box` pixels by its fit (the colour made house-standard after scaling, so HDR's
-    float path runs on box-sized frames): contain and none stretch to the box (whose aspect is the
-    source's), cover crops what overflows around the centre, blur is handled by blur_chains."""
+    """A picture to `box` pixels by its fit (the colour made house-standard after scaling, so HDR's float path
+    runs on box-sized frames): contain and none stretch to the box (whose aspect is the source's), cover crops
+    what overflows around the centre, blur's foreground fits inside it (blur_chains lays it over its copy)."""
     w, h = box
     options = colour.scale_options(source_colour) if source_colour is not None else RGB_TO_HOUSE
     sdr = colour.to_sdr(source_colour) if source_colour is not None else ["format=yuva420p"]
-    if fit in ("cover", "blur"):
+    if fit == "cover":
         return [f"scale={w}:{h}:force_original_aspect_ratio=increase{options}", f"crop={w}:{h}", *sdr]
+    if fit == "blur":
+        return [f"scale={w}:{h}:force_original_aspect_ratio=decrease{options}", *sdr]
     return [f"scale={w}:{h}{options}", *sdr]
 
 
 def blur_chains(source: str, box: tuple[int, int], source_colour, out: str, label: str) -> list[str]:
-    """fit=blur: the whole picture (contained) over a blurred, enlarged copy of itself, exactly `box`."""
-    w, h = box
-    options = colour.scale_options(source_colour) if source_colour is not None else RGB_TO_HOUSE
-    sdr = ",".join(colour.to_sdr(source_colour)) if source_colour is not None else ""
-    qw, qh = even(w / 4), even(h / 4)
+    """fit=blur: the whole picture (contained) over a blurred, enlarged copy of itself (the templates' own
+    blur_background), exactly `box`."""
     fg, raw, bg = f"{label}fg", f"{label}raw", f"{label}bg"
     return [
-        f"{source}split[{fg}][{raw}]",
-        (f"[{raw}]scale={qw}:{qh}:force_original_aspect_ratio=increase,crop={qw}:{qh},"
-         f"gblur=sigma={max(2, min(qw, qh) // 12)},scale={w}:{h}{(',' + sdr) if sdr else ''},"
-         f"eq=brightness=-0.06,format=yuva420p[{bg}]"),
-        (f"[{fg}]scale={w}:{h}:force_original_aspect_ratio=decrease{options}{(',' + sdr) if sdr else ''},"
-         f"format=yuva420p[{fg}f]"),
-        f"[{bg}][{fg}f]overlay=(W-w)/2:(H-h)/2:format=auto,format=yuva420p[{out}]",
+        f"{source}{','.join(fit_steps('blur', box, source_colour))},split[{fg}][{raw}]",
+        f"[{raw}]{blur_background(*box)},format=yuva420p[{bg}]",
+        f"[{bg}][{fg}]overlay=(W-w)/2:(H-h)/2:format=auto,format=yuva420p[{out}]",
     ]
 
 
@@ -171,9 +166,7 @@ def sound_chain(stream: str, info, length: float, volume: float, at: float, out:
     """A clip's sound (its stream, already cut to the clip by the input's seek) in the house format, `length` s
     long, at `volume` dB, delayed to `at` s into the timeline."""
     delay = round(at * 1000)
-    parts = [*downmix(info), f"aresample={AUDIO_RATE}:async=1:first_pts=0",
-             f"aformat=sample_fmts=fltp:sample_rates={AUDIO_RATE}:channel_layouts=stereo", "apad",
-             f"atrim=end={seconds(length)}", "asetpts=PTS-STARTPTS"]
+    parts = [house_audio_chain(length, info)]
     if volume:
         parts.append(f"volume={volume:g}dB")
     if delay:
@@ -183,13 +176,11 @@ def sound_chain(stream: str, info, length: float, volume: float, at: float, out:
 
 def mix_chain(labels: list[str], duration: float, out: str) -> str:
     """The sounds of the timeline added (not averaged: amix's normalize off) over silence `duration` s long."""
-    silence = (f"anullsrc=channel_layout=stereo:sample_rate={AUDIO_RATE},atrim=end={seconds(duration)},"
-               "aformat=sample_fmts=fltp")
     if not labels:
-        return f"{silence}[{out}]"
+        return f"{silence(duration)}[{out}]"
     inputs = "".join(f"[{label}]" for label in labels)
-    return (f"{silence}[{out}0];[{out}0]{inputs}amix=inputs={len(labels) + 1}:duration=first:dropout_transition=0"
-            f":normalize=0,atrim=end={seconds(duration)},asetpts=PTS-STARTPTS[{out}]")
+    return (f"{silence(duration)}[{out}0];[{out}0]{inputs}amix=inputs={len(labels) + 1}:duration=first"
+            f":dropout_transition=0:normalize=0,atrim=end={seconds(duration)},asetpts=PTS-STARTPTS[{out}]")
 
 
 def frame_time(value: float, fps: int) -> float:

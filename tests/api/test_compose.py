@@ -517,3 +517,11 @@ def test_the_plan_is_stored_whole_and_loads_back_equal(api, tmp_path, clips):
     assert plans.dump(plan) == params
     assert [source.media for source in plan.sources] == ["video", "audio"]  # one file, used two ways
     assert plan.layers[1].transition_out == "slide-down" and plan.layers[1].length == 1.5
+
+
+def test_a_callback_url_is_checked_with_the_rest_of_the_edit(api):
+    edit = edit_of([color_clip("#FFFFFF", -1, 1)], callback_url="http://127.0.0.1:9/hook")
+    fields = fields_of(compose(api, edit, HTTP_PREFER="respond-async"))
+    assert set(fields) == {"timeline.tracks[0].clips[0].start", "callback_url"}
+    assert "loopback" in fields["callback_url"][0]
+    assert not RenderLog.objects.filter(is_job=True).exists()
